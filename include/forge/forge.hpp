@@ -1,0 +1,15 @@
+#pragma once
+// Everything forge offers, in one include. Narrower headers work alone too.
+#include "forge/core/dtype.hpp"
+#include "forge/core/error.hpp"
+#include "forge/core/half.hpp"
+#include "forge/core/mapped_file.hpp"
+#include "forge/gguf/model_shape.hpp"
+#include "forge/gguf/reader.hpp"
+#include "forge/models/catalog.hpp"
+#include "forge/quant/q4_0.hpp"
+#include "forge/quant/q8_0.hpp"
+#include "forge/quant/row.hpp"
+#include "forge/traits/model_shape.hpp"
+#include "forge/traits/model_traits.hpp"
+#include "forge/traits/shape_rules.hpp"

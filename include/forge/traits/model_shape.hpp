@@ -1,0 +1,113 @@
+#pragma once
+// ModelShape: everything forge needs to know about a Llama-family model's shape. Compiled traits hold
+// one as a `static constexpr` member; a GGUF file yields one at run time. One struct serves both, so
+// the compile-time and run-time paths cannot disagree on what a field means.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <type_traits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forge/core/dtype.hpp"
+
+namespace forge {
+
+enum class Arch : std::uint8_t { llama, mistral, qwen2 };
+// How RoPE pairs the dimensions of a head: GGUF `llama` rotates adjacent pairs (2i, 2i+1); `qwen2`
+// rotates the two halves (i, i + head_dim/2), which ggml calls NeoX.
+enum class RopeStyle : std::uint8_t { adjacent, neox };
+
+constexpr std::string_view arch_name(Arch a) {
+    switch (a) {
+        case Arch::llama: return "llama";
+        case Arch::mistral: return "mistral";
+        case Arch::qwen2: return "qwen2";
+    }
+    return "?";
+}
+constexpr std::string_view rope_style_name(RopeStyle r) { return r == RopeStyle::adjacent ? "adjacent" : "neox"; }
+
+struct ModelShape {
+    Arch arch = Arch::llama;
+    int vocab = 0;
+    int hidden = 0;
+    int ffn = 0;
+    int layers = 0;
+    int heads = 0;
+    int kv_heads = 0;
+    int head_dim = 0;
+    int max_context = 0;
+    float rope_base = 10000.0f;
+    RopeStyle rope_style = RopeStyle::adjacent;
+    float rms_eps = 1e-5f;
+    DType weights = DType::F32;  // type of the per-layer weight matrices
+    bool qkv_bias = false;
+    bool tied_embeddings = false;
+    int sliding_window = 0;  // 0: full attention
+
+    // Derived sizes: constexpr so users can static_assert on them.
+    constexpr int q_dim() const { return heads * head_dim; }
+    constexpr int kv_dim() const { return kv_heads * head_dim; }
+    constexpr int group_size() const { return heads / kv_heads; }
+    constexpr std::size_t matrix_bytes(int rows, int cols) const {
+        return std::size_t(rows) * row_bytes(weights, std::size_t(cols));
+    }
+    // f16 K and V for every layer.
+    constexpr std::size_t kv_cache_bytes_per_token() const { return 2u * 2u * std::size_t(layers) * kv_dim(); }
+    constexpr std::size_t kv_cache_bytes(int tokens) const { return kv_cache_bytes_per_token() * std::size_t(tokens); }
+    constexpr std::size_t layer_weight_bytes() const {
+        std::size_t b = matrix_bytes(q_dim(), hidden) + 2 * matrix_bytes(kv_dim(), hidden) +
+                        matrix_bytes(hidden, q_dim()) + 2 * matrix_bytes(ffn, hidden) + matrix_bytes(hidden, ffn);
+        b += 2 * 4 * std::size_t(hidden);  // attention and FFN norms stay F32
+        if (qkv_bias) b += 4 * std::size_t(q_dim() + 2 * kv_dim());
+        return b;
+    }
+    // Weight bytes with every matrix (embeddings and LM head included) in `weights`.
+    constexpr std::size_t weight_bytes() const {
+        std::size_t b = std::size_t(layers) * layer_weight_bytes() + matrix_bytes(vocab, hidden) + 4 * std::size_t(hidden);
+        if (!tied_embeddings) b += matrix_bytes(vocab, hidden);
+        return b;
+    }
+
+    friend constexpr bool operator==(const ModelShape&, const ModelShape&) = default;
+};
+
+// Every field in which `found` differs from `expected`, as "field: expected X, found Y".
+inline std::vector<std::string> shape_mismatches(const ModelShape& expected, const ModelShape& found) {
+    std::vector<std::string> out;
+    auto num = [](auto v) {
+        if constexpr (std::is_floating_point_v<decltype(v)>) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%g", double(v));
+            return std::string(buf);
+        } else {
+            return std::to_string(v);
+        }
+    };
+    auto cmp = [&](const char* field, const auto& e, const auto& f, auto show) {
+        if (!(e == f)) out.push_back(std::string(field) + ": expected " + show(e) + ", found " + show(f));
+    };
+    auto str = [](std::string_view s) { return std::string(s); };
+    cmp("arch", expected.arch, found.arch, [&](Arch a) { return str(arch_name(a)); });
+    cmp("vocab", expected.vocab, found.vocab, num);
+    cmp("hidden", expected.hidden, found.hidden, num);
+    cmp("ffn", expected.ffn, found.ffn, num);
+    cmp("layers", expected.layers, found.layers, num);
+    cmp("heads", expected.heads, found.heads, num);
+    cmp("kv_heads", expected.kv_heads, found.kv_heads, num);
+    cmp("head_dim", expected.head_dim, found.head_dim, num);
+    cmp("max_context", expected.max_context, found.max_context, num);
+    cmp("rope_base", expected.rope_base, found.rope_base, num);
+    cmp("rope_style", expected.rope_style, found.rope_style, [&](RopeStyle r) { return str(rope_style_name(r)); });
+    cmp("rms_eps", expected.rms_eps, found.rms_eps, num);
+    cmp("weights", expected.weights, found.weights, [&](DType t) { return str(dtype_name(t)); });
+    cmp("qkv_bias", expected.qkv_bias, found.qkv_bias, [](bool b) { return std::string(b ? "true" : "false"); });
+    cmp("tied_embeddings", expected.tied_embeddings, found.tied_embeddings,
+        [](bool b) { return std::string(b ? "true" : "false"); });
+    cmp("sliding_window", expected.sliding_window, found.sliding_window, num);
+    return out;
+}
+
+}  // namespace forge

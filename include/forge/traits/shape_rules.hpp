@@ -1,0 +1,44 @@
+#pragma once
+// The rules a model shape must obey for forge's kernels, written once. Compiled traits check them with
+// static_assert (traits/model_traits.hpp); a shape read from a file checks them at run time (below).
+#include <string>
+#include <vector>
+
+#include "forge/traits/model_shape.hpp"
+
+namespace forge {
+
+// Largest head_dim the attention kernels keep in registers / threadgroup memory.
+inline constexpr int kMaxHeadDim = 256;
+
+// X(condition on `s`, message). Each condition guards its own divisions so it is safe on any input.
+#define FORGE_SHAPE_RULES(X)                                                                                     \
+    X(s.vocab > 0 && s.hidden > 0 && s.ffn > 0 && s.layers > 0 && s.heads > 0 && s.kv_heads > 0 &&              \
+          s.head_dim > 0 && s.max_context > 0,                                                                   \
+      "every size (vocab, hidden, ffn, layers, heads, kv_heads, head_dim, max_context) must be positive")        \
+    X(s.heads > 0 && s.hidden % s.heads == 0, "hidden must be divisible by heads (each head gets hidden/heads dims)") \
+    X(s.kv_heads > 0 && s.heads % s.kv_heads == 0,                                                               \
+      "heads must be a multiple of kv_heads (grouped-query attention shares each KV head among heads/kv_heads)")  \
+    X(s.head_dim % 4 == 0 && s.head_dim <= kMaxHeadDim,                                                          \
+      "head_dim must be a multiple of 4 and at most 256 (the attention and RoPE kernels work on float4 lanes)")   \
+    X(s.weights == DType::F32 || s.weights == DType::F16 || s.weights == DType::Q8_0 || s.weights == DType::Q4_0,  \
+      "weights must be F32, F16, Q8_0 or Q4_0 (convert other types with `forge quantize`)")                     \
+    X(!is_quantized(s.weights) || (s.hidden % 32 == 0 && s.ffn % 32 == 0 && s.q_dim() % 32 == 0),              \
+      "quantized weights need hidden, ffn and heads*head_dim to be multiples of 32 (Q8_0/Q4_0 blocks hold 32 "   \
+      "values along each row)")                                                                                  \
+    X(s.sliding_window >= 0 && s.sliding_window <= s.max_context,                                                \
+      "sliding_window must be between 0 (full attention) and max_context")                                       \
+    X(s.rms_eps > 0.0f && s.rope_base > 0.0f, "rms_eps and rope_base must be positive")                         \
+    X(s.arch != Arch::qwen2 || s.rope_style == RopeStyle::neox, "qwen2 models rotate NeoX halves: set rope_style = RopeStyle::neox")
+
+// Every rule `s` breaks, by its message (empty when the shape is usable).
+inline std::vector<std::string> shape_problems(const ModelShape& s) {
+    std::vector<std::string> out;
+#define FORGE_SHAPE_RULE_RUNTIME(cond, msg) \
+    if (!(cond)) out.emplace_back(msg);
+    FORGE_SHAPE_RULES(FORGE_SHAPE_RULE_RUNTIME)
+#undef FORGE_SHAPE_RULE_RUNTIME
+    return out;
+}
+
+}  // namespace forge

@@ -1,0 +1,7 @@
+#pragma once
+// One function per `forge` subcommand, each in its own .cpp; main.cpp only dispatches.
+namespace forge::cli {
+
+int inspect(int argc, char** argv);
+
+}  // namespace forge::cli

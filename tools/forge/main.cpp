@@ -1,0 +1,44 @@
+// forge: the command-line front end. Every failure is one line on stderr and a non-zero exit.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string_view>
+
+#include "commands.hpp"
+
+namespace {
+
+struct Command {
+    std::string_view name;
+    int (*run)(int, char**);
+    std::string_view help;
+};
+
+constexpr Command kCommands[] = {
+    {"inspect", forge::cli::inspect, "inspect FILE.gguf        architecture, shape, tensors, matching compiled traits"},
+};
+
+int usage(std::FILE* out) {
+    std::fprintf(out, "usage: forge COMMAND [options]\n\ncommands:\n");
+    for (const auto& c : kCommands) std::fprintf(out, "  %.*s\n", int(c.help.size()), c.help.data());
+    return out == stdout ? 0 : 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) return usage(stderr);
+    const std::string_view name = argv[1];
+    if (name == "-h" || name == "--help" || name == "help") return usage(stdout);
+    for (const auto& c : kCommands) {
+        if (c.name != name) continue;
+        try {
+            return c.run(argc - 1, argv + 1);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "forge %s: error: %s\n", argv[1], e.what());
+            return 1;
+        }
+    }
+    std::fprintf(stderr, "forge: unknown command '%s' (try 'forge --help')\n", argv[1]);
+    return 2;
+}
