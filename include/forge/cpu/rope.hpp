@@ -1,0 +1,27 @@
+#pragma once
+// Rotary position embedding over `n_heads` heads of `head_dim` values at position `pos`.
+// RopeStyle::adjacent rotates pairs (2i, 2i+1); RopeStyle::neox rotates (i, i + head_dim/2).
+// Pair i turns by pos * base^(-2i/head_dim).
+#include <cmath>
+
+#include "forge/traits/model_shape.hpp"
+
+namespace forge::cpu {
+
+inline void rope(float* v, int n_heads, int head_dim, int pos, float base, RopeStyle style) {
+    const int half = head_dim / 2;
+    for (int i = 0; i < half; ++i) {
+        const float theta = float(pos) * std::pow(base, -2.0f * float(i) / float(head_dim));
+        const float c = std::cos(theta), s = std::sin(theta);
+        const int a = style == RopeStyle::adjacent ? 2 * i : i;
+        const int b = style == RopeStyle::adjacent ? 2 * i + 1 : i + half;
+        for (int h = 0; h < n_heads; ++h) {
+            float* x = v + h * head_dim;
+            const float x0 = x[a], x1 = x[b];
+            x[a] = x0 * c - x1 * s;
+            x[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+}  // namespace forge::cpu

@@ -1,0 +1,40 @@
+#pragma once
+// The f16 key/value cache: per layer, `capacity` positions of kv_dim halves for K and for V.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "forge/core/half.hpp"
+
+namespace forge {
+
+class KVCache {
+public:
+    KVCache(int layers, int capacity, int kv_dim)
+        : capacity_(capacity), kv_dim_(kv_dim),
+          k_(std::size_t(layers) * std::size_t(capacity) * std::size_t(kv_dim)),
+          v_(k_.size()) {}
+
+    int capacity() const { return capacity_; }
+    std::size_t bytes() const { return (k_.size() + v_.size()) * sizeof(std::uint16_t); }
+
+    const std::uint16_t* k(int layer) const { return k_.data() + layer_offset(layer); }
+    const std::uint16_t* v(int layer) const { return v_.data() + layer_offset(layer); }
+
+    // Rounds one position's K and V to f16 and stores them.
+    void store(int layer, int pos, const float* k, const float* v) {
+        const std::size_t o = layer_offset(layer) + std::size_t(pos) * std::size_t(kv_dim_);
+        for (int i = 0; i < kv_dim_; ++i) {
+            k_[o + i] = f32_to_f16(k[i]);
+            v_[o + i] = f32_to_f16(v[i]);
+        }
+    }
+
+private:
+    std::size_t layer_offset(int layer) const { return std::size_t(layer) * std::size_t(capacity_) * std::size_t(kv_dim_); }
+    int capacity_;
+    int kv_dim_;
+    std::vector<std::uint16_t> k_, v_;
+};
+
+}  // namespace forge

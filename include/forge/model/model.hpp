@@ -1,0 +1,194 @@
+#pragma once
+// Model<Traits>: a Llama-family transformer on the CPU. `Traits` is compiled traits (the shape is a
+// compile-time constant and the file must match it) or `Dynamic` (the shape is read from the file).
+// The same forward pass serves both, and decode (one token) and prefill (a batch) share every kernel,
+// so a token's logits do not depend on which entry point computed them.
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "forge/cpu/activation.hpp"
+#include "forge/cpu/attention.hpp"
+#include "forge/cpu/matmul.hpp"
+#include "forge/cpu/rmsnorm.hpp"
+#include "forge/cpu/rope.hpp"
+#include "forge/cpu/thread_pool.hpp"
+#include "forge/gguf/model_shape.hpp"
+#include "forge/model/kv_cache.hpp"
+#include "forge/model/weights.hpp"
+#include "forge/traits/model_traits.hpp"
+
+namespace forge {
+
+// Tag for Model<Dynamic>: the shape comes from the file at run time.
+struct Dynamic {};
+
+struct ModelOptions {
+    int context = 0;     // KV-cache positions; 0 = the model's max_context, capped at 4096
+    int threads = 1;     // worker threads for the kernels
+    int max_batch = 64;  // prefill processes tokens in batches of at most this many
+};
+
+template <class Traits = Dynamic>
+    requires std::same_as<Traits, Dynamic> || ModelTraits<Traits>
+class Model {
+public:
+    static constexpr bool kCompiled = !std::is_same_v<Traits, Dynamic>;
+
+    explicit Model(gguf::File file, ModelOptions opt = {})
+        : file_(std::move(file)), shape_(checked_shape(file_)), weights_(load_weights(file_, shape())),
+          context_(opt.context > 0 ? opt.context : std::min(shape().max_context, 4096)),
+          batch_(std::max(1, opt.max_batch)), pool_(opt.threads),
+          cache_(shape().layers, context_, shape().kv_dim()) {
+        if constexpr (kCompiled) require_layer_type(weights_, Traits::shape.weights);
+        if (context_ > shape().max_context)
+            throw Error("context " + std::to_string(context_) + " exceeds the model's maximum of " +
+                        std::to_string(shape().max_context));
+        const auto& s = shape();
+        const auto B = std::size_t(batch_);
+        x_.resize(B * s.hidden);
+        xb_.resize(B * s.hidden);
+        q_.resize(B * s.q_dim());
+        k_.resize(B * s.kv_dim());
+        v_.resize(B * s.kv_dim());
+        att_.resize(B * s.q_dim());
+        gate_.resize(B * s.ffn);
+        up_.resize(B * s.ffn);
+        logits_.resize(std::size_t(s.vocab));
+    }
+
+    const ModelShape& shape() const {
+        if constexpr (kCompiled) return Traits::shape;
+        else return shape_;
+    }
+    const gguf::File& file() const { return file_; }
+    int context() const { return context_; }
+    int position() const { return pos_; }
+    int threads() const { return pool_.size(); }
+    std::size_t kv_cache_bytes() const { return cache_.bytes(); }
+    void reset() { pos_ = 0; }
+
+    // Feeds one token at the next position; returns its logits (valid until the next call).
+    std::span<const float> decode(std::int32_t token) { return prefill(std::span(&token, 1)); }
+
+    // Feeds `tokens` at the next positions, in batches. Returns the last token's logits; with
+    // `all_logits` (tokens.size() x vocab floats) every token's logits are written there too.
+    std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr) {
+        if (tokens.empty()) throw Error("prefill needs at least one token");
+        if (tokens.size() > std::size_t(context_ - pos_))
+            throw Error("context is full: " + std::to_string(pos_) + " positions used + " +
+                        std::to_string(tokens.size()) + " new tokens exceed the context of " + std::to_string(context_));
+        for (const auto t : tokens)
+            if (t < 0 || t >= shape().vocab)
+                throw Error("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                            std::to_string(shape().vocab) + ")");
+        for (std::size_t done = 0; done < tokens.size();) {
+            const int n = int(std::min<std::size_t>(std::size_t(batch_), tokens.size() - done));
+            forward(tokens.data() + done, n, all_logits ? all_logits + done * std::size_t(shape().vocab) : nullptr);
+            done += std::size_t(n);
+        }
+        return logits_;
+    }
+
+private:
+    static ModelShape checked_shape(const gguf::File& f) {
+        const ModelShape found = gguf::model_shape(f);
+        if constexpr (kCompiled) {
+            const auto diff = shape_mismatches(Traits::shape, found);
+            if (!diff.empty()) {
+                std::string msg = "the file does not match compiled traits " + std::string(Traits::name) + ":";
+                for (const auto& d : diff) msg += " " + d + ";";
+                msg.pop_back();
+                throw Error(msg);
+            }
+        } else {
+            const auto problems = shape_problems(found);
+            if (!problems.empty()) throw Error("unsupported model shape: " + problems.front());
+        }
+        return found;
+    }
+
+    // The transformer, for n tokens at positions pos_ .. pos_+n-1.
+    void forward(const std::int32_t* tokens, int n, float* all_logits) {
+        const auto& s = shape();
+        const int H = s.hidden, Q = s.q_dim(), KV = s.kv_dim(), F = s.ffn;
+        for (int t = 0; t < n; ++t)
+            dequantize_row(weights_.token_embd.type, weights_.token_embd.row(tokens[t]), &x_[std::size_t(t) * H], std::size_t(H));
+
+        for (int l = 0; l < s.layers; ++l) {
+            const LayerWeights& L = weights_.layers[std::size_t(l)];
+            // Attention block.
+            for (int t = 0; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
+            cpu::matmul(L.wq, xb_.data(), n, H, q_.data(), Q, pool_);
+            cpu::matmul(L.wk, xb_.data(), n, H, k_.data(), KV, pool_);
+            cpu::matmul(L.wv, xb_.data(), n, H, v_.data(), KV, pool_);
+            for (int t = 0; t < n; ++t) {
+                float *q = &q_[std::size_t(t) * Q], *k = &k_[std::size_t(t) * KV], *v = &v_[std::size_t(t) * KV];
+                if (s.qkv_bias) {
+                    cpu::add_inplace(q, L.bq, Q);
+                    cpu::add_inplace(k, L.bk, KV);
+                    cpu::add_inplace(v, L.bv, KV);
+                }
+                cpu::rope(q, s.heads, s.head_dim, pos_ + t, s.rope_base, s.rope_style);
+                cpu::rope(k, s.kv_heads, s.head_dim, pos_ + t, s.rope_base, s.rope_style);
+                cache_.store(l, pos_ + t, k, v);
+            }
+            attention(l, n);
+            cpu::matmul(L.wo, att_.data(), n, Q, xb_.data(), H, pool_);
+            for (int t = 0; t < n; ++t) cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
+
+            // Feed-forward block (SwiGLU).
+            for (int t = 0; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
+            cpu::matmul(L.w_gate, xb_.data(), n, H, gate_.data(), F, pool_);
+            cpu::matmul(L.w_up, xb_.data(), n, H, up_.data(), F, pool_);
+            for (int t = 0; t < n; ++t) cpu::silu_mul(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F);
+            cpu::matmul(L.w_down, gate_.data(), n, F, xb_.data(), H, pool_);
+            for (int t = 0; t < n; ++t) cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
+        }
+
+        // Final norm and LM head: for every token when asked, else only the last.
+        const int first = all_logits ? 0 : n - 1;
+        for (int t = first; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], weights_.output_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
+        if (all_logits) {
+            cpu::matmul(weights_.output, xb_.data(), n, H, all_logits, s.vocab, pool_);
+            std::copy_n(all_logits + std::size_t(n - 1) * s.vocab, s.vocab, logits_.begin());
+        } else {
+            cpu::matmul(weights_.output, &xb_[std::size_t(n - 1) * H], 1, H, logits_.data(), s.vocab, pool_);
+        }
+        pos_ += n;
+    }
+
+    // Causal attention of the batch's n queries over the cache (the batch's own K/V already stored),
+    // limited to the last `sliding_window` positions when the model has one.
+    void attention(int layer, int n) {
+        const auto& s = shape();
+        const cpu::AttentionShape as{s.heads, s.kv_heads, s.head_dim};
+        pool_.parallel_for(std::size_t(n) * s.heads, [&](std::size_t begin, std::size_t end) {
+            thread_local std::vector<float> scores;
+            if (scores.size() < std::size_t(context_)) scores.resize(std::size_t(context_));
+            for (std::size_t i = begin; i < end; ++i) {
+                const int t = int(i / s.heads), h = int(i % s.heads);
+                const int last = pos_ + t;
+                const int first = s.sliding_window > 0 ? std::max(0, last - s.sliding_window + 1) : 0;
+                cpu::attend_head(as, h, &q_[std::size_t(t) * s.q_dim()], cache_.k(layer), cache_.v(layer), first, last,
+                                 scores.data(), &att_[std::size_t(t) * s.q_dim()]);
+            }
+        });
+    }
+
+    gguf::File file_;
+    ModelShape shape_;  // the file's shape; for compiled traits equal to Traits::shape
+    ModelWeights weights_;
+    int context_;
+    int batch_;
+    int pos_ = 0;
+    cpu::ThreadPool pool_;
+    KVCache cache_;
+    std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
+};
+
+}  // namespace forge

@@ -1,0 +1,98 @@
+#pragma once
+// The tensors of a Llama-family model, looked up by their GGUF names and checked against the shape
+// before anything runs: a missing tensor, a wrong size or a type forge cannot compute is an error here,
+// not garbage later.
+#include <string>
+#include <vector>
+
+#include "forge/cpu/weight_view.hpp"
+#include "forge/gguf/reader.hpp"
+#include "forge/traits/model_shape.hpp"
+
+namespace forge {
+
+struct LayerWeights {
+    const float* attn_norm;
+    cpu::WeightView wq, wk, wv, wo;
+    const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
+    const float* ffn_norm;
+    cpu::WeightView w_gate, w_up, w_down;
+};
+
+struct ModelWeights {
+    cpu::WeightView token_embd;
+    std::vector<LayerWeights> layers;
+    const float* output_norm;
+    cpu::WeightView output;  // token_embd itself when the embeddings are tied
+};
+
+namespace detail {
+
+inline std::string unsupported_type(const gguf::TensorInfo& t) {
+    return "tensor '" + t.name + "' has type " + std::string(t.type_name()) +
+           ", which forge cannot compute with (F32, F16, BF16, Q8_0, Q4_0); convert the file first: "
+           "forge quantize IN.gguf OUT.gguf q8_0";
+}
+
+inline cpu::WeightView matrix(const gguf::File& f, const std::string& name, int rows, int cols) {
+    const auto& t = f.tensor(name);
+    if (t.dims.size() != 2 || t.dims[0] != std::uint64_t(cols) || t.dims[1] != std::uint64_t(rows))
+        throw Error("tensor '" + name + "' should be [" + std::to_string(cols) + ", " + std::to_string(rows) + "]");
+    const auto* info = dtype_info(t.type_id);
+    if (!info || !info->computable) throw Error(unsupported_type(t));
+    return {t.data, t.dtype(), rows, cols};
+}
+
+inline const float* vector_f32(const gguf::File& f, const std::string& name, int n) {
+    const auto& t = f.tensor(name);
+    if (t.dims.size() != 1 || t.dims[0] != std::uint64_t(n))
+        throw Error("tensor '" + name + "' should be [" + std::to_string(n) + "]");
+    if (t.dtype() != DType::F32)
+        throw Error("tensor '" + name + "' has type " + std::string(t.type_name()) + "; norms and biases must be F32");
+    return reinterpret_cast<const float*>(t.data);
+}
+
+}  // namespace detail
+
+inline ModelWeights load_weights(const gguf::File& f, const ModelShape& s) {
+    using detail::matrix;
+    using detail::vector_f32;
+    ModelWeights w;
+    w.token_embd = matrix(f, "token_embd.weight", s.vocab, s.hidden);
+    w.output_norm = vector_f32(f, "output_norm.weight", s.hidden);
+    w.output = s.tied_embeddings ? w.token_embd : matrix(f, "output.weight", s.vocab, s.hidden);
+    for (int l = 0; l < s.layers; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        LayerWeights L{};
+        L.attn_norm = vector_f32(f, p + "attn_norm.weight", s.hidden);
+        L.wq = matrix(f, p + "attn_q.weight", s.q_dim(), s.hidden);
+        L.wk = matrix(f, p + "attn_k.weight", s.kv_dim(), s.hidden);
+        L.wv = matrix(f, p + "attn_v.weight", s.kv_dim(), s.hidden);
+        L.wo = matrix(f, p + "attn_output.weight", s.hidden, s.q_dim());
+        if (s.qkv_bias) {
+            L.bq = vector_f32(f, p + "attn_q.bias", s.q_dim());
+            L.bk = vector_f32(f, p + "attn_k.bias", s.kv_dim());
+            L.bv = vector_f32(f, p + "attn_v.bias", s.kv_dim());
+        }
+        L.ffn_norm = vector_f32(f, p + "ffn_norm.weight", s.hidden);
+        L.w_gate = matrix(f, p + "ffn_gate.weight", s.ffn, s.hidden);
+        L.w_up = matrix(f, p + "ffn_up.weight", s.ffn, s.hidden);
+        L.w_down = matrix(f, p + "ffn_down.weight", s.hidden, s.ffn);
+        w.layers.push_back(L);
+    }
+    return w;
+}
+
+// Compiled traits bake the layer weight type into their kernels, so every layer matrix must have it.
+inline void require_layer_type(const ModelWeights& w, DType type) {
+    for (std::size_t l = 0; l < w.layers.size(); ++l) {
+        const auto& L = w.layers[l];
+        for (const auto* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+            if (m->type != type)
+                throw Error("layer " + std::to_string(l) + " has a " + std::string(dtype_name(m->type)) +
+                            " matrix where the compiled traits expect " + std::string(dtype_name(type)) +
+                            " throughout; run it without compiled traits");
+    }
+}
+
+}  // namespace forge

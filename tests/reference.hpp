@@ -1,0 +1,82 @@
+#pragma once
+// llama.cpp's reference runs (testdata/reference/*.json) and how forge is compared against them.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "forge/json/json.hpp"
+#include "testdata.hpp"
+
+namespace forge::test {
+
+struct ReferenceStep {
+    int pos;
+    std::int32_t input;
+    std::int32_t argmax;
+    std::vector<float> logits;
+};
+
+struct Reference {
+    std::vector<std::int32_t> prompt;
+    std::vector<ReferenceStep> steps;
+    std::vector<std::int32_t> generated;
+    double logits_std = 0;  // over every logit in the file: the unit of the tolerances
+};
+
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+inline std::vector<std::int32_t> ids(const json::Value& v) {
+    std::vector<std::int32_t> out;
+    for (const auto& e : v.as_array()) out.push_back(static_cast<std::int32_t>(e.as_number()));
+    return out;
+}
+
+inline Reference load_reference(const std::string& name) {
+    const json::Value doc = json::parse(read_file(testdata("reference/" + name)));
+    Reference r;
+    r.prompt = ids(doc.at("prompt"));
+    r.generated = ids(doc.at("generated"));
+    double sum = 0, sum2 = 0;
+    std::size_t count = 0;
+    if (const auto* steps = doc.find("steps")) {
+        for (const auto& s : steps->as_array()) {
+            ReferenceStep st{int(s.at("pos").as_number()), std::int32_t(s.at("input").as_number()),
+                             std::int32_t(s.at("argmax").as_number()), {}};
+            for (const auto& l : s.at("logits").as_array()) {
+                st.logits.push_back(float(l.as_number()));
+                sum += l.as_number();
+                sum2 += l.as_number() * l.as_number();
+                ++count;
+            }
+            r.steps.push_back(std::move(st));
+        }
+    }
+    if (count) r.logits_std = std::sqrt(std::max(0.0, sum2 / double(count) - (sum / double(count)) * (sum / double(count))));
+    return r;
+}
+
+// Margin between the largest and second-largest logit.
+inline float top2_margin(const std::vector<float>& l) {
+    float a = -INFINITY, b = -INFINITY;
+    for (const float x : l) {
+        if (x > a) {
+            b = a;
+            a = x;
+        } else if (x > b) {
+            b = x;
+        }
+    }
+    return a - b;
+}
+
+}  // namespace forge::test
