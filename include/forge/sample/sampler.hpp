@@ -1,0 +1,101 @@
+#pragma once
+// Token sampling as llama.cpp users know it: repetition penalty, then greedy (temperature 0) or
+// top-k -> top-p -> min-p -> temperature -> categorical draw. Seeded: the same seed, logits and history
+// give the same tokens on every platform (the generator and the float draw are spelled out, not left to
+// the standard library's implementation-defined distributions).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <numeric>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "forge/sample/categorical.hpp"
+
+namespace forge {
+
+struct SamplerParams {
+    float temperature = 0.8f;  // 0: greedy
+    int top_k = 40;            // 0: off
+    float top_p = 0.95f;       // 1: off
+    float min_p = 0.05f;       // 0: off
+    float repeat_penalty = 1.0f;
+    int repeat_last_n = 64;
+    std::uint64_t seed = 0;
+};
+
+class Sampler {
+public:
+    explicit Sampler(SamplerParams p) : p_(p), rng_(p.seed) {
+        if (p.temperature < 0.0f) throw Error("temperature must be >= 0");
+        if (p.top_k < 0) throw Error("top_k must be >= 0");
+        if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) throw Error("top_p must be in (0, 1]");
+        if (!(p.min_p >= 0.0f && p.min_p < 1.0f)) throw Error("min_p must be in [0, 1)");
+        if (!(p.repeat_penalty > 0.0f)) throw Error("repeat_penalty must be > 0");
+    }
+
+    const SamplerParams& params() const { return p_; }
+
+    // A uniform float in [0, 1) from the top 24 bits of the generator: exact and portable.
+    float next_uniform() { return float(rng_() >> 40) * 0x1p-24f; }
+
+    // Remembers a token for the repetition penalty (the prompt's too, as llama.cpp does).
+    void accept(std::int32_t token) {
+        if (p_.repeat_last_n <= 0) return;
+        history_.push_back(token);
+        if (history_.size() > std::size_t(p_.repeat_last_n)) history_.pop_front();
+    }
+
+    std::int32_t sample(std::span<const float> logits) {
+        work_.assign(logits.begin(), logits.end());
+        if (p_.repeat_penalty != 1.0f)
+            for (const auto t : history_) {
+                float& l = work_[std::size_t(t)];
+                l = l > 0.0f ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+            }
+        if (p_.temperature == 0.0f)
+            return std::int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin());
+        filter();
+        return sample_categorical(work_, p_.temperature, next_uniform()).id;
+    }
+
+private:
+    // Masks (to -inf) every logit outside the top-k / top-p / min-p candidates.
+    void filter() {
+        const std::size_t n = work_.size();
+        order_.resize(n);
+        std::iota(order_.begin(), order_.end(), 0);
+        const std::size_t k = p_.top_k > 0 ? std::min(n, std::size_t(p_.top_k)) : n;
+        std::partial_sort(order_.begin(), order_.begin() + std::ptrdiff_t(k), order_.end(),
+                          [&](std::int32_t a, std::int32_t b) { return work_[std::size_t(a)] > work_[std::size_t(b)]; });
+        // Probabilities of the top-k candidates (at temperature 1, as llama.cpp's top-p/min-p see them).
+        const float max = work_[std::size_t(order_[0])];
+        float sum = 0.0f;
+        for (std::size_t i = 0; i < k; ++i) sum += std::exp(work_[std::size_t(order_[i])] - max);
+        std::size_t keep = k;
+        float cum = 0.0f;
+        for (std::size_t i = 0; i < k; ++i) {
+            const float p = std::exp(work_[std::size_t(order_[i])] - max) / sum;
+            if (i > 0 && p < p_.min_p * (1.0f / sum)) {  // below min_p x the top token's probability
+                keep = i;
+                break;
+            }
+            cum += p;
+            if (cum >= p_.top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        for (std::size_t i = keep; i < n; ++i) work_[std::size_t(order_[i])] = -INFINITY;
+    }
+
+    SamplerParams p_;
+    std::mt19937_64 rng_;
+    std::deque<std::int32_t> history_;
+    std::vector<float> work_;
+    std::vector<std::int32_t> order_;
+};
+
+}  // namespace forge
