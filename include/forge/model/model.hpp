@@ -19,6 +19,7 @@
 #include "forge/cpu/thread_pool.hpp"
 #include "forge/gguf/model_shape.hpp"
 #include "forge/model/kv_cache.hpp"
+#include "forge/model/options.hpp"
 #include "forge/model/weights.hpp"
 #include "forge/traits/model_traits.hpp"
 
@@ -26,12 +27,6 @@ namespace forge {
 
 // Tag for Model<Dynamic>: the shape comes from the file at run time.
 struct Dynamic {};
-
-struct ModelOptions {
-    int context = 0;     // KV-cache positions; 0 = the model's max_context, capped at 4096
-    int threads = 1;     // worker threads for the kernels
-    int max_batch = 64;  // prefill processes tokens in batches of at most this many
-};
 
 template <class Traits = Dynamic>
     requires std::same_as<Traits, Dynamic> || ModelTraits<Traits>
