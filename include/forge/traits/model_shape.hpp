@@ -5,7 +5,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <type_traits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,39 +73,49 @@ struct ModelShape {
     friend constexpr bool operator==(const ModelShape&, const ModelShape&) = default;
 };
 
+// Calls f(name, s.field...) for every field in declaration order, across one or more shapes, so code
+// that lists, prints or compares fields never writes the field list again.
+template <class F, class... S>
+constexpr void for_each_field(F&& f, const S&... s) {
+    f("arch", s.arch...);
+    f("vocab", s.vocab...);
+    f("hidden", s.hidden...);
+    f("ffn", s.ffn...);
+    f("layers", s.layers...);
+    f("heads", s.heads...);
+    f("kv_heads", s.kv_heads...);
+    f("head_dim", s.head_dim...);
+    f("max_context", s.max_context...);
+    f("rope_base", s.rope_base...);
+    f("rope_style", s.rope_style...);
+    f("rms_eps", s.rms_eps...);
+    f("weights", s.weights...);
+    f("qkv_bias", s.qkv_bias...);
+    f("tied_embeddings", s.tied_embeddings...);
+    f("sliding_window", s.sliding_window...);
+}
+
+// A field's value as people write it.
+inline std::string shape_field_text(Arch a) { return std::string(arch_name(a)); }
+inline std::string shape_field_text(RopeStyle r) { return std::string(rope_style_name(r)); }
+inline std::string shape_field_text(DType t) { return std::string(dtype_name(t)); }
+inline std::string shape_field_text(bool b) { return b ? "true" : "false"; }
+inline std::string shape_field_text(int v) { return std::to_string(v); }
+inline std::string shape_field_text(float v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", double(v));
+    return buf;
+}
+
 // Every field in which `found` differs from `expected`, as "field: expected X, found Y".
 inline std::vector<std::string> shape_mismatches(const ModelShape& expected, const ModelShape& found) {
     std::vector<std::string> out;
-    auto num = [](auto v) {
-        if constexpr (std::is_floating_point_v<decltype(v)>) {
-            char buf[32];
-            std::snprintf(buf, sizeof buf, "%g", double(v));
-            return std::string(buf);
-        } else {
-            return std::to_string(v);
-        }
-    };
-    auto cmp = [&](const char* field, const auto& e, const auto& f, auto show) {
-        if (!(e == f)) out.push_back(std::string(field) + ": expected " + show(e) + ", found " + show(f));
-    };
-    auto str = [](std::string_view s) { return std::string(s); };
-    cmp("arch", expected.arch, found.arch, [&](Arch a) { return str(arch_name(a)); });
-    cmp("vocab", expected.vocab, found.vocab, num);
-    cmp("hidden", expected.hidden, found.hidden, num);
-    cmp("ffn", expected.ffn, found.ffn, num);
-    cmp("layers", expected.layers, found.layers, num);
-    cmp("heads", expected.heads, found.heads, num);
-    cmp("kv_heads", expected.kv_heads, found.kv_heads, num);
-    cmp("head_dim", expected.head_dim, found.head_dim, num);
-    cmp("max_context", expected.max_context, found.max_context, num);
-    cmp("rope_base", expected.rope_base, found.rope_base, num);
-    cmp("rope_style", expected.rope_style, found.rope_style, [&](RopeStyle r) { return str(rope_style_name(r)); });
-    cmp("rms_eps", expected.rms_eps, found.rms_eps, num);
-    cmp("weights", expected.weights, found.weights, [&](DType t) { return str(dtype_name(t)); });
-    cmp("qkv_bias", expected.qkv_bias, found.qkv_bias, [](bool b) { return std::string(b ? "true" : "false"); });
-    cmp("tied_embeddings", expected.tied_embeddings, found.tied_embeddings,
-        [](bool b) { return std::string(b ? "true" : "false"); });
-    cmp("sliding_window", expected.sliding_window, found.sliding_window, num);
+    for_each_field(
+        [&](std::string_view field, const auto& e, const auto& f) {
+            if (!(e == f))
+                out.push_back(std::string(field) + ": expected " + shape_field_text(e) + ", found " + shape_field_text(f));
+        },
+        expected, found);
     return out;
 }
 
