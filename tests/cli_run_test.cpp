@@ -1,0 +1,130 @@
+// The forge CLI end to end: `run` reproduces llama2.c's own output for the bundled model, `eval` writes
+// logits a reference comparison can read, and bad input of every kind is a one-line error and a
+// non-zero exit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "gguf_fixtures.hpp"
+#include "reference.hpp"
+#include "run_process.hpp"
+
+namespace forge::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string temp_path(const std::string& name) {
+    return (fs::temp_directory_path() / ("forge-cli-run-" + std::to_string(::getpid()) + "-" + name)).string();
+}
+
+// A failed command prints exactly one line, on stderr, that contains `fragment`.
+void expect_one_line_error(const ProcessResult& r, const std::string& fragment) {
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("forge run: error: ", 0), 0u) << r.err;
+}
+
+TEST(CliRun, GreedyStories260KFromBosPrintsLlama2cText) {
+    const json::Value golden = json::parse(read_file(testdata("reference/stories260K.golden.json")));
+    const auto r = run_process({FORGE_CLI, "run", "--temp", "0", "-n", "200", "--threads", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, golden.at("text").as_string() + "\n");
+    EXPECT_NE(r.err.find("compiled traits stories260K"), std::string::npos) << r.err;
+    for (const char* stat : {"load:", "prefill:", "decode:", "tok/s", "peak RSS"})
+        EXPECT_NE(r.err.find(stat), std::string::npos) << r.err;
+}
+
+TEST(CliRun, SameSeedSameTextAndTheRuntimePathIsNamed) {
+    const std::vector<std::string> cmd = {FORGE_CLI, "run", "-m", model_path("synth-llama-q8_0.gguf"), "-p", "hello",
+                                          "-n", "24", "--seed", "7", "--temp", "1.0"};
+    const auto a = run_process(cmd), b = run_process(cmd);
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    EXPECT_EQ(a.out, b.out);
+    EXPECT_EQ(a.out.rfind("hello", 0), 0u) << "the prompt is echoed first";
+
+    // Same file with a context length no compiled traits have: the runtime-shape path, said so.
+    const auto file = gguf::File::open(model_path("synth-llama-q8_0.gguf"));
+    const std::string odd = temp_path("ctx200.gguf");
+    rewrite(file, {{"llama.context_length", gguf::Value::u32(200)}}).write(odd);
+    auto cmd2 = cmd;
+    cmd2[3] = odd;
+    const auto c = run_process(cmd2);
+    fs::remove(odd);
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    EXPECT_EQ(c.out, a.out) << "only the path differs, not the math";
+    EXPECT_NE(c.err.find("runtime shape"), std::string::npos) << c.err;
+}
+
+TEST(CliEval, WritesReferenceFormatMatchingLlamaCpp) {
+    const Reference ref = load_reference("stories260K.park.json");
+    std::string tokens;
+    for (const auto& s : ref.steps) tokens += (tokens.empty() ? "" : ",") + std::to_string(s.input);
+    const std::string out = temp_path("eval.json");
+    const auto r = run_process({FORGE_CLI, "eval", "-m", model_path("stories260K.gguf"), "--tokens", tokens,
+                                "--prompt-len", std::to_string(ref.prompt.size()), "--json", out});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json::Value doc = json::parse(read_file(out));
+    fs::remove(out);
+    EXPECT_EQ(ids(doc.at("prompt")), ref.prompt);
+    const auto& steps = doc.at("steps").as_array();
+    ASSERT_EQ(steps.size(), ref.steps.size());
+    double max_dev = 0;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        EXPECT_EQ(int(steps[i].at("pos").as_number()), ref.steps[i].pos);
+        EXPECT_EQ(int(steps[i].at("input").as_number()), ref.steps[i].input);
+        const auto& l = steps[i].at("logits").as_array();
+        ASSERT_EQ(l.size(), ref.steps[i].logits.size());
+        for (std::size_t v = 0; v < l.size(); ++v)
+            max_dev = std::max(max_dev, std::fabs(l[v].as_number() - ref.steps[i].logits[v]));
+    }
+    EXPECT_LE(max_dev, 0.02 * ref.logits_std);
+}
+
+TEST(CliErrors, MissingFile) {
+    expect_one_line_error(run_process({FORGE_CLI, "run", "-m", "/nonexistent/model.gguf"}), "cannot open '/nonexistent/model.gguf'");
+}
+
+TEST(CliErrors, NotAGgufFile) {
+    const std::string path = temp_path("not.gguf");
+    std::ofstream(path) << "this is not a model\n";
+    const auto r = run_process({FORGE_CLI, "run", "-m", path});
+    fs::remove(path);
+    expect_one_line_error(r, "not a GGUF file");
+}
+
+TEST(CliErrors, UnsupportedTensorTypeSuggestsQuantize) {
+    expect_one_line_error(run_process({FORGE_CLI, "run", "-m", model_path("synth-llama256-Q4_K_M.gguf")}),
+                          "forge quantize");
+}
+
+TEST(CliErrors, UnknownArchitecture) {
+    const auto file = gguf::File::open(model_path("stories260K.gguf"));
+    const std::string path = temp_path("falcon.gguf");
+    rewrite(file, {{"general.architecture", gguf::Value::string("falcon")}}).write(path);
+    const auto r = run_process({FORGE_CLI, "run", "-m", path});
+    fs::remove(path);
+    expect_one_line_error(r, "unknown architecture 'falcon'");
+}
+
+TEST(CliErrors, PromptLongerThanTheContext) {
+    std::string prompt;
+    for (int i = 0; i < 40; ++i) prompt += "Once upon a time ";
+    expect_one_line_error(run_process({FORGE_CLI, "run", "-c", "32", "-p", prompt}), "context holds 32");
+}
+
+TEST(CliErrors, InvalidUtf8Prompt) {
+    expect_one_line_error(run_process({FORGE_CLI, "run", "-p", "bad \xff byte"}), "UTF-8");
+}
+
+TEST(CliErrors, BadOptions) {
+    expect_one_line_error(run_process({FORGE_CLI, "run", "--temp", "hot"}), "--temp expects a number");
+    expect_one_line_error(run_process({FORGE_CLI, "run", "--frobnicate"}), "unknown option '--frobnicate'");
+    expect_one_line_error(run_process({FORGE_CLI, "run", "--top-p", "2"}), "top_p");
+    expect_one_line_error(run_process({FORGE_CLI, "run", "--backend", "metal"}), "Metal backend is unavailable");
+}
+
+}  // namespace
+}  // namespace forge::test
