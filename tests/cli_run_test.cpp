@@ -83,6 +83,20 @@ TEST(CliEval, WritesReferenceFormatMatchingLlamaCpp) {
     EXPECT_LE(max_dev, 0.02 * ref.logits_std);
 }
 
+TEST(CliExample, CompiledStories260KRunsItsModelAndRefusesOthersNamingEveryField) {
+    const std::string bin = std::string(FORGE_BIN_DIR) + "/forge-stories260k";
+    const auto ok = run_process({bin, "--temp", "0", "-n", "20"});
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_EQ(ok.out.rfind("Once upon a time, there was a little girl named Lily.", 0), 0u) << ok.out;
+
+    const auto r = run_process({bin, "-m", model_path("synth-llama-f32.gguf")});
+    EXPECT_NE(r.exit_code, 0);
+    for (const char* field : {"hidden: expected 64, found 128", "ffn: expected 172, found 384", "layers: expected 5, found 2",
+                              "heads: expected 8, found 4", "kv_heads: expected 4, found 2", "head_dim: expected 8, found 32",
+                              "max_context: expected 512, found 256"})
+        EXPECT_NE(r.err.find(field), std::string::npos) << r.err;
+}
+
 TEST(CliErrors, MissingFile) {
     expect_one_line_error(run_process({FORGE_CLI, "run", "-m", "/nonexistent/model.gguf"}), "cannot open '/nonexistent/model.gguf'");
 }
