@@ -1,0 +1,146 @@
+#pragma once
+// The MSL library of one model: every kernel forge launches, specialised on the model's traits and
+// assembled at compile time. `library<Traits>` is a constant of the program: Metal compiles its text,
+// the emulator's build step prints and compiles the same text, and the static_asserts below check it.
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+#include "forge/metal_src/attention.hpp"
+#include "forge/metal_src/constexpr_string.hpp"
+#include "forge/metal_src/elementwise.hpp"
+#include "forge/metal_src/embed.hpp"
+#include "forge/metal_src/gemm.hpp"
+#include "forge/metal_src/kernel.hpp"
+#include "forge/metal_src/kv_append.hpp"
+#include "forge/metal_src/matvec.hpp"
+#include "forge/metal_src/prelude.hpp"
+#include "forge/metal_src/rms_norm.hpp"
+#include "forge/metal_src/rope.hpp"
+#include "forge/metal_src/softmax.hpp"
+#include "forge/metal_src/softmax_sample.hpp"
+#include "forge/traits/model_traits.hpp"
+
+namespace forge::metal_src {
+
+inline constexpr std::size_t kLibraryCapacity = 64 * 1024;
+inline constexpr std::size_t kMaxKernels = 24;
+
+struct Library {
+    KernelConfig config;
+    std::array<KernelSource, kMaxKernels> kernels{};
+    std::size_t n_kernels = 0;
+    FixedString<kLibraryCapacity> text;
+
+    constexpr const KernelSource* find(std::string_view name) const {
+        for (std::size_t i = 0; i < n_kernels; ++i)
+            if (kernels[i].name == name) return &kernels[i];
+        return nullptr;
+    }
+};
+
+// Every parameter struct's MSL text, in one place so each is emitted once.
+inline constexpr std::string_view kParamStructs[] = {
+    RmsNormParams::msl,  MatvecParams::msl,       GemmParams::msl,         RopeParams::msl,
+    SoftmaxParams::msl,  SiluMulParams::msl,      AddParams::msl,          AddBiasParams::msl,
+    EmbedParams::msl,    KvAppendParams::msl,     AttentionParams::msl,    FlashPrefillParams::msl,
+    FlashDecodeParams::msl, FlashReduceParams::msl, SoftmaxSampleParams::msl,
+};
+
+constexpr Library make_library(const KernelConfig& c) {
+    Library lib;
+    lib.config = c;
+    const auto add = [&](const KernelSource& k) { lib.kernels[lib.n_kernels++] = k; };
+    add(kRmsNorm);
+    add(kMatvec<DType::F32>);
+    add(kMatvec<DType::F16>);
+    add(kMatvec<DType::Q8_0>);
+    add(kMatvec<DType::Q4_0>);
+    if (c.weights == DType::Q8_0) add(kGemm<DType::Q8_0>);
+    if (c.weights == DType::Q4_0) add(kGemm<DType::Q4_0>);
+    add(kRope);
+    add(kSoftmax);
+    add(kSiluMul);
+    add(kAdd);
+    add(kAddBias);
+    add(kEmbed<DType::F32>);
+    add(kEmbed<DType::F16>);
+    add(kEmbed<DType::Q8_0>);
+    add(kEmbed<DType::Q4_0>);
+    add(kKvAppend);
+    add(kAttention);
+    add(kFlashPrefill);
+    add(kFlashDecode);
+    add(kFlashReduce);
+    add(kSoftmaxSample);
+
+    auto& out = lib.text;
+    const auto put = [&](std::string_view s) {
+        if (out.len + s.size() > kLibraryCapacity) throw "forge::metal_src::make_library: text exceeds its capacity";
+        for (char ch : s) out.chars[out.len++] = ch;
+    };
+    put(kPreludeHead);
+    put(constants_text(c).view());
+    for (const auto s : kParamStructs) {
+        put(s);
+        put("\n");
+    }
+    put(kPreludeHelpers);
+    put(kMatvecBlockDots);
+    put(kMatvecAccumulate<DType::F32>.view());
+    put(kMatvecAccumulate<DType::F16>.view());
+    put(kMatvecAccumulate<DType::Q8_0>.view());
+    put(kMatvecAccumulate<DType::Q4_0>.view());
+    put(kAttentionHelpers);
+    for (std::size_t i = 0; i < lib.n_kernels; ++i) {
+        put(signature(lib.kernels[i]).view());
+        put(lib.kernels[i].body);
+        put("\n");
+    }
+    out.chars[out.len] = '\0';
+    return lib;
+}
+
+// Whether every kernel of `lib` has exactly one entry point in its text and the text has no other.
+constexpr bool entry_points_match(const Library& lib) {
+    constexpr std::string_view kHead = "kernel void ";
+    const std::string_view text = lib.text.view();
+    std::array<int, kMaxKernels> seen{};
+    std::size_t total = 0;
+    for (std::size_t pos = text.find(kHead); pos != std::string_view::npos; pos = text.find(kHead, pos + 1)) {
+        const std::size_t begin = pos + kHead.size();
+        const std::string_view name = text.substr(begin, text.find('(', begin) - begin);
+        ++total;
+        bool known = false;
+        for (std::size_t i = 0; i < lib.n_kernels; ++i)
+            if (lib.kernels[i].name == name) ++seen[i], known = true;
+        if (!known) return false;
+    }
+    for (std::size_t i = 0; i < lib.n_kernels; ++i)
+        if (seen[i] != 1) return false;
+    return total == lib.n_kernels;
+}
+
+template <ModelTraits T>
+struct LibraryOf {
+    static constexpr Library value = make_library(kernel_config(T::shape));
+    static constexpr const KernelConfig& c = value.config;
+
+    static_assert(entry_points_match(value), "forge metal: every kernel must have exactly one entry point in the text");
+    static_assert(c.head_dim % 4 == 0 && c.head_dim >= 4 && c.head_dim <= KernelConfig::kFlashThreads * 2,
+                  "forge metal: head_dim must be a multiple of 4 in [4, 256]");
+    static_assert(c.vec_tile * 4 <= kThreadgroupMemoryLimit,
+                  "forge metal: the mat-vec input tile (max of hidden, ffn, heads*head_dim floats) must fit in "
+                  "Apple's 32 KiB of threadgroup memory");
+    static_assert(kGemmThreadgroupFloats * 4 <= kThreadgroupMemoryLimit &&
+                      (kFlashThreadgroupFloats + KernelConfig::kReduceScratch) * 4 <= kThreadgroupMemoryLimit,
+                  "forge metal: GEMM and flash-attention tiles must fit in 32 KiB of threadgroup memory");
+    static_assert(value.text.view().find(concat<48>("constant constexpr uint HEAD_DIM = ", format_int(c.head_dim), ";").view()) !=
+                      std::string_view::npos,
+                  "forge metal: the text must bake the traits' head_dim");
+};
+
+template <ModelTraits T>
+inline constexpr const Library& library = LibraryOf<T>::value;
+
+}  // namespace forge::metal_src
