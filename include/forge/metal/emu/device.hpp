@@ -1,0 +1,165 @@
+#pragma once
+// The emulator executor: a metal::Device whose kernels are the compiled MSL of one library, run on the
+// CPU. Launches execute when dispatched (in order, so barriers are implied); a dispatch's threadgroups
+// are spread over a few OS threads. Every dispatch is checked before it runs: the kernel exists, every
+// buffer it declares is bound, the parameter bytes have the struct's size, threadgroup memory is set
+// when the kernel uses it and within Apple's 32 KiB, at most 1024 threads per group.
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "forge/core/error.hpp"
+#include "forge/cpu/thread_pool.hpp"
+#include "forge/metal/device.hpp"
+#include "forge/metal/emu/library.hpp"
+#include "forge/metal/emu/runtime.hpp"
+#include "forge/metal_src/kernel.hpp"
+
+namespace forge::metal::emu {
+
+class HostBuffer final : public Buffer {
+public:
+    explicit HostBuffer(std::size_t bytes) : storage_(bytes), data_(storage_.data()), size_(bytes) {}
+    // Kernels only read wrapped memory (their parameters for it are const-qualified).
+    HostBuffer(const std::byte* data, std::size_t bytes) : data_(const_cast<std::byte*>(data)), size_(bytes) {}
+    std::byte* contents() override { return data_; }
+    std::size_t size() const override { return size_; }
+
+private:
+    std::vector<std::byte> storage_;
+    std::byte* data_;
+    std::size_t size_;
+};
+
+class EmuDevice;
+
+class EmuEncoder final : public Encoder {
+public:
+    EmuEncoder(std::span<const metal_src::KernelSource> sources, const LibraryTable& table, int threads)
+        : sources_(sources), table_(table), pool_(threads) {}
+
+    void set_kernel(std::string_view name) override {
+        source_ = nullptr;
+        entry_ = nullptr;
+        for (const auto& s : sources_)
+            if (s.name == name) source_ = &s;
+        for (const auto& e : table_.kernels)
+            if (e.name == name) entry_ = &e;
+        if (!source_ || !entry_)
+            throw Error("metal emulator: library '" + std::string(table_.name) + "' has no kernel '" + std::string(name) + "'");
+        bound_.assign(source_->n_buffers + 1, Binding{});
+        threadgroup_bytes_ = 0;
+    }
+    void set_buffer(std::uint32_t index, Buffer& buffer, std::size_t offset) override {
+        require_kernel();
+        if (index >= source_->n_buffers) throw Error(prefix() + "buffer index " + std::to_string(index) + " is not a buffer of the kernel");
+        if (offset > buffer.size()) throw Error(prefix() + "buffer offset past the buffer's end");
+        bound_[index] = Binding{buffer.contents() + offset, buffer.contents() + buffer.size(), {}};
+    }
+    void set_bytes(std::uint32_t index, const void* data, std::size_t size) override {
+        require_kernel();
+        if (index != source_->n_buffers) throw Error(prefix() + "bytes bound at index " + std::to_string(index) + ", the parameters are at " + std::to_string(source_->n_buffers));
+        const auto* b = static_cast<const std::byte*>(data);
+        bound_[index] = Binding{nullptr, nullptr, std::vector<std::byte>(b, b + size)};
+    }
+    void set_threadgroup_memory(std::size_t bytes) override {
+        require_kernel();
+        threadgroup_bytes_ = bytes;
+    }
+    void barrier() override {}
+
+    void dispatch(Size3 groups, Size3 threads) override {
+        require_kernel();
+        Launch launch;
+        launch.kernel = source_->name.data();
+        launch.entry = entry_->entry;
+        for (std::size_t i = 0; i < source_->n_buffers; ++i) {
+            if (!bound_[i].lo) throw Error(prefix() + "buffer " + std::to_string(i) + " ('" + std::string(source_->buffers[i].name) + "') is not bound");
+            launch.buffers.push_back(Region{bound_[i].lo, bound_[i].hi, "buffer " + std::to_string(i) + " '" + std::string(source_->buffers[i].name) + "'"});
+        }
+        const auto& params = bound_[source_->n_buffers].bytes;
+        if (params.size() != entry_->params_size || params.size() > sizeof(launch.params))
+            throw Error(prefix() + "parameters are " + std::to_string(params.size()) + " bytes, the kernel's struct " +
+                        std::to_string(entry_->params_size));
+        std::memcpy(launch.params, params.data(), params.size());
+        launch.params_size = params.size();
+        if (threadgroup_bytes_ > kThreadgroupMemoryLimit)
+            throw Error(prefix() + "threadgroup memory of " + std::to_string(threadgroup_bytes_) +
+                        " bytes is over budget (the limit is " + std::to_string(kThreadgroupMemoryLimit) + ")");
+        if (source_->threadgroup_memory && threadgroup_bytes_ == 0) throw Error(prefix() + "threadgroup memory is not set");
+        if (threads.count() == 0 || threads.count() > kMaxThreadsPerGroup)
+            throw Error(prefix() + std::to_string(threads.count()) + " threads per threadgroup (1 to 1024 allowed)");
+        if (groups.count() == 0) throw Error(prefix() + "empty grid");
+        launch.threadgroup_bytes = threadgroup_bytes_;
+        launch.groups[0] = groups.x, launch.groups[1] = groups.y, launch.groups[2] = groups.z;
+        launch.threads[0] = threads.x, launch.threads[1] = threads.y, launch.threads[2] = threads.z;
+        run(launch, groups);
+    }
+
+private:
+    struct Binding {
+        std::byte* lo = nullptr;
+        std::byte* hi = nullptr;
+        std::vector<std::byte> bytes;
+    };
+
+    void require_kernel() const {
+        if (!source_) throw Error("metal emulator: no kernel set");
+    }
+    std::string prefix() const { return "metal emulator: kernel '" + std::string(source_->name) + "': "; }
+
+    void run(const Launch& launch, Size3 groups) {
+        std::mutex mu;
+        std::string first_error;
+        pool_.parallel_for(std::size_t(groups.count()), [&](std::size_t begin, std::size_t end) {
+            static thread_local GroupRunner runner;
+            try {
+                for (std::size_t i = begin; i < end; ++i) {
+                    {
+                        std::lock_guard lock(mu);
+                        if (!first_error.empty()) return;
+                    }
+                    const std::uint32_t g[3] = {std::uint32_t(i % groups.x), std::uint32_t(i / groups.x % groups.y),
+                                                std::uint32_t(i / (std::size_t(groups.x) * groups.y))};
+                    runner.run(launch, g);
+                }
+            } catch (const std::exception& e) {
+                std::lock_guard lock(mu);
+                if (first_error.empty()) first_error = e.what();
+            }
+        });
+        if (!first_error.empty()) throw Error(first_error);
+    }
+
+    std::span<const metal_src::KernelSource> sources_;
+    const LibraryTable& table_;
+    cpu::ThreadPool pool_;
+    const metal_src::KernelSource* source_ = nullptr;
+    const KernelTableEntry* entry_ = nullptr;
+    std::vector<Binding> bound_;
+    std::size_t threadgroup_bytes_ = 0;
+};
+
+class EmuDevice final : public Device {
+public:
+    // `threads`: OS threads a dispatch's threadgroups are spread over.
+    EmuDevice(std::span<const metal_src::KernelSource> sources, const LibraryTable& table, int threads = 1)
+        : encoder_(sources, table, threads), name_("metal emulator (" + std::string(table.name) + ")") {}
+
+    std::string_view name() const override { return name_; }
+    std::unique_ptr<Buffer> new_buffer(std::size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }
+    std::unique_ptr<Buffer> wrap(const std::byte* data, std::size_t bytes) override {
+        return std::make_unique<HostBuffer>(data, bytes);
+    }
+    Encoder& encoder() override { return encoder_; }
+    void finish() override {}
+
+private:
+    EmuEncoder encoder_;
+    std::string name_;
+};
+
+}  // namespace forge::metal::emu

@@ -1,0 +1,471 @@
+#pragma once
+// The emulator's execution model: MSL kernels compiled as C++ run one threadgroup at a time per OS
+// thread, each GPU thread a user-space fiber. A fiber runs until it reaches a threadgroup barrier or a
+// simdgroup operation; the scheduler then runs the others. A simdgroup operation completes when every
+// live lane of its 32-wide simdgroup has reached one (lanes that returned are inactive, as on the GPU); a
+// threadgroup barrier completes when every thread of the group has reached it. Anything else (a barrier
+// some thread returned before, lanes of one simdgroup waiting on different operations) is reported as a
+// forge::Error, as are out-of-bounds or misaligned accesses through the checked pointers below.
+#include <ucontext.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "forge/core/error.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FORGE_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FORGE_EMU_ASAN 1
+#endif
+#endif
+#ifdef FORGE_EMU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+namespace forge::metal::emu {
+
+inline constexpr std::uint32_t kSimdWidth = 32;
+inline constexpr std::uint32_t kMaxThreadsPerGroup = 1024;
+inline constexpr std::size_t kThreadgroupMemoryLimit = 32 * 1024;
+
+// A bound buffer (or a group's threadgroup memory): what a checked pointer may touch.
+struct Region {
+    std::byte* lo = nullptr;
+    std::byte* hi = nullptr;
+    std::string name;
+};
+
+// Thrown inside a fiber by a faulting access; the scheduler turns it into a forge::Error.
+struct KernelFault {
+    std::string what;
+};
+
+[[noreturn]] inline void fault_access(const Region* r, const void* p, std::size_t size, std::size_t align) {
+    if (!r) throw KernelFault{"access through an unbound pointer"};
+    const auto off = std::intptr_t(reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(r->lo));
+    const bool inside = off >= 0 && std::size_t(off) + size <= std::size_t(r->hi - r->lo);
+    throw KernelFault{std::string(inside ? "misaligned" : "out-of-bounds") + " access of " + std::to_string(size) +
+                      " bytes (alignment " + std::to_string(align) + ") at byte offset " + std::to_string(off) + " of '" +
+                      r->name + "' (" + std::to_string(r->hi - r->lo) + " bytes)"};
+}
+
+// A bounds- and alignment-checked pointer into one Region: what DPTR(T) / TPTR(T) mean in the emulator.
+template <class T>
+class Ptr {
+public:
+    using Byte = std::conditional_t<std::is_const_v<T>, const std::byte, std::byte>;
+
+    Ptr() = default;
+    Ptr(Byte* p, const Region* r) : p_(p), r_(r) {}
+    template <class U>
+        requires(!std::is_same_v<U, T> && std::is_convertible_v<U*, T*>)
+    Ptr(const Ptr<U>& o) : p_(o.byte_ptr()), r_(o.region()) {}
+
+    T& operator*() const { return at(0); }
+    template <class I>
+        requires std::is_integral_v<I>
+    T& operator[](I i) const {
+        return at(std::ptrdiff_t(i));
+    }
+    template <class I>
+        requires std::is_integral_v<I>
+    Ptr operator+(I i) const {
+        return Ptr(p_ + std::ptrdiff_t(i) * std::ptrdiff_t(sizeof(T)), r_);
+    }
+    template <class I>
+        requires std::is_integral_v<I>
+    Ptr& operator+=(I i) {
+        p_ += std::ptrdiff_t(i) * std::ptrdiff_t(sizeof(T));
+        return *this;
+    }
+
+    // `n` elements from here, checked once: for operations that read or write a whole tile.
+    T* span(std::size_t n) const {
+        check(n * sizeof(T));
+        return reinterpret_cast<T*>(p_);
+    }
+
+    Byte* byte_ptr() const { return p_; }
+    const Region* region() const { return r_; }
+
+private:
+    void check(std::size_t bytes) const {
+        const auto a = reinterpret_cast<std::uintptr_t>(p_);
+        if (!r_ || a < reinterpret_cast<std::uintptr_t>(r_->lo) || a + bytes > reinterpret_cast<std::uintptr_t>(r_->hi) ||
+            a % alignof(T) != 0)
+            fault_access(r_, p_, bytes, alignof(T));
+    }
+    T& at(std::ptrdiff_t i) const {
+        const Ptr q = *this + i;
+        q.check(sizeof(T));
+        return *reinterpret_cast<T*>(q.p_);
+    }
+
+    Byte* p_ = nullptr;
+    const Region* r_ = nullptr;
+};
+
+template <class T, class U>
+Ptr<T> ptr_cast(const Ptr<U>& p) {
+    static_assert(std::is_const_v<T> || !std::is_const_v<U>, "DCAST/TCAST must not cast away const");
+    return Ptr<T>(p.byte_ptr(), p.region());
+}
+
+// ---- fibers ---------------------------------------------------------------------------------------
+
+enum class SimdOp : std::uint8_t { none, sum, max, min, shuffle, shuffle_xor, broadcast, barrier };
+
+inline const char* simd_op_name(SimdOp op) {
+    switch (op) {
+        case SimdOp::sum: return "simd_sum";
+        case SimdOp::max: return "simd_max";
+        case SimdOp::min: return "simd_min";
+        case SimdOp::shuffle: return "simd_shuffle";
+        case SimdOp::shuffle_xor: return "simd_shuffle_xor";
+        case SimdOp::broadcast: return "simd_broadcast";
+        case SimdOp::barrier: return "simdgroup_barrier";
+        case SimdOp::none: break;
+    }
+    return "?";
+}
+
+// One value a lane contributes to a simdgroup operation: floats, ints and uints travel as their bits.
+enum class ValueKind : std::uint8_t { f32, i32, u32 };
+
+struct ThreadCtx;
+using KernelEntry = void (*)(const ThreadCtx&);
+
+// What every thread of a dispatch shares.
+struct Launch {
+    const char* kernel = "";
+    KernelEntry entry = nullptr;
+    std::vector<Region> buffers;          // by buffer index
+    alignas(16) std::byte params[256]{};  // the parameter struct's bytes
+    std::size_t params_size = 0;
+    std::size_t threadgroup_bytes = 0;
+    std::uint32_t groups[3] = {1, 1, 1};
+    std::uint32_t threads[3] = {1, 1, 1};
+};
+
+// One GPU thread's built-ins and its view of the launch.
+struct ThreadCtx {
+    const Launch* launch;
+    const Region* tg_region;
+    std::uint32_t tgpig[3];
+    std::uint32_t tid, lane, sg;
+
+    template <class T>
+    Ptr<T> buffer(std::size_t index) const {
+        const Region& r = launch->buffers[index];
+        return Ptr<T>(r.lo, &r);
+    }
+    Ptr<float> threadgroup_memory() const { return Ptr<float>(tg_region->lo, tg_region); }
+    template <class P>
+    const P& params() const {
+        return *reinterpret_cast<const P*>(launch->params);
+    }
+};
+
+class GroupRunner;
+inline thread_local GroupRunner* tls_runner = nullptr;
+
+// Runs threadgroups of one dispatch on the calling OS thread. Stacks are kept between groups.
+class GroupRunner {
+public:
+    GroupRunner() = default;
+    GroupRunner(const GroupRunner&) = delete;
+    GroupRunner& operator=(const GroupRunner&) = delete;
+
+    // Runs group `g` of `launch` to completion; a fault or a divergence throws forge::Error.
+    void run(const Launch& launch, const std::uint32_t g[3]) {
+        const std::uint32_t n = launch.threads[0] * launch.threads[1] * launch.threads[2];
+        prepare(n, launch.threadgroup_bytes);
+        tg_region_.name = "threadgroup memory";
+        tg_region_.lo = tg_mem_.data();
+        tg_region_.hi = tg_mem_.data() + launch.threadgroup_bytes;
+        // Threadgroup memory starts as NaN bytes so a read before any write shows up in results.
+        std::memset(tg_mem_.data(), 0xff, launch.threadgroup_bytes);
+        launch_ = &launch;
+        for (std::uint32_t t = 0; t < n; ++t) {
+            Fiber& f = fibers_[t];
+            f.ctx = ThreadCtx{&launch, &tg_region_, {g[0], g[1], g[2]}, t, t % kSimdWidth, t / kSimdWidth};
+            f.state = State::ready;
+            f.op = SimdOp::none;
+            f.fault.clear();
+            start_fiber(f);
+        }
+        n_ = n;
+        struct Current {
+            explicit Current(GroupRunner* r) { tls_runner = r; }
+            ~Current() { tls_runner = nullptr; }
+        } current(this);
+        schedule(launch, g);
+    }
+
+    // Called from kernel code (through the shim) on the current fiber.
+    std::uint32_t simd_op(SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg) {
+        Fiber& f = *current_;
+        f.op = op;
+        f.bits = bits;
+        f.kind = kind;
+        f.arg = arg;
+        f.state = State::wait_simd;
+        yield();
+        return f.bits;
+    }
+    void threadgroup_barrier() {
+        current_->state = State::wait_barrier;
+        yield();
+    }
+
+private:
+    enum class State : std::uint8_t { ready, wait_simd, wait_barrier, done, faulted };
+
+    struct Fiber {
+        ucontext_t ctx_uc{};
+        ThreadCtx ctx{};
+        State state = State::done;
+        SimdOp op = SimdOp::none;
+        ValueKind kind = ValueKind::f32;
+        std::uint32_t bits = 0, arg = 0;
+        std::string fault;
+        std::byte* stack = nullptr;
+    };
+
+#ifdef FORGE_EMU_ASAN
+    static constexpr std::size_t kStackBytes = 512 * 1024;  // instrumented frames are larger
+#else
+    static constexpr std::size_t kStackBytes = 64 * 1024;
+#endif
+
+    void prepare(std::uint32_t n, std::size_t tg_bytes) {
+        if (fibers_.size() < n) {
+            const std::size_t old = fibers_.size();
+            fibers_.resize(n);
+            stacks_.resize(n);
+            for (std::size_t i = old; i < n; ++i) {
+                stacks_[i] = std::make_unique<std::byte[]>(kStackBytes);
+            }
+        }
+        for (std::uint32_t i = 0; i < n; ++i) fibers_[i].stack = stacks_[i].get();
+        if (tg_mem_.size() < tg_bytes) tg_mem_.resize(tg_bytes);
+    }
+
+    static void trampoline(unsigned lo, unsigned hi) {
+        auto* self = reinterpret_cast<GroupRunner*>((std::uintptr_t(hi) << 32) | std::uintptr_t(lo));
+        self->finish_switch();
+        Fiber& f = *self->current_;
+        try {
+            self->launch_->entry(f.ctx);
+            f.state = State::done;
+        } catch (const KernelFault& e) {
+            f.fault = e.what;
+            f.state = State::faulted;
+        } catch (const std::exception& e) {
+            f.fault = e.what();
+            f.state = State::faulted;
+        }
+        self->switch_to_scheduler(true);
+    }
+
+    void start_fiber(Fiber& f) {
+#ifdef FORGE_EMU_ASAN
+        __asan_unpoison_memory_region(f.stack, kStackBytes);
+#endif
+        getcontext(&f.ctx_uc);
+        f.ctx_uc.uc_stack.ss_sp = f.stack;
+        f.ctx_uc.uc_stack.ss_size = kStackBytes;
+        f.ctx_uc.uc_link = nullptr;
+        const auto self = reinterpret_cast<std::uintptr_t>(this);
+        makecontext(&f.ctx_uc, reinterpret_cast<void (*)()>(&trampoline), 2, unsigned(self & 0xffffffffu), unsigned(self >> 32));
+    }
+
+    void resume(Fiber& f) {
+        current_ = &f;
+#ifdef FORGE_EMU_ASAN
+        __sanitizer_start_switch_fiber(&fake_stack_, f.stack, kStackBytes);
+#endif
+        swapcontext(&sched_uc_, &f.ctx_uc);
+#ifdef FORGE_EMU_ASAN
+        __sanitizer_finish_switch_fiber(fake_stack_, nullptr, nullptr);
+#endif
+        current_ = nullptr;
+    }
+    void yield() { switch_to_scheduler(false); }
+    void switch_to_scheduler(bool exiting) {
+#ifdef FORGE_EMU_ASAN
+        void* fake = nullptr;
+        __sanitizer_start_switch_fiber(exiting ? nullptr : &fake, sched_stack_bottom_, sched_stack_size_);
+        swapcontext(&current_->ctx_uc, &sched_uc_);
+        __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+        (void)exiting;
+        swapcontext(&current_->ctx_uc, &sched_uc_);
+#endif
+    }
+    void finish_switch() {
+#ifdef FORGE_EMU_ASAN
+        __sanitizer_finish_switch_fiber(nullptr, &sched_stack_bottom_, &sched_stack_size_);
+#endif
+    }
+
+    [[noreturn]] void fail(const Launch& launch, const std::uint32_t g[3], const std::string& what) {
+        throw Error("metal emulator: kernel '" + std::string(launch.kernel) + "', threadgroup (" + std::to_string(g[0]) +
+                    "," + std::to_string(g[1]) + "," + std::to_string(g[2]) + "): " + what);
+    }
+
+    void schedule(const Launch& launch, const std::uint32_t g[3]) {
+        for (;;) {
+            for (std::uint32_t t = 0; t < n_; ++t) {
+                Fiber& f = fibers_[t];
+                if (f.state != State::ready) continue;
+                resume(f);
+                if (f.state == State::faulted) fail(launch, g, "thread " + std::to_string(t) + ": " + f.fault);
+            }
+            bool progressed = false, all_done = true;
+            for (std::uint32_t s = 0; s * kSimdWidth < n_; ++s) progressed |= resolve_simdgroup(launch, g, s);
+            for (std::uint32_t t = 0; t < n_; ++t) all_done &= fibers_[t].state == State::done;
+            if (all_done) return;
+            if (progressed) continue;
+            // Nothing else can move: every live thread must be waiting on the threadgroup barrier.
+            std::uint32_t at_barrier = 0, returned = 0;
+            for (std::uint32_t t = 0; t < n_; ++t) {
+                at_barrier += fibers_[t].state == State::wait_barrier;
+                returned += fibers_[t].state == State::done;
+            }
+            if (at_barrier + returned == n_ && returned == 0) {
+                for (std::uint32_t t = 0; t < n_; ++t) fibers_[t].state = State::ready;
+                continue;
+            }
+            if (at_barrier + returned == n_)
+                fail(launch, g, "threadgroup_barrier reached by " + std::to_string(at_barrier) + " of " +
+                                    std::to_string(n_) + " threads; " + std::to_string(returned) +
+                                    " returned without reaching it (divergent barrier)");
+            fail(launch, g, describe_deadlock());
+        }
+    }
+
+    // Completes a simdgroup operation once every live lane of simdgroup `s` waits on one.
+    bool resolve_simdgroup(const Launch& launch, const std::uint32_t g[3], std::uint32_t s) {
+        const std::uint32_t lo = s * kSimdWidth, hi = std::min(n_, lo + kSimdWidth);
+        SimdOp op = SimdOp::none;
+        std::uint32_t waiting = 0, live = 0;
+        for (std::uint32_t t = lo; t < hi; ++t) {
+            const Fiber& f = fibers_[t];
+            if (f.state == State::done) continue;
+            ++live;
+            if (f.state != State::wait_simd) continue;
+            ++waiting;
+            if (op == SimdOp::none) op = f.op;
+            else if (op != f.op)
+                fail(launch, g, "simdgroup " + std::to_string(s) + ": lanes wait on both " + simd_op_name(op) + " and " +
+                                    simd_op_name(f.op) + " (divergent simdgroup operation)");
+        }
+        if (waiting == 0 || waiting != live) {
+            if (waiting != 0) {
+                for (std::uint32_t t = lo; t < hi; ++t)
+                    if (fibers_[t].state == State::wait_barrier)
+                        fail(launch, g, "simdgroup " + std::to_string(s) + ": lanes wait on " + simd_op_name(op) +
+                                            " while lane " + std::to_string(t - lo) +
+                                            " waits on threadgroup_barrier (divergent simdgroup operation)");
+            }
+            return false;
+        }
+        std::uint32_t bits[kSimdWidth] = {};
+        bool active[kSimdWidth] = {};
+        for (std::uint32_t t = lo; t < hi; ++t)
+            if (fibers_[t].state == State::wait_simd) bits[t - lo] = fibers_[t].bits, active[t - lo] = true;
+        for (std::uint32_t t = lo; t < hi; ++t) {
+            Fiber& f = fibers_[t];
+            if (f.state != State::wait_simd) continue;
+            f.bits = combine(op, f.kind, bits, active, t - lo, f.arg);
+            f.state = State::ready;
+        }
+        return true;
+    }
+
+    template <class T>
+    static T as(std::uint32_t b) {
+        T v;
+        std::memcpy(&v, &b, 4);
+        return v;
+    }
+    template <class T>
+    static std::uint32_t bits_of(T v) {
+        std::uint32_t b;
+        std::memcpy(&b, &v, 4);
+        return b;
+    }
+
+    template <class T>
+    static std::uint32_t reduce(SimdOp op, const std::uint32_t* bits, const bool* active) {
+        T acc{};
+        bool first = true;
+        for (std::uint32_t l = 0; l < kSimdWidth; ++l) {
+            if (!active[l]) continue;
+            const T v = as<T>(bits[l]);
+            if (first) acc = v, first = false;
+            else if (op == SimdOp::sum) acc = acc + v;
+            else if (op == SimdOp::max) acc = v > acc ? v : acc;
+            else acc = v < acc ? v : acc;
+        }
+        return bits_of(acc);
+    }
+
+    static std::uint32_t combine(SimdOp op, ValueKind kind, const std::uint32_t* bits, const bool* active,
+                                 std::uint32_t lane, std::uint32_t arg) {
+        switch (op) {
+            case SimdOp::sum:
+            case SimdOp::max:
+            case SimdOp::min:
+                if (kind == ValueKind::f32) return reduce<float>(op, bits, active);
+                if (kind == ValueKind::i32) return reduce<std::int32_t>(op, bits, active);
+                return reduce<std::uint32_t>(op, bits, active);
+            case SimdOp::shuffle:
+            case SimdOp::broadcast: return bits[arg % kSimdWidth];
+            case SimdOp::shuffle_xor: return bits[(lane ^ arg) % kSimdWidth];
+            case SimdOp::barrier:
+            case SimdOp::none: break;
+        }
+        return bits[lane];
+    }
+
+    std::string describe_deadlock() const {
+        std::uint32_t counts[5] = {};
+        for (std::uint32_t t = 0; t < n_; ++t) ++counts[int(fibers_[t].state)];
+        return "threads cannot proceed: " + std::to_string(counts[int(State::wait_barrier)]) +
+               " at threadgroup_barrier, " + std::to_string(counts[int(State::wait_simd)]) +
+               " at simdgroup operations, " + std::to_string(counts[int(State::done)]) + " returned (divergent barrier)";
+    }
+
+    std::vector<Fiber> fibers_;
+    std::vector<std::unique_ptr<std::byte[]>> stacks_;
+    std::vector<std::byte> tg_mem_;
+    Region tg_region_;
+    const Launch* launch_ = nullptr;
+    Fiber* current_ = nullptr;
+    std::uint32_t n_ = 0;
+    ucontext_t sched_uc_{};
+#ifdef FORGE_EMU_ASAN
+    void* fake_stack_ = nullptr;
+    const void* sched_stack_bottom_ = nullptr;
+    std::size_t sched_stack_size_ = 0;
+#endif
+};
+
+inline GroupRunner& current_runner() {
+    if (!tls_runner) throw KernelFault{"a simdgroup or threadgroup operation outside a running kernel"};
+    return *tls_runner;
+}
+
+}  // namespace forge::metal::emu

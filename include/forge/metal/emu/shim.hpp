@@ -1,0 +1,268 @@
+#pragma once
+// MSL as C++: what forge's generated MSL text needs to compile as C++20 and run on the emulator's
+// fibers. Address-space qualifiers (device, thread) and `kernel` are empty (`constant` is const); DPTR/TPTR are checked
+// pointers; half is software IEEE binary16 with round-to-nearest-even (forge::f32_to_f16, the same
+// rounding the CPU KV cache uses); simdgroup and threadgroup operations go to the fiber scheduler;
+// simdgroup matrices are held whole by every lane (each lane computes the full 8x8 product, so a
+// simdgroup's lanes agree, as the hardware's distributed fragments do). Math functions are the
+// float overloads of <cmath>, fast:: variants included.
+//
+// Include this before the MSL text; a translation unit holding MSL must silence only attribute
+// warnings ([[buffer(0)]] and the built-in attributes mean nothing to a C++ compiler).
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "forge/core/half.hpp"
+#include "forge/metal/emu/runtime.hpp"
+
+// MSL scalar spellings. glibc's <sys/types.h> may declare uint/ushort/ulong too; redeclaring a typedef
+// as the same type is allowed.
+using uint = unsigned int;
+using uchar = unsigned char;
+using ushort = unsigned short;
+using ulong = unsigned long;
+
+namespace metal {
+
+struct half {
+    std::uint16_t bits = 0;
+    half() = default;
+    half(float f) : bits(forge::f32_to_f16(f)) {}
+    operator float() const { return forge::f16_to_f32(bits); }
+};
+static_assert(sizeof(half) == 2 && alignof(half) == 2);
+
+template <class T, int N>
+struct vec;
+
+// Vectors: components x, y[, z[, w]], splat and per-component construction, explicit conversion
+// between element types, indexing, element-wise arithmetic. Aligned as MSL aligns them (a 3-vector
+// takes the space of a 4-vector).
+#define FORGE_EMU_VEC_COMMON(N)                                                                        \
+    static constexpr int size = N;                                                                     \
+    T& operator[](int i) { return reinterpret_cast<T*>(this)[i]; }                                     \
+    const T& operator[](int i) const { return reinterpret_cast<const T*>(this)[i]; }                   \
+    template <class U>                                                                                 \
+    explicit vec(const vec<U, N>& o) {                                                                 \
+        for (int i = 0; i < N; ++i) (*this)[i] = T(o[i]);                                              \
+    }
+
+template <class T>
+struct alignas(2 * sizeof(T)) vec<T, 2> {
+    T x{}, y{};
+    vec() = default;
+    explicit vec(T s) : x(s), y(s) {}
+    vec(T a, T b) : x(a), y(b) {}
+    FORGE_EMU_VEC_COMMON(2)
+};
+template <class T>
+struct alignas(4 * sizeof(T)) vec<T, 3> {
+    T x{}, y{}, z{};
+    vec() = default;
+    explicit vec(T s) : x(s), y(s), z(s) {}
+    vec(T a, T b, T c) : x(a), y(b), z(c) {}
+    FORGE_EMU_VEC_COMMON(3)
+};
+template <class T>
+struct alignas(4 * sizeof(T)) vec<T, 4> {
+    T x{}, y{}, z{}, w{};
+    vec() = default;
+    explicit vec(T s) : x(s), y(s), z(s), w(s) {}
+    vec(T a, T b, T c, T d) : x(a), y(b), z(c), w(d) {}
+    FORGE_EMU_VEC_COMMON(4)
+};
+#undef FORGE_EMU_VEC_COMMON
+
+#define FORGE_EMU_VEC_OP(op)                                                                           \
+    template <class T, int N>                                                                          \
+    vec<T, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {                                    \
+        vec<T, N> r;                                                                                   \
+        for (int i = 0; i < N; ++i) r[i] = T(a[i] op b[i]);                                            \
+        return r;                                                                                      \
+    }                                                                                                  \
+    template <class T, int N>                                                                          \
+    vec<T, N> operator op(const vec<T, N>& a, T b) {                                                   \
+        return a op vec<T, N>(b);                                                                      \
+    }                                                                                                  \
+    template <class T, int N>                                                                          \
+    vec<T, N> operator op(T a, const vec<T, N>& b) {                                                   \
+        return vec<T, N>(a) op b;                                                                      \
+    }                                                                                                  \
+    template <class T, int N>                                                                          \
+    vec<T, N>& operator op##=(vec<T, N>& a, const vec<T, N>& b) {                                      \
+        return a = a op b;                                                                             \
+    }
+FORGE_EMU_VEC_OP(+)
+FORGE_EMU_VEC_OP(-)
+FORGE_EMU_VEC_OP(*)
+FORGE_EMU_VEC_OP(/)
+#undef FORGE_EMU_VEC_OP
+
+template <class T, int N>
+T dot(const vec<T, N>& a, const vec<T, N>& b) {
+    T s = T(0);
+    for (int i = 0; i < N; ++i) s += a[i] * b[i];
+    return s;
+}
+
+#define FORGE_EMU_VEC_ALIASES(T, name) \
+    using name##2 = vec<T, 2>;         \
+    using name##3 = vec<T, 3>;         \
+    using name##4 = vec<T, 4>;
+FORGE_EMU_VEC_ALIASES(float, float)
+FORGE_EMU_VEC_ALIASES(half, half)
+FORGE_EMU_VEC_ALIASES(int, int)
+FORGE_EMU_VEC_ALIASES(unsigned int, uint)
+FORGE_EMU_VEC_ALIASES(std::int16_t, short)
+FORGE_EMU_VEC_ALIASES(std::uint16_t, ushort)
+FORGE_EMU_VEC_ALIASES(std::int8_t, char)
+FORGE_EMU_VEC_ALIASES(std::uint8_t, uchar)
+FORGE_EMU_VEC_ALIASES(unsigned long, ulong)
+#undef FORGE_EMU_VEC_ALIASES
+
+// Bit reinterpretation between equal-size types.
+template <class To, class From>
+To as_type(const From& v) {
+    static_assert(sizeof(To) == sizeof(From), "as_type needs types of equal size");
+    To out;
+    std::memcpy(static_cast<void*>(&out), &v, sizeof(To));
+    return out;
+}
+
+// ---- math: the float overloads ----
+inline float exp(float x) { return std::exp(x); }
+inline float log(float x) { return std::log(x); }
+inline float sqrt(float x) { return std::sqrt(x); }
+inline float rsqrt(float x) { return 1.0f / std::sqrt(x); }
+inline float pow(float x, float y) { return std::pow(x, y); }
+inline float cos(float x) { return std::cos(x); }
+inline float sin(float x) { return std::sin(x); }
+inline float fabs(float x) { return std::fabs(x); }
+inline float fmax(float a, float b) { return std::fmax(a, b); }
+inline float fmin(float a, float b) { return std::fmin(a, b); }
+template <class T>
+T max(T a, T b) {
+    return a > b ? a : b;
+}
+template <class T>
+T min(T a, T b) {
+    return a < b ? a : b;
+}
+namespace fast {
+inline float exp(float x) { return std::exp(x); }
+inline float rsqrt(float x) { return 1.0f / std::sqrt(x); }
+}  // namespace fast
+namespace precise {
+inline float exp(float x) { return std::exp(x); }
+}  // namespace precise
+
+// ---- synchronisation ----
+enum class mem_flags : unsigned { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
+constexpr mem_flags operator|(mem_flags a, mem_flags b) { return mem_flags(unsigned(a) | unsigned(b)); }
+
+inline void threadgroup_barrier(mem_flags) { forge::metal::emu::current_runner().threadgroup_barrier(); }
+inline void simdgroup_barrier(mem_flags) {
+    forge::metal::emu::current_runner().simd_op(forge::metal::emu::SimdOp::barrier, 0, forge::metal::emu::ValueKind::u32, 0);
+}
+
+template <class T>
+constexpr forge::metal::emu::ValueKind value_kind() {
+    static_assert(sizeof(T) == 4 && (std::is_same_v<T, float> || std::is_integral_v<T>),
+                  "emulated simdgroup operations take 32-bit scalars");
+    if constexpr (std::is_same_v<T, float>) return forge::metal::emu::ValueKind::f32;
+    else if constexpr (std::is_signed_v<T>) return forge::metal::emu::ValueKind::i32;
+    else return forge::metal::emu::ValueKind::u32;
+}
+template <class T>
+T simd_collective(forge::metal::emu::SimdOp op, T v, unsigned arg) {
+    return as_type<T>(forge::metal::emu::current_runner().simd_op(op, as_type<std::uint32_t>(v), value_kind<T>(), arg));
+}
+template <class T>
+T simd_sum(T v) {
+    return simd_collective(forge::metal::emu::SimdOp::sum, v, 0);
+}
+template <class T>
+T simd_max(T v) {
+    return simd_collective(forge::metal::emu::SimdOp::max, v, 0);
+}
+template <class T>
+T simd_min(T v) {
+    return simd_collective(forge::metal::emu::SimdOp::min, v, 0);
+}
+template <class T>
+T simd_shuffle(T v, ushort lane) {
+    return simd_collective(forge::metal::emu::SimdOp::shuffle, v, lane);
+}
+template <class T>
+T simd_shuffle_xor(T v, ushort mask) {
+    return simd_collective(forge::metal::emu::SimdOp::shuffle_xor, v, mask);
+}
+template <class T>
+T simd_broadcast(T v, ushort lane) {
+    return simd_collective(forge::metal::emu::SimdOp::broadcast, v, lane);
+}
+
+// ---- simdgroup matrices ----
+template <class T, int Cols, int Rows>
+struct simdgroup_matrix {
+    T m[Rows][Cols]{};
+};
+using simdgroup_float8x8 = simdgroup_matrix<float, 8, 8>;
+using simdgroup_half8x8 = simdgroup_matrix<half, 8, 8>;
+
+template <class T, int Cols, int Rows>
+simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T v) {
+    simdgroup_matrix<T, Cols, Rows> r;
+    for (auto& row : r.m)
+        for (auto& e : row) e = v;
+    return r;
+}
+
+// Element (r, c) is src[(origin.y + r) * stride + origin.x + c], or with transpose src[(origin.y + c) *
+// stride + origin.x + r]; the whole footprint is bounds-checked.
+template <class T, int Cols, int Rows, class P>
+void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const forge::metal::emu::Ptr<P>& src, ulong stride = Cols,
+                    ulong2 origin = ulong2(0, 0), bool transpose = false) {
+    const int outer = transpose ? Cols : Rows, inner = transpose ? Rows : Cols;
+    const P* base = (src + origin.y * stride + origin.x).span(std::size_t(outer - 1) * stride + std::size_t(inner));
+    for (int r = 0; r < Rows; ++r)
+        for (int c = 0; c < Cols; ++c) d.m[r][c] = T(transpose ? base[std::size_t(c) * stride + r] : base[std::size_t(r) * stride + c]);
+}
+
+template <class T, int Cols, int Rows, class P>
+void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, const forge::metal::emu::Ptr<P>& dst, ulong stride = Cols,
+                     ulong2 origin = ulong2(0, 0), bool transpose = false) {
+    const int outer = transpose ? Cols : Rows, inner = transpose ? Rows : Cols;
+    P* base = (dst + origin.y * stride + origin.x).span(std::size_t(outer - 1) * stride + std::size_t(inner));
+    for (int r = 0; r < Rows; ++r)
+        for (int c = 0; c < Cols; ++c) (transpose ? base[std::size_t(c) * stride + r] : base[std::size_t(r) * stride + c]) = P(a.m[r][c]);
+}
+
+// d = a * b + c (d may be c).
+template <class T, class U, int K, int M, int N>
+void simdgroup_multiply_accumulate(simdgroup_matrix<T, N, M>& d, const simdgroup_matrix<U, K, M>& a,
+                                   const simdgroup_matrix<U, N, K>& b, const simdgroup_matrix<T, N, M>& c) {
+    simdgroup_matrix<T, N, M> r;
+    for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+            float s = float(c.m[i][j]);
+            for (int k = 0; k < K; ++k) s += float(a.m[i][k]) * float(b.m[k][j]);
+            r.m[i][j] = T(s);
+        }
+    d = r;
+}
+
+}  // namespace metal
+
+// MSL keywords and forge's pointer seam. `threadgroup` stays undefined: it spells the [[threadgroup(0)]]
+// attribute, and forge's kernels name threadgroup pointers only through TPTR/TCAST.
+#define kernel
+#define device
+#define thread
+#define constant const
+#define DPTR(T) ::forge::metal::emu::Ptr<T>
+#define TPTR(T) ::forge::metal::emu::Ptr<T>
+#define DCAST(T, p) ::forge::metal::emu::ptr_cast<T>(p)
+#define TCAST(T, p) ::forge::metal::emu::ptr_cast<T>(p)

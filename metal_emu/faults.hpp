@@ -1,0 +1,45 @@
+#pragma once
+// Deliberately broken kernels, compiled into the emulator so its tests can show each fault is reported.
+#include <array>
+
+#include "forge/metal_src/kernel.hpp"
+#include "forge/metal_src/prelude.hpp"
+
+namespace forge::metal::emu_test {
+
+#define FORGE_FAULT_FIELDS(F) F(uint, n)
+FORGE_MSL_PARAMS(FaultParams, FORGE_FAULT_FIELDS);
+
+inline constexpr metal_src::KernelSource kFaultKernels[] = {
+    // Half the threads return before a barrier the others wait at.
+    {.name = "divergent_barrier",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"float", "out"}}},
+     .n_buffers = 1,
+     .builtins = metal_src::kTid,
+     .body = R"msl({
+    if (tid >= p.n) return;
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[tid] = 1.0f;
+}
+)msl"},
+    // Lanes of one simdgroup split between simd_sum and a threadgroup barrier.
+    {.name = "divergent_simd",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"float", "out"}}},
+     .n_buffers = 1,
+     .builtins = metal_src::kTid | metal_src::kLane,
+     .body = R"msl({
+    float v = 1.0f;
+    if (lane < p.n) v = simd_sum(v);
+    else threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[tid] = v;
+}
+)msl"},
+};
+
+inline constexpr auto kFaultLibraryText = metal_src::concat<4096>(
+    metal_src::kPreludeHead, FaultParams::msl, "\n", metal_src::signature(kFaultKernels[0]), kFaultKernels[0].body, "\n",
+    metal_src::signature(kFaultKernels[1]), kFaultKernels[1].body);
+
+}  // namespace forge::metal::emu_test

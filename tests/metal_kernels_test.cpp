@@ -1,0 +1,498 @@
+// Every Metal kernel, run through the MSL emulator (the exact text Metal compiles, executed with real
+// barrier and simdgroup semantics), against its CPU twin on randomized shapes, including rows that do not
+// fill a threadgroup, one-token batches and positions past the sliding window. Then the launchers'
+// argument checks and the emulator's own fault reports.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "faults.hpp"
+#include "forge/cpu/activation.hpp"
+#include "forge/cpu/attention.hpp"
+#include "forge/cpu/matmul.hpp"
+#include "forge/cpu/rmsnorm.hpp"
+#include "forge/cpu/rope.hpp"
+#include "forge/cpu/softmax.hpp"
+#include "forge/metal/emu/open.hpp"
+#include "forge/metal/launch.hpp"
+#include "forge/models/catalog.hpp"
+#include "forge/quant/row.hpp"
+#include "forge/sample/categorical.hpp"
+#include "test_traits.hpp"
+
+namespace forge::metal {
+namespace {
+
+using Llama = models::SynthLlama<DType::F32>;        // head_dim 32, adjacent RoPE
+using LlamaQ8 = models::SynthLlama<DType::Q8_0>;     // has gemm_q8_0
+using TestShape = emu_test::KernelTestShape;         // head_dim 64, NeoX, Q4_0 (gemm_q4_0), window 16
+
+std::vector<float> random_floats(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+
+template <class T>
+std::unique_ptr<Buffer> upload(Device& dev, const std::vector<T>& v) {
+    auto b = dev.new_buffer(std::max<std::size_t>(1, v.size()) * sizeof(T));
+    if (!v.empty()) std::memcpy(b->contents(), v.data(), v.size() * sizeof(T));
+    return b;
+}
+
+template <class T>
+std::vector<T> download(Buffer& b, std::size_t n) {
+    std::vector<T> v(n);
+    std::memcpy(v.data(), b.contents(), n * sizeof(T));
+    return v;
+}
+
+// max |a - b| / (max |b| + tiny)
+double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+    double d = 0, m = 0;
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        d = std::max(d, double(std::fabs(a[i] - b[i])));
+        m = std::max(m, double(std::fabs(b[i])));
+    }
+    return d / (m + 1e-30);
+}
+
+TEST(MetalKernels, RmsNormMatchesCpu) {
+    auto dev = emu::make_device<TestShape>();
+    std::mt19937 rng(1);
+    const float eps = TestShape::shape.rms_eps;
+    for (const int n : {1, 64, 300, 1000})
+        for (const int rows : {1, 3}) {
+            const int stride = n + 5;
+            auto x = random_floats(std::size_t(rows) * stride, rng, 2.0f), w = random_floats(std::size_t(n), rng);
+            auto bx = upload(*dev, x), bw = upload(*dev, w), by = dev->new_buffer(std::size_t(rows) * n * 4);
+            rms_norm(dev->encoder(), view<float>(*bx), view<float>(*bw), view<float>(*by), n, rows, stride, n);
+            dev->finish();
+            std::vector<float> ref(std::size_t(rows) * n);
+            for (int r = 0; r < rows; ++r) cpu::rmsnorm(&x[std::size_t(r) * stride], w.data(), &ref[std::size_t(r) * n], n, eps);
+            EXPECT_LE(rel_error(download<float>(*by, ref.size()), ref), 2e-6) << "n " << n << " rows " << rows;
+        }
+}
+
+// Weights of `type` from random floats, as the CPU reads them.
+std::vector<std::byte> random_weights(DType type, int rows, int cols, std::mt19937& rng) {
+    const auto f = random_floats(std::size_t(rows) * cols, rng, 0.5f);
+    std::vector<std::byte> w(std::size_t(rows) * row_bytes(type, std::size_t(cols)));
+    for (int r = 0; r < rows; ++r)
+        quantize_row(type, &f[std::size_t(r) * cols], w.data() + std::size_t(r) * row_bytes(type, std::size_t(cols)), std::size_t(cols));
+    return w;
+}
+
+// Runs matvec (or gemm) on the emulator and cpu::matmul, returns the relative error.
+template <class Traits>
+double matmul_error(DType type, int rows, int cols, int tokens, bool use_gemm, std::mt19937& rng) {
+    auto dev = emu::make_device<Traits>(2);
+    const auto& cfg = metal_src::library<Traits>.config;
+    const auto w = random_weights(type, rows, cols, rng);
+    const int x_stride = cols + 3, y_stride = rows + 2;
+    const auto x = random_floats(std::size_t(tokens) * x_stride, rng);
+    auto bw = upload(*dev, w), bx = upload(*dev, x), by = dev->new_buffer(std::size_t(tokens) * y_stride * 4);
+    (use_gemm ? gemm : matvec)(dev->encoder(), cfg, type, view<std::byte>(*bw), rows, cols, view<float>(*bx), tokens, x_stride,
+                               view<float>(*by), y_stride);
+    dev->finish();
+    std::vector<float> ref(std::size_t(tokens) * y_stride, 0.0f);
+    cpu::ThreadPool pool(1);
+    cpu::matmul(cpu::WeightView{w.data(), type, rows, cols}, x.data(), tokens, x_stride, ref.data(), y_stride, pool);
+    const auto got = download<float>(*by, ref.size());
+    std::vector<float> a, b;
+    for (int t = 0; t < tokens; ++t)
+        for (int r = 0; r < rows; ++r) a.push_back(got[std::size_t(t) * y_stride + r]), b.push_back(ref[std::size_t(t) * y_stride + r]);
+    return rel_error(a, b);
+}
+
+TEST(MetalKernels, MatvecEveryWeightTypeMatchesCpu) {
+    std::mt19937 rng(2);
+    for (const DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0})
+        for (const int rows : {1, 5, 33, 100})
+            for (const int tokens : {1, 3}) {
+                const int cols = is_quantized(t) ? 96 : 172;
+                EXPECT_LE(matmul_error<Llama>(t, rows, cols, tokens, false, rng), 1e-5)
+                    << dtype_name(t) << " rows " << rows << " tokens " << tokens;
+            }
+}
+
+TEST(MetalKernels, SimdgroupMatrixGemmMatchesCpu) {
+    std::mt19937 rng(3);
+    for (const int rows : {16, 17, 50})
+        for (const int tokens : {1, 9, 20}) {
+            EXPECT_LE(matmul_error<LlamaQ8>(DType::Q8_0, rows, 64, tokens, true, rng), 1e-5) << "Q8_0 " << rows << "x" << tokens;
+            EXPECT_LE(matmul_error<TestShape>(DType::Q4_0, rows, 96, tokens, true, rng), 1e-5) << "Q4_0 " << rows << "x" << tokens;
+        }
+}
+
+template <class Traits>
+void check_rope() {
+    auto dev = emu::make_device<Traits>();
+    const auto& cfg = metal_src::library<Traits>.config;
+    const auto& s = Traits::shape;
+    std::mt19937 rng(4);
+    const int hd = s.head_dim, nq = s.heads, nk = s.kv_heads;
+    const int stride = (nq + 2 * nk) * hd;  // fused QKV rows
+    for (const int tokens : {1, 5})
+        for (const int pos0 : {0, 37}) {
+            auto x = random_floats(std::size_t(tokens) * stride, rng);
+            auto bx = upload(*dev, x);
+            rope(dev->encoder(), cfg, view<float>(*bx), tokens, nq, nk, hd, stride, nq * hd, pos0);
+            dev->finish();
+            for (int t = 0; t < tokens; ++t) {
+                cpu::rope(&x[std::size_t(t) * stride], nq, hd, pos0 + t, s.rope_base, s.rope_style);
+                cpu::rope(&x[std::size_t(t) * stride + nq * hd], nk, hd, pos0 + t, s.rope_base, s.rope_style);
+            }
+            // The same float expression; only the compiler's choice of sin/cos calls may differ by an ulp.
+            EXPECT_LE(rel_error(download<float>(*bx, x.size()), x), 1e-6) << rope_style_name(s.rope_style) << " pos0 " << pos0;
+        }
+}
+
+TEST(MetalKernels, RopeFusedQKBothStylesMatchesCpu) {
+    check_rope<Llama>();      // adjacent pairs
+    check_rope<TestShape>();  // NeoX halves
+}
+
+TEST(MetalKernels, SoftmaxMatchesCpu) {
+    auto dev = emu::make_device<Llama>();
+    std::mt19937 rng(5);
+    for (const int n : {1, 7, 1000, 3000}) {
+        auto x = random_floats(std::size_t(n), rng, 3.0f);
+        auto bx = upload(*dev, x);
+        softmax(dev->encoder(), view<float>(*bx), n);
+        cpu::softmax(x.data(), n);
+        EXPECT_LE(rel_error(download<float>(*bx, x.size()), x), 1e-6) << n;
+    }
+}
+
+TEST(MetalKernels, ElementwiseKernelsMatchCpu) {
+    auto dev = emu::make_device<Llama>();
+    std::mt19937 rng(6);
+    for (const int n : {1, 255, 700})
+        for (const int tokens : {1, 3}) {
+            // silu_mul over fused gate+up rows.
+            const int in_stride = 2 * n + 1;
+            auto gu = random_floats(std::size_t(tokens) * in_stride, rng, 2.0f);
+            auto bgu = upload(*dev, gu), bout = dev->new_buffer(std::size_t(tokens) * n * 4);
+            silu_mul(dev->encoder(), view<float>(*bgu), view<float>(*bout), n, tokens, in_stride, n + 1, n);
+            std::vector<float> ref(std::size_t(tokens) * n);
+            for (int t = 0; t < tokens; ++t)
+                cpu::silu_mul(&gu[std::size_t(t) * in_stride], &gu[std::size_t(t) * in_stride + n + 1], &ref[std::size_t(t) * n], n);
+            EXPECT_EQ(download<float>(*bout, ref.size()), ref) << "silu_mul " << n;
+
+            // add, add in place, bias add.
+            auto a = random_floats(std::size_t(n), rng), b = random_floats(std::size_t(n), rng);
+            auto ba = upload(*dev, a), bb = upload(*dev, b), bsum = dev->new_buffer(std::size_t(n) * 4);
+            add(dev->encoder(), view<float>(*ba), view<float>(*bb), view<float>(*bsum), n);
+            add_inplace(dev->encoder(), view<float>(*ba), view<float>(*bb), n);
+            cpu::add_inplace(a.data(), b.data(), n);
+            EXPECT_EQ(download<float>(*bsum, a.size()), a);
+            EXPECT_EQ(download<float>(*ba, a.size()), a);
+
+            const int stride = n + 4;
+            auto x = random_floats(std::size_t(tokens) * stride, rng);
+            auto bx = upload(*dev, x), bias = upload(*dev, b);
+            add_bias(dev->encoder(), view<float>(*bx), view<float>(*bias), n, tokens, stride);
+            for (int t = 0; t < tokens; ++t) cpu::add_inplace(&x[std::size_t(t) * stride], b.data(), n);
+            EXPECT_EQ(download<float>(*bx, x.size()), x);
+        }
+}
+
+TEST(MetalKernels, EmbeddingEveryWeightTypeMatchesCpu) {
+    auto dev = emu::make_device<Llama>();
+    std::mt19937 rng(7);
+    const int vocab = 37, cols = 64;
+    for (const DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
+        const auto table = random_weights(t, vocab, cols, rng);
+        const std::vector<std::int32_t> tokens = {0, 36, 5, 5, 17};
+        auto btable = upload(*dev, table), btok = upload(*dev, tokens), bout = dev->new_buffer(tokens.size() * cols * 4);
+        embed(dev->encoder(), t, view<std::byte>(*btable), vocab, cols, view<std::int32_t>(*btok), int(tokens.size()),
+              view<float>(*bout), cols);
+        std::vector<float> ref(tokens.size() * cols);
+        for (std::size_t i = 0; i < tokens.size(); ++i)
+            dequantize_row(t, table.data() + std::size_t(tokens[i]) * row_bytes(t, cols), &ref[i * cols], cols);
+        EXPECT_EQ(download<float>(*bout, ref.size()), ref) << dtype_name(t);
+    }
+}
+
+TEST(MetalKernels, KvAppendRoundsToF16IntoRingRows) {
+    auto dev = emu::make_device<Llama>();
+    std::mt19937 rng(8);
+    const int kv_dim = 64, capacity = 8, tokens = 5, stride = 3 * kv_dim + 7;
+    const auto src = random_floats(std::size_t(tokens) * stride, rng, 4.0f);
+    auto bsrc = upload(*dev, src), bk = dev->new_buffer(capacity * kv_dim * 2), bv = dev->new_buffer(capacity * kv_dim * 2);
+    kv_append(dev->encoder(), view<float>(*bsrc), view<std::uint16_t>(*bk), view<std::uint16_t>(*bv), tokens, kv_dim, stride,
+              kv_dim, 2 * kv_dim, 6, capacity);  // positions 6..10 wrap to rows 6, 7, 0, 1, 2
+    const auto k = download<std::uint16_t>(*bk, capacity * kv_dim), v = download<std::uint16_t>(*bv, capacity * kv_dim);
+    for (int t = 0; t < tokens; ++t)
+        for (int i = 0; i < kv_dim; ++i) {
+            const std::size_t row = std::size_t((6 + t) % capacity) * kv_dim + i;
+            ASSERT_EQ(k[row], f32_to_f16(src[std::size_t(t) * stride + kv_dim + i]));
+            ASSERT_EQ(v[row], f32_to_f16(src[std::size_t(t) * stride + 2 * kv_dim + i]));
+        }
+}
+
+// A random f16 cache of `capacity` rows and, for the CPU, the same positions laid out linearly.
+struct Cache {
+    std::vector<std::uint16_t> k, v;
+};
+Cache random_cache(int capacity, int kv_dim, std::mt19937& rng) {
+    Cache c;
+    for (const float f : random_floats(std::size_t(capacity) * kv_dim, rng)) c.k.push_back(f32_to_f16(f));
+    for (const float f : random_floats(std::size_t(capacity) * kv_dim, rng)) c.v.push_back(f32_to_f16(f));
+    return c;
+}
+// cpu::attend_head over positions [first, last] of a ring cache.
+std::vector<float> cpu_attention(const Cache& c, const float* q, int heads, int kv_heads, int hd, int first, int last,
+                                 int capacity) {
+    const int kv_dim = kv_heads * hd, n = last - first + 1;
+    std::vector<std::uint16_t> k(std::size_t(n) * kv_dim), v(k.size());
+    for (int j = 0; j < n; ++j) {
+        const std::size_t row = std::size_t((first + j) % capacity) * kv_dim;
+        std::copy_n(&c.k[row], kv_dim, &k[std::size_t(j) * kv_dim]);
+        std::copy_n(&c.v[row], kv_dim, &v[std::size_t(j) * kv_dim]);
+    }
+    std::vector<float> out(std::size_t(heads) * hd), scores(static_cast<std::size_t>(n));
+    for (int h = 0; h < heads; ++h) cpu::attend_head({heads, kv_heads, hd}, h, q, k.data(), v.data(), 0, n - 1, scores.data(), out.data());
+    return out;
+}
+
+template <class Traits>
+void check_attention(int heads, int kv_heads) {
+    auto dev = emu::make_device<Traits>(2);
+    const auto& cfg = metal_src::library<Traits>.config;
+    const int hd = Traits::shape.head_dim, capacity = 48;
+    std::mt19937 rng(9);
+    const Cache c = random_cache(capacity, kv_heads * hd, rng);
+    auto bk = upload(*dev, c.k), bv = upload(*dev, c.v);
+    struct Span {
+        int first, last;
+    };
+    for (const Span s : {Span{0, 0}, Span{0, 47}, Span{30, 60}, Span{5, 9}}) {
+        const auto q = random_floats(std::size_t(heads) * hd, rng);
+        auto bq = upload(*dev, q), bout = dev->new_buffer(q.size() * 4);
+        attention(dev->encoder(), cfg, view<float>(*bq), view<std::uint16_t>(*bk), view<std::uint16_t>(*bv), view<float>(*bout),
+                  heads, kv_heads, hd, s.first, s.last, capacity);
+        const auto ref = cpu_attention(c, q.data(), heads, kv_heads, hd, s.first, s.last, capacity);
+        EXPECT_LE(rel_error(download<float>(*bout, ref.size()), ref), 2e-6) << s.first << ".." << s.last;
+    }
+}
+
+TEST(MetalKernels, SingleQueryAttentionGqaMatchesCpu) {
+    check_attention<Llama>(4, 2);
+    check_attention<TestShape>(8, 2);
+}
+
+template <class Traits>
+void check_flash_decode(int heads, int kv_heads) {
+    auto dev = emu::make_device<Traits>(2);
+    const auto& cfg = metal_src::library<Traits>.config;
+    const int hd = Traits::shape.head_dim;
+    std::mt19937 rng(10);
+    struct Case {
+        int pos, window, capacity;
+    };
+    // Full attention from one position to past several key tiles; a window, including positions past it
+    // in a ring buffer that has wrapped several times.
+    for (const Case cs : {Case{0, 0, 64}, Case{1, 0, 64}, Case{40, 0, 64}, Case{300, 0, 320}, Case{10, 16, 16}, Case{100, 16, 16},
+                          Case{100, 16, 24}}) {
+        const Cache c = random_cache(cs.capacity, kv_heads * hd, rng);
+        const auto q = random_floats(std::size_t(heads) * hd, rng);
+        auto bk = upload(*dev, c.k), bv = upload(*dev, c.v), bq = upload(*dev, q), bout = dev->new_buffer(q.size() * 4);
+        auto bpart = dev->new_buffer(flash_decode_partials(heads, hd) * 4);
+        flash_decode(dev->encoder(), cfg, view<float>(*bq), view<std::uint16_t>(*bk), view<std::uint16_t>(*bv), view<float>(*bpart),
+                     view<float>(*bout), heads, kv_heads, hd, cs.pos, cs.window, cs.capacity);
+        const int first = cs.window > 0 ? std::max(0, cs.pos - cs.window + 1) : 0;
+        const auto ref = cpu_attention(c, q.data(), heads, kv_heads, hd, first, cs.pos, cs.capacity);
+        EXPECT_LE(rel_error(download<float>(*bout, ref.size()), ref), 2e-6) << "pos " << cs.pos << " window " << cs.window;
+    }
+}
+
+TEST(MetalKernels, SplitKFlashDecodeWithWindowAndRingMatchesCpu) {
+    check_flash_decode<Llama>(4, 2);
+    check_flash_decode<TestShape>(4, 1);
+}
+
+template <class Traits>
+void check_flash_prefill(int heads, int kv_heads) {
+    auto dev = emu::make_device<Traits>(2);
+    const auto& cfg = metal_src::library<Traits>.config;
+    const int hd = Traits::shape.head_dim, capacity = 64;
+    std::mt19937 rng(11);
+    struct Case {
+        int pos0, tokens, window;
+    };
+    for (const Case cs : {Case{0, 1, 0}, Case{0, 7, 0}, Case{5, 40, 0}, Case{0, 30, 16}, Case{20, 9, 16}}) {
+        const Cache c = random_cache(capacity, kv_heads * hd, rng);
+        const int q_stride = (heads + 2 * kv_heads) * hd, out_stride = heads * hd;
+        const auto q = random_floats(std::size_t(cs.tokens) * q_stride, rng);
+        auto bk = upload(*dev, c.k), bv = upload(*dev, c.v), bq = upload(*dev, q);
+        auto bout = dev->new_buffer(std::size_t(cs.tokens) * out_stride * 4);
+        flash_prefill(dev->encoder(), cfg, view<float>(*bq), view<std::uint16_t>(*bk), view<std::uint16_t>(*bv), view<float>(*bout),
+                      cs.tokens, heads, kv_heads, hd, q_stride, out_stride, cs.pos0, cs.window, capacity);
+        const auto got = download<float>(*bout, std::size_t(cs.tokens) * out_stride);
+        for (int t = 0; t < cs.tokens; ++t) {
+            const int last = cs.pos0 + t, first = cs.window > 0 ? std::max(0, last - cs.window + 1) : 0;
+            const auto ref = cpu_attention(c, &q[std::size_t(t) * q_stride], heads, kv_heads, hd, first, last, capacity);
+            const std::vector<float> row(got.begin() + std::ptrdiff_t(t) * out_stride, got.begin() + std::ptrdiff_t(t + 1) * out_stride);
+            EXPECT_LE(rel_error(row, ref), 2e-6) << "pos0 " << cs.pos0 << " token " << t << " window " << cs.window;
+        }
+    }
+}
+
+TEST(MetalKernels, CausalFlashPrefillWithWindowMatchesCpu) {
+    check_flash_prefill<Llama>(4, 2);
+    check_flash_prefill<TestShape>(4, 1);
+}
+
+TEST(MetalKernels, SoftmaxSampleEqualsCpuSampler) {
+    auto dev = emu::make_device<Llama>();
+    std::mt19937 rng(12);
+    std::uniform_real_distribution<float> uni(0.0f, 1.0f);
+    int checked = 0;
+    for (const int n : {1, 5, 512, 3000})
+        for (const float temp : {0.3f, 1.0f, 2.5f}) {
+            const auto logits = random_floats(std::size_t(n), rng, 4.0f);
+            auto bl = upload(*dev, logits), bp = dev->new_buffer(std::size_t(n) * 4), bt = dev->new_buffer(4), blp = dev->new_buffer(4);
+            for (float u : {0.0f, 0.5f, 0.9999999f, uni(rng), uni(rng)}) {
+                u = std::min(u, 0.9999999f);
+                softmax_sample(dev->encoder(), view<float>(*bl), view<float>(*bp), view<std::int32_t>(*bt), view<float>(*blp), n,
+                               temp, u);
+                dev->finish();
+                const SampledToken ref = sample_categorical(logits, temp, u);
+                EXPECT_EQ(download<std::int32_t>(*bt, 1)[0], ref.id) << "n " << n << " t " << temp << " u " << u;
+                EXPECT_EQ(download<float>(*blp, 1)[0], ref.logprob) << "n " << n << " t " << temp << " u " << u;
+                ++checked;
+            }
+        }
+    EXPECT_EQ(checked, 60);
+}
+
+// ---- launcher argument checks ----
+
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+    try {
+        f();
+        ADD_FAILURE() << "expected an error containing '" << needle << "'";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+}
+
+TEST(MetalLaunchers, RejectInvalidArgumentsBeforeDispatch) {
+    auto dev = emu::make_device<Llama>();
+    const auto& cfg = metal_src::library<Llama>.config;
+    auto& e = dev->encoder();
+    auto small = dev->new_buffer(16), big = dev->new_buffer(1 << 20), one = dev->new_buffer(4);
+    const auto f = view<float>(*big);
+    const auto h = view<std::uint16_t>(*big);
+    expect_error([&] { rms_norm(e, f, f, f, 0, 1, 0, 0); }, "rms_norm: n and rows must be positive");
+    expect_error([&] { rms_norm(e, view<float>(*small), f, f, 64, 1, 64, 64); }, "buffer 'x' holds 4 elements, 64 needed");
+    expect_error([&] { softmax_sample(e, f, view<float>(*small), view<std::int32_t>(*one), view<float>(*one), 8, 0.0f, 0.5f); },
+                 "temperature must be > 0");
+    expect_error([&] { softmax_sample(e, f, view<float>(*small), view<std::int32_t>(*one), view<float>(*one), 4, 1.0f, 1.0f); },
+                 "random value must be in [0, 1)");
+    expect_error([&] { softmax_sample(e, f, view<float>(*small), view<std::int32_t>(*one), view<float>(*one), 0, 1.0f, 0.5f); },
+                 "n must be positive");
+    expect_error([&] { attention(e, cfg, f, h, h, f, 4, 3, 32, 0, 5, 16); }, "must be a multiple of kv_heads");
+    expect_error([&] { attention(e, cfg, f, h, h, f, 4, 2, 64, 0, 5, 16); }, "head_dim 64 is not the 32 this library was built for");
+    expect_error([&] { flash_decode(e, cfg, f, h, h, f, f, 4, 2, 32, 40, 0, 16); }, "exceeds the cache's 16 rows");
+    expect_error([&] { matvec(e, cfg, DType::Q8_0, view<std::byte>(*big), 4, 40, f, 1, 40, f, 4); }, "multiple of 32 columns");
+    expect_error([&] { matvec(e, cfg, DType::F32, view<std::byte>(*big), 4, 1000, f, 1, 1000, f, 4); }, "input tile");
+    expect_error([&] { gemm(e, cfg, DType::Q8_0, view<std::byte>(*big), 4, 64, f, 9, 64, f, 4); }, "GEMM only for its layer weight type F32");
+    expect_error([&] { rope(e, cfg, f, 1, 4, 2, 16, 256, 128, 0); }, "head_dim 16");
+    const std::vector<std::int32_t> bad_token = {7};
+    auto btok = upload(*dev, bad_token);
+    expect_error([&] { embed(e, DType::F32, view<std::byte>(*big), 5, 8, view<std::int32_t>(*btok), 1, f, 8); },
+                 "token id 7 is outside [0, 5)");
+}
+
+// ---- the emulator's fault reports ----
+
+TEST(MetalEmulator, ReportsOutOfBoundsAccess) {
+    auto dev = emu::make_device<Llama>();
+    auto& e = dev->encoder();
+    auto x = dev->new_buffer(64 * 4), w = dev->new_buffer(64 * 4), y = dev->new_buffer(32 * 4);  // y is half too small
+    // Bypass the launcher's checks to let the kernel itself overrun.
+    const metal_src::RmsNormParams p{64, 64, 64};
+    e.set_kernel("rms_norm");
+    e.set_buffer(0, *x, 0);
+    e.set_buffer(1, *w, 0);
+    e.set_buffer(2, *y, 0);
+    e.set_bytes(3, &p, sizeof p);
+    e.set_threadgroup_memory(128);
+    expect_error([&] { e.dispatch({1}, {64}); }, "out-of-bounds access of 4 bytes (alignment 4) at byte offset 128 of 'buffer 2 'y'");
+}
+
+TEST(MetalEmulator, ReportsThreadgroupMemoryOverBudget) {
+    auto dev = emu::make_device<Llama>();
+    auto& e = dev->encoder();
+    auto x = dev->new_buffer(64 * 4);
+    const metal_src::SoftmaxParams p{64};
+    e.set_kernel("softmax");
+    e.set_buffer(0, *x, 0);
+    e.set_bytes(1, &p, sizeof p);
+    e.set_threadgroup_memory(40000);
+    expect_error([&] { e.dispatch({1}, {64}); }, "threadgroup memory of 40000 bytes is over budget");
+    // Too little threadgroup memory for what the kernel indexes is an out-of-bounds access of it.
+    e.set_kernel("matvec_f32");
+    auto w = dev->new_buffer(64 * 64 * 4);
+    const metal_src::MatvecParams mp{64, 64, 256, 64, 64};
+    e.set_buffer(0, *w, 0);
+    e.set_buffer(1, *x, 0);
+    e.set_buffer(2, *x, 0);
+    e.set_bytes(3, &mp, sizeof mp);
+    e.set_threadgroup_memory(64);
+    expect_error([&] { e.dispatch({2}, {256}); }, "of 'threadgroup memory' (64 bytes)");
+}
+
+std::unique_ptr<emu::EmuDevice> fault_device() {
+    const auto* table = emu::find_library("emu-faults");
+    if (!table) throw Error("emu-faults library missing");
+    return std::make_unique<emu::EmuDevice>(std::span(emu_test::kFaultKernels), *table);
+}
+
+TEST(MetalEmulator, ReportsDivergentBarrier) {
+    auto dev = fault_device();
+    auto& e = dev->encoder();
+    auto out = dev->new_buffer(64 * 4);
+    const emu_test::FaultParams p{48};  // threads 48..63 return before the barrier
+    e.set_kernel("divergent_barrier");
+    e.set_buffer(0, *out, 0);
+    e.set_bytes(1, &p, sizeof p);
+    expect_error([&] { e.dispatch({1}, {64}); }, "threadgroup_barrier reached by 48 of 64 threads");
+    // With every thread taking the barrier the same kernel runs.
+    const emu_test::FaultParams all{64};
+    e.set_kernel("divergent_barrier");
+    e.set_buffer(0, *out, 0);
+    e.set_bytes(1, &all, sizeof all);
+    EXPECT_NO_THROW(e.dispatch({1}, {64}));
+}
+
+TEST(MetalEmulator, ReportsDivergentSimdgroupOperation) {
+    auto dev = fault_device();
+    auto& e = dev->encoder();
+    auto out = dev->new_buffer(64 * 4);
+    const emu_test::FaultParams p{8};  // lanes 0..7 call simd_sum, the rest wait at a barrier
+    e.set_kernel("divergent_simd");
+    e.set_buffer(0, *out, 0);
+    e.set_bytes(1, &p, sizeof p);
+    expect_error([&] { e.dispatch({1}, {64}); }, "divergent simdgroup operation");
+    // Uniform: every lane sums, and each sees the simdgroup's 32.
+    const emu_test::FaultParams all{32};
+    e.set_kernel("divergent_simd");
+    e.set_buffer(0, *out, 0);
+    e.set_bytes(1, &all, sizeof all);
+    e.dispatch({1}, {64});
+    EXPECT_EQ(download<float>(*out, 64), std::vector<float>(64, 32.0f));
+}
+
+}  // namespace
+}  // namespace forge::metal
