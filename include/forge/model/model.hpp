@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "forge/cpu/activation.hpp"
-#include "forge/cpu/attention.hpp"
-#include "forge/cpu/matmul.hpp"
+#include "forge/cpu/kernels/attention.hpp"
+#include "forge/cpu/kernels/gemm.hpp"
 #include "forge/cpu/rmsnorm.hpp"
 #include "forge/cpu/rope.hpp"
 #include "forge/cpu/thread_pool.hpp"
@@ -54,6 +54,7 @@ public:
         gate_.resize(B * s.ffn);
         up_.resize(B * s.ffn);
         logits_.resize(std::size_t(s.vocab));
+        scores_.resize(std::size_t(pool_.size()) * std::size_t(context_));
     }
 
     const ModelShape& shape() const {
@@ -118,9 +119,10 @@ private:
             const LayerWeights& L = weights_.layers[std::size_t(l)];
             // Attention block.
             for (int t = 0; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
-            cpu::matmul(L.wq, xb_.data(), n, H, q_.data(), Q, pool_);
-            cpu::matmul(L.wk, xb_.data(), n, H, k_.data(), KV, pool_);
-            cpu::matmul(L.wv, xb_.data(), n, H, v_.data(), KV, pool_);
+            in_.set(xb_.data(), n, H, H);
+            cpu::gemm(L.wq, in_, q_.data(), Q, pool_);
+            cpu::gemm(L.wk, in_, k_.data(), KV, pool_);
+            cpu::gemm(L.wv, in_, v_.data(), KV, pool_);
             for (int t = 0; t < n; ++t) {
                 float *q = &q_[std::size_t(t) * Q], *k = &k_[std::size_t(t) * KV], *v = &v_[std::size_t(t) * KV];
                 if (s.qkv_bias) {
@@ -133,15 +135,18 @@ private:
                 cache_.store(l, pos_ + t, k, v);
             }
             attention(l, n);
-            cpu::matmul(L.wo, att_.data(), n, Q, xb_.data(), H, pool_);
+            in_.set(att_.data(), n, Q, Q);
+            cpu::gemm(L.wo, in_, xb_.data(), H, pool_);
             for (int t = 0; t < n; ++t) cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
 
             // Feed-forward block (SwiGLU).
             for (int t = 0; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
-            cpu::matmul(L.w_gate, xb_.data(), n, H, gate_.data(), F, pool_);
-            cpu::matmul(L.w_up, xb_.data(), n, H, up_.data(), F, pool_);
+            in_.set(xb_.data(), n, H, H);
+            cpu::gemm(L.w_gate, in_, gate_.data(), F, pool_);
+            cpu::gemm(L.w_up, in_, up_.data(), F, pool_);
             for (int t = 0; t < n; ++t) cpu::silu_mul(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F);
-            cpu::matmul(L.w_down, gate_.data(), n, F, xb_.data(), H, pool_);
+            in_.set(gate_.data(), n, F, F);
+            cpu::gemm(L.w_down, in_, xb_.data(), H, pool_);
             for (int t = 0; t < n; ++t) cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
         }
 
@@ -149,10 +154,12 @@ private:
         const int first = all_logits ? 0 : n - 1;
         for (int t = first; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], weights_.output_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
         if (all_logits) {
-            cpu::matmul(weights_.output, xb_.data(), n, H, all_logits, s.vocab, pool_);
+            in_.set(xb_.data(), n, H, H);
+            cpu::gemm(weights_.output, in_, all_logits, s.vocab, pool_);
             std::copy_n(all_logits + std::size_t(n - 1) * s.vocab, s.vocab, logits_.begin());
         } else {
-            cpu::matmul(weights_.output, &xb_[std::size_t(n - 1) * H], 1, H, logits_.data(), s.vocab, pool_);
+            in_.set(&xb_[std::size_t(n - 1) * H], 1, H, H);
+            cpu::gemm(weights_.output, in_, logits_.data(), s.vocab, pool_);
         }
         pos_ += n;
     }
@@ -162,15 +169,16 @@ private:
     void attention(int layer, int n) {
         const auto& s = shape();
         const cpu::AttentionShape as{s.heads, s.kv_heads, s.head_dim};
-        pool_.parallel_for(std::size_t(n) * s.heads, [&](std::size_t begin, std::size_t end) {
-            thread_local std::vector<float> scores;
-            if (scores.size() < std::size_t(context_)) scores.resize(std::size_t(context_));
-            for (std::size_t i = begin; i < end; ++i) {
-                const int t = int(i / s.heads), h = int(i % s.heads);
+        const std::size_t units = std::size_t(n) * std::size_t(s.heads);
+        pool_.run([&](int thread, int threads) {
+            float* scores = &scores_[std::size_t(thread) * std::size_t(context_)];
+            for (std::size_t i = units * std::size_t(thread) / std::size_t(threads);
+                 i < units * std::size_t(thread + 1) / std::size_t(threads); ++i) {
+                const int t = int(i / std::size_t(s.heads)), h = int(i % std::size_t(s.heads));
                 const int last = pos_ + t;
                 const int first = s.sliding_window > 0 ? std::max(0, last - s.sliding_window + 1) : 0;
-                cpu::attend_head(as, h, &q_[std::size_t(t) * s.q_dim()], cache_.k(layer), cache_.v(layer), first, last,
-                                 scores.data(), &att_[std::size_t(t) * s.q_dim()]);
+                cpu::attend_head_fast(as, h, &q_[std::size_t(t) * s.q_dim()], cache_.k(layer), cache_.v(layer), first,
+                                      last, scores, &att_[std::size_t(t) * s.q_dim()]);
             }
         });
     }
@@ -183,7 +191,9 @@ private:
     int pos_ = 0;
     cpu::ThreadPool pool_;
     KVCache cache_;
+    cpu::GemmInput in_;  // the input of the next matmuls, quantized once for all of them
     std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
+    std::vector<float> scores_;  // attention scores: one row of `context_` per thread
 };
 
 }  // namespace forge

@@ -1,0 +1,94 @@
+#pragma once
+// The two vector operations attention does on f16 KV-cache rows: a dot product with a float query and
+// a scaled accumulation into a float output, with hardware f16 conversion where the target has it.
+#include <cstddef>
+#include <cstdint>
+
+#include "forge/core/half.hpp"
+#include "forge/cpu/simd/hsum.hpp"
+#include "forge/cpu/simd/isa.hpp"
+
+#if FORGE_HAVE_AVX512 || FORGE_HAVE_AVX2
+#include "forge/cpu/simd/x86.hpp"
+#elif FORGE_HAVE_NEON
+#include <arm_neon.h>
+#endif
+
+namespace forge::cpu {
+
+template <class Isa>
+struct F16Rows {
+    static float dot(const float* q, const std::uint16_t* k, int n) {
+        float acc[4] = {};
+        for (int i = 0; i < n; i += 4)
+            for (int j = 0; j < 4 && i + j < n; ++j) acc[j] += q[i + j] * f16_to_f32(k[i + j]);
+        return (acc[0] + acc[2]) + (acc[1] + acc[3]);
+    }
+    static void axpy(float a, const std::uint16_t* v, float* out, int n) {
+        for (int i = 0; i < n; ++i) out[i] += a * f16_to_f32(v[i]);
+    }
+};
+
+#if FORGE_HAVE_AVX512
+template <>
+struct F16Rows<isa::Avx512> {
+    static __mmask16 mask(int n, int i) { return n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1); }
+    static float dot(const float* q, const std::uint16_t* k, int n) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 m = mask(n, i);
+            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i)), acc);
+        }
+        return simd::hsum(acc);
+    }
+    static void axpy(float a, const std::uint16_t* v, float* out, int n) {
+        const __m512 av = _mm512_set1_ps(a);
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 m = mask(n, i);
+            const __m512 o = _mm512_fmadd_ps(av, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v + i)), _mm512_maskz_loadu_ps(m, out + i));
+            _mm512_mask_storeu_ps(out + i, m, o);
+        }
+    }
+};
+#endif
+
+#if FORGE_HAVE_AVX2
+template <>
+struct F16Rows<isa::Avx2> {
+    // head_dim is a multiple of 4: a 4-wide tail finishes any row.
+    static float dot(const float* q, const std::uint16_t* k, int n) {
+        __m256 acc = _mm256_setzero_ps();
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + i))), acc);
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        for (; i < n; i += 4)
+            s = _mm_fmadd_ps(_mm_loadu_ps(q + i), _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(k + i))), s);
+        return simd::hsum(s);
+    }
+    static void axpy(float a, const std::uint16_t* v, float* out, int n) {
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(_mm256_set1_ps(a), _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i))), _mm256_loadu_ps(out + i)));
+        for (; i < n; i += 4)
+            _mm_storeu_ps(out + i, _mm_fmadd_ps(_mm_set1_ps(a), _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v + i))), _mm_loadu_ps(out + i)));
+    }
+};
+#endif
+
+#if FORGE_HAVE_NEON
+template <>
+struct F16Rows<isa::Neon> {
+    static float32x4_t load4(const std::uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+    static float dot(const float* q, const std::uint16_t* k, int n) {
+        float32x4_t acc = vdupq_n_f32(0.0f);
+        for (int i = 0; i < n; i += 4) acc = vfmaq_f32(acc, vld1q_f32(q + i), load4(k + i));
+        return vaddvq_f32(acc);
+    }
+    static void axpy(float a, const std::uint16_t* v, float* out, int n) {
+        for (int i = 0; i < n; i += 4) vst1q_f32(out + i, vfmaq_n_f32(vld1q_f32(out + i), load4(v + i), a));
+    }
+};
+#endif
+
+}  // namespace forge::cpu

@@ -1,0 +1,127 @@
+#pragma once
+// Y = W·X for one token (decode: a mat-vec) or a batch (prefill: a GEMM), with the micro-kernels of the
+// instruction set forge was compiled for. The weight rows are split between threads; each thread walks
+// its rows in tiles of kRows, and for each tile every token tile of kTokens, so a tile's weights are
+// read from memory once per batch and reused from L1 by every token tile. Tile shapes are compile-time
+// constants of the kernel; the driver instantiates every smaller tile for the edges.
+#include <array>
+#include <cstddef>
+#include <utility>
+
+#include "forge/cpu/kernels/kernel.hpp"
+#include "forge/cpu/kernels/kernels_avx512.hpp"
+#include "forge/cpu/kernels/kernels_avx2.hpp"
+#include "forge/cpu/kernels/kernels_neon.hpp"
+#include "forge/cpu/kernels/kernels_portable.hpp"
+#include "forge/cpu/matmul.hpp"
+#include "forge/cpu/thread_pool.hpp"
+#include "forge/cpu/weight_view.hpp"
+
+namespace forge::cpu {
+
+// One GEMM input: float rows, quantized to each kernel's Q8 layout on first use and reused until the
+// next set(), so Q, K and V (or gate and up) quantize their shared input once.
+class GemmInput {
+public:
+    void set(const float* x, int tokens, int stride, int cols) {
+        rows_ = {x, tokens, stride, cols};
+        for (auto& s : slots_) s.fresh = false;
+    }
+    const FloatRows& rows() const { return rows_; }
+
+    template <class K>
+    const Q8Rows& quantized(ThreadPool& pool) {
+        Slot& slot = slots_[K::kLayout.offset == 8];  // one instruction set's Q4_0 and Q8_0 layouts differ here
+        if (!slot.fresh || !(slot.rows.layout() == K::kLayout)) {
+            slot.rows.prepare(rows_.n, rows_.cols, K::kLayout);
+            if (rows_.n == 1) slot.rows.quantize(rows_.x, rows_.stride, 0, 1);
+            else pool.parallel_for(std::size_t(rows_.n), [&](std::size_t b, std::size_t e) {
+                slot.rows.quantize(rows_.x, rows_.stride, int(b), int(e));
+            });
+            slot.fresh = true;
+        }
+        return slot.rows;
+    }
+
+private:
+    struct Slot {
+        Q8Rows rows;
+        bool fresh = false;
+    };
+    FloatRows rows_;
+    Slot slots_[2];
+};
+
+namespace detail {
+
+// Rows w0.. (R of them, `stride` bytes apart) times tokens t0..t0+T-1; y points at row w0's column.
+template <class K, int R, int T>
+void tile(const std::byte* w0, std::size_t stride, int cols, const typename K::Input& in, int t0, float* y,
+          std::size_t y_stride) {
+    typename K::Acc acc[R][T];
+    for (auto& row : acc)
+        for (auto& a : row) a = K::zero();
+    const int steps = K::steps(cols);
+    for (int s = 0; s < steps; ++s) {
+        decltype(K::load_w(w0, s, cols)) w[R];
+        for (int r = 0; r < R; ++r) w[r] = K::load_w(w0 + std::size_t(r) * stride, s, cols);
+        for (int t = 0; t < T; ++t) {
+            const auto x = K::load_x(in, t0 + t, s);
+            for (int r = 0; r < R; ++r) K::madd(acc[r][t], w[r], x);
+        }
+    }
+    for (int t = 0; t < T; ++t)
+        for (int r = 0; r < R; ++r) y[std::size_t(t0 + t) * y_stride + std::size_t(r)] = K::reduce(acc[r][t]);
+}
+
+template <class K>
+using TileFn = void (*)(const std::byte*, std::size_t, int, const typename K::Input&, int, float*, std::size_t);
+
+template <class K, std::size_t... I>
+constexpr std::array<TileFn<K>, sizeof...(I)> tile_table(std::index_sequence<I...>) {
+    return {&tile<K, int(I) / K::kTokens + 1, int(I) % K::kTokens + 1>...};
+}
+
+// Weight rows [r0, r1) against every token of `in`.
+template <class K>
+void gemm_rows(const WeightView& w, const typename K::Input& in, int r0, int r1, float* y, std::size_t y_stride) {
+    static constexpr auto kTiles = tile_table<K>(std::make_index_sequence<K::kRows * K::kTokens>());
+    const std::size_t stride = w.row_stride();
+    for (int r = r0; r < r1; r += K::kRows) {
+        const int nr = std::min(K::kRows, r1 - r);
+        for (int t = 0; t < in.tokens(); t += K::kTokens) {
+            const int nt = std::min(K::kTokens, in.tokens() - t);
+            kTiles[std::size_t((nr - 1) * K::kTokens + nt - 1)](w.row(r), stride, w.cols, in, t, y + r, y_stride);
+        }
+    }
+}
+
+template <class K>
+void gemm_with(const WeightView& w, GemmInput& in, float* y, int y_stride, ThreadPool& pool) {
+    const typename K::Input* input;
+    if constexpr (QuantizedKernel<K>) input = &in.quantized<K>(pool);
+    else input = &in.rows();
+    pool.parallel_for(std::size_t(w.rows), [&](std::size_t b, std::size_t e) {
+        gemm_rows<K>(w, *input, int(b), int(e), y, std::size_t(y_stride));
+    }, std::size_t(K::kRows));
+}
+
+}  // namespace detail
+
+// Y[t][r] = W[r]·X[t] for every token of `in`; Y rows are `y_stride` floats apart. Weight types
+// without a fast kernel (BF16) take the reference matmul.
+template <class Isa = isa::Native>
+void gemm(const WeightView& w, GemmInput& in, float* y, int y_stride, ThreadPool& pool) {
+    switch (w.type) {
+        case DType::F32: return detail::gemm_with<Kernel<Isa, DType::F32>>(w, in, y, y_stride, pool);
+        case DType::F16: return detail::gemm_with<Kernel<Isa, DType::F16>>(w, in, y, y_stride, pool);
+        case DType::Q8_0: return detail::gemm_with<Kernel<Isa, DType::Q8_0>>(w, in, y, y_stride, pool);
+        case DType::Q4_0: return detail::gemm_with<Kernel<Isa, DType::Q4_0>>(w, in, y, y_stride, pool);
+        default: {
+            const FloatRows& x = in.rows();
+            return matmul(w, x.x, x.n, x.stride, y, y_stride, pool);
+        }
+    }
+}
+
+}  // namespace forge::cpu

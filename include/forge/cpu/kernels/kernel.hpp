@@ -1,0 +1,47 @@
+#pragma once
+// What a GEMM micro-kernel is: for one instruction set and one weight type, how to load a step of a
+// weight row and of an activation row and multiply-accumulate them. The tiled driver (gemm.hpp) is
+// written once against this interface; each instruction set only supplies these few operations.
+//
+//   kStep, kRows, kTokens      values per step; the tile shape (weight rows x tokens) the driver uses
+//   Input                      FloatRows, or Q8Rows with `static constexpr Q8Layout kLayout`
+//   steps(cols)                steps per row (the last may be partial: loads zero-fill it)
+//   zero(), load_w(row, s, cols), load_x(input, t, s), madd(acc, w, x), reduce(acc) -> float
+//
+// Every output is one accumulator fed the same steps in the same order whatever the tile shape, so a
+// token's result does not depend on how many tokens share its tile.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "forge/core/dtype.hpp"
+#include "forge/cpu/kernels/q8_rows.hpp"
+#include "forge/cpu/simd/isa.hpp"
+
+namespace forge::cpu {
+
+// Float activations: `tokens` rows of `cols` floats, `stride` floats apart.
+struct FloatRows {
+    const float* x = nullptr;
+    int n = 0;
+    int stride = 0;
+    int cols = 0;
+    int tokens() const { return n; }
+    const float* row(int t) const { return x + std::size_t(t) * std::size_t(stride); }
+};
+
+// Kernel<Isa, W>: the micro-kernel for weights of type W; undefined where none exists.
+template <class Isa, DType W>
+struct Kernel;
+
+template <class K>
+concept QuantizedKernel = requires { K::kLayout; };
+
+// A block's f16 scale, read without assuming alignment.
+inline std::uint16_t load_u16(const std::byte* p) {
+    std::uint16_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+}  // namespace forge::cpu

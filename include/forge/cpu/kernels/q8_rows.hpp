@@ -1,0 +1,108 @@
+#pragma once
+// Activations quantized to Q8_0-style blocks (32 int8 codes sharing one scale, the scale rounded to f16
+// as llama.cpp's Q8_0 activations are) so quantized weights can be dotted with integer instructions.
+// Each kernel states the layout it reads (Q8Layout); the rows are stored per kernel step, one 64-byte
+// aligned chunk per step holding the codes, a scale per int32 lane and an offset correction per lane,
+// so a step's loads are whole aligned vectors and no lane shuffling happens in the inner loop.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "forge/core/half.hpp"
+
+namespace forge::cpu {
+
+struct Q8Layout {
+    int step_blocks = 1;      // 32-value blocks per kernel step; a row's last step is zero-padded
+    bool interleave = false;  // two blocks' halves as Q4_0 nibbles unpack: [b0 0-15, b1 0-15, b0 16-31, b1 16-31]
+    int offset = 0;           // the kernel reads weights as unsigned w + offset: corr = -offset/8 * block sum per lane
+
+    // Byte position of value j of the step's block bb, and the block a byte position belongs to.
+    constexpr int pos(int bb, int j) const { return interleave ? (j / 16) * 32 + bb * 16 + j % 16 : bb * 32 + j; }
+    constexpr int block_of(int p) const { return interleave ? (p / 16) % 2 : p / 32; }
+    constexpr int lanes() const { return step_blocks * 8; }  // int32 lanes a step's codes fill
+    friend constexpr bool operator==(const Q8Layout&, const Q8Layout&) = default;
+};
+
+class Q8Rows {
+public:
+    // Sizes the rows for `tokens` x `cols` (a multiple of 32). Storage only grows, so a model that
+    // sized it for its largest batch never allocates again.
+    void prepare(int tokens, int cols, Q8Layout layout) {
+        layout_ = layout;
+        tokens_ = tokens;
+        const int blocks = cols / 32;
+        steps_ = (blocks + layout.step_blocks - 1) / layout.step_blocks;
+        blocks_ = blocks;
+        const std::size_t need = std::size_t(tokens) * std::size_t(steps_) * chunks_per_step();
+        if (data_.size() < need) data_.resize(need);
+    }
+
+    // Quantizes tokens [t0, t1) of x (rows `stride` floats apart).
+    void quantize(const float* x, int stride, int t0, int t1) {
+        const int S = layout_.step_blocks;
+        for (int t = t0; t < t1; ++t) {
+            const float* xt = x + std::size_t(t) * std::size_t(stride);
+            for (int s = 0; s < steps_; ++s) {
+                std::byte* c = chunk(t, s);
+                auto* q = reinterpret_cast<std::int8_t*>(c);
+                auto* dv = reinterpret_cast<float*>(c + std::size_t(S) * 32);
+                auto* cv = reinterpret_cast<std::int32_t*>(c + std::size_t(S) * 64);
+                float scale[2] = {};
+                std::int32_t sum[2] = {};
+                for (int bb = 0; bb < S; ++bb) {
+                    const int b = s * S + bb;
+                    if (b >= blocks_) {
+                        for (int j = 0; j < 32; ++j) q[layout_.pos(bb, j)] = 0;
+                        continue;
+                    }
+                    const float* xb = xt + b * 32;
+                    float amax = 0.0f;
+                    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+                    const float dd = amax / 127.0f;
+                    const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
+                    for (int j = 0; j < 32; ++j) {
+                        const auto v = static_cast<std::int8_t>(std::nearbyint(xb[j] * id));
+                        q[layout_.pos(bb, j)] = v;
+                        sum[bb] += v;
+                    }
+                    scale[bb] = round_f16(dd);
+                }
+                for (int l = 0; l < layout_.lanes(); ++l) {
+                    const int bb = layout_.block_of(4 * l);
+                    dv[l] = scale[bb];
+                    cv[l] = -layout_.offset / 8 * sum[bb];
+                }
+            }
+        }
+    }
+
+    const Q8Layout& layout() const { return layout_; }
+    int tokens() const { return tokens_; }
+    int steps() const { return steps_; }
+    // Step s of token t: step_blocks*32 codes, then lanes() scales, then lanes() corrections.
+    const std::int8_t* qs(int t, int s) const { return reinterpret_cast<const std::int8_t*>(chunk(t, s)); }
+    const float* d(int t, int s) const {
+        return reinterpret_cast<const float*>(chunk(t, s) + std::size_t(layout_.step_blocks) * 32);
+    }
+    const std::int32_t* corr(int t, int s) const {
+        return reinterpret_cast<const std::int32_t*>(chunk(t, s) + std::size_t(layout_.step_blocks) * 64);
+    }
+
+private:
+    struct alignas(64) Chunk {
+        std::byte b[64];
+    };
+    std::size_t chunks_per_step() const { return (std::size_t(layout_.step_blocks) * 96 + 63) / 64; }
+    std::size_t index(int t, int s) const { return (std::size_t(t) * std::size_t(steps_) + std::size_t(s)) * chunks_per_step(); }
+    const std::byte* chunk(int t, int s) const { return data_[index(t, s)].b; }
+    std::byte* chunk(int t, int s) { return data_[index(t, s)].b; }
+
+    Q8Layout layout_{};
+    int tokens_ = 0, steps_ = 0, blocks_ = 0;
+    std::vector<Chunk> data_;
+};
+
+}  // namespace forge::cpu

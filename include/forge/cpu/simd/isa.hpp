@@ -1,0 +1,34 @@
+#pragma once
+// The instruction set forge's fast kernels are compiled for, chosen at compile time from the target
+// flags (forge builds its own targets with -march=native unless FORGE_NATIVE=OFF; a downstream project's
+// flags decide for it). The portable kernels are always compiled too, as the fallback and for tests.
+#include <string_view>
+
+namespace forge::cpu::isa {
+
+struct Portable {
+    static constexpr std::string_view name = "portable";
+};
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__FMA__)
+#define FORGE_HAVE_AVX512 1
+struct Avx512 {
+    static constexpr std::string_view name = "avx512-vnni";
+};
+using Native = Avx512;
+#elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+#define FORGE_HAVE_AVX2 1
+struct Avx2 {
+    static constexpr std::string_view name = "avx2";
+};
+using Native = Avx2;
+#elif defined(__ARM_NEON) && defined(__ARM_FEATURE_DOTPROD) && defined(__aarch64__)
+#define FORGE_HAVE_NEON 1
+struct Neon {
+    static constexpr std::string_view name = "neon-dotprod";
+};
+using Native = Neon;
+#else
+using Native = Portable;
+#endif
+
+}  // namespace forge::cpu::isa

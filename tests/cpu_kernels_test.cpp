@@ -1,0 +1,205 @@
+// The fast CPU kernels against the reference kernels, on random shapes that include every tail: the
+// instruction set forge was compiled for and the portable kernels both. Also the thread pool's
+// coverage, and that a decode step allocates nothing once warmed up.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <new>
+#include <random>
+#include <vector>
+
+#include "forge/cpu/kernels/attention.hpp"
+#include "forge/cpu/kernels/gemm.hpp"
+#include "forge/model/model.hpp"
+#include "forge/quant/row.hpp"
+#include "testdata.hpp"
+
+// Counts heap allocations so the decode loop can be shown to make none. GCC cannot see that this
+// operator new is malloc and flags the matching free.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+namespace {
+std::atomic<long> g_allocations{0};
+}
+void* operator new(std::size_t n) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace forge::test {
+namespace {
+
+struct Matrix {
+    std::vector<std::byte> data;
+    cpu::WeightView view;
+};
+
+Matrix random_matrix(DType type, int rows, int cols, std::mt19937& rng) {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> f(std::size_t(rows) * std::size_t(cols));
+    for (auto& v : f) v = dist(rng);
+    Matrix m;
+    m.data.resize(std::size_t(rows) * row_bytes(type, std::size_t(cols)));
+    for (int r = 0; r < rows; ++r)
+        quantize_row(type, &f[std::size_t(r) * std::size_t(cols)], m.data.data() + std::size_t(r) * row_bytes(type, std::size_t(cols)),
+                     std::size_t(cols));
+    m.view = {m.data.data(), type, rows, cols};
+    return m;
+}
+
+std::vector<float> random_rows(int tokens, int stride, std::mt19937& rng) {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> x(std::size_t(tokens) * std::size_t(stride));
+    for (auto& v : x) v = dist(rng);
+    return x;
+}
+
+// Largest error quantizing x to Q8 blocks may cause in W·x: each code is off by at most half a step
+// (amax/254) plus the f16 rounding of the scale (2^-11 relative per value), times |w|.
+double activation_error_bound(const std::vector<float>& w_row, const float* x, int cols) {
+    double bound = 0;
+    for (int b = 0; b < cols / 32; ++b) {
+        double amax = 0;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, double(std::fabs(x[b * 32 + j])));
+        for (int j = 0; j < 32; ++j)
+            bound += std::fabs(w_row[std::size_t(b * 32 + j)]) * (amax / 254.0 + std::fabs(x[b * 32 + j]) / 2048.0);
+    }
+    return bound * 1.01 + 1e-4;
+}
+
+template <class Isa>
+void check_gemm(DType type, std::uint32_t seed) {
+    std::mt19937 rng(seed);
+    cpu::ThreadPool pool(2);
+    const bool quant = is_quantized(type);
+    for (int iter = 0; iter < 24; ++iter) {
+        const int rows = 1 + int(rng() % 37);
+        const int cols = quant ? 32 * (1 + int(rng() % 9)) : 1 + int(rng() % 200);
+        const int tokens = 1 + int(rng() % 9);
+        const int stride = cols + int(rng() % 5);
+        const Matrix m = random_matrix(type, rows, cols, rng);
+        const auto x = random_rows(tokens, stride, rng);
+        const int y_stride = rows + 3;
+        std::vector<float> want(std::size_t(tokens) * std::size_t(y_stride)), got(want.size());
+        cpu::matmul(m.view, x.data(), tokens, stride, want.data(), y_stride, pool);
+        cpu::GemmInput in;
+        in.set(x.data(), tokens, stride, cols);
+        cpu::gemm<Isa>(m.view, in, got.data(), y_stride, pool);
+        std::vector<float> w_row(static_cast<std::size_t>(cols));
+        for (int r = 0; r < rows; ++r) {
+            dequantize_row(type, m.view.row(r), w_row.data(), std::size_t(cols));
+            for (int t = 0; t < tokens; ++t) {
+                const float* xt = &x[std::size_t(t) * std::size_t(stride)];
+                double mag = 0;
+                for (int c = 0; c < cols; ++c) mag += std::fabs(w_row[std::size_t(c)] * xt[c]);
+                const double bound = quant ? activation_error_bound(w_row, xt, cols) : 1e-5 * mag + 1e-6;
+                const std::size_t i = std::size_t(t) * std::size_t(y_stride) + std::size_t(r);
+                ASSERT_NEAR(got[i], want[i], bound) << dtype_name(type) << " " << rows << "x" << cols << ", token " << t
+                                                    << " of " << tokens << ", row " << r;
+            }
+        }
+        // A token's result is bit-identical whether it is computed alone or inside a batch.
+        for (int t = 0; t < tokens; ++t) {
+            std::vector<float> one(static_cast<std::size_t>(rows));
+            in.set(&x[std::size_t(t) * std::size_t(stride)], 1, stride, cols);
+            cpu::gemm<Isa>(m.view, in, one.data(), rows, pool);
+            for (int r = 0; r < rows; ++r)
+                ASSERT_EQ(one[std::size_t(r)], got[std::size_t(t) * std::size_t(y_stride) + std::size_t(r)])
+                    << dtype_name(type) << " token " << t << " row " << r;
+        }
+    }
+}
+
+class Gemm : public ::testing::TestWithParam<DType> {};
+
+TEST_P(Gemm, NativeMatchesReferenceMatmul) { check_gemm<cpu::isa::Native>(GetParam(), 1); }
+TEST_P(Gemm, PortableMatchesReferenceMatmul) { check_gemm<cpu::isa::Portable>(GetParam(), 2); }
+
+INSTANTIATE_TEST_SUITE_P(WeightTypes, Gemm, ::testing::Values(DType::F32, DType::F16, DType::Q8_0, DType::Q4_0),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(Gemm, Bf16FallsBackToReference) {
+    std::mt19937 rng(3);
+    cpu::ThreadPool pool(2);
+    const Matrix m = random_matrix(DType::BF16, 7, 40, rng);
+    const auto x = random_rows(2, 40, rng);
+    std::vector<float> want(14), got(14);
+    cpu::matmul(m.view, x.data(), 2, 40, want.data(), 7, pool);
+    cpu::GemmInput in;
+    in.set(x.data(), 2, 40, 40);
+    cpu::gemm(m.view, in, got.data(), 7, pool);
+    EXPECT_EQ(want, got);
+}
+
+template <class Isa>
+void check_attention() {
+    std::mt19937 rng(4);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    for (const auto& [heads, kv_heads, head_dim] : {std::tuple{4, 2, 32}, {9, 3, 64}, {2, 1, 20}, {8, 8, 36}}) {
+        const cpu::AttentionShape s{heads, kv_heads, head_dim};
+        const int positions = 1 + int(rng() % 40);
+        std::vector<float> q(std::size_t(heads * head_dim));
+        for (auto& v : q) v = dist(rng);
+        std::vector<std::uint16_t> k(std::size_t(positions * s.kv_dim())), v(k.size());
+        for (auto& e : k) e = f32_to_f16(dist(rng));
+        for (auto& e : v) e = f32_to_f16(dist(rng));
+        std::vector<float> scores(static_cast<std::size_t>(positions)), want(q.size()), got(q.size());
+        const int first = positions > 3 ? 2 : 0;
+        for (int h = 0; h < heads; ++h) {
+            cpu::attend_head(s, h, q.data(), k.data(), v.data(), first, positions - 1, scores.data(), want.data());
+            cpu::attend_head_fast<Isa>(s, h, q.data(), k.data(), v.data(), first, positions - 1, scores.data(), got.data());
+        }
+        for (std::size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4) << "head_dim " << head_dim << " at " << i;
+    }
+}
+
+TEST(Attention, NativeMatchesReference) { check_attention<cpu::isa::Native>(); }
+TEST(Attention, PortableMatchesReference) { check_attention<cpu::isa::Portable>(); }
+
+TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
+    for (const int threads : {1, 2, 3, 5}) {
+        cpu::ThreadPool pool(threads);
+        for (const std::size_t count : {std::size_t(0), std::size_t(1), std::size_t(7), std::size_t(64), std::size_t(1001)}) {
+            for (const std::size_t grain : {std::size_t(1), std::size_t(4)}) {
+                std::vector<std::atomic<int>> hits(count);
+                pool.parallel_for(count, [&](std::size_t b, std::size_t e) {
+                    EXPECT_TRUE(b % grain == 0);
+                    for (std::size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+                }, grain);
+                for (std::size_t i = 0; i < count; ++i) ASSERT_EQ(hits[i].load(), 1) << threads << " threads, count " << count;
+            }
+        }
+    }
+}
+
+TEST(ThreadPool, RunCallsEveryThreadOnceAcrossManyDispatches) {
+    cpu::ThreadPool pool(3);
+    std::vector<std::atomic<int>> calls(3);
+    for (int i = 0; i < 5000; ++i)
+        pool.run([&](int thread, int threads) {
+            EXPECT_EQ(threads, 3);
+            calls[std::size_t(thread)].fetch_add(1);
+        });
+    for (const auto& c : calls) EXPECT_EQ(c.load(), 5000);
+}
+
+TEST(ModelDecode, AllocatesNothingAfterWarmUp) {
+    for (const char* file : {"synth-llama-q4_0.gguf", "synth-qwen2-q8_0.gguf", "synth-llama-f16.gguf"}) {
+        Model<> m(gguf::File::open(model_path(file)), {.threads = 2});
+        const std::int32_t prompt[] = {1, 5, 9, 13};
+        m.prefill(prompt);
+        m.decode(3);
+        const long before = g_allocations.load();
+        for (int i = 0; i < 16; ++i) m.decode(std::int32_t(7 + i));
+        EXPECT_EQ(g_allocations.load() - before, 0) << file;
+    }
+}
+
+}  // namespace
+}  // namespace forge::test
