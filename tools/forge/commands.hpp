@@ -3,5 +3,6 @@
 namespace forge::cli {
 
 int inspect(int argc, char** argv);
+int tokenize(int argc, char** argv);
 
 }  // namespace forge::cli

@@ -16,6 +16,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"inspect", forge::cli::inspect, "inspect FILE.gguf        architecture, shape, tensors, matching compiled traits"},
+    {"tokenize", forge::cli::tokenize, "tokenize -m MODEL.gguf [--no-bos] TEXT | --file CASES   token ids"},
 };
 
 int usage(std::FILE* out) {
