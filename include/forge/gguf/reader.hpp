@@ -24,8 +24,15 @@ namespace forge::gguf {
 
 inline constexpr std::uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 inline constexpr std::size_t kDefaultAlignment = 32;
+inline constexpr std::size_t kMaxAlignment = std::size_t(1) << 20;
 inline constexpr std::size_t kMaxDims = 4;
+inline constexpr std::uint64_t kMaxDim = std::uint64_t(1) << 40;       // per dimension
+inline constexpr std::uint64_t kMaxElements = std::uint64_t(1) << 62;  // per tensor
 inline constexpr int kMaxArrayNesting = 8;
+// Array elements in all of a file's metadata. A parsed element takes ~50 bytes however few the file
+// spends on it, so without a bound a corrupted count in a large file could claim gigabytes of weights as
+// u8 elements. Real vocabularies hold a few hundred thousand.
+inline constexpr std::uint64_t kMaxArrayElements = std::uint64_t(1) << 24;
 
 struct TensorInfo {
     std::string name;
@@ -139,6 +146,26 @@ private:
                ", expected " + want;
     }
 
+    // A key or tensor name from the file as messages show it: quoted, bytes outside printable ASCII
+    // escaped and long names cut, so a hostile name can neither end a message early at a NUL (what()
+    // is a C string) nor bury the field and offset that follow it.
+    static std::string quoted(std::string_view name) {
+        constexpr std::size_t kShown = 80;
+        constexpr char kHex[] = "0123456789abcdef";
+        std::string out = "'";
+        for (const char ch : name.substr(0, kShown)) {
+            const auto b = static_cast<unsigned char>(ch);
+            if (b >= 0x20 && b < 0x7f && b != '\\') {
+                out += ch;
+            } else {
+                out += "\\x";
+                out += kHex[b >> 4];
+                out += kHex[b & 15];
+            }
+        }
+        return out + (name.size() > kShown ? "'..." : "'");
+    }
+
     // Bounds-checked little-endian cursor over the file image.
     struct Cursor {
         std::span<const std::byte> bytes;
@@ -175,7 +202,14 @@ private:
         }
     };
 
-    static Value read_value(Cursor& c, ValueType type, const std::string& key, int depth) {
+    // Counts are bounded by what the file can hold, but an entry in memory is several times its smallest
+    // encoding: reserving at most this much up front keeps a corrupted count in a large file from
+    // allocating a multiple of the file's size before the parse finds the lie.
+    static constexpr std::uint64_t kMaxReserve = 4096;
+
+    // Errors name the field; the caller adds which key it belongs to. `elements_left` is what remains
+    // of the file's kMaxArrayElements.
+    static Value read_value(Cursor& c, ValueType type, int depth, std::uint64_t& elements_left) {
         switch (type) {
             case ValueType::u8: return {type, std::uint64_t(c.read<std::uint8_t>("a u8 value"))};
             case ValueType::i8: return {type, std::int64_t(c.read<std::int8_t>("an i8 value"))};
@@ -190,16 +224,16 @@ private:
             case ValueType::boolean: {
                 const std::uint64_t at = c.pos;
                 const auto b = c.read<std::uint8_t>("a bool value");
-                if (b > 1) c.fail("metadata '" + key + "': bool value " + std::to_string(b) + " is not 0 or 1", at);
+                if (b > 1) c.fail("bool value " + std::to_string(b) + " is not 0 or 1", at);
                 return {type, b == 1};
             }
             case ValueType::string: return {type, c.read_string("a string value")};
             case ValueType::array: {
                 if (depth >= kMaxArrayNesting)
-                    c.fail("metadata '" + key + "': arrays nested deeper than " + std::to_string(kMaxArrayNesting), c.pos);
+                    c.fail("arrays nested deeper than " + std::to_string(kMaxArrayNesting), c.pos);
                 const std::uint64_t at = c.pos;
                 const auto elem_raw = c.read<std::uint32_t>("an array element type");
-                if (elem_raw > 12) c.fail("metadata '" + key + "': unknown array element type " + std::to_string(elem_raw), at);
+                if (elem_raw > 12) c.fail("unknown array element type " + std::to_string(elem_raw), at);
                 const auto elem = static_cast<ValueType>(elem_raw);
                 const std::uint64_t count_at = c.pos;
                 const auto count = c.read<std::uint64_t>("an array length");
@@ -207,16 +241,21 @@ private:
                 // rejected before anything is allocated for it.
                 const std::uint64_t min_size = elem == ValueType::string ? 8 : elem == ValueType::array ? 12 : scalar_size(elem);
                 if (count > c.remaining() / min_size)
-                    c.fail("metadata '" + key + "': array length " + std::to_string(count) + " cannot fit in the " +
+                    c.fail("array length " + std::to_string(count) + " cannot fit in the " +
                                std::to_string(c.remaining()) + " bytes left",
                            count_at);
+                if (count > elements_left)
+                    c.fail("array length " + std::to_string(count) + " takes the metadata past " +
+                               std::to_string(kMaxArrayElements) + " array elements in all",
+                           count_at);
+                elements_left -= count;
                 Array arr{elem, {}};
-                arr.items.reserve(count);
-                for (std::uint64_t i = 0; i < count; ++i) arr.items.push_back(read_value(c, elem, key, depth + 1));
+                arr.items.reserve(std::min(count, kMaxReserve));
+                for (std::uint64_t i = 0; i < count; ++i) arr.items.push_back(read_value(c, elem, depth + 1, elements_left));
                 return {type, std::move(arr)};
             }
         }
-        c.fail("metadata '" + key + "': unknown value type " + std::to_string(static_cast<std::uint32_t>(type)), c.pos - 4);
+        c.fail("unknown value type " + std::to_string(static_cast<std::uint32_t>(type)), c.pos - 4);
     }
 
     void parse_all(std::span<const std::byte> bytes) {
@@ -238,72 +277,91 @@ private:
         if (n_tensors > c.remaining() / 24)
             c.fail("tensor count " + std::to_string(n_tensors) + " cannot fit in a file of " + std::to_string(bytes.size()) + " bytes", n_tensors_at);
 
-        metadata_.reserve(n_kv);
+        metadata_.reserve(std::min(n_kv, kMaxReserve));
+        alignment_ = kDefaultAlignment;
+        std::uint64_t elements_left = kMaxArrayElements;
         for (std::uint64_t i = 0; i < n_kv; ++i) {
             const std::uint64_t at = c.pos;
             std::string key = c.read_string("a metadata key");
-            if (meta_index_.count(key)) c.fail("duplicate metadata key '" + key + "'", at);
+            if (meta_index_.count(key)) c.fail("duplicate metadata key " + quoted(key), at);
             const std::uint64_t type_at = c.pos;
             const auto type_raw = c.read<std::uint32_t>("a metadata value type");
-            if (type_raw > 12) c.fail("metadata '" + key + "': unknown value type " + std::to_string(type_raw), type_at);
-            Value v = read_value(c, static_cast<ValueType>(type_raw), key, 0);
+            if (type_raw > 12) c.fail("metadata " + quoted(key) + ": unknown value type " + std::to_string(type_raw), type_at);
+            const std::uint64_t value_at = c.pos;
+            Value v;
+            try {
+                v = read_value(c, static_cast<ValueType>(type_raw), 0, elements_left);
+            } catch (const Error& e) {
+                throw Error("metadata " + quoted(key) + ": " + e.what());
+            }
+            if (key == "general.alignment") {
+                const auto* u = std::get_if<std::uint64_t>(&v.data);
+                if (!u || *u == 0 || (*u & (*u - 1)) != 0 || *u > kMaxAlignment)
+                    c.fail("general.alignment must be an unsigned power of two up to 1 MiB, not " +
+                               std::string(value_type_name(v.type)) + (u ? " " + std::to_string(*u) : std::string()),
+                           value_at);
+                alignment_ = static_cast<std::size_t>(*u);
+            }
             meta_index_.emplace(key, metadata_.size());
             metadata_.emplace_back(std::move(key), std::move(v));
         }
 
-        alignment_ = kDefaultAlignment;
-        if (const Value* a = find("general.alignment")) {
-            const auto* u = std::get_if<std::uint64_t>(&a->data);
-            if (!u || *u == 0 || (*u & (*u - 1)) != 0 || *u > (1u << 20))
-                throw Error("general.alignment must be a power of two up to 1 MiB");
-            alignment_ = static_cast<std::size_t>(*u);
-        }
-
-        tensors_.reserve(n_tensors);
+        tensors_.reserve(std::min(n_tensors, kMaxReserve));
+        std::vector<std::uint64_t> offsets_at;  // where each tensor's offset field is, for errors found later
+        offsets_at.reserve(std::min(n_tensors, kMaxReserve));
         for (std::uint64_t i = 0; i < n_tensors; ++i) {
             TensorInfo t;
             const std::uint64_t at = c.pos;
             t.name = c.read_string("a tensor name");
-            if (tensor_index_.count(t.name)) c.fail("duplicate tensor name '" + t.name + "'", at);
+            if (tensor_index_.count(t.name)) c.fail("duplicate tensor name " + quoted(t.name), at);
             const std::uint64_t dims_at = c.pos;
             const auto n_dims = c.read<std::uint32_t>("a tensor's dimension count");
             if (n_dims == 0 || n_dims > kMaxDims)
-                c.fail("tensor '" + t.name + "': " + std::to_string(n_dims) + " dimensions (must be 1 to 4)", dims_at);
+                c.fail("tensor " + quoted(t.name) + ": " + std::to_string(n_dims) + " dimensions (must be 1 to 4)", dims_at);
             t.elements = 1;
             for (std::uint32_t d = 0; d < n_dims; ++d) {
                 const std::uint64_t dim_at = c.pos;
                 const auto n = c.read<std::uint64_t>("a tensor dimension");
-                if (n == 0 || n > (std::uint64_t(1) << 40) || t.elements > (std::uint64_t(1) << 62) / n)
-                    c.fail("tensor '" + t.name + "': dimension " + std::to_string(d) + " = " + std::to_string(n) + " is out of range", dim_at);
+                if (n == 0 || n > kMaxDim || t.elements > kMaxElements / n)
+                    c.fail("tensor " + quoted(t.name) + ": dimension " + std::to_string(d) + " = " + std::to_string(n) + " is out of range", dim_at);
                 t.dims.push_back(n);
                 t.elements *= n;
             }
             const std::uint64_t type_at = c.pos;
             t.type_id = c.read<std::uint32_t>("a tensor type");
             const DTypeInfo* info = dtype_info(t.type_id);
-            if (!info) c.fail("tensor '" + t.name + "': unknown tensor type id " + std::to_string(t.type_id), type_at);
+            if (!info) c.fail("tensor " + quoted(t.name) + ": unknown tensor type id " + std::to_string(t.type_id), type_at);
             if (t.dims[0] % info->block_elems != 0)
-                c.fail("tensor '" + t.name + "': row length " + std::to_string(t.dims[0]) + " is not a multiple of the " +
+                c.fail("tensor " + quoted(t.name) + ": row length " + std::to_string(t.dims[0]) + " is not a multiple of the " +
                            std::string(info->name) + " block size " + std::to_string(info->block_elems),
+                       dims_at);
+            // 2^62 elements of an 8-byte type would wrap the byte count to a small number that passes
+            // every bounds check below while the shape still describes the full size.
+            if (t.elements / info->block_elems > std::numeric_limits<std::uint64_t>::max() / info->block_bytes)
+                c.fail("tensor " + quoted(t.name) + ": " + std::to_string(t.elements) + " " + std::string(info->name) +
+                           " elements overflow a 64-bit byte count",
                        dims_at);
             t.bytes = t.elements / info->block_elems * info->block_bytes;
             const std::uint64_t off_at = c.pos;
             t.offset = c.read<std::uint64_t>("a tensor offset");
             if (t.offset % alignment_ != 0)
-                c.fail("tensor '" + t.name + "': offset " + std::to_string(t.offset) + " is not aligned to " + std::to_string(alignment_), off_at);
+                c.fail("tensor " + quoted(t.name) + ": offset " + std::to_string(t.offset) + " is not aligned to " + std::to_string(alignment_), off_at);
             tensor_index_.emplace(t.name, tensors_.size());
             tensors_.push_back(std::move(t));
+            offsets_at.push_back(off_at);
         }
 
         data_offset_ = (c.pos + alignment_ - 1) / alignment_ * alignment_;
         if (!tensors_.empty() && data_offset_ > bytes.size())
             throw Error("file truncated before the tensor data section (expected at byte offset " + std::to_string(data_offset_) + ")");
         const std::uint64_t data_size = bytes.size() - std::min<std::uint64_t>(data_offset_, bytes.size());
-        for (auto& t : tensors_) {
+        for (std::size_t i = 0; i < tensors_.size(); ++i) {
+            auto& t = tensors_[i];
             if (t.offset > data_size || t.bytes > data_size - t.offset)
-                throw Error("tensor '" + t.name + "': data [" + std::to_string(t.offset) + ", +" + std::to_string(t.bytes) +
-                            ") runs past the end of the data section (" + std::to_string(data_size) +
-                            " bytes, starting at byte offset " + std::to_string(data_offset_) + ")");
+                c.fail("tensor " + quoted(t.name) + ": offset " + std::to_string(t.offset) + " + " + std::to_string(t.bytes) +
+                           " bytes runs past the end of the " + std::to_string(data_size) +
+                           "-byte data section that starts at byte " + std::to_string(data_offset_),
+                       offsets_at[i]);
             t.data = bytes.data() + data_offset_ + t.offset;
         }
     }
