@@ -92,7 +92,7 @@ std::vector<std::byte> random_weights(DType type, int rows, int cols, std::mt199
 // Runs matvec (or gemm) on the emulator and cpu::matmul, returns the relative error.
 template <class Traits>
 double matmul_error(DType type, int rows, int cols, int tokens, bool use_gemm, std::mt19937& rng) {
-    auto dev = emu::make_device<Traits>(2);
+    auto dev = emu::make_device<Traits>();
     const auto& cfg = metal_src::library<Traits>.config;
     const auto w = random_weights(type, rows, cols, rng);
     const int x_stride = cols + 3, y_stride = rows + 2;
@@ -265,7 +265,7 @@ std::vector<float> cpu_attention(const Cache& c, const float* q, int heads, int 
 
 template <class Traits>
 void check_attention(int heads, int kv_heads) {
-    auto dev = emu::make_device<Traits>(2);
+    auto dev = emu::make_device<Traits>();
     const auto& cfg = metal_src::library<Traits>.config;
     const int hd = Traits::shape.head_dim, capacity = 48;
     std::mt19937 rng(9);
@@ -291,7 +291,7 @@ TEST(MetalKernels, SingleQueryAttentionGqaMatchesCpu) {
 
 template <class Traits>
 void check_flash_decode(int heads, int kv_heads) {
-    auto dev = emu::make_device<Traits>(2);
+    auto dev = emu::make_device<Traits>();
     const auto& cfg = metal_src::library<Traits>.config;
     const int hd = Traits::shape.head_dim;
     std::mt19937 rng(10);
@@ -321,7 +321,7 @@ TEST(MetalKernels, SplitKFlashDecodeWithWindowAndRingMatchesCpu) {
 
 template <class Traits>
 void check_flash_prefill(int heads, int kv_heads) {
-    auto dev = emu::make_device<Traits>(2);
+    auto dev = emu::make_device<Traits>();
     const auto& cfg = metal_src::library<Traits>.config;
     const int hd = Traits::shape.head_dim, capacity = 64;
     std::mt19937 rng(11);

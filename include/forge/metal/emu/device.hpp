@@ -1,18 +1,16 @@
 #pragma once
 // The emulator executor: a metal::Device whose kernels are the compiled MSL of one library, run on the
-// CPU. Launches execute when dispatched (in order, so barriers are implied); a dispatch's threadgroups
-// are spread over a few OS threads. Every dispatch is checked before it runs: the kernel exists, every
+// CPU. Launches execute when dispatched (in order, so barriers are implied). Every dispatch is checked before it runs: the kernel exists, every
 // buffer it declares is bound, the parameter bytes have the struct's size, threadgroup memory is set
-// when the kernel uses it and within Apple's 32 KiB, at most 1024 threads per group.
+// when the kernel uses it and within Apple's 32 KiB, at most 1024 threads per group. Threadgroups run one
+// after another on the calling thread (a GPU gives no order among them, so neither may a kernel).
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "forge/core/error.hpp"
-#include "forge/cpu/thread_pool.hpp"
 #include "forge/metal/device.hpp"
 #include "forge/metal/emu/library.hpp"
 #include "forge/metal/emu/runtime.hpp"
@@ -38,8 +36,8 @@ class EmuDevice;
 
 class EmuEncoder final : public Encoder {
 public:
-    EmuEncoder(std::span<const metal_src::KernelSource> sources, const LibraryTable& table, int threads)
-        : sources_(sources), table_(table), pool_(threads) {}
+    EmuEncoder(std::span<const metal_src::KernelSource> sources, const LibraryTable& table)
+        : sources_(sources), table_(table) {}
 
     void set_kernel(std::string_view name) override {
         source_ = nullptr;
@@ -112,31 +110,17 @@ private:
     std::string prefix() const { return "metal emulator: kernel '" + std::string(source_->name) + "': "; }
 
     void run(const Launch& launch, Size3 groups) {
-        std::mutex mu;
-        std::string first_error;
-        pool_.parallel_for(std::size_t(groups.count()), [&](std::size_t begin, std::size_t end) {
-            static thread_local GroupRunner runner;
-            try {
-                for (std::size_t i = begin; i < end; ++i) {
-                    {
-                        std::lock_guard lock(mu);
-                        if (!first_error.empty()) return;
-                    }
-                    const std::uint32_t g[3] = {std::uint32_t(i % groups.x), std::uint32_t(i / groups.x % groups.y),
-                                                std::uint32_t(i / (std::size_t(groups.x) * groups.y))};
-                    runner.run(launch, g);
+        for (std::uint32_t z = 0; z < groups.z; ++z)
+            for (std::uint32_t y = 0; y < groups.y; ++y)
+                for (std::uint32_t x = 0; x < groups.x; ++x) {
+                    const std::uint32_t g[3] = {x, y, z};
+                    runner_.run(launch, g);
                 }
-            } catch (const std::exception& e) {
-                std::lock_guard lock(mu);
-                if (first_error.empty()) first_error = e.what();
-            }
-        });
-        if (!first_error.empty()) throw Error(first_error);
     }
 
     std::span<const metal_src::KernelSource> sources_;
     const LibraryTable& table_;
-    cpu::ThreadPool pool_;
+    GroupRunner runner_;
     const metal_src::KernelSource* source_ = nullptr;
     const KernelTableEntry* entry_ = nullptr;
     std::vector<Binding> bound_;
@@ -145,9 +129,8 @@ private:
 
 class EmuDevice final : public Device {
 public:
-    // `threads`: OS threads a dispatch's threadgroups are spread over.
-    EmuDevice(std::span<const metal_src::KernelSource> sources, const LibraryTable& table, int threads = 1)
-        : encoder_(sources, table, threads), name_("metal emulator (" + std::string(table.name) + ")") {}
+    EmuDevice(std::span<const metal_src::KernelSource> sources, const LibraryTable& table)
+        : encoder_(sources, table), name_("metal emulator (" + std::string(table.name) + ")") {}
 
     std::string_view name() const override { return name_; }
     std::unique_ptr<Buffer> new_buffer(std::size_t bytes) override { return std::make_unique<HostBuffer>(bytes); }

@@ -17,13 +17,13 @@ inline std::string compiled_library_names() {
 }
 
 template <ModelTraits T>
-std::unique_ptr<EmuDevice> make_device(int threads = 1) {
+std::unique_ptr<EmuDevice> make_device() {
     const LibraryTable* table = find_library(T::name);
     if (!table)
         throw Error("the metal emulator was built without the kernels for '" + std::string(T::name) +
                     "' (compiled in: " + compiled_library_names() + ")");
     const auto& lib = metal_src::library<T>;
-    return std::make_unique<EmuDevice>(std::span(lib.kernels.data(), lib.n_kernels), *table, threads);
+    return std::make_unique<EmuDevice>(std::span(lib.kernels.data(), lib.n_kernels), *table);
 }
 
 }  // namespace forge::metal::emu

@@ -32,6 +32,45 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+// Fibers switch with a few instructions on x86-64 (swapcontext would make two signal-mask system calls
+// per switch, and a kernel switches at every barrier and simd operation); ucontext elsewhere and under
+// AddressSanitizer, which understands it with the fiber annotations below.
+#if defined(__x86_64__) && !defined(FORGE_EMU_ASAN)
+#define FORGE_EMU_ASM_SWITCH 1
+// forge_emu_switch(save, to): saves the callee-saved registers, MXCSR and the x87 control word on the
+// current stack, stores its pointer in *save, and resumes the stack `to` (saved the same way).
+extern "C" void forge_emu_switch(void** save, void* to);
+asm(R"(
+.text
+.p2align 4
+.weak forge_emu_switch
+.type forge_emu_switch,@function
+forge_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+.size forge_emu_switch, .-forge_emu_switch
+)");
+#endif
+
 namespace forge::metal::emu {
 
 inline constexpr std::uint32_t kSimdWidth = 32;
@@ -232,7 +271,11 @@ private:
     enum class State : std::uint8_t { ready, wait_simd, wait_barrier, done, faulted };
 
     struct Fiber {
+#ifdef FORGE_EMU_ASM_SWITCH
+        void* sp = nullptr;
+#else
         ucontext_t ctx_uc{};
+#endif
         ThreadCtx ctx{};
         State state = State::done;
         SimdOp op = SimdOp::none;
@@ -261,8 +304,9 @@ private:
         if (tg_mem_.size() < tg_bytes) tg_mem_.resize(tg_bytes);
     }
 
-    static void trampoline(unsigned lo, unsigned hi) {
-        auto* self = reinterpret_cast<GroupRunner*>((std::uintptr_t(hi) << 32) | std::uintptr_t(lo));
+    // First code of every fiber; never returns (its last act is to switch back to the scheduler).
+    static void trampoline() {
+        GroupRunner* self = tls_runner;
         self->finish_switch();
         Fiber& f = *self->current_;
         try {
@@ -279,6 +323,19 @@ private:
     }
 
     void start_fiber(Fiber& f) {
+#ifdef FORGE_EMU_ASM_SWITCH
+        // A stack that forge_emu_switch "returns" into the trampoline from: below a 16-byte aligned top, a
+        // dummy return address, the trampoline's address, six zeroed registers and the default MXCSR and
+        // x87 control word.
+        auto top = (reinterpret_cast<std::uintptr_t>(f.stack) + kStackBytes) & ~std::uintptr_t(15);
+        auto* w = reinterpret_cast<std::uint64_t*>(top);
+        w[-1] = 0;
+        w[-2] = reinterpret_cast<std::uint64_t>(&trampoline);
+        for (int i = 3; i <= 8; ++i) w[-i] = 0;
+        const std::uint32_t control[2] = {0x1f80u, 0x037fu};
+        std::memcpy(&w[-9], control, 8);
+        f.sp = &w[-9];
+#else
 #ifdef FORGE_EMU_ASAN
         __asan_unpoison_memory_region(f.stack, kStackBytes);
 #endif
@@ -286,12 +343,15 @@ private:
         f.ctx_uc.uc_stack.ss_sp = f.stack;
         f.ctx_uc.uc_stack.ss_size = kStackBytes;
         f.ctx_uc.uc_link = nullptr;
-        const auto self = reinterpret_cast<std::uintptr_t>(this);
-        makecontext(&f.ctx_uc, reinterpret_cast<void (*)()>(&trampoline), 2, unsigned(self & 0xffffffffu), unsigned(self >> 32));
+        makecontext(&f.ctx_uc, &trampoline, 0);
+#endif
     }
 
     void resume(Fiber& f) {
         current_ = &f;
+#ifdef FORGE_EMU_ASM_SWITCH
+        forge_emu_switch(&sched_sp_, f.sp);
+#else
 #ifdef FORGE_EMU_ASAN
         __sanitizer_start_switch_fiber(&fake_stack_, f.stack, kStackBytes);
 #endif
@@ -299,11 +359,15 @@ private:
 #ifdef FORGE_EMU_ASAN
         __sanitizer_finish_switch_fiber(fake_stack_, nullptr, nullptr);
 #endif
+#endif
         current_ = nullptr;
     }
     void yield() { switch_to_scheduler(false); }
     void switch_to_scheduler(bool exiting) {
-#ifdef FORGE_EMU_ASAN
+#if defined(FORGE_EMU_ASM_SWITCH)
+        (void)exiting;
+        forge_emu_switch(&current_->sp, sched_sp_);
+#elif defined(FORGE_EMU_ASAN)
         void* fake = nullptr;
         __sanitizer_start_switch_fiber(exiting ? nullptr : &fake, sched_stack_bottom_, sched_stack_size_);
         swapcontext(&current_->ctx_uc, &sched_uc_);
@@ -455,7 +519,11 @@ private:
     const Launch* launch_ = nullptr;
     Fiber* current_ = nullptr;
     std::uint32_t n_ = 0;
+#ifdef FORGE_EMU_ASM_SWITCH
+    void* sched_sp_ = nullptr;
+#else
     ucontext_t sched_uc_{};
+#endif
 #ifdef FORGE_EMU_ASAN
     void* fake_stack_ = nullptr;
     const void* sched_stack_bottom_ = nullptr;

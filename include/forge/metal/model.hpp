@@ -1,0 +1,230 @@
+#pragma once
+// The GPU forward pass, written once against metal::Device: the same transformer as Model<Traits>
+// (model/model.hpp), as a sequence of kernel launches over an f16 KV cache, for decode (one token:
+// mat-vec and split-K flash attention) and batched prefill (GEMM for quantized weights, causal flash
+// attention), with temperature sampling on the device. The Metal executor and the emulator run it alike.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "forge/gguf/model_shape.hpp"
+#include "forge/metal/device.hpp"
+#include "forge/metal/launch.hpp"
+#include "forge/model/any_model.hpp"
+#include "forge/model/weights.hpp"
+#include "forge/sample/categorical.hpp"
+
+namespace forge::metal {
+
+// AnyModel plus what only the GPU path offers.
+class GpuModelBase : public AnyModel {
+public:
+    // Temperature softmax and a categorical draw with uniform u over the last token's logits, on the
+    // device; same result as forge::sample_categorical on those logits.
+    virtual SampledToken sample(float temperature, float u) = 0;
+    virtual std::string_view device_name() const = 0;
+};
+
+template <ModelTraits Traits>
+class GpuModel final : public GpuModelBase {
+public:
+    GpuModel(gguf::File file, ModelOptions opt, std::unique_ptr<Device> device)
+        : file_(std::move(file)), dev_(std::move(device)), w_(load_weights(file_, checked_shape(file_))),
+          context_(opt.context > 0 ? opt.context : std::min(S.max_context, 4096)), batch_(std::max(1, opt.max_batch)) {
+        require_layer_type(w_, S.weights);
+        if (context_ > S.max_context)
+            throw Error("context " + std::to_string(context_) + " exceeds the model's maximum of " + std::to_string(S.max_context));
+        const auto B = std::size_t(batch_);
+        embd_ = wrap(w_.token_embd);
+        out_w_ = wrap(w_.output);
+        out_norm_ = wrap_f32(w_.output_norm, S.hidden);
+        for (const auto& L : w_.layers) {
+            Layer g{wrap_f32(L.attn_norm, S.hidden), wrap(L.wq), wrap(L.wk), wrap(L.wv), wrap(L.wo),
+                    wrap_f32(L.ffn_norm, S.hidden), wrap(L.w_gate), wrap(L.w_up), wrap(L.w_down), nullptr,
+                    dev_->new_buffer(std::size_t(context_) * S.kv_dim() * 2), dev_->new_buffer(std::size_t(context_) * S.kv_dim() * 2)};
+            if (S.qkv_bias) {
+                g.bias = dev_->new_buffer(std::size_t(kQKV) * 4);
+                auto* b = reinterpret_cast<float*>(g.bias->contents());
+                std::copy_n(L.bq, S.q_dim(), b);
+                std::copy_n(L.bk, S.kv_dim(), b + S.q_dim());
+                std::copy_n(L.bv, S.kv_dim(), b + S.q_dim() + S.kv_dim());
+            }
+            layers_.push_back(std::move(g));
+        }
+        x_ = dev_->new_buffer(B * S.hidden * 4);
+        xb_ = dev_->new_buffer(B * S.hidden * 4);
+        qkv_ = dev_->new_buffer(B * kQKV * 4);
+        att_ = dev_->new_buffer(B * S.q_dim() * 4);
+        gu_ = dev_->new_buffer(B * 2 * S.ffn * 4);
+        ffn_ = dev_->new_buffer(B * S.ffn * 4);
+        logits_ = dev_->new_buffer(B * S.vocab * 4);
+        tokens_ = dev_->new_buffer(B * 4);
+        partials_ = dev_->new_buffer(flash_decode_partials(S.heads, S.head_dim) * 4);
+        probs_ = dev_->new_buffer(std::size_t(S.vocab) * 4);
+        sampled_ = dev_->new_buffer(4);
+        logprob_ = dev_->new_buffer(4);
+        last_.resize(std::size_t(S.vocab));
+    }
+
+    std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr) override {
+        if (tokens.empty()) throw Error("prefill needs at least one token");
+        if (tokens.size() > std::size_t(context_ - pos_))
+            throw Error("context is full: " + std::to_string(pos_) + " positions used + " + std::to_string(tokens.size()) +
+                        " new tokens exceed the context of " + std::to_string(context_));
+        for (const auto t : tokens)
+            if (t < 0 || t >= S.vocab)
+                throw Error("token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(S.vocab) + ")");
+        for (std::size_t done = 0; done < tokens.size();) {
+            const int n = int(std::min<std::size_t>(std::size_t(batch_), tokens.size() - done));
+            forward(tokens.data() + done, n, all_logits ? all_logits + done * std::size_t(S.vocab) : nullptr);
+            done += std::size_t(n);
+        }
+        return last_;
+    }
+
+    SampledToken sample(float temperature, float u) override {
+        if (pos_ == 0) throw Error("sample: no logits yet (feed a token first)");
+        auto& e = dev_->encoder();
+        softmax_sample(e, view<float>(*logits_, last_row_ * std::size_t(S.vocab)), view<float>(*probs_),
+                       view<std::int32_t>(*sampled_), view<float>(*logprob_), S.vocab, temperature, u);
+        dev_->finish();
+        return {*reinterpret_cast<const std::int32_t*>(sampled_->contents()), *reinterpret_cast<const float*>(logprob_->contents())};
+    }
+
+    void reset() override { pos_ = 0; }
+    int position() const override { return pos_; }
+    int context() const override { return context_; }
+    int threads() const override { return 1; }  // the device computes; the host thread only encodes
+    std::size_t kv_cache_bytes() const override { return S.kv_cache_bytes(context_); }
+    const ModelShape& shape() const override { return Traits::shape; }
+    const gguf::File& file() const override { return file_; }
+    std::string_view compiled_name() const override { return Traits::name; }
+    std::string_view device_name() const override { return dev_->name(); }
+
+private:
+    static constexpr const ModelShape& S = Traits::shape;
+    static constexpr const KernelConfig& C = metal_src::library<Traits>.config;
+    static constexpr int kQKV = S.q_dim() + 2 * S.kv_dim();
+
+    // A weight matrix on the device, with the type and size the launchers need.
+    struct Matrix {
+        std::unique_ptr<Buffer> buffer;
+        DType type = DType::F32;
+        int rows = 0, cols = 0;
+    };
+    struct Layer {
+        std::unique_ptr<Buffer> attn_norm;
+        Matrix wq, wk, wv, wo;
+        std::unique_ptr<Buffer> ffn_norm;
+        Matrix w_gate, w_up, w_down;
+        std::unique_ptr<Buffer> bias;  // q, k, v biases end to end (qkv_bias models)
+        std::unique_ptr<Buffer> k_cache, v_cache;
+    };
+
+    static const ModelShape& checked_shape(const gguf::File& f) {
+        const auto diff = shape_mismatches(S, gguf::model_shape(f));
+        if (!diff.empty()) {
+            std::string msg = "the file does not match compiled traits " + std::string(Traits::name) + ":";
+            for (const auto& d : diff) msg += " " + d + ";";
+            msg.pop_back();
+            throw Error(msg);
+        }
+        return S;
+    }
+
+    Matrix wrap(const cpu::WeightView& v) {
+        if (metal_src::dtype_suffix(v.type).empty())
+            throw Error("the Metal path has no kernels for " + std::string(dtype_name(v.type)) +
+                        " weights (F32, F16, Q8_0, Q4_0); convert the file with forge quantize");
+        return {dev_->wrap(v.data, std::size_t(v.rows) * v.row_stride()), v.type, v.rows, v.cols};
+    }
+    std::unique_ptr<Buffer> wrap_f32(const float* p, int n) {
+        return dev_->wrap(reinterpret_cast<const std::byte*>(p), std::size_t(n) * 4);
+    }
+
+    // y[t] = W x[t] for n tokens.
+    void project(Encoder& e, const Matrix& w, View<float> x, int n, int x_stride, View<float> y, int y_stride) {
+        matmul(e, C, w.type, view<std::byte>(*w.buffer), w.rows, w.cols, x, n, x_stride, y, y_stride);
+    }
+
+    // The transformer for n tokens at positions pos_ .. pos_ + n - 1, as Model::forward.
+    void forward(const std::int32_t* tokens, int n, float* all_logits) {
+        const int H = S.hidden, Q = S.q_dim(), KV = S.kv_dim(), F = S.ffn;
+        auto& e = dev_->encoder();
+        std::copy_n(tokens, n, reinterpret_cast<std::int32_t*>(tokens_->contents()));
+        const auto x = view<float>(*x_), xb = view<float>(*xb_), qkv = view<float>(*qkv_), att = view<float>(*att_);
+        const auto gu = view<float>(*gu_), ffn = view<float>(*ffn_);
+
+        embed(e, embd_.type, view<std::byte>(*embd_.buffer), S.vocab, H, view<std::int32_t>(*tokens_), n, x, H);
+        e.barrier();
+        for (auto& L : layers_) {
+            const auto kc = view<std::uint16_t>(*L.k_cache), vc = view<std::uint16_t>(*L.v_cache);
+            // Attention block.
+            rms_norm(e, x, view<float>(*L.attn_norm), xb, H, n, H, H);
+            e.barrier();
+            project(e, L.wq, xb, n, H, qkv, kQKV);
+            project(e, L.wk, xb, n, H, qkv.at(std::size_t(Q)), kQKV);
+            project(e, L.wv, xb, n, H, qkv.at(std::size_t(Q + KV)), kQKV);
+            e.barrier();
+            if (S.qkv_bias) {
+                add_bias(e, qkv, view<float>(*L.bias), kQKV, n, kQKV);
+                e.barrier();
+            }
+            rope(e, C, qkv, n, S.heads, S.kv_heads, S.head_dim, kQKV, Q, pos_);
+            e.barrier();
+            kv_append(e, qkv, kc, vc, n, KV, kQKV, Q, Q + KV, pos_, context_);
+            e.barrier();
+            if (n == 1)
+                flash_decode(e, C, qkv, kc, vc, view<float>(*partials_), att, S.heads, S.kv_heads, S.head_dim, pos_,
+                             S.sliding_window, context_);
+            else
+                flash_prefill(e, C, qkv, kc, vc, att, n, S.heads, S.kv_heads, S.head_dim, kQKV, Q, pos_, S.sliding_window, context_);
+            e.barrier();
+            project(e, L.wo, att, n, Q, xb, H);
+            e.barrier();
+            add_inplace(e, x, xb, n * H);
+            e.barrier();
+            // Feed-forward block (SwiGLU), gate and up side by side in one row.
+            rms_norm(e, x, view<float>(*L.ffn_norm), xb, H, n, H, H);
+            e.barrier();
+            project(e, L.w_gate, xb, n, H, gu, 2 * F);
+            project(e, L.w_up, xb, n, H, gu.at(std::size_t(F)), 2 * F);
+            e.barrier();
+            silu_mul(e, gu, ffn, F, n, 2 * F, F, F);
+            e.barrier();
+            project(e, L.w_down, ffn, n, F, xb, H);
+            e.barrier();
+            add_inplace(e, x, xb, n * H);
+            e.barrier();
+        }
+        // Final norm and LM head: every token's logits when asked, else only the last one's.
+        const int first = all_logits ? 0 : n - 1;
+        rms_norm(e, x.at(std::size_t(first) * H), view<float>(*out_norm_), xb, H, n - first, H, H);
+        e.barrier();
+        project(e, out_w_, xb, n - first, H, view<float>(*logits_), S.vocab);
+        dev_->finish();
+
+        const auto* l = reinterpret_cast<const float*>(logits_->contents());
+        last_row_ = std::size_t(n - 1 - first);
+        std::copy_n(l + last_row_ * S.vocab, S.vocab, last_.begin());
+        if (all_logits) std::copy_n(l, std::size_t(n) * S.vocab, all_logits);
+        pos_ += n;
+    }
+
+    gguf::File file_;
+    std::unique_ptr<Device> dev_;
+    ModelWeights w_;
+    int context_, batch_;
+    int pos_ = 0;
+    std::size_t last_row_ = 0;  // row of logits_ holding the last token's logits
+    Matrix embd_, out_w_;
+    std::unique_ptr<Buffer> out_norm_;
+    std::vector<Layer> layers_;
+    std::unique_ptr<Buffer> x_, xb_, qkv_, att_, gu_, ffn_, logits_, tokens_, partials_, probs_, sampled_, logprob_;
+    std::vector<float> last_;
+};
+
+}  // namespace forge::metal
