@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (after tools/install-deps.sh):
+#   release  g++ Release with benchmarks built, every test
+#   asan     clang++ with AddressSanitizer + UndefinedBehaviorSanitizer, every test
+#   fuzz     clang++ libFuzzer build, the fuzz tests
+# Each build has its own folder under build/. Every stage runs even when an earlier one failed; the last
+# line sums the CTest counts (a build that fails counts as one failed test), and the exit status is
+# non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit
+
+jobs=2
+passed=0
+failed=0
+
+# stage NAME "CTEST ARGS" "TARGETS" CMAKE_ARGS...: configure build/NAME, build TARGETS (all when empty),
+# then run CTest in it.
+stage() {
+  local name=$1 ctest_args=$2 targets=$3
+  shift 3
+  local dir=build/$name start=$SECONDS
+  mkdir -p "$dir"
+  echo "== $name: configure and build (log: $dir/build.log)"
+  # shellcheck disable=SC2086  # targets is a list of words
+  if ! { cmake -S . -B "$dir" "$@" && cmake --build "$dir" -j"$jobs" ${targets:+--target $targets}; } \
+    >"$dir/build.log" 2>&1; then
+    tail -n 60 "$dir/build.log"
+    echo "== $name: build FAILED"
+    failed=$((failed + 1))
+    return
+  fi
+  echo "== $name: ctest $ctest_args"
+  # shellcheck disable=SC2086  # ctest_args is a list of words
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" $ctest_args) | tee "$dir/ctest.log"
+  local counts
+  counts=$(sed -n 's/.* \([0-9][0-9]*\) tests* failed out of \([0-9][0-9]*\).*/\1 \2/p' "$dir/ctest.log" | tail -n 1)
+  if [ -z "$counts" ]; then
+    echo "== $name: CTest ran no tests"
+    failed=$((failed + 1))
+    return
+  fi
+  local f=${counts% *} total=${counts#* }
+  passed=$((passed + total - f))
+  failed=$((failed + f))
+  echo "== $name: $((total - f)) passed, $f failed in $((SECONDS - start)) s"
+}
+
+stage release "" "" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DFORGE_BUILD_BENCH=ON
+stage asan "" "" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DFORGE_SANITIZE=ON \
+  -DFORGE_BUILD_BENCH=OFF
+# Only the fuzzer and its seed maker: the rest was built and tested by the stages above.
+stage fuzz "-R fuzz --no-tests=error" "gguf_reader_fuzz gguf_fuzz_seeds" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++ -DFORGE_BUILD_FUZZ=ON -DFORGE_BUILD_BENCH=OFF
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
