@@ -10,8 +10,12 @@
 #include <random>
 #include <vector>
 
+#include "forge/cpu/activation.hpp"
 #include "forge/cpu/kernels/attention.hpp"
+#include "forge/cpu/kernels/elementwise.hpp"
 #include "forge/cpu/kernels/gemm.hpp"
+#include "forge/cpu/kernels/rope.hpp"
+#include "forge/cpu/rope.hpp"
 #include "forge/model/model.hpp"
 #include "forge/quant/row.hpp"
 #include "testdata.hpp"
@@ -161,6 +165,45 @@ void check_attention() {
 
 TEST(Attention, NativeMatchesReference) { check_attention<cpu::isa::Native>(); }
 TEST(Attention, PortableMatchesReference) { check_attention<cpu::isa::Portable>(); }
+
+TEST(Elementwise, SiluMulMatchesReference) {
+    std::mt19937 rng(5);
+    for (const int n : {1, 15, 16, 17, 172, 1536}) {
+        std::vector<float> gate = random_rows(1, n, rng), up = random_rows(1, n, rng);
+        for (auto& g : gate) g *= 8.0f;  // reach exp's far range too
+        gate[0] = -100.0f;
+        std::vector<float> want(gate.size()), got(gate.size());
+        cpu::silu_mul(gate.data(), up.data(), want.data(), n);
+        cpu::silu_mul_fast(gate.data(), up.data(), got.data(), n);
+        for (int i = 0; i < n; ++i) ASSERT_NEAR(got[std::size_t(i)], want[std::size_t(i)], 2e-6f * (1.0f + std::fabs(want[std::size_t(i)]))) << n << " at " << i;
+    }
+}
+
+TEST(Elementwise, SoftmaxMatchesReference) {
+    std::mt19937 rng(6);
+    for (const int n : {1, 2, 16, 33, 500}) {
+        std::vector<float> x = random_rows(1, n, rng);
+        for (auto& v : x) v *= 30.0f;
+        std::vector<float> want = x, got = x;
+        cpu::softmax(want.data(), n);
+        cpu::softmax_fast(got.data(), n);
+        for (int i = 0; i < n; ++i) ASSERT_NEAR(got[std::size_t(i)], want[std::size_t(i)], 1e-6f) << n << " at " << i;
+    }
+}
+
+TEST(Rope, TableIsBitIdenticalToReference) {
+    std::mt19937 rng(7);
+    for (const RopeStyle style : {RopeStyle::adjacent, RopeStyle::neox}) {
+        cpu::RopeTable table(5, 64);
+        table.compute(1000, 5, 10000.0f);
+        for (int t = 0; t < 5; ++t) {
+            std::vector<float> want = random_rows(3, 64, rng), got = want;
+            cpu::rope(want.data(), 3, 64, 1000 + t, 10000.0f, style);
+            table.apply(got.data(), 3, t, style);
+            ASSERT_EQ(got, want) << "position " << 1000 + t;
+        }
+    }
+}
 
 TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
     for (const int threads : {1, 2, 3, 5}) {

@@ -13,9 +13,10 @@
 
 #include "forge/cpu/activation.hpp"
 #include "forge/cpu/kernels/attention.hpp"
+#include "forge/cpu/kernels/elementwise.hpp"
 #include "forge/cpu/kernels/gemm.hpp"
+#include "forge/cpu/kernels/rope.hpp"
 #include "forge/cpu/rmsnorm.hpp"
-#include "forge/cpu/rope.hpp"
 #include "forge/cpu/thread_pool.hpp"
 #include "forge/gguf/model_shape.hpp"
 #include "forge/model/kv_cache.hpp"
@@ -38,7 +39,7 @@ public:
         : file_(std::move(file)), shape_(checked_shape(file_)), weights_(load_weights(file_, shape())),
           context_(opt.context > 0 ? opt.context : std::min(shape().max_context, 4096)),
           batch_(std::max(1, opt.max_batch)), pool_(opt.threads),
-          cache_(shape().layers, context_, shape().kv_dim()) {
+          cache_(shape().layers, context_, shape().kv_dim()), rope_(batch_, shape().head_dim) {
         if constexpr (kCompiled) require_layer_type(weights_, Traits::shape.weights);
         if (context_ > shape().max_context)
             throw Error("context " + std::to_string(context_) + " exceeds the model's maximum of " +
@@ -112,6 +113,7 @@ private:
     void forward(const std::int32_t* tokens, int n, float* all_logits) {
         const auto& s = shape();
         const int H = s.hidden, Q = s.q_dim(), KV = s.kv_dim(), F = s.ffn;
+        rope_.compute(pos_, n, s.rope_base);
         for (int t = 0; t < n; ++t)
             dequantize_row(weights_.token_embd.type, weights_.token_embd.row(tokens[t]), &x_[std::size_t(t) * H], std::size_t(H));
 
@@ -130,8 +132,8 @@ private:
                     cpu::add_inplace(k, L.bk, KV);
                     cpu::add_inplace(v, L.bv, KV);
                 }
-                cpu::rope(q, s.heads, s.head_dim, pos_ + t, s.rope_base, s.rope_style);
-                cpu::rope(k, s.kv_heads, s.head_dim, pos_ + t, s.rope_base, s.rope_style);
+                rope_.apply(q, s.heads, t, s.rope_style);
+                rope_.apply(k, s.kv_heads, t, s.rope_style);
                 cache_.store(l, pos_ + t, k, v);
             }
             attention(l, n);
@@ -144,7 +146,7 @@ private:
             in_.set(xb_.data(), n, H, H);
             cpu::gemm(L.w_gate, in_, gate_.data(), F, pool_);
             cpu::gemm(L.w_up, in_, up_.data(), F, pool_);
-            for (int t = 0; t < n; ++t) cpu::silu_mul(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F);
+            for (int t = 0; t < n; ++t) cpu::silu_mul_fast(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F);
             in_.set(gate_.data(), n, F, F);
             cpu::gemm(L.w_down, in_, xb_.data(), H, pool_);
             for (int t = 0; t < n; ++t) cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
@@ -191,6 +193,7 @@ private:
     int pos_ = 0;
     cpu::ThreadPool pool_;
     KVCache cache_;
+    cpu::RopeTable rope_;  // the batch's rotation angles, shared by every layer
     cpu::GemmInput in_;  // the input of the next matmuls, quantized once for all of them
     std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
     std::vector<float> scores_;  // attention scores: one row of `context_` per thread

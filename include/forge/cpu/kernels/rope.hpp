@@ -1,0 +1,49 @@
+#pragma once
+// Rotary embedding with each position's angles computed once per forward pass and shared by every layer
+// and head (cpu::rope recomputes pow, cos and sin for every call). The angles use cpu::rope's formula,
+// so the result is bit-identical to it.
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "forge/traits/model_shape.hpp"
+
+namespace forge::cpu {
+
+class RopeTable {
+public:
+    RopeTable(int max_tokens, int head_dim) : half_(head_dim / 2), cs_(std::size_t(max_tokens) * std::size_t(head_dim)) {}
+
+    // Angles of positions first .. first + n - 1 (n at most max_tokens).
+    void compute(int first, int n, float base) {
+        for (int t = 0; t < n; ++t)
+            for (int i = 0; i < half_; ++i) {
+                const float theta = float(first + t) * std::pow(base, -2.0f * float(i) / float(2 * half_));
+                cs_[index(t, i)] = std::cos(theta);
+                cs_[index(t, i) + 1] = std::sin(theta);
+            }
+    }
+
+    // Rotates n_heads heads of v by the angles of the t-th computed position.
+    void apply(float* v, int n_heads, int t, RopeStyle style) const {
+        const int head_dim = 2 * half_;
+        for (int h = 0; h < n_heads; ++h) {
+            float* x = v + h * head_dim;
+            for (int i = 0; i < half_; ++i) {
+                const float c = cs_[index(t, i)], s = cs_[index(t, i) + 1];
+                const int a = style == RopeStyle::adjacent ? 2 * i : i;
+                const int b = style == RopeStyle::adjacent ? 2 * i + 1 : i + half_;
+                const float x0 = x[a], x1 = x[b];
+                x[a] = x0 * c - x1 * s;
+                x[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+
+private:
+    std::size_t index(int t, int i) const { return (std::size_t(t) * std::size_t(half_) + std::size_t(i)) * 2; }
+    int half_;
+    std::vector<float> cs_;  // (cos, sin) per position and pair
+};
+
+}  // namespace forge::cpu
