@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <ostream>
 #include <span>
 #include <sstream>
 #include <string>
@@ -138,6 +139,8 @@ struct ReferencePrompt {
     const char* json;
     const char* model;
 };
+
+void PrintTo(const ReferencePrompt& p, std::ostream* os) { *os << p.json; }
 
 class ReferencePrompts : public ::testing::TestWithParam<ReferencePrompt> {};
 
