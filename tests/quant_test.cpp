@@ -242,12 +242,12 @@ Comparison compare_blocks(const float* x, const B* ours, const B* theirs, std::s
     return c;
 }
 
-// The quantized models hold what quantizing the f32 model gives, with one kind of exception: forge
-// computes x * (1/d) in f32, as ggml's reference quantizer does, and the files' generator rounded some
-// elements whose exact position is within ~1e-6 of a rounding boundary (x / d = 40.4999988 became 40.5
-// in f32 arithmetic, and so 41 rather than 40) the other way. So: every scale equal, every other code
-// equal, each differing code off by one at a near-tie, such codes rare, and every weight in the files
-// within half a step of the f32 weight.
+// The quantized models hold what quantizing the f32 model gives, with one kind of exception. forge
+// computes x * (1/d) in f32, as ggml's reference quantizer does; the files' generator computed more
+// precisely. Where the exact position lies within ~1e-6 of a rounding boundary the two can disagree: in
+// output.weight, x / d = 40.4999988 comes out of x * (1/d) in f32 as exactly 40.5 and rounds to 41, where
+// the file has 40. So: every scale equal, every other code equal, each differing code off by one at a
+// near-tie, such codes rare, and every weight in the files within half a step of the f32 weight.
 TEST(QuantFiles, MatchQuantizingTheF32Model) {
     const auto f32 = forge::gguf::File::open(forge::test::model_path("synth-llama-f32.gguf"));
     std::size_t tensors = 0, identical_tensors = 0, codes = 0, differing_codes = 0;
