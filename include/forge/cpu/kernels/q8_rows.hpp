@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "forge/core/half.hpp"
@@ -54,21 +55,11 @@ public:
                 std::int32_t sum[2] = {};
                 for (int bb = 0; bb < S; ++bb) {
                     const int b = s * S + bb;
-                    if (b >= blocks_) {
-                        for (int j = 0; j < 32; ++j) q[layout_.pos(bb, j)] = 0;
-                        continue;
-                    }
-                    const float* xb = xt + b * 32;
-                    float amax = 0.0f;
-                    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
-                    const float dd = amax / 127.0f;
-                    const float id = dd != 0.0f ? 1.0f / dd : 0.0f;
-                    for (int j = 0; j < 32; ++j) {
-                        const auto v = static_cast<std::int8_t>(std::nearbyint(xb[j] * id));
-                        q[layout_.pos(bb, j)] = v;
-                        sum[bb] += v;
-                    }
-                    scale[bb] = round_f16(dd);
+                    std::int8_t codes[32] = {};
+                    if (b < blocks_) scale[bb] = quantize_block(xt + b * 32, codes, sum[bb]);
+                    // Values 0-15 and 16-31 are contiguous in every layout.
+                    std::memcpy(q + layout_.pos(bb, 0), codes, 16);
+                    std::memcpy(q + layout_.pos(bb, 16), codes + 16, 16);
                 }
                 for (int l = 0; l < layout_.lanes(); ++l) {
                     const int bb = layout_.block_of(4 * l);
@@ -77,6 +68,24 @@ public:
                 }
             }
         }
+    }
+
+    // One block as ggml's Q8_0 quantizer does (d = amax / 127, codes rounded to nearest), written as
+    // plain loops over the block so the compiler vectorises them. Returns the f16-rounded scale.
+    static float quantize_block(const float* x, std::int8_t* codes, std::int32_t& sum) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        std::int32_t total = 0;
+        for (int j = 0; j < 32; ++j) {
+            // Adding and subtracting 1.5 * 2^23 rounds |v| <= 127 to nearest-even without a libm call.
+            const float v = (x[j] * id + 12582912.0f) - 12582912.0f;
+            codes[j] = static_cast<std::int8_t>(v);
+            total += codes[j];
+        }
+        sum = total;
+        return round_f16(d);
     }
 
     const Q8Layout& layout() const { return layout_; }
