@@ -3,6 +3,7 @@
 namespace forge::cli {
 
 int inspect(int argc, char** argv);
+int bench(int argc, char** argv);
 int tokenize(int argc, char** argv);
 
 }  // namespace forge::cli

@@ -15,6 +15,7 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
+    {"bench", forge::cli::bench, "bench -m MODEL.gguf [-t THREADS] [-p 512] [-n 128] [-r 5]   prefill/decode tok/s, as llama-bench"},
     {"inspect", forge::cli::inspect, "inspect FILE.gguf        architecture, shape, tensors, matching compiled traits"},
     {"tokenize", forge::cli::tokenize, "tokenize -m MODEL.gguf [--no-bos] TEXT | --file CASES   token ids"},
 };

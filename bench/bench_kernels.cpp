@@ -1,0 +1,117 @@
+// Kernel throughput: mat-vec (decode) and GEMM (prefill) per weight type with the compiled-for
+// instruction set and the portable fallback, attention over a KV cache, thread-pool dispatch, and the
+// machine's memory read bandwidth (the bound decode speed is judged against). Counters: bytes/s of
+// weights streamed, FLOP/s (2 per multiply-add).
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "bench_models.hpp"
+#include "forge/cpu/kernels/attention.hpp"
+#include "forge/cpu/kernels/gemm.hpp"
+
+namespace {
+
+using namespace forge;
+
+int bench_threads() {
+    if (const char* t = std::getenv("FORGE_BENCH_THREADS")) return std::max(1, std::atoi(t));
+    return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+std::vector<float> random_floats(std::size_t n) {
+    bench::Rng rng(3);
+    std::vector<float> v(n);
+    for (auto& x : v) x = rng.uniform();
+    return v;
+}
+
+// args: rows, cols, tokens (1 = decode's mat-vec)
+template <DType T, class Isa>
+void BM_Gemm(benchmark::State& state) {
+    const int rows = int(state.range(0)), cols = int(state.range(1)), tokens = int(state.range(2));
+    bench::Rng rng(1);
+    const auto w = bench::random_matrix(T, std::uint64_t(rows), std::uint64_t(cols), rng);
+    const cpu::WeightView view{w.data(), T, rows, cols};
+    const auto x = random_floats(std::size_t(tokens) * std::size_t(cols));
+    std::vector<float> y(std::size_t(tokens) * std::size_t(rows));
+    cpu::ThreadPool pool(bench_threads());
+    cpu::GemmInput in;
+    for (auto _ : state) {
+        in.set(x.data(), tokens, cols, cols);  // quantizing the activations is part of the cost
+        cpu::gemm<Isa>(view, in, y.data(), rows, pool);
+        benchmark::DoNotOptimize(y.data());
+    }
+    const double it = double(state.iterations());
+    state.counters["weights_B/s"] = benchmark::Counter(it * double(w.size()), benchmark::Counter::kIsRate);
+    state.counters["FLOP/s"] = benchmark::Counter(it * 2.0 * rows * cols * tokens, benchmark::Counter::kIsRate);
+}
+
+void gemm_shapes(benchmark::internal::Benchmark* b) {
+    // TinyLlama's FFN up (5632x2048) and down (2048x5632), SmolLM2's FFN up (1536x576): decode and prefill.
+    for (const auto& [r, c] : {std::pair{5632, 2048}, {2048, 5632}, {1536, 576}})
+        for (const int t : {1, 64}) b->Args({r, c, t});
+    b->UseRealTime();
+}
+
+BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Native>)->Apply(gemm_shapes);
+BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Native>)->Apply(gemm_shapes);
+BENCHMARK(BM_Gemm<DType::F16, cpu::isa::Native>)->Apply(gemm_shapes);
+BENCHMARK(BM_Gemm<DType::F32, cpu::isa::Native>)->Apply(gemm_shapes);
+BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Portable>)->Args({5632, 2048, 1})->Args({5632, 2048, 64})->UseRealTime();
+BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Portable>)->Args({5632, 2048, 1})->Args({5632, 2048, 64})->UseRealTime();
+
+// One query token over `positions` cached positions, every head (TinyLlama: 32 heads, 4 KV heads, 64 dims).
+template <class Isa>
+void BM_Attention(benchmark::State& state) {
+    const int positions = int(state.range(0));
+    const cpu::AttentionShape s{32, 4, 64};
+    const auto q = random_floats(std::size_t(s.n_heads * s.head_dim));
+    std::vector<std::uint16_t> k(std::size_t(positions) * std::size_t(s.kv_dim())), v(k.size());
+    const auto f = random_floats(k.size());
+    for (std::size_t i = 0; i < k.size(); ++i) k[i] = v[i] = f32_to_f16(f[i]);
+    std::vector<float> scores(static_cast<std::size_t>(positions)), out(q.size());
+    for (auto _ : state) {
+        for (int h = 0; h < s.n_heads; ++h)
+            cpu::attend_head_fast<Isa>(s, h, q.data(), k.data(), v.data(), 0, positions - 1, scores.data(), out.data());
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.counters["KV_B/s"] = benchmark::Counter(double(state.iterations()) * double(s.n_heads) * positions * s.head_dim * 4.0,
+                                                  benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Attention<cpu::isa::Native>)->Arg(64)->Arg(512);
+BENCHMARK(BM_Attention<cpu::isa::Portable>)->Arg(512);
+
+// One empty parallel_for: the fixed cost a decode step pays per matmul.
+void BM_PoolDispatch(benchmark::State& state) {
+    cpu::ThreadPool pool(int(state.range(0)));
+    std::vector<int> sink(64);
+    for (auto _ : state) pool.parallel_for(sink.size(), [&](std::size_t b, std::size_t) { sink[b] += 1; });
+    benchmark::DoNotOptimize(sink.data());
+}
+BENCHMARK(BM_PoolDispatch)->Arg(2)->UseRealTime();
+
+// Reads a 1 GiB buffer split between `threads` threads: the read bandwidth decode is bound by.
+void BM_MemoryReadBandwidth(benchmark::State& state) {
+    const std::size_t n = (std::size_t(1) << 30) / sizeof(std::uint64_t);
+    std::vector<std::uint64_t> buf(n);
+    std::iota(buf.begin(), buf.end(), std::uint64_t(1));
+    cpu::ThreadPool pool(int(state.range(0)));
+    std::vector<std::uint64_t> sums(std::size_t(pool.size()) * 8);
+    for (auto _ : state) {
+        pool.run([&](int t, int threads) {
+            const std::size_t b = n * std::size_t(t) / std::size_t(threads), e = n * std::size_t(t + 1) / std::size_t(threads);
+            std::uint64_t s = 0;
+            for (std::size_t i = b; i < e; ++i) s += buf[i];
+            sums[std::size_t(t) * 8] = s;
+        });
+        benchmark::DoNotOptimize(sums.data());
+    }
+    state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(n * sizeof(std::uint64_t)));
+}
+BENCHMARK(BM_MemoryReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace

@@ -1,0 +1,87 @@
+// End-to-end prefill and decode speed on the shapes of docs/performance.md, through compiled traits
+// (Model<Traits>) and the runtime-shape path (Model<Dynamic>), on seeded synthetic GGUFs written into
+// the build tree on first use. Counters: tok/s, and for decode the weight bytes streamed per second.
+//   bench_model [--benchmark_filter=tinyllama] ; FORGE_BENCH_THREADS=N overrides the thread count.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_models.hpp"
+#include "forge/model/model.hpp"
+
+namespace {
+
+using namespace forge;
+
+int bench_threads() {
+    if (const char* t = std::getenv("FORGE_BENCH_THREADS")) return std::max(1, std::atoi(t));
+    return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+template <class Traits>
+std::string model_file() {
+    const std::string path = std::string(FORGE_BENCH_MODEL_DIR) + "/" + std::string(Traits::name) + ".gguf";
+    bench::write_synthetic_model(path, Traits::shape);
+    return path;
+}
+
+std::vector<std::int32_t> random_tokens(int n, int vocab) {
+    bench::Rng rng(7);
+    std::vector<std::int32_t> t(static_cast<std::size_t>(n));
+    for (auto& v : t) v = std::int32_t(rng.next() % std::uint64_t(vocab));
+    return t;
+}
+
+// ppN: N prompt tokens through prefill from an empty context.
+template <class Traits, class Path>
+void BM_Prefill(benchmark::State& state) {
+    const int n = int(state.range(0));
+    Model<Path> m(gguf::File::open(model_file<Traits>()), {.context = n, .threads = bench_threads()});
+    const auto tokens = random_tokens(n, Traits::shape.vocab);
+    m.prefill(tokens);  // warm-up: faults the mapping in
+    for (auto _ : state) {
+        m.reset();
+        benchmark::DoNotOptimize(m.prefill(tokens).data());
+    }
+    state.counters["tok/s"] = benchmark::Counter(double(n) * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+// tgN: N tokens decoded one by one from an empty context, as llama-bench's tg test.
+template <class Traits, class Path>
+void BM_Decode(benchmark::State& state) {
+    const int n = int(state.range(0));
+    Model<Path> m(gguf::File::open(model_file<Traits>()), {.context = n, .threads = bench_threads()});
+    const auto tokens = random_tokens(n, Traits::shape.vocab);
+    for (const auto t : tokens) m.decode(t);
+    for (auto _ : state) {
+        m.reset();
+        for (const auto t : tokens) benchmark::DoNotOptimize(m.decode(t).data());
+    }
+    const double toks = double(n) * double(state.iterations());
+    state.counters["tok/s"] = benchmark::Counter(toks, benchmark::Counter::kIsRate);
+    state.counters["weights_B/s"] = benchmark::Counter(toks * double(Traits::shape.weight_bytes()), benchmark::Counter::kIsRate);
+}
+
+#define FORGE_BENCH_MODEL(T, PP, TG)                                                                        \
+    BENCHMARK(BM_Prefill<T, T>)->Name("prefill/compiled/" + std::string(T::name))->Arg(PP)->Unit(benchmark::kMillisecond)->Iterations(3); \
+    BENCHMARK(BM_Prefill<T, Dynamic>)->Name("prefill/runtime/" + std::string(T::name))->Arg(PP)->Unit(benchmark::kMillisecond)->Iterations(3); \
+    BENCHMARK(BM_Decode<T, T>)->Name("decode/compiled/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->Iterations(3); \
+    BENCHMARK(BM_Decode<T, Dynamic>)->Name("decode/runtime/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->Iterations(3)
+
+using SmolQ8 = bench::SmolLM2_135M<DType::Q8_0>;
+using SmolQ4 = bench::SmolLM2_135M<DType::Q4_0>;
+using Qwen = bench::Qwen25_05B_Q8_0;
+using TinyQ4 = bench::TinyLlama_1_1B<DType::Q4_0>;
+using TinyQ8 = bench::TinyLlama_1_1B<DType::Q8_0>;
+
+FORGE_BENCH_MODEL(SmolQ8, 128, 64);
+FORGE_BENCH_MODEL(SmolQ4, 128, 64);
+FORGE_BENCH_MODEL(Qwen, 512, 64);
+FORGE_BENCH_MODEL(TinyQ4, 128, 64);
+BENCHMARK(BM_Prefill<TinyQ4, TinyQ4>)->Name("prefill/compiled/" + std::string(TinyQ4::name))->Arg(512)->Unit(benchmark::kMillisecond)->Iterations(2);
+FORGE_BENCH_MODEL(TinyQ8, 128, 64);
+
+}  // namespace
