@@ -5,5 +5,7 @@ namespace forge::cli {
 int inspect(int argc, char** argv);
 int bench(int argc, char** argv);
 int tokenize(int argc, char** argv);
+int eval(int argc, char** argv);
+int run(int argc, char** argv);
 
 }  // namespace forge::cli

@@ -15,9 +15,11 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
+    {"run", forge::cli::run, "run [-m MODEL.gguf] [-p PROMPT] [-n N] [--temp T] ...   generate text (forge run -h)"},
     {"bench", forge::cli::bench, "bench -m MODEL.gguf [-t THREADS] [-p 512] [-n 128] [-r 5]   prefill/decode tok/s, as llama-bench"},
     {"inspect", forge::cli::inspect, "inspect FILE.gguf        architecture, shape, tensors, matching compiled traits"},
     {"tokenize", forge::cli::tokenize, "tokenize -m MODEL.gguf [--no-bos] TEXT | --file CASES   token ids"},
+    {"eval", forge::cli::eval, "eval -m MODEL.gguf --tokens 1,2,3 [--prompt-len P] --json OUT   logits at every position"},
 };
 
 int usage(std::FILE* out) {
