@@ -98,12 +98,23 @@ constexpr FixedString<24> format_float(float f) {
     return out;
 }
 
-// Number of (non-overlapping) occurrences of `needle` in `hay`.
-constexpr std::size_t count_occurrences(std::string_view hay, std::string_view needle) {
-    std::size_t n = 0;
-    for (std::size_t pos = hay.find(needle); pos != std::string_view::npos; pos = hay.find(needle, pos + needle.size()))
-        ++n;
-    return n;
+// Index-based searching and comparison for constant evaluation. (std::string_view::find compares
+// pointers with null, which GCC's UBSan instrumentation makes non-constant.)
+constexpr bool text_equal(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (a[i] != b[i]) return false;
+    return true;
+}
+
+constexpr std::size_t text_find(std::string_view hay, std::string_view needle, std::size_t from = 0) {
+    if (needle.size() > hay.size()) return std::string_view::npos;
+    for (std::size_t i = from; i + needle.size() <= hay.size(); ++i) {
+        std::size_t k = 0;
+        while (k < needle.size() && hay[i + k] == needle[k]) ++k;
+        if (k == needle.size()) return i;
+    }
+    return std::string_view::npos;
 }
 
 }  // namespace forge::metal_src

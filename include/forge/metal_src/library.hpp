@@ -34,7 +34,7 @@ struct Library {
 
     constexpr const KernelSource* find(std::string_view name) const {
         for (std::size_t i = 0; i < n_kernels; ++i)
-            if (kernels[i].name == name) return &kernels[i];
+            if (text_equal(kernels[i].name, name)) return &kernels[i];
         return nullptr;
     }
 };
@@ -107,13 +107,13 @@ constexpr bool entry_points_match(const Library& lib) {
     const std::string_view text = lib.text.view();
     std::array<int, kMaxKernels> seen{};
     std::size_t total = 0;
-    for (std::size_t pos = text.find(kHead); pos != std::string_view::npos; pos = text.find(kHead, pos + 1)) {
+    for (std::size_t pos = text_find(text, kHead); pos != std::string_view::npos; pos = text_find(text, kHead, pos + 1)) {
         const std::size_t begin = pos + kHead.size();
-        const std::string_view name = text.substr(begin, text.find('(', begin) - begin);
+        const std::string_view name = text.substr(begin, text_find(text, "(", begin) - begin);
         ++total;
         bool known = false;
         for (std::size_t i = 0; i < lib.n_kernels; ++i)
-            if (lib.kernels[i].name == name) ++seen[i], known = true;
+            if (text_equal(lib.kernels[i].name, name)) ++seen[i], known = true;
         if (!known) return false;
     }
     for (std::size_t i = 0; i < lib.n_kernels; ++i)
@@ -135,7 +135,7 @@ struct LibraryOf {
     static_assert(kGemmThreadgroupFloats * 4 <= kThreadgroupMemoryLimit &&
                       (kFlashThreadgroupFloats + KernelConfig::kReduceScratch) * 4 <= kThreadgroupMemoryLimit,
                   "forge metal: GEMM and flash-attention tiles must fit in 32 KiB of threadgroup memory");
-    static_assert(value.text.view().find(concat<48>("constant constexpr uint HEAD_DIM = ", format_int(c.head_dim), ";").view()) !=
+    static_assert(text_find(value.text.view(), concat<48>("constant constexpr uint HEAD_DIM = ", format_int(c.head_dim), ";").view()) !=
                       std::string_view::npos,
                   "forge metal: the text must bake the traits' head_dim");
 };

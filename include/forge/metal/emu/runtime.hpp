@@ -233,7 +233,7 @@ public:
         tg_region_.lo = tg_mem_.data();
         tg_region_.hi = tg_mem_.data() + launch.threadgroup_bytes;
         // Threadgroup memory starts as NaN bytes so a read before any write shows up in results.
-        std::memset(tg_mem_.data(), 0xff, launch.threadgroup_bytes);
+        if (launch.threadgroup_bytes) std::memset(tg_mem_.data(), 0xff, launch.threadgroup_bytes);
         launch_ = &launch;
         for (std::uint32_t t = 0; t < n; ++t) {
             Fiber& f = fibers_[t];
