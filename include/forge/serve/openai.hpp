@@ -1,0 +1,411 @@
+#pragma once
+// The OpenAI-compatible API: routes, request validation and response shapes. Requests are checked field
+// by field before any work is queued: malformed JSON, a wrong type, a missing or out-of-range field and
+// a prompt longer than the context are 400s naming the field, in OpenAI's error shape
+// {"error":{"message","type","param","code"}}. Fields forge does not use are ignored, as OpenAI's own
+// server ignores what it does not know.
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "forge/json/json.hpp"
+#include "forge/model/generate.hpp"
+#include "forge/serve/chat_template.hpp"
+#include "forge/serve/http.hpp"
+#include "forge/serve/scheduler.hpp"
+#include "forge/tokenizer/tokenizer.hpp"
+
+namespace forge::serve {
+
+// A request the API refuses, with the status and OpenAI error fields to answer with.
+struct ApiError {
+    ApiError(int status_, std::string message_, std::string type_ = "invalid_request_error", std::string param_ = {}, std::string code_ = {})
+        : status(status_), message(std::move(message_)), type(std::move(type_)), param(std::move(param_)), code(std::move(code_)) {}
+    int status;
+    std::string message;
+    std::string type;
+    std::string param;  // empty: null
+    std::string code;   // empty: null
+};
+
+inline std::string error_json(const ApiError& e) {
+    const auto str_or_null = [](const std::string& s) { return s.empty() ? json::Value() : json::Value(s); };
+    return json::dump(json::Object{{"error", json::Object{{"message", e.message}, {"type", e.type}, {"param", str_or_null(e.param)},
+                                                          {"code", str_or_null(e.code)}}}});
+}
+
+// What a route writes to: the client's connection.
+class Responder {
+public:
+    virtual ~Responder() = default;
+    // Sends bytes; false when the client is gone.
+    virtual bool send(std::string_view bytes) = 0;
+    // The client has hung up (checked between tokens, so generation for nobody stops).
+    virtual bool hung_up() = 0;
+};
+
+// The sampling and stopping fields shared by both completion routes.
+struct CompletionOptions {
+    std::optional<int> max_tokens;  // none: until EOS or the context is full
+    SamplerParams sampling{.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f};  // OpenAI's defaults
+    std::vector<std::string> stop;
+    bool stream = false;
+    bool include_usage = false;  // stream_options.include_usage
+};
+
+struct ChatRequest {
+    std::vector<ChatMessage> messages;
+    CompletionOptions options;
+};
+
+struct CompletionRequest {
+    std::string prompt;
+    CompletionOptions options;
+};
+
+namespace detail {
+
+inline ApiError bad_field(const std::string& name, const std::string& what) {
+    return {400, "'" + name + "' " + what, "invalid_request_error", name, {}};
+}
+
+// A present, non-null member of the request object.
+inline const json::Value* member(const json::Value& body, std::string_view name) {
+    const json::Value* v = body.find(name);
+    return v && !v->is_null() ? v : nullptr;
+}
+
+inline double number_in(const json::Value& body, const std::string& name, double fallback, double lo, double hi, bool lo_open = false) {
+    const json::Value* v = member(body, name);
+    if (!v) return fallback;
+    if (!v->is_number()) throw bad_field(name, std::string("must be a number, got ") + v->type_name());
+    const double d = v->as_number();
+    if (!(lo_open ? d > lo : d >= lo) || !(d <= hi))
+        throw bad_field(name, "must be " + std::string(lo_open ? "greater than " : "at least ") + json::dump(lo) + " and at most " + json::dump(hi));
+    return d;
+}
+
+inline std::optional<std::int64_t> integer_in(const json::Value& body, const std::string& name, std::int64_t lo, std::int64_t hi) {
+    const json::Value* v = member(body, name);
+    if (!v) return std::nullopt;
+    if (!v->is_number() || v->as_number() != std::floor(v->as_number()))
+        throw bad_field(name, std::string("must be an integer, got ") + (v->is_number() ? "a fraction" : v->type_name()));
+    const double d = v->as_number();
+    if (d < double(lo) || d > double(hi)) throw bad_field(name, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    return std::int64_t(d);
+}
+
+inline bool boolean(const json::Value& body, const std::string& name) {
+    const json::Value* v = member(body, name);
+    if (!v) return false;
+    if (!v->is_bool()) throw bad_field(name, std::string("must be a boolean, got ") + v->type_name());
+    return v->as_bool();
+}
+
+inline CompletionOptions parse_options(const json::Value& body) {
+    CompletionOptions o;
+    constexpr std::int64_t kMaxTokens = 1 << 30;
+    const auto max_tokens = member(body, "max_completion_tokens") ? integer_in(body, "max_completion_tokens", 0, kMaxTokens)
+                                                                  : integer_in(body, "max_tokens", 0, kMaxTokens);
+    if (max_tokens) o.max_tokens = int(*max_tokens);
+    o.sampling.temperature = float(number_in(body, "temperature", o.sampling.temperature, 0, 2));
+    o.sampling.top_p = float(number_in(body, "top_p", o.sampling.top_p, 0, 1, true));
+    o.sampling.top_k = int(integer_in(body, "top_k", 0, 1 << 20).value_or(o.sampling.top_k));
+    o.sampling.min_p = float(number_in(body, "min_p", o.sampling.min_p, 0, 0.999));
+    o.sampling.repeat_penalty = float(number_in(body, "repeat_penalty", o.sampling.repeat_penalty, 0, 10, true));
+    // OpenAI seeds are signed 64-bit; the sampler takes the same bits.
+    const auto seed = integer_in(body, "seed", -(std::int64_t(1) << 53), std::int64_t(1) << 53);
+    o.sampling.seed = seed ? std::uint64_t(*seed) : std::random_device{}();
+    if (const json::Value* n = member(body, "n"); n && !(n->is_number() && n->as_number() == 1))
+        throw bad_field("n", "must be 1: forge returns one choice");
+    if (const json::Value* stop = member(body, "stop")) {
+        constexpr std::size_t kMaxStops = 4;  // as OpenAI
+        if (stop->is_string()) {
+            o.stop.push_back(stop->as_string());
+        } else if (stop->is_array()) {
+            if (stop->as_array().size() > kMaxStops) throw bad_field("stop", "may hold at most " + std::to_string(kMaxStops) + " strings");
+            for (const auto& s : stop->as_array()) {
+                if (!s.is_string()) throw bad_field("stop", std::string("must hold strings, found ") + s.type_name());
+                o.stop.push_back(s.as_string());
+            }
+        } else {
+            throw bad_field("stop", std::string("must be a string or an array of strings, got ") + stop->type_name());
+        }
+        for (const auto& s : o.stop)
+            if (s.empty()) throw bad_field("stop", "must not contain empty strings");
+    }
+    o.stream = boolean(body, "stream");
+    if (const json::Value* so = member(body, "stream_options")) {
+        if (!so->is_object()) throw bad_field("stream_options", std::string("must be an object, got ") + so->type_name());
+        o.include_usage = boolean(*so, "include_usage");
+    }
+    return o;
+}
+
+inline json::Value parse_body(std::string_view body) {
+    json::Value v;
+    try {
+        v = json::parse(body);
+    } catch (const Error& e) {
+        throw ApiError{400, std::string("the request body is not valid JSON: ") + e.what()};
+    }
+    if (!v.is_object()) throw ApiError{400, std::string("the request body must be a JSON object, got ") + v.type_name()};
+    return v;
+}
+
+// A message's text: a string, or an array of {"type":"text","text":...} parts.
+inline std::string message_text(const json::Value& content, const std::string& name) {
+    if (content.is_string()) return content.as_string();
+    if (!content.is_array()) throw bad_field(name, std::string("must be a string or an array of text parts, got ") + content.type_name());
+    std::string text;
+    for (const auto& part : content.as_array()) {
+        const json::Value* type = part.find("type");
+        const json::Value* t = part.find("text");
+        if (!type || !type->is_string() || type->as_string() != "text" || !t || !t->is_string())
+            throw bad_field(name, "parts must be {\"type\": \"text\", \"text\": string}: forge reads text only");
+        text += t->as_string();
+    }
+    return text;
+}
+
+}  // namespace detail
+
+inline ChatRequest parse_chat_request(std::string_view body_text) {
+    const json::Value body = detail::parse_body(body_text);
+    ChatRequest r;
+    const json::Value* messages = detail::member(body, "messages");
+    if (!messages) throw detail::bad_field("messages", "is required");
+    if (!messages->is_array()) throw detail::bad_field("messages", std::string("must be an array, got ") + messages->type_name());
+    if (messages->as_array().empty()) throw detail::bad_field("messages", "must not be empty");
+    for (std::size_t i = 0; i < messages->as_array().size(); ++i) {
+        const json::Value& m = messages->as_array()[i];
+        const std::string at = "messages[" + std::to_string(i) + "]";
+        if (!m.is_object()) throw detail::bad_field(at, std::string("must be an object, got ") + m.type_name());
+        const json::Value* role = detail::member(m, "role");
+        if (!role) throw detail::bad_field(at + ".role", "is required");
+        if (!role->is_string()) throw detail::bad_field(at + ".role", std::string("must be a string, got ") + role->type_name());
+        std::string r_name = role->as_string();
+        if (r_name == "developer") r_name = "system";  // OpenAI's newer name for the system role
+        if (r_name != "system" && r_name != "user" && r_name != "assistant")
+            throw detail::bad_field(at + ".role", "must be 'system', 'user' or 'assistant', got '" + role->as_string() + "'");
+        const json::Value* content = detail::member(m, "content");
+        if (!content && r_name != "assistant") throw detail::bad_field(at + ".content", "is required");
+        r.messages.push_back({r_name, content ? detail::message_text(*content, at + ".content") : std::string()});
+    }
+    r.options = detail::parse_options(body);
+    return r;
+}
+
+inline CompletionRequest parse_completion_request(std::string_view body_text) {
+    const json::Value body = detail::parse_body(body_text);
+    CompletionRequest r;
+    const json::Value* prompt = detail::member(body, "prompt");
+    if (!prompt) throw detail::bad_field("prompt", "is required");
+    if (prompt->is_string()) {
+        r.prompt = prompt->as_string();
+    } else if (prompt->is_array() && prompt->as_array().size() == 1 && prompt->as_array()[0].is_string()) {
+        r.prompt = prompt->as_array()[0].as_string();
+    } else {
+        throw detail::bad_field("prompt", "must be a string (or an array of one string)");
+    }
+    r.options = detail::parse_options(body);
+    return r;
+}
+
+// The routes, served from one tokenizer and one scheduler.
+class Api {
+public:
+    Api(const Tokenizer& tok, Scheduler& scheduler, ChatFormat format, std::string model_id)
+        : tok_(tok), scheduler_(scheduler), format_(format), model_id_(std::move(model_id)) {}
+
+    ChatFormat chat_format() const { return format_; }
+    const std::string& model_id() const { return model_id_; }
+    // Requests still waiting for a slot are refused with 503; running ones finish.
+    void stop() { scheduler_.stop(); }
+
+    // Answers `req`; false when the connection must close (the client is gone or a reply broke off).
+    bool handle(const http::Request& req, Responder& out) {
+        try {
+            return route(req, out);
+        } catch (const ApiError& e) {
+            return out.send(error_response(e, req.keep_alive)) && req.keep_alive;
+        } catch (const std::exception& e) {
+            return out.send(error_response({500, e.what(), "server_error"}, req.keep_alive)) && req.keep_alive;
+        }
+    }
+
+    static std::string error_response(const ApiError& e, bool keep_alive, const http::Headers& extra = {}) {
+        return http::response(e.status, "application/json", error_json(e), keep_alive, extra);
+    }
+
+private:
+    bool route(const http::Request& req, Responder& out) {
+        const std::string_view path = req.path();
+        struct Route {
+            std::string_view path, method;
+        };
+        static constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"}, {"/health", "GET"}};
+        const Route* r = nullptr;
+        for (const auto& candidate : kRoutes)
+            if (candidate.path == path) r = &candidate;
+        if (!r) throw ApiError{404, "no route for " + req.method + " " + std::string(path), "invalid_request_error", {}, "not_found"};
+        if (req.method != r->method) {
+            const ApiError e{405, std::string(path) + " accepts " + std::string(r->method) + ", not " + req.method, "invalid_request_error", {},
+                             "method_not_allowed"};
+            return out.send(error_response(e, req.keep_alive, {{"Allow", std::string(r->method)}})) && req.keep_alive;
+        }
+        if (path == "/health") return send_json(out, req, health());
+        if (path == "/v1/models") return send_json(out, req, models());
+        if (path == "/v1/chat/completions") {
+            ChatRequest c = parse_chat_request(req.body);
+            return complete(req, out, encode_chat(tok_, format_, c.messages), c.options, "messages", true);
+        }
+        CompletionRequest c = parse_completion_request(req.body);
+        const auto prompt = encode_text(c.prompt);
+        return complete(req, out, prompt, c.options, "prompt", false);
+    }
+
+    std::vector<std::int32_t> encode_text(const std::string& text) const {
+        try {
+            auto ids = tok_.encode(text, tok_.add_bos());
+            if (ids.empty()) throw detail::bad_field("prompt", "is empty and this model's vocabulary adds no BOS token");
+            return ids;
+        } catch (const Error& e) {
+            throw detail::bad_field("prompt", std::string("cannot be tokenized: ") + e.what());
+        }
+    }
+
+    static bool send_json(Responder& out, const http::Request& req, const json::Value& v) {
+        return out.send(http::response(200, "application/json", json::dump(v), req.keep_alive)) && req.keep_alive;
+    }
+
+    json::Value health() const {
+        const auto s = scheduler_.stats();
+        return json::Object{{"status", "ok"}, {"slots", s.slots}, {"slots_busy", s.busy}, {"queued", s.queued},
+                            {"served", std::size_t(s.served)}};
+    }
+
+    json::Value models() const {
+        return json::Object{{"object", "list"},
+                            {"data", json::Array{json::Object{{"id", model_id_}, {"object", "model"}, {"created", std::int64_t(started_)},
+                                                              {"owned_by", "forge"}, {"context_length", scheduler_.context()}}}}};
+    }
+
+    // One completion, streamed or whole. `chat` picks the chat shapes over the text-completion ones.
+    bool complete(const http::Request& req, Responder& out, const std::vector<std::int32_t>& prompt, const CompletionOptions& opt,
+                  const char* prompt_field, bool chat) {
+        const int context = scheduler_.context();
+        if (prompt.size() >= std::size_t(context))
+            throw ApiError{400,
+                           "the prompt has " + std::to_string(prompt.size()) + " tokens but this model's context holds " +
+                               std::to_string(context) + " (the reply needs at least one more)",
+                           "invalid_request_error", prompt_field, "context_length_exceeded"};
+        GenerationParams params;
+        params.max_tokens = std::min(opt.max_tokens.value_or(context), context - int(prompt.size()));
+        params.sampling = opt.sampling;
+        params.stop = opt.stop;
+
+        const std::string id = (chat ? "chatcmpl-" : "cmpl-") + next_id();
+        const std::int64_t created = std::time(nullptr);
+        const auto queued_at = std::chrono::steady_clock::now();
+        auto lease = scheduler_.acquire([&] { return out.hung_up(); });
+        if (!lease) {
+            if (out.hung_up()) return false;
+            throw ApiError{503, "the server is shutting down", "server_error", {}, "shutting_down"};
+        }
+        const double queue_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - queued_at).count();
+
+        const auto chunk = [&](json::Value delta_or_text, json::Value finish) {
+            json::Object choice{{"index", 0}};
+            if (chat) choice.emplace_back("delta", std::move(delta_or_text));
+            else choice.emplace_back("text", std::move(delta_or_text));
+            choice.emplace_back("logprobs", json::Value());
+            choice.emplace_back("finish_reason", std::move(finish));
+            return head_fields(id, chat ? "chat.completion.chunk" : "text_completion", created, json::Array{json::Value(std::move(choice))});
+        };
+
+        if (!opt.stream) {
+            const GenerationResult r = generate(lease->model(), tok_, prompt, params, [&](std::string_view) { return !out.hung_up(); });
+            if (r.finish == FinishReason::cancelled) return false;
+            json::Object choice{{"index", 0}};
+            if (chat) choice.emplace_back("message", json::Object{{"role", "assistant"}, {"content", r.text}});
+            else choice.emplace_back("text", r.text);
+            choice.emplace_back("logprobs", json::Value());
+            choice.emplace_back("finish_reason", finish_reason_name(r.finish));
+            json::Value body = head_fields(id, chat ? "chat.completion" : "text_completion", created, json::Array{json::Value(std::move(choice))});
+            body.set("usage", usage(r));
+            body.set("timings", timings(r, queue_ms));
+            return send_json(out, req, body);
+        }
+
+        bool alive = out.send(http::sse_head(req.keep_alive));
+        if (alive && chat) alive = out.send(http::sse_event(json::dump(chunk(json::Object{{"role", "assistant"}, {"content", ""}}, {}))));
+        if (!alive) return false;
+        GenerationResult r;
+        try {
+            r = generate(lease->model(), tok_, prompt, params, [&](std::string_view piece) {
+                const json::Value c = chat ? chunk(json::Object{{"content", piece}}, {}) : chunk(piece, {});
+                return !out.hung_up() && out.send(http::sse_event(json::dump(c)));
+            });
+        } catch (const std::exception& e) {
+            // The status line is gone already: the error becomes the stream's last event.
+            out.send(http::sse_event(error_json({500, e.what(), "server_error"})) + std::string(http::kLastChunk));
+            return false;
+        }
+        if (r.finish == FinishReason::cancelled) return false;
+        std::string tail = http::sse_event(json::dump(chunk(chat ? json::Value(json::Object{}) : json::Value(""), finish_reason_name(r.finish))));
+        if (opt.include_usage) {
+            json::Value u = head_fields(id, chat ? "chat.completion.chunk" : "text_completion", created, json::Array{});
+            u.set("usage", usage(r));
+            u.set("timings", timings(r, queue_ms));
+            tail += http::sse_event(json::dump(u));
+        }
+        tail += http::sse_event("[DONE]");
+        tail += http::kLastChunk;
+        return out.send(tail) && req.keep_alive;
+    }
+
+    json::Value head_fields(const std::string& id, const char* object, std::int64_t created, json::Array choices) const {
+        return json::Object{{"id", id}, {"object", object}, {"created", created}, {"model", model_id_}, {"choices", std::move(choices)}};
+    }
+
+    static json::Value usage(const GenerationResult& r) {
+        return json::Object{{"prompt_tokens", r.prompt_tokens},
+                            {"completion_tokens", r.tokens.size()},
+                            {"total_tokens", std::size_t(r.prompt_tokens) + r.tokens.size()}};
+    }
+
+    // forge's own: where the time went.
+    static json::Value timings(const GenerationResult& r, double queue_ms) {
+        const auto per_second = [](double n, double s) { return s > 0 ? n / s : 0.0; };
+        return json::Object{{"queue_ms", queue_ms},
+                            {"prefill_ms", r.prefill_seconds * 1e3},
+                            {"prefill_tokens_per_second", per_second(r.prompt_tokens, r.prefill_seconds)},
+                            {"decode_ms", r.decode_seconds * 1e3},
+                            {"decode_tokens_per_second", per_second(double(r.tokens.size()), r.decode_seconds)}};
+    }
+
+    std::string next_id() {
+        char buf[24];
+        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id_base_ + id_counter_.fetch_add(1)));
+        return buf;
+    }
+
+    const Tokenizer& tok_;
+    Scheduler& scheduler_;
+    ChatFormat format_;
+    std::string model_id_;
+    std::time_t started_ = std::time(nullptr);
+    std::uint64_t id_base_ = std::uint64_t(std::random_device{}()) << 32;
+    std::atomic<std::uint64_t> id_counter_{0};
+};
+
+}  // namespace forge::serve

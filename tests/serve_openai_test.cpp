@@ -1,0 +1,241 @@
+// The OpenAI API layer without sockets: request validation names the offending field for every kind
+// of bad input, good requests map onto generation parameters, and the routes answer in OpenAI's shapes
+// with usage counts that add up and forge's timings.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "forge/json/json.hpp"
+#include "forge/serve/openai.hpp"
+#include "serve_fake_model.hpp"
+
+namespace forge::serve {
+namespace {
+
+// Expects `body` to be refused with 400 naming `param` (empty: none) and saying `fragment`.
+template <class Parse>
+void expect_refused(Parse parse, const std::string& body, const std::string& param, const std::string& fragment) {
+    try {
+        parse(body);
+        ADD_FAILURE() << "accepted: " << body;
+    } catch (const ApiError& e) {
+        EXPECT_EQ(e.status, 400) << body;
+        EXPECT_EQ(e.param, param) << body << " -> " << e.message;
+        EXPECT_NE(e.message.find(fragment), std::string::npos) << body << " -> " << e.message;
+        EXPECT_EQ(e.type, "invalid_request_error");
+    }
+}
+
+void expect_chat_refused(const std::string& fields, const std::string& param, const std::string& fragment) {
+    expect_refused(parse_chat_request, R"({"messages":[{"role":"user","content":"hi"}])" + fields + "}", param, fragment);
+}
+
+TEST(OpenAIRequest, MalformedBodiesAreRefused) {
+    expect_refused(parse_chat_request, "{", "", "not valid JSON");
+    expect_refused(parse_chat_request, "[1]", "", "must be a JSON object, got array");
+    expect_refused(parse_chat_request, std::string(200, '['), "", "nesting");
+    expect_refused(parse_chat_request, "{\"messages\":\"\xff\"}", "", "UTF-8");
+}
+
+TEST(OpenAIRequest, MessagesAreCheckedOneByOne) {
+    expect_refused(parse_chat_request, "{}", "messages", "is required");
+    expect_refused(parse_chat_request, R"({"messages":null})", "messages", "is required");
+    expect_refused(parse_chat_request, R"({"messages":"hi"})", "messages", "must be an array, got string");
+    expect_refused(parse_chat_request, R"({"messages":[]})", "messages", "must not be empty");
+    expect_refused(parse_chat_request, R"({"messages":[1]})", "messages[0]", "must be an object, got number");
+    expect_refused(parse_chat_request, R"({"messages":[{"content":"x"}]})", "messages[0].role", "is required");
+    expect_refused(parse_chat_request, R"({"messages":[{"role":5,"content":"x"}]})", "messages[0].role", "must be a string");
+    expect_refused(parse_chat_request, R"({"messages":[{"role":"user","content":"a"},{"role":"tool","content":"x"}]})", "messages[1].role",
+                   "'tool'");
+    expect_refused(parse_chat_request, R"({"messages":[{"role":"user"}]})", "messages[0].content", "is required");
+    expect_refused(parse_chat_request, R"({"messages":[{"role":"user","content":5}]})", "messages[0].content", "got number");
+    expect_refused(parse_chat_request, R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})",
+                   "messages[0].content", "text only");
+}
+
+TEST(OpenAIRequest, SamplingFieldsAreTypeAndRangeChecked) {
+    expect_chat_refused(R"(,"temperature":"hot")", "temperature", "must be a number, got string");
+    expect_chat_refused(R"(,"temperature":2.5)", "temperature", "at most 2");
+    expect_chat_refused(R"(,"top_p":0)", "top_p", "greater than 0");
+    expect_chat_refused(R"(,"top_k":1.5)", "top_k", "must be an integer, got a fraction");
+    expect_chat_refused(R"(,"top_k":-1)", "top_k", "between 0");
+    expect_chat_refused(R"(,"min_p":1)", "min_p", "at most");
+    expect_chat_refused(R"(,"max_tokens":-1)", "max_tokens", "between 0");
+    expect_chat_refused(R"(,"max_tokens":"10")", "max_tokens", "must be an integer, got string");
+    expect_chat_refused(R"(,"max_completion_tokens":1e300)", "max_completion_tokens", "between");
+    expect_chat_refused(R"(,"seed":0.5)", "seed", "integer");
+    expect_chat_refused(R"(,"n":2)", "n", "must be 1");
+    expect_chat_refused(R"(,"stop":5)", "stop", "string or an array");
+    expect_chat_refused(R"(,"stop":["a",1])", "stop", "found number");
+    expect_chat_refused(R"(,"stop":[""])", "stop", "empty");
+    expect_chat_refused(R"(,"stop":["a","b","c","d","e"])", "stop", "at most 4");
+    expect_chat_refused(R"(,"stream":"yes")", "stream", "must be a boolean");
+    expect_chat_refused(R"(,"stream_options":1)", "stream_options", "must be an object");
+    expect_chat_refused(R"(,"stream_options":{"include_usage":1})", "include_usage", "must be a boolean");
+}
+
+TEST(OpenAIRequest, AGoodChatRequestMapsOntoGeneration) {
+    const ChatRequest r = parse_chat_request(R"({
+        "model": "anything", "messages": [
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Hello, "}, {"type": "text", "text": "you."}]},
+            {"role": "assistant", "content": null}],
+        "max_tokens": 9, "max_completion_tokens": 7, "temperature": 0.5, "top_p": 0.9, "top_k": 20, "seed": 42,
+        "stop": "\n", "stream": true, "stream_options": {"include_usage": true}, "frequency_penalty": 0, "user": "u1",
+        "presence_penalty": null})");
+    ASSERT_EQ(r.messages.size(), 3u);
+    EXPECT_EQ(r.messages[0].role, "system");
+    EXPECT_EQ(r.messages[1].content, "Hello, you.");
+    EXPECT_EQ(r.messages[2].content, "");
+    EXPECT_EQ(r.options.max_tokens, 7) << "the newer field wins";
+    EXPECT_FLOAT_EQ(r.options.sampling.temperature, 0.5f);
+    EXPECT_FLOAT_EQ(r.options.sampling.top_p, 0.9f);
+    EXPECT_EQ(r.options.sampling.top_k, 20);
+    EXPECT_EQ(r.options.sampling.seed, 42u);
+    EXPECT_EQ(r.options.stop, std::vector<std::string>{"\n"});
+    EXPECT_TRUE(r.options.stream);
+    EXPECT_TRUE(r.options.include_usage);
+
+    const ChatRequest d = parse_chat_request(R"({"messages":[{"role":"user","content":"x"}],"temperature":null})");
+    EXPECT_FALSE(d.options.max_tokens.has_value());
+    EXPECT_FLOAT_EQ(d.options.sampling.temperature, 1.0f) << "OpenAI's default";
+    EXPECT_EQ(d.options.sampling.top_k, 0);
+    EXPECT_FALSE(d.options.stream);
+}
+
+TEST(OpenAIRequest, CompletionPromptIsOneString) {
+    expect_refused(parse_completion_request, "{}", "prompt", "is required");
+    expect_refused(parse_completion_request, R"({"prompt":5})", "prompt", "must be a string");
+    expect_refused(parse_completion_request, R"({"prompt":["a","b"]})", "prompt", "must be a string");
+    EXPECT_EQ(parse_completion_request(R"({"prompt":["Once"]})").prompt, "Once");
+}
+
+// Collects what the API writes.
+class Recorder final : public Responder {
+public:
+    bool send(std::string_view bytes) override {
+        out += bytes;
+        return true;
+    }
+    bool hung_up() override { return false; }
+    std::string out;
+};
+
+struct Reply {
+    int status;
+    std::string head, body;
+};
+
+Reply call(Api& api, const std::string& method, const std::string& target, const std::string& body = "") {
+    http::Request req;
+    req.method = method;
+    req.target = target;
+    req.body = body;
+    Recorder r;
+    EXPECT_TRUE(api.handle(req, r));
+    const auto end = r.out.find("\r\n\r\n");
+    return {std::stoi(r.out.substr(9, 3)), r.out.substr(0, end), r.out.substr(end + 4)};
+}
+
+// The data lines of a chunked SSE body.
+std::vector<std::string> events(const std::string& chunked) {
+    std::string body;
+    for (std::size_t at = 0;;) {
+        const std::size_t eol = chunked.find("\r\n", at);
+        const std::size_t size = std::stoul(chunked.substr(at, eol - at), nullptr, 16);
+        if (size == 0) break;
+        body += chunked.substr(eol + 2, size);
+        at = eol + 2 + size + 2;
+    }
+    std::vector<std::string> out;
+    for (std::size_t at = 0; at < body.size();) {
+        const std::size_t end = body.find("\n\n", at);
+        out.push_back(body.substr(at + 6, end - at - 6));
+        at = end + 2;
+    }
+    return out;
+}
+
+TEST(OpenAIRoutes, ModelsHealthAndUnknownRoutes) {
+    test::FakeBackend b(2, "Once upon a time");
+    Api api(b.tok, *b.scheduler, ChatFormat::chatml, "stories");
+    const Reply models = call(api, "GET", "/v1/models");
+    EXPECT_EQ(models.status, 200);
+    const json::Value m = json::parse(models.body);
+    EXPECT_EQ(m.at("object").as_string(), "list");
+    EXPECT_EQ(m.at("data").as_array()[0].at("id").as_string(), "stories");
+    EXPECT_EQ(m.at("data").as_array()[0].at("object").as_string(), "model");
+    const json::Value h = json::parse(call(api, "GET", "/health?verbose=1").body);
+    EXPECT_EQ(h.at("status").as_string(), "ok");
+    EXPECT_EQ(h.at("slots").as_number(), 2);
+    const Reply missing = call(api, "POST", "/v2/chat");
+    EXPECT_EQ(missing.status, 404);
+    EXPECT_EQ(json::parse(missing.body).at("error").at("code").as_string(), "not_found");
+    const Reply wrong = call(api, "DELETE", "/v1/models");
+    EXPECT_EQ(wrong.status, 405);
+    EXPECT_NE(wrong.head.find("\r\nAllow: GET"), std::string::npos);
+}
+
+TEST(OpenAIRoutes, CompletionHasUsageThatAddsUpAndTimings) {
+    test::FakeBackend b(1, "Once upon a time");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, ChatFormat::chatml, "stories");
+    const Reply r = call(api, "POST", "/v1/completions", R"({"prompt":"The dog","max_tokens":5,"temperature":0})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json::Value v = json::parse(r.body);
+    EXPECT_EQ(v.at("object").as_string(), "text_completion");
+    EXPECT_EQ(v.at("id").as_string().rfind("cmpl-", 0), 0u);
+    const json::Value& choice = v.at("choices").as_array().at(0);
+    EXPECT_FALSE(choice.at("text").as_string().empty());
+    EXPECT_EQ(choice.at("finish_reason").as_string(), "length");
+    const json::Value& u = v.at("usage");
+    EXPECT_EQ(u.at("prompt_tokens").as_number(), double(b.tok.encode("The dog", true).size()));
+    EXPECT_EQ(u.at("completion_tokens").as_number(), 5);
+    EXPECT_EQ(u.at("total_tokens").as_number(), u.at("prompt_tokens").as_number() + 5);
+    for (const char* t : {"queue_ms", "prefill_ms", "prefill_tokens_per_second", "decode_ms", "decode_tokens_per_second"})
+        EXPECT_TRUE(v.at("timings").at(t).is_number()) << t;
+}
+
+TEST(OpenAIRoutes, StopStringsEndTheReplyAndAreNotIncluded) {
+    test::FakeBackend b(1, "Once upon a time there");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, ChatFormat::chatml, "stories");
+    const Reply r = call(api, "POST", "/v1/chat/completions",
+                         R"({"messages":[{"role":"user","content":"hi"}],"temperature":0,"stop":["zzz","time"]})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json::Value v = json::parse(r.body);
+    const json::Value& choice = v.at("choices").as_array().at(0);
+    EXPECT_EQ(choice.at("message").at("content").as_string(), " Once upon a ");
+    EXPECT_EQ(choice.at("finish_reason").as_string(), "stop");
+}
+
+TEST(OpenAIRoutes, StreamedCompletionEndsWithUsageThenDone) {
+    test::FakeBackend b(1, "Once upon a time");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, ChatFormat::chatml, "stories");
+    const std::size_t n = b.script("Once upon a time").size();
+    const Reply r = call(api, "POST", "/v1/completions",
+                         R"({"prompt":"The","temperature":0,"stream":true,"stream_options":{"include_usage":true},"max_tokens":)" +
+                             std::to_string(n) + "}");
+    ASSERT_EQ(r.status, 200);
+    EXPECT_NE(r.head.find("Content-Type: text/event-stream"), std::string::npos);
+    const auto ev = events(r.body);
+    ASSERT_GE(ev.size(), 4u);
+    EXPECT_EQ(ev.back(), "[DONE]");
+    const json::Value usage = json::parse(ev[ev.size() - 2]);
+    EXPECT_TRUE(usage.at("choices").as_array().empty());
+    EXPECT_EQ(usage.at("usage").at("completion_tokens").as_number(), double(n));
+    const json::Value last = json::parse(ev[ev.size() - 3]);
+    EXPECT_EQ(last.at("choices").as_array()[0].at("finish_reason").as_string(), "length");
+    std::string text;
+    for (std::size_t i = 0; i + 3 < ev.size(); ++i) {
+        const json::Value c = json::parse(ev[i]);
+        EXPECT_EQ(c.at("object").as_string(), "text_completion");
+        EXPECT_TRUE(c.at("choices").as_array()[0].at("finish_reason").is_null());
+        text += c.at("choices").as_array()[0].at("text").as_string();
+    }
+    EXPECT_EQ(text, " Once upon a time");
+}
+
+}  // namespace
+}  // namespace forge::serve
