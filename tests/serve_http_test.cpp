@@ -119,6 +119,8 @@ TEST(HttpParser, EnforcesEachSizeLimitWithItsStatus) {
     // Refused as soon as the limit is passed, before the line or head ends.
     EXPECT_EQ(parse_error("GET /" + std::string(100, 'a'), small).status, 414);
     EXPECT_EQ(parse_error("GET /" + std::string(100, 'a') + " HTTP/1.1\r\n\r\n", small).status, 414);
+    // Exactly at the limit is fine however the bytes arrive, even when a read ends between CR and LF.
+    EXPECT_EQ(parse_all("GET /" + std::string(50, 'a') + " HTTP/1.1\r\n\r\n", 1, small).requests.size(), 1u);
     EXPECT_EQ(parse_error("GET / HTTP/1.1\r\nX: " + std::string(300, 'v'), small).status, 431);
     EXPECT_EQ(parse_error("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n", small).status, 431);
     EXPECT_EQ(parse_all("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", 0, small).requests.size(), 1u);
@@ -169,6 +171,7 @@ TEST(HttpParser, RejectsMalformedChunkedBodies) {
         EXPECT_EQ(f.status, 400) << body << " -> " << f.message;
     }
     EXPECT_EQ(parse_error(head + std::string(2000, '1')).status, 400) << "unbounded chunk-size line";
+    EXPECT_EQ(parse_all(head + std::string(1023, '0') + "1\r\nx\r\n0\r\n\r\n", 1).requests.size(), 1u) << "a 1024-byte size line";
     EXPECT_EQ(parse_error(head + "0\r\nbad trailer\r\n\r\n").status, 400);
 }
 

@@ -163,7 +163,10 @@ private:
             for (std::size_t lf = rest.find('\n', from); lf != std::string_view::npos; lf = rest.find('\n', lf + 1))
                 if (lf == 0 || rest[lf - 1] != '\r') return fail(400, "bare LF in request head");
             scanned_ = rest.size();
-            if (rest.find("\r\n") == std::string_view::npos && rest.size() > limits_.max_request_line)
+            // Judged as soon as it can be, so the verdict does not depend on how the bytes were split.
+            std::size_t line_end = rest.find("\r\n");
+            if (line_end == std::string_view::npos) line_end = rest.size() - (rest.ends_with('\r') ? 1 : 0);
+            if (line_end > limits_.max_request_line)
                 return fail(414, "request line longer than " + std::to_string(limits_.max_request_line) + " bytes");
             if (rest.size() > limits_.max_header_bytes)
                 return fail(431, "request head larger than " + std::to_string(limits_.max_header_bytes) + " bytes");
@@ -279,8 +282,8 @@ private:
             switch (chunk_step_) {
                 case ChunkStep::size_line: {
                     const auto eol = rest.find("\r\n");
-                    if (eol == std::string_view::npos)
-                        return rest.size() > kMaxSizeLine ? fail(400, "chunk-size line too long") : need_more();
+                    if (eol == std::string_view::npos)  // a trailing CR may be the end of the line
+                        return rest.size() - (rest.ends_with('\r') ? 1 : 0) > kMaxSizeLine ? fail(400, "chunk-size line too long") : need_more();
                     if (eol > kMaxSizeLine) return fail(400, "chunk-size line too long");
                     const std::string_view line = rest.substr(0, eol);
                     std::size_t digits = 0;
