@@ -61,7 +61,10 @@ TEST(CliRun, SameSeedSameTextAndTheRuntimePathIsNamed) {
 TEST(CliEval, WritesReferenceFormatMatchingLlamaCpp) {
     const Reference ref = load_reference("stories260K.park.json");
     std::string tokens;
-    for (const auto& s : ref.steps) tokens += (tokens.empty() ? "" : ",") + std::to_string(s.input);
+    for (const auto& s : ref.steps) {
+        if (!tokens.empty()) tokens += ',';
+        tokens += std::to_string(s.input);
+    }
     const std::string out = temp_path("eval.json");
     const auto r = run_process({FORGE_CLI, "eval", "-m", model_path("stories260K.gguf"), "--tokens", tokens,
                                 "--prompt-len", std::to_string(ref.prompt.size()), "--json", out});
