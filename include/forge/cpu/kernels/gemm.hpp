@@ -65,9 +65,9 @@ void tile(const std::byte* w0, std::size_t stride, int cols, const typename K::I
     // The rows of the next tile are fetched while this one computes: rows are short (a few KB), too
     // short for the hardware prefetcher to ramp up on each before it ends.
     const std::byte* next = w0 + std::size_t(R) * stride;
-    for (int s = 0; s < steps; ++s) {
-        const std::size_t ahead = std::size_t(s) * stride / std::size_t(steps);
-        for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride + ahead);
+    const std::size_t step_bytes = stride / std::size_t(steps);
+    for (int s = 0; s < steps; ++s, next += step_bytes) {
+        for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride);
         decltype(K::load_w(w0, s, cols)) w[R];
         for (int r = 0; r < R; ++r) w[r] = K::load_w(w0 + std::size_t(r) * stride, s, cols);
         for (int t = 0; t < T; ++t) {
