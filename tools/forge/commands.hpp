@@ -7,5 +7,6 @@ int bench(int argc, char** argv);
 int tokenize(int argc, char** argv);
 int eval(int argc, char** argv);
 int run(int argc, char** argv);
+int serve(int argc, char** argv);
 
 }  // namespace forge::cli

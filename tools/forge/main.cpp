@@ -20,6 +20,7 @@ constexpr Command kCommands[] = {
     {"inspect", forge::cli::inspect, "inspect FILE.gguf        architecture, shape, tensors, matching compiled traits"},
     {"tokenize", forge::cli::tokenize, "tokenize -m MODEL.gguf [--no-bos] TEXT | --file CASES   token ids"},
     {"eval", forge::cli::eval, "eval -m MODEL.gguf --tokens 1,2,3 [--prompt-len P] --json OUT   logits at every position"},
+    {"serve", forge::cli::serve, "serve [-m MODEL.gguf] [--port 8080] [--parallel N] ...   OpenAI-compatible HTTP server (forge serve -h)"},
 };
 
 int usage(std::FILE* out) {

@@ -334,6 +334,7 @@ private:
 
         if (!opt.stream) {
             const GenerationResult r = generate(lease->model(), tok_, prompt, params, [&](std::string_view) { return !out.hung_up(); });
+            lease.reset();  // the slot is free before the reply is written, however slowly the client reads it
             if (r.finish == FinishReason::cancelled) return false;
             json::Object choice{{"index", 0}};
             if (chat) choice.emplace_back("message", json::Object{{"role", "assistant"}, {"content", r.text}});
@@ -360,6 +361,7 @@ private:
             out.send(http::sse_event(error_json({500, e.what(), "server_error"})) + std::string(http::kLastChunk));
             return false;
         }
+        lease.reset();
         if (r.finish == FinishReason::cancelled) return false;
         std::string tail = http::sse_event(json::dump(chunk(chat ? json::Value(json::Object{}) : json::Value(""), finish_reason_name(r.finish))));
         if (opt.include_usage) {
