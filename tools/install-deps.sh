@@ -9,12 +9,16 @@ packages=(
   libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for clang 14
   libgtest-dev         # tests
   libbenchmark-dev     # bench/
+  curl                 # the server test's error cases
 )
 
 missing=()
 for p in "${packages[@]}"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
 done
+# The server test's openai client. Node may come from outside Debian with npm built in: check the commands.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 as_root=()
