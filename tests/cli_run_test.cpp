@@ -58,6 +58,26 @@ TEST(CliRun, SameSeedSameTextAndTheRuntimePathIsNamed) {
     EXPECT_NE(c.err.find("runtime shape"), std::string::npos) << c.err;
 }
 
+// The emulator is slow, so the CLI wiring is checked on a prefix; test_metal_model runs all 200 tokens.
+TEST(CliRun, MetalEmulatorBackendPrintsTheGoldenText) {
+    const json::Value golden = json::parse(read_file(testdata("reference/stories260K.golden.json")));
+    const auto r = run_process({FORGE_CLI, "run", "--backend", "metal-emu", "--temp", "0", "-n", "30"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_GT(r.out.size(), 60u);
+    EXPECT_EQ(golden.at("text").as_string().rfind(r.out.substr(0, r.out.size() - 1), 0), 0u) << r.out;
+    EXPECT_NE(r.err.find("compiled traits stories260K on "), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("on cpu"), std::string::npos) << r.err;
+}
+
+TEST(CliRun, MetalEmulatorRefusesShapesNotCompiledIn) {
+    const auto file = gguf::File::open(model_path("stories260K.gguf"));
+    const std::string odd = temp_path("ctx300.gguf");
+    rewrite(file, {{"llama.context_length", gguf::Value::u32(300)}}).write(odd);
+    const auto r = run_process({FORGE_CLI, "run", "-m", odd, "--backend", "metal-emu"});
+    fs::remove(odd);
+    expect_one_line_error(r, "runs only model shapes compiled into forge");
+}
+
 TEST(CliEval, WritesReferenceFormatMatchingLlamaCpp) {
     const Reference ref = load_reference("stories260K.park.json");
     std::string tokens;
@@ -140,7 +160,8 @@ TEST(CliErrors, BadOptions) {
     expect_one_line_error(run_process({FORGE_CLI, "run", "--temp", "hot"}), "--temp expects a number");
     expect_one_line_error(run_process({FORGE_CLI, "run", "--frobnicate"}), "unknown option '--frobnicate'");
     expect_one_line_error(run_process({FORGE_CLI, "run", "--top-p", "2"}), "top_p");
-    expect_one_line_error(run_process({FORGE_CLI, "run", "--backend", "metal"}), "Metal backend is unavailable");
+    expect_one_line_error(run_process({FORGE_CLI, "run", "--backend", "metal"}), "Metal is unavailable here");
+    expect_one_line_error(run_process({FORGE_CLI, "run", "--backend", "vulkan"}), "unknown backend 'vulkan'");
 }
 
 }  // namespace

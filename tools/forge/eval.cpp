@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "args.hpp"
+#include "backend.hpp"
 #include "commands.hpp"
 #include "forge/json/json.hpp"
 #include "forge/model/open_model.hpp"
@@ -13,19 +14,22 @@ namespace forge::cli {
 
 int eval(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--tokens", ""}, {"--prompt-len", ""}, {"--json", ""},
-                                 {"--threads", "-t"}});
+                                 {"--threads", "-t"}, {"--backend", ""}});
     const auto model_path = args.get("--model");
     const auto tokens_arg = args.get("--tokens");
     const auto out_path = args.get("--json");
     if (!model_path || !tokens_arg || !out_path)
-        throw Error("usage: forge eval -m MODEL.gguf --tokens 1,2,3 [--prompt-len P] --json OUT.json");
+        throw Error(std::string("usage: forge eval -m MODEL.gguf --tokens 1,2,3 [--prompt-len P] --json OUT.json [--backend ") +
+                    kBackendHelp + "]");
     const auto tokens = parse_ids(*tokens_arg);
     if (tokens.empty()) throw Error("--tokens is empty");
     const int prompt_len = args.number("--prompt-len", int(tokens.size()));
     if (prompt_len < 1 || prompt_len > int(tokens.size()))
         throw Error("--prompt-len must be between 1 and the number of tokens (" + std::to_string(tokens.size()) + ")");
 
-    auto model = open_model(gguf::File::open(*model_path), {.threads = args.number("--threads", 1)});
+    const auto model = open_backend(args.get_or("--backend", "cpu"), gguf::File::open(*model_path),
+                                    {.threads = args.number("--threads", 1)},
+                                    [](gguf::File f, ModelOptions o) { return open_model(std::move(f), o); });
     const int V = model->shape().vocab;
     std::vector<float> logits(tokens.size() * std::size_t(V));
     model->prefill(std::span(tokens).first(std::size_t(prompt_len)), logits.data());
@@ -49,9 +53,8 @@ int eval(int argc, char** argv) {
     std::ofstream out(*out_path, std::ios::binary);
     out << json::dump(doc) << '\n';
     if (!out) throw Error("cannot write '" + *out_path + "'");
-    std::fprintf(stderr, "forge eval: %zu positions (%d prefilled) through the %s path -> %s\n", tokens.size(), prompt_len,
-                 model->compiled_name().empty() ? "runtime-shape" : ("compiled " + std::string(model->compiled_name())).c_str(),
-                 out_path->c_str());
+    std::fprintf(stderr, "forge eval: %zu positions (%d prefilled), %s -> %s\n", tokens.size(), prompt_len,
+                 describe_path(*model).c_str(), out_path->c_str());
     return 0;
 }
 

@@ -13,17 +13,16 @@
 #include <thread>
 
 #include "args.hpp"
+#include "backend.hpp"
 #include "forge/model/any_model.hpp"
 #include "forge/model/generate.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
 
 namespace forge::cli {
 
-using ModelFactory = std::function<std::unique_ptr<AnyModel>(gguf::File, ModelOptions)>;
-
 inline constexpr const char* kRunUsage =
     "usage: %s [-m MODEL.gguf] [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
-    "          [--repeat-penalty R] [--seed S] [--threads N] [-c CONTEXT] [--backend cpu|metal]\n"
+    "          [--repeat-penalty R] [--seed S] [--threads N] [-c CONTEXT] [--backend cpu|metal|metal-emu]\n"
     "  without -m: %s\n";
 
 inline int run_command(const char* program, int argc, char** argv, const std::string& default_model,
@@ -37,9 +36,6 @@ inline int run_command(const char* program, int argc, char** argv, const std::st
         return 0;
     }
     if (!args.positional().empty()) throw Error("unexpected argument '" + args.positional()[0] + "' (quote the prompt after -p)");
-    const std::string backend = args.get_or("--backend", "cpu");
-    if (backend == "metal") throw Error("the Metal backend is unavailable here: it needs macOS and a build with -DFORGE_METAL=ON");
-    if (backend != "cpu") throw Error("unknown backend '" + backend + "' (cpu, metal)");
 
     const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
     const int threads = args.number("--threads", int(hw));
@@ -57,7 +53,8 @@ inline int run_command(const char* program, int argc, char** argv, const std::st
     const auto t0 = std::chrono::steady_clock::now();
     gguf::File file = gguf::File::open(path);
     const Tokenizer tok = Tokenizer::from_gguf(file);
-    const auto model = open(std::move(file), {.context = args.number("--ctx-size", 0), .threads = threads});
+    const auto model = open_backend(args.get_or("--backend", "cpu"), std::move(file),
+                                    {.context = args.number("--ctx-size", 0), .threads = threads}, open);
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     const std::string prompt_text = args.get_or("--prompt", "");
@@ -75,9 +72,7 @@ inline int run_command(const char* program, int argc, char** argv, const std::st
 
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    const std::string path_taken = model->compiled_name().empty()
-                                       ? "runtime shape (no compiled traits match this file)"
-                                       : "compiled traits " + std::string(model->compiled_name());
+    const std::string path_taken = describe_path(*model);
     std::fprintf(stderr, "\nmodel: %s — %s, %d threads, seed %llu\n", path.c_str(), path_taken.c_str(), model->threads(),
                  static_cast<unsigned long long>(gen.sampling.seed));
     std::fprintf(stderr, "load:    %8.1f ms\n", load_s * 1e3);

@@ -29,6 +29,8 @@ public:
     virtual const gguf::File& file() const = 0;
     // The compiled traits' name, or empty on the runtime-shape path.
     virtual std::string_view compiled_name() const = 0;
+    // What computes the model: "cpu", or the GPU device's name.
+    virtual std::string_view device_name() const { return "cpu"; }
 };
 
 // Defined in model_adapter.hpp; instantiated per traits type where the program chooses.
