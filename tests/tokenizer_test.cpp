@@ -70,7 +70,7 @@ std::vector<Ids> read_out_file(const std::string& path) {
 
 bool valid_utf8(std::string_view s) {
     try {
-        forge::tokenizer::check_utf8(s);
+        forge::check_utf8(s);
         return true;
     } catch (const Error&) {
         return false;
@@ -338,12 +338,12 @@ TEST(Tokenizer, MegabyteInputsEncode) {
 // Pre-tokenizers, piece by piece (expectations from the patterns run by a regex engine with \p support).
 
 std::vector<std::string> pieces(forge::tokenizer::PreTokenizer pre, std::string_view text) {
-    const std::u32string cps = forge::tokenizer::decode_utf8(text);
+    const std::u32string cps = forge::decode_utf8(text);
     std::vector<std::string> out;
     std::size_t begin = 0;
     for (const std::size_t end : forge::tokenizer::pre_tokenize(pre, cps)) {
         std::string s;
-        for (std::size_t i = begin; i < end; ++i) forge::tokenizer::append_utf8(s, cps[i]);
+        for (std::size_t i = begin; i < end; ++i) forge::append_utf8(s, cps[i]);
         out.push_back(s);
         begin = end;
     }

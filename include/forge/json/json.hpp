@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "forge/core/error.hpp"
+#include "forge/core/utf8.hpp"
 
 namespace forge::json {
 
@@ -196,42 +197,6 @@ private:
         return v;
     }
 
-    static void put_utf8(std::string& out, unsigned cp) {
-        if (cp < 0x80) {
-            out += char(cp);
-        } else if (cp < 0x800) {
-            out += char(0xc0 | (cp >> 6));
-            out += char(0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-            out += char(0xe0 | (cp >> 12));
-            out += char(0x80 | ((cp >> 6) & 0x3f));
-            out += char(0x80 | (cp & 0x3f));
-        } else {
-            out += char(0xf0 | (cp >> 18));
-            out += char(0x80 | ((cp >> 12) & 0x3f));
-            out += char(0x80 | ((cp >> 6) & 0x3f));
-            out += char(0x80 | (cp & 0x3f));
-        }
-    }
-
-    // Copies one UTF-8 sequence starting at i_, rejecting overlongs, surrogates and truncation.
-    void copy_utf8(std::string& out) {
-        const auto b0 = static_cast<unsigned char>(s_[i_]);
-        const int len = b0 < 0x80 ? 1 : (b0 >> 5) == 6 ? 2 : (b0 >> 4) == 14 ? 3 : (b0 >> 3) == 30 ? 4 : 0;
-        if (len == 0) fail("invalid UTF-8 lead byte");
-        if (s_.size() - i_ < std::size_t(len)) fail("truncated UTF-8 sequence");
-        unsigned cp = len == 1 ? b0 : b0 & (0x7f >> len);
-        for (int k = 1; k < len; ++k) {
-            const auto b = static_cast<unsigned char>(s_[i_ + std::size_t(k)]);
-            if ((b & 0xc0) != 0x80) fail("invalid UTF-8 continuation byte");
-            cp = (cp << 6) | (b & 0x3f);
-        }
-        static constexpr unsigned min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail("invalid UTF-8 code point");
-        out.append(s_.substr(i_, std::size_t(len)));
-        i_ += std::size_t(len);
-    }
-
     std::string parse_string() {
         ++i_;  // opening quote
         std::string out;
@@ -244,7 +209,10 @@ private:
             }
             if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
             if (c != '\\') {
-                copy_utf8(out);
+                const Utf8Step step = utf8_step(s_, i_);
+                if (step.status != Utf8Step::ok) fail("invalid UTF-8 in string");
+                out.append(s_.substr(i_, step.length));
+                i_ += step.length;
                 continue;
             }
             if (++i_ >= s_.size()) fail("unterminated escape");
@@ -269,7 +237,7 @@ private:
                     } else if (cp >= 0xdc00 && cp <= 0xdfff) {
                         fail("unpaired surrogate in \\u escape");
                     }
-                    put_utf8(out, cp);
+                    append_utf8(out, cp);
                     break;
                 }
                 default: fail(std::string("unknown escape \\") + e);

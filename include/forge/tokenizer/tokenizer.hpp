@@ -50,7 +50,7 @@ public:
     // `add_bos`. Control tokens written in the text (<s>, <|im_start|>, ...) become their ids only when
     // `parse_special`; user-defined tokens always do.
     std::vector<std::int32_t> encode(std::string_view text, bool add_bos, bool parse_special = false) const {
-        tokenizer::check_utf8(text);
+        check_utf8(text);
         std::vector<std::int32_t> out;
         if (add_bos) {
             if (bos() == tokenizer::kNoToken) throw Error("cannot add BOS: the vocabulary has no BOS token");
@@ -162,9 +162,9 @@ private:
         const bool spm = vocab_.options().model == tokenizer::Model::spm;
         std::size_t pos = 0;
         while (pos < bytes.size()) {
-            const tokenizer::Utf8Step step = tokenizer::utf8_step(bytes, pos);
-            if (step.status == tokenizer::Utf8Step::incomplete && !final) break;
-            if (step.status != tokenizer::Utf8Step::ok) {
+            const Utf8Step step = utf8_step(bytes, pos);
+            if (step.status == Utf8Step::incomplete && !final) break;
+            if (step.status != Utf8Step::ok) {
                 out.append(replace_invalid ? std::string_view("\xEF\xBF\xBD") : bytes.substr(pos, step.length));
             } else if (spm && step.cp == 0x2581) {
                 if (!(at_start && vocab_.options().add_space_prefix)) out += ' ';
@@ -195,8 +195,8 @@ private:
     static std::string bytes_of(std::string_view text) {
         std::string out;
         for (std::size_t pos = 0; pos < text.size();) {
-            const tokenizer::Utf8Step step = tokenizer::utf8_step(text, pos);
-            const int byte = step.status == tokenizer::Utf8Step::ok ? tokenizer::char_to_byte(step.cp) : -1;
+            const Utf8Step step = utf8_step(text, pos);
+            const int byte = step.status == Utf8Step::ok ? tokenizer::char_to_byte(step.cp) : -1;
             if (byte >= 0) {
                 out += char(byte);
             } else {
