@@ -122,9 +122,7 @@ private:
             // Attention block.
             for (int t = 0; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
             in_.set(xb_.data(), n, H, H);
-            cpu::gemm(L.wq, in_, q_.data(), Q, pool_);
-            cpu::gemm(L.wk, in_, k_.data(), KV, pool_);
-            cpu::gemm(L.wv, in_, v_.data(), KV, pool_);
+            cpu::gemm({{L.wq, q_.data(), Q}, {L.wk, k_.data(), KV}, {L.wv, v_.data(), KV}}, in_, pool_);
             for (int t = 0; t < n; ++t) {
                 float *q = &q_[std::size_t(t) * Q], *k = &k_[std::size_t(t) * KV], *v = &v_[std::size_t(t) * KV];
                 if (s.qkv_bias) {
@@ -144,8 +142,7 @@ private:
             // Feed-forward block (SwiGLU).
             for (int t = 0; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
             in_.set(xb_.data(), n, H, H);
-            cpu::gemm(L.w_gate, in_, gate_.data(), F, pool_);
-            cpu::gemm(L.w_up, in_, up_.data(), F, pool_);
+            cpu::gemm({{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}}, in_, pool_);
             for (int t = 0; t < n; ++t) cpu::silu_mul_fast(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F);
             in_.set(gate_.data(), n, F, F);
             cpu::gemm(L.w_down, in_, xb_.data(), H, pool_);

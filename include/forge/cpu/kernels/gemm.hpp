@@ -4,8 +4,10 @@
 // its rows in tiles of kRows, and for each tile every token tile of kTokens, so a tile's weights are
 // read from memory once per batch and reused from L1 by every token tile. Tile shapes are compile-time
 // constants of the kernel; the driver instantiates every smaller tile for the edges.
+#include <algorithm>
 #include <array>
 #include <cstddef>
+#include <initializer_list>
 #include <utility>
 
 #include "forge/cpu/kernels/kernel.hpp"
@@ -29,18 +31,22 @@ public:
     }
     const FloatRows& rows() const { return rows_; }
 
+    // Quantizes the rows to kernel K's layout unless that is already done since set().
     template <class K>
-    const Q8Rows& quantized(ThreadPool& pool) {
-        Slot& slot = slots_[K::kLayout.offset == 8];  // one instruction set's Q4_0 and Q8_0 layouts differ here
-        if (!slot.fresh || !(slot.rows.layout() == K::kLayout)) {
-            slot.rows.prepare(rows_.n, rows_.cols, K::kLayout);
-            if (rows_.n == 1) slot.rows.quantize(rows_.x, rows_.stride, 0, 1);
-            else pool.parallel_for(std::size_t(rows_.n), [&](std::size_t b, std::size_t e) {
-                slot.rows.quantize(rows_.x, rows_.stride, int(b), int(e));
-            });
-            slot.fresh = true;
-        }
-        return slot.rows;
+    void quantize(ThreadPool& pool) {
+        Slot& slot = slots_[slot_index<K>()];
+        if (slot.fresh && slot.rows.layout() == K::kLayout) return;
+        slot.rows.prepare(rows_.n, rows_.cols, K::kLayout);
+        if (rows_.n == 1) slot.rows.quantize(rows_.x, rows_.stride, 0, 1);
+        else pool.parallel_for(std::size_t(rows_.n), [&](std::size_t b, std::size_t e) {
+            slot.rows.quantize(rows_.x, rows_.stride, int(b), int(e));
+        });
+        slot.fresh = true;
+    }
+    // The rows quantize<K>() made.
+    template <class K>
+    const Q8Rows& quantized() const {
+        return slots_[slot_index<K>()].rows;
     }
 
 private:
@@ -48,6 +54,10 @@ private:
         Q8Rows rows;
         bool fresh = false;
     };
+    template <class K>
+    static constexpr std::size_t slot_index() {
+        return K::kLayout.offset == 8;  // one instruction set's Q4_0 and Q8_0 layouts differ here
+    }
     FloatRows rows_;
     Slot slots_[2];
 };
@@ -101,32 +111,57 @@ void gemm_rows(const WeightView& w, const typename K::Input& in, int r0, int r1,
     }
 }
 
-template <class K>
-void gemm_with(const WeightView& w, GemmInput& in, float* y, int y_stride, ThreadPool& pool) {
-    const typename K::Input* input;
-    if constexpr (QuantizedKernel<K>) input = &in.quantized<K>(pool);
-    else input = &in.rows();
-    pool.parallel_for(std::size_t(w.rows), [&](std::size_t b, std::size_t e) {
-        gemm_rows<K>(w, *input, int(b), int(e), y, std::size_t(y_stride));
-    }, std::size_t(K::kRows));
+// Calls f.template operator()<K>() with the kernel for `type`; false when there is none.
+template <class Isa, class F>
+bool with_kernel(DType type, F&& f) {
+    switch (type) {
+        case DType::F32: f.template operator()<Kernel<Isa, DType::F32>>(); return true;
+        case DType::F16: f.template operator()<Kernel<Isa, DType::F16>>(); return true;
+        case DType::Q8_0: f.template operator()<Kernel<Isa, DType::Q8_0>>(); return true;
+        case DType::Q4_0: f.template operator()<Kernel<Isa, DType::Q4_0>>(); return true;
+        default: return false;
+    }
 }
 
 }  // namespace detail
 
-// Y[t][r] = W[r]·X[t] for every token of `in`; Y rows are `y_stride` floats apart. Weight types
+// One product of a GEMM batch: Y[t][r] = W[r]·X[t], Y rows `y_stride` floats apart.
+struct GemmJob {
+    const WeightView& w;
+    float* y;
+    int y_stride;
+};
+
+// Every job against the same input in one dispatch (Q, K and V; gate and up): each thread takes its
+// share of every matrix's rows, so a decode step waits on one barrier, not one per matrix. Weight types
 // without a fast kernel (BF16) take the reference matmul.
 template <class Isa = isa::Native>
-void gemm(const WeightView& w, GemmInput& in, float* y, int y_stride, ThreadPool& pool) {
-    switch (w.type) {
-        case DType::F32: return detail::gemm_with<Kernel<Isa, DType::F32>>(w, in, y, y_stride, pool);
-        case DType::F16: return detail::gemm_with<Kernel<Isa, DType::F16>>(w, in, y, y_stride, pool);
-        case DType::Q8_0: return detail::gemm_with<Kernel<Isa, DType::Q8_0>>(w, in, y, y_stride, pool);
-        case DType::Q4_0: return detail::gemm_with<Kernel<Isa, DType::Q4_0>>(w, in, y, y_stride, pool);
-        default: {
-            const FloatRows& x = in.rows();
-            return matmul(w, x.x, x.n, x.stride, y, y_stride, pool);
-        }
+void gemm(std::initializer_list<GemmJob> jobs, GemmInput& in, ThreadPool& pool) {
+    bool fast = false;
+    for (const GemmJob& j : jobs) {
+        // Quantize the input for each layout first: the dispatch below cannot use the pool again.
+        const bool found = detail::with_kernel<Isa>(j.w.type, [&]<class K>() {
+            if constexpr (QuantizedKernel<K>) in.quantize<K>(pool);
+        });
+        if (!found) matmul(j.w, in.rows().x, in.rows().n, in.rows().stride, j.y, j.y_stride, pool);
+        fast = fast || found;
     }
+    if (!fast) return;
+    pool.run([&](int thread, int threads) {
+        for (const GemmJob& j : jobs)
+            detail::with_kernel<Isa>(j.w.type, [&]<class K>() {
+                const std::size_t units = (std::size_t(j.w.rows) + K::kRows - 1) / K::kRows;
+                const int b = int(std::min(std::size_t(j.w.rows), units * std::size_t(thread) / std::size_t(threads) * K::kRows));
+                const int e = int(std::min(std::size_t(j.w.rows), units * std::size_t(thread + 1) / std::size_t(threads) * K::kRows));
+                if constexpr (QuantizedKernel<K>) detail::gemm_rows<K>(j.w, in.quantized<K>(), b, e, j.y, std::size_t(j.y_stride));
+                else detail::gemm_rows<K>(j.w, in.rows(), b, e, j.y, std::size_t(j.y_stride));
+            });
+    });
+}
+
+template <class Isa = isa::Native>
+void gemm(const WeightView& w, GemmInput& in, float* y, int y_stride, ThreadPool& pool) {
+    gemm<Isa>({GemmJob{w, y, y_stride}}, in, pool);
 }
 
 }  // namespace forge::cpu
