@@ -1,6 +1,7 @@
 // End-to-end prefill and decode speed on the shapes of docs/performance.md, through compiled traits
 // (Model<Traits>) and the runtime-shape path (Model<Dynamic>), on seeded synthetic GGUFs written into
-// the build tree on first use. Counters: tok/s, and for decode the weight bytes streamed per second.
+// the build tree on first use. Counters (per wall-clock second): tok/s, and for decode the weight bytes
+// streamed.
 //   bench_model [--benchmark_filter=tinyllama] ; FORGE_BENCH_THREADS=N overrides the thread count.
 #include <benchmark/benchmark.h>
 
@@ -66,10 +67,10 @@ void BM_Decode(benchmark::State& state) {
 }
 
 #define FORGE_BENCH_MODEL(T, PP, TG)                                                                        \
-    BENCHMARK(BM_Prefill<T, T>)->Name("prefill/compiled/" + std::string(T::name))->Arg(PP)->Unit(benchmark::kMillisecond)->Iterations(3); \
-    BENCHMARK(BM_Prefill<T, Dynamic>)->Name("prefill/runtime/" + std::string(T::name))->Arg(PP)->Unit(benchmark::kMillisecond)->Iterations(3); \
-    BENCHMARK(BM_Decode<T, T>)->Name("decode/compiled/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->Iterations(3); \
-    BENCHMARK(BM_Decode<T, Dynamic>)->Name("decode/runtime/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->Iterations(3)
+    BENCHMARK(BM_Prefill<T, T>)->Name("prefill/compiled/" + std::string(T::name))->Arg(PP)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3); \
+    BENCHMARK(BM_Prefill<T, Dynamic>)->Name("prefill/runtime/" + std::string(T::name))->Arg(PP)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3); \
+    BENCHMARK(BM_Decode<T, T>)->Name("decode/compiled/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3); \
+    BENCHMARK(BM_Decode<T, Dynamic>)->Name("decode/runtime/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3)
 
 using SmolQ8 = bench::SmolLM2_135M<DType::Q8_0>;
 using SmolQ4 = bench::SmolLM2_135M<DType::Q4_0>;
@@ -81,7 +82,7 @@ FORGE_BENCH_MODEL(SmolQ8, 128, 64);
 FORGE_BENCH_MODEL(SmolQ4, 128, 64);
 FORGE_BENCH_MODEL(Qwen, 512, 64);
 FORGE_BENCH_MODEL(TinyQ4, 128, 64);
-BENCHMARK(BM_Prefill<TinyQ4, TinyQ4>)->Name("prefill/compiled/" + std::string(TinyQ4::name))->Arg(512)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_Prefill<TinyQ4, TinyQ4>)->Name("prefill/compiled/" + std::string(TinyQ4::name))->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 FORGE_BENCH_MODEL(TinyQ8, 128, 64);
 
 }  // namespace

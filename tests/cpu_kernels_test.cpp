@@ -141,6 +141,30 @@ TEST(Gemm, Bf16FallsBackToReference) {
     EXPECT_EQ(want, got);
 }
 
+TEST(Gemm, BatchOfMixedTypesMatchesSeparateCalls) {
+    std::mt19937 rng(8);
+    cpu::ThreadPool pool(2);
+    const DType types[] = {DType::Q8_0, DType::Q4_0, DType::F16, DType::BF16, DType::F32};
+    std::vector<Matrix> ms;
+    for (int i = 0; i < 5; ++i) ms.push_back(random_matrix(types[i], 13 + 7 * i, 96, rng));
+    for (const int tokens : {1, 5}) {
+        const auto x = random_rows(tokens, 96, rng);
+        std::vector<std::vector<float>> batched(5), separate(5);
+        cpu::GemmInput in;
+        for (int i = 0; i < 5; ++i) {
+            const int rows = ms[std::size_t(i)].view.rows;
+            batched[std::size_t(i)].resize(std::size_t(tokens * rows));
+            separate[std::size_t(i)].resize(std::size_t(tokens * rows));
+            in.set(x.data(), tokens, 96, 96);
+            cpu::gemm(ms[std::size_t(i)].view, in, separate[std::size_t(i)].data(), rows, pool);
+        }
+        in.set(x.data(), tokens, 96, 96);
+        auto job = [&](int i) { return cpu::GemmJob{ms[std::size_t(i)].view, batched[std::size_t(i)].data(), ms[std::size_t(i)].view.rows}; };
+        cpu::gemm({job(0), job(1), job(2), job(3), job(4)}, in, pool);
+        for (int i = 0; i < 5; ++i) EXPECT_EQ(batched[std::size_t(i)], separate[std::size_t(i)]) << dtype_name(types[i]) << ", " << tokens << " tokens";
+    }
+}
+
 template <class Isa>
 void check_attention() {
     std::mt19937 rng(4);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <span>
@@ -114,6 +115,9 @@ int bench(int argc, char** argv) {
     std::printf("\npeak RSS %s (file mapped %s, KV cache %s); runtime-shape path, %s kernels\n",
                 human_bytes(double(ru.ru_maxrss) * 1024.0).c_str(), human_bytes(double(model.file().bytes().size())).c_str(),
                 human_bytes(double(model.kv_cache_bytes())).c_str(), std::string(cpu::isa::Native::name).c_str());
+    // Other work on the machine slows every dispatch's barrier: say how busy it was.
+    double load[3];
+    if (getloadavg(load, 3) == 3) std::printf("load average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
     return 0;
 }
 
