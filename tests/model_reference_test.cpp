@@ -29,38 +29,6 @@ const Case kCases[] = {
     {"synth-qwen2-q8_0.json", "synth-qwen2-q8_0.gguf", 0.15},
 };
 
-struct Deviation {
-    double max_abs = 0;   // largest |forge - llama.cpp| over every logit
-    int argmax_checked = 0;
-};
-
-template <class M>
-Deviation compare(M& model, const Reference& ref, double bound) {
-    const int vocab = model.shape().vocab;
-    const std::size_t P = ref.prompt.size();
-    std::vector<float> prompt_logits(P * std::size_t(vocab));
-    model.prefill(ref.prompt, prompt_logits.data());
-    Deviation dev;
-    for (std::size_t i = 0; i < ref.steps.size(); ++i) {
-        const auto& step = ref.steps[i];
-        EXPECT_EQ(step.pos, int(i));
-        std::vector<float> got;
-        if (i < P) {
-            EXPECT_EQ(step.input, ref.prompt[i]);
-            got.assign(prompt_logits.begin() + std::ptrdiff_t(i * vocab), prompt_logits.begin() + std::ptrdiff_t((i + 1) * vocab));
-        } else {
-            const auto l = model.decode(step.input);
-            got.assign(l.begin(), l.end());
-        }
-        for (int v = 0; v < vocab; ++v) dev.max_abs = std::max(dev.max_abs, double(std::fabs(got[v] - step.logits[v])));
-        if (top2_margin(step.logits) > bound) {
-            ++dev.argmax_checked;
-            EXPECT_EQ(std::max_element(got.begin(), got.end()) - got.begin(), step.argmax) << "position " << i;
-        }
-    }
-    return dev;
-}
-
 template <class Traits>
 void run_case(const Case& c) {
     const Reference ref = load_reference(c.reference);

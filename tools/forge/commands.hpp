@@ -8,5 +8,6 @@ int tokenize(int argc, char** argv);
 int eval(int argc, char** argv);
 int run(int argc, char** argv);
 int serve(int argc, char** argv);
+int quantize(int argc, char** argv);
 
 }  // namespace forge::cli

@@ -1,0 +1,107 @@
+#pragma once
+// The K-quants Q4_K, Q5_K and Q6_K that most published GGUFs use: super-blocks of 256 weights in 8 or 16
+// sub-blocks with their own quantized scales. forge does not compute with them; it dequantizes them exactly as
+// ggml's dequantize_row_q4_K / _q5_K / _q6_K do (same float operations in the same order), so that
+// `forge quantize` can turn them into Q8_0 or Q4_0.
+#include <cstddef>
+#include <cstdint>
+
+#include "forge/core/half.hpp"
+
+namespace forge {
+
+inline constexpr int kQK_K = 256;
+
+// Q4_K: value = d * sc * q - dmin * m, 8 sub-blocks of 32 with a 6-bit scale sc and 6-bit min m each, q 4 bits.
+struct BlockQ4_K {
+    std::uint16_t d;     // f16 scale of the sub-block scales
+    std::uint16_t dmin;  // f16 scale of the sub-block mins
+    std::uint8_t scales[12];
+    std::uint8_t qs[kQK_K / 2];
+};
+static_assert(sizeof(BlockQ4_K) == 144 && alignof(BlockQ4_K) == 2, "BlockQ4_K must match ggml's 144-byte layout");
+
+// Q5_K: as Q4_K with a fifth bit per weight in qh.
+struct BlockQ5_K {
+    std::uint16_t d;
+    std::uint16_t dmin;
+    std::uint8_t scales[12];
+    std::uint8_t qh[kQK_K / 8];
+    std::uint8_t qs[kQK_K / 2];
+};
+static_assert(sizeof(BlockQ5_K) == 176 && alignof(BlockQ5_K) == 2, "BlockQ5_K must match ggml's 176-byte layout");
+
+// Q6_K: value = d * scale * (q - 32), 16 sub-blocks of 16 with an int8 scale each, q 6 bits (4 in ql, 2 in qh).
+struct BlockQ6_K {
+    std::uint8_t ql[kQK_K / 2];
+    std::uint8_t qh[kQK_K / 4];
+    std::int8_t scales[kQK_K / 16];
+    std::uint16_t d;
+};
+static_assert(sizeof(BlockQ6_K) == 210 && alignof(BlockQ6_K) == 2, "BlockQ6_K must match ggml's 210-byte layout");
+
+// Sub-block j's 6-bit scale and min, packed in 12 bytes: sub-blocks 0-3 in the low 6 bits of bytes 0-3 (scales)
+// and 4-7 (mins); sub-blocks 4-7 in the nibbles of bytes 8-11 with their top two bits in bytes 0-7's top bits.
+constexpr void k4_scale_min(int j, const std::uint8_t* q, std::uint8_t& sc, std::uint8_t& m) {
+    if (j < 4) {
+        sc = q[j] & 63;
+        m = q[j + 4] & 63;
+    } else {
+        sc = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+// Q4_K and Q5_K share everything but the fifth bit: qh is null for Q4_K.
+inline void dequantize_k4_k5(std::uint16_t d16, std::uint16_t dmin16, const std::uint8_t* scales, const std::uint8_t* qh,
+                             const std::uint8_t* q, float* y) {
+    const float d = f16_to_f32(d16);
+    const float min = f16_to_f32(dmin16);
+    std::uint8_t u1 = 1, u2 = 2;
+    for (int j = 0, is = 0; j < kQK_K; j += 64, is += 2, q += 32) {
+        std::uint8_t sc, m;
+        k4_scale_min(is, scales, sc, m);
+        const float d1 = d * sc, m1 = min * m;
+        k4_scale_min(is + 1, scales, sc, m);
+        const float d2 = d * sc, m2 = min * m;
+        for (int l = 0; l < 32; ++l) *y++ = d1 * float((q[l] & 0xF) + (qh && (qh[l] & u1) ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; ++l) *y++ = d2 * float((q[l] >> 4) + (qh && (qh[l] & u2) ? 16 : 0)) - m2;
+        u1 = static_cast<std::uint8_t>(u1 << 2);
+        u2 = static_cast<std::uint8_t>(u2 << 2);
+    }
+}
+
+inline void dequantize_row_q4_K(const BlockQ4_K* in, float* y, std::size_t n) {
+    for (std::size_t b = 0; b < n / kQK_K; ++b, y += kQK_K)
+        dequantize_k4_k5(in[b].d, in[b].dmin, in[b].scales, nullptr, in[b].qs, y);
+}
+
+inline void dequantize_row_q5_K(const BlockQ5_K* in, float* y, std::size_t n) {
+    for (std::size_t b = 0; b < n / kQK_K; ++b, y += kQK_K)
+        dequantize_k4_k5(in[b].d, in[b].dmin, in[b].scales, in[b].qh, in[b].qs, y);
+}
+
+// Each half of 128 weights: ql[l] and ql[l + 32] hold four weights' low nibbles, qh[l] their four top bit pairs.
+inline void dequantize_row_q6_K(const BlockQ6_K* in, float* y, std::size_t n) {
+    for (std::size_t b = 0; b < n / kQK_K; ++b) {
+        const float d = f16_to_f32(in[b].d);
+        const std::uint8_t* ql = in[b].ql;
+        const std::uint8_t* qh = in[b].qh;
+        const std::int8_t* sc = in[b].scales;
+        for (int half = 0; half < 2; ++half, y += 128, ql += 64, qh += 32, sc += 8) {
+            for (int l = 0; l < 32; ++l) {
+                const int is = l / 16;
+                const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * float(sc[is]) * float(q1);
+                y[l + 32] = d * float(sc[is + 2]) * float(q2);
+                y[l + 64] = d * float(sc[is + 4]) * float(q3);
+                y[l + 96] = d * float(sc[is + 6]) * float(q4);
+            }
+        }
+    }
+}
+
+}  // namespace forge
