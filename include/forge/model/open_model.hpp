@@ -1,8 +1,9 @@
 #pragma once
 // open_model(): the compiled fast path when the file's shape equals one of the catalog's traits, else
 // the runtime-shape path (Model<Dynamic>). This header only declares the models; the program supplies
-// make_model<T> for every catalog type and for Dynamic, either by including model_adapter.hpp in the
-// same translation unit or, to keep builds parallel, with one FORGE_INSTANTIATE_MODEL(T) per TU.
+// make_model<T> for every type of models::CompiledCatalog and for Dynamic, either by including
+// model_adapter.hpp in the same translation unit or, to keep builds parallel, with one
+// FORGE_INSTANTIATE_MODEL(T) per TU.
 #include <memory>
 #include <tuple>
 
@@ -19,7 +20,7 @@ inline std::unique_ptr<AnyModel> open_model(gguf::File file, ModelOptions opt = 
     std::unique_ptr<AnyModel> out;
     [&]<class... T>(std::tuple<T...>*) {
         ((!out && T::shape == s ? (out = make_model<T>(std::move(file), opt), 0) : 0), ...);
-    }(static_cast<models::Catalog*>(nullptr));
+    }(static_cast<models::CompiledCatalog*>(nullptr));
     return out ? std::move(out) : make_model<Dynamic>(std::move(file), opt);
 }
 

@@ -1,9 +1,18 @@
 #pragma once
 // Every compiled traits type forge ships, as a type list (to instantiate) and as named shapes (to match
 // a file against). Adding a model: write its traits header, then list it here.
+//
+// Catalog is the core list every build compiles (and the Metal emulator builds a library for each entry).
+// ZooCatalog holds the published models; a program compiles them in only when built with FORGE_ZOO
+// defined (the CLI with -DFORGE_BUILD_ZOO=ON), as each costs a translation unit of build time. open_model()
+// and find_compiled() use CompiledCatalog, which is Catalog plus, with FORGE_ZOO, the zoo.
 #include <array>
 #include <tuple>
+#include <utility>
 
+#include "forge/models/llama.hpp"
+#include "forge/models/qwen2_5.hpp"
+#include "forge/models/smollm2.hpp"
 #include "forge/models/stories260k.hpp"
 #include "forge/models/synthetic.hpp"
 
@@ -12,18 +21,34 @@ namespace forge::models {
 using Catalog = std::tuple<Stories260K, SynthLlama<DType::F32>, SynthLlama<DType::F16>, SynthLlama<DType::Q8_0>,
                            SynthLlama<DType::Q4_0>, SynthQwen2Q8_0>;
 
+template <DType W>
+using ZooModels = std::tuple<SmolLM2_135M<W>, SmolLM2_360M<W>, SmolLM2_1_7B<W>, Qwen2_5_0_5B<W>, Qwen2_5_1_5B<W>,
+                             Qwen2_5_3B<W>, Qwen2_5_7B<W>, TinyLlama_1_1B<W>, Llama3_2_1B<W>, Llama3_2_3B<W>,
+                             Llama3_1_8B<W>, Mistral_7B_v0_3<W>>;
+using ZooCatalog = decltype(std::tuple_cat(std::declval<ZooModels<DType::Q8_0>>(), std::declval<ZooModels<DType::Q4_0>>()));
+
+#ifdef FORGE_ZOO
+using CompiledCatalog = decltype(std::tuple_cat(std::declval<Catalog>(), std::declval<ZooCatalog>()));
+#else
+using CompiledCatalog = Catalog;
+#endif
+
 struct NamedShape {
     std::string_view name;
     ModelShape shape;
 };
 
-inline constexpr auto kCatalog = []<class... T>(std::tuple<T...>*) {
+template <class List>
+inline constexpr auto kNamedShapes = []<class... T>(std::tuple<T...>*) {
     return std::array<NamedShape, sizeof...(T)>{NamedShape{T::name, T::shape}...};
-}(static_cast<Catalog*>(nullptr));
+}(static_cast<List*>(nullptr));
+
+inline constexpr const auto& kCatalog = kNamedShapes<Catalog>;
+inline constexpr const auto& kZooCatalog = kNamedShapes<ZooCatalog>;
 
 // The compiled traits whose shape equals `s`, or nullptr.
 constexpr const NamedShape* find_compiled(const ModelShape& s) {
-    for (const auto& m : kCatalog)
+    for (const auto& m : kNamedShapes<CompiledCatalog>)
         if (m.shape == s) return &m;
     return nullptr;
 }
