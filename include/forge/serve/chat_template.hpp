@@ -5,9 +5,11 @@
 // The template's markers (<|im_start|>, [INST], <s>, ...) become special tokens when the vocabulary has
 // them; the messages' own text never does, so a user cannot forge a turn by typing a marker.
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "forge/tokenizer/tokenizer.hpp"

@@ -4,10 +4,12 @@
 // a prompt longer than the context are 400s naming the field, in OpenAI's error shape
 // {"error":{"message","type","param","code"}}. Fields forge does not use are ignored, as OpenAI's own
 // server ignores what it does not know.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <ctime>
 #include <functional>
 #include <optional>

@@ -19,8 +19,11 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <utility>
 
 #include "forge/core/error.hpp"
 #include "forge/serve/http.hpp"
@@ -232,15 +235,19 @@ public:
             }
             std::lock_guard lock(mu_);
             auto& w = workers_.emplace_back();
-            ++active_;
-            w.thread = std::thread([this, &w, fd = std::move(fd)]() mutable {
-                try {
-                    detail::Connection(std::move(fd), stop_read_.get(), opt_).serve(api_);
-                } catch (const std::exception&) {
-                    // A connection's failure (say, out of memory for one request) ends that connection only.
-                }
-                w.done = true;
-            });
+            try {
+                w.thread = std::thread([this, &w, fd = std::move(fd)]() mutable {
+                    try {
+                        detail::Connection(std::move(fd), stop_read_.get(), opt_).serve(api_);
+                    } catch (const std::exception&) {
+                        // A connection's failure (say, out of memory for one request) ends that connection only.
+                    }
+                    w.done = true;
+                });
+                ++active_;
+            } catch (const std::system_error&) {
+                workers_.pop_back();  // no thread to be had: the socket closed with the lambda
+            }
         }
         listen_.reset();
         join_all();
