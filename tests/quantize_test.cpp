@@ -11,6 +11,7 @@
 
 #include "forge/model/model.hpp"
 #include "forge/quant/k_quants.hpp"
+#include "forge/quant/q5.hpp"
 #include "forge/quant/quantize_file.hpp"
 #include "reference.hpp"
 #include "run_process.hpp"
@@ -91,6 +92,31 @@ TEST(KQuants, Q6_KBlock) {
     std::vector<float> got(256);
     dequantize_row(DType::Q6_K, &b, got.data(), 256);
     for (int e = 0; e < 256; ++e) EXPECT_EQ(got[e], expected[e]) << "element " << e;
+}
+
+// Weight 0 has code 3 | 16 (its qh bit 0), weight 16 code 5 (high nibble of byte 0, qh bit 16 clear), weight 31
+// code 15 | 16 (high nibble of byte 15, qh bit 31); every other code is 0.
+TEST(Q5, Q5_0AndQ5_1Blocks) {
+    BlockQ5_0 a{};
+    BlockQ5_1 b{};
+    a.d = b.d = kHalfHalf;
+    b.m = kHalfOne;
+    for (auto* qs : {a.qs, b.qs}) {
+        qs[0] = 0x53;
+        qs[15] = 0xF0;
+    }
+    for (auto* qh : {a.qh, b.qh}) {
+        qh[0] = 0x01;
+        qh[3] = 0x80;
+    }
+    std::vector<float> got0(32), got1(32);
+    dequantize_row(DType::Q5_0, &a, got0.data(), 32);
+    dequantize_row(DType::Q5_1, &b, got1.data(), 32);
+    for (int e = 0; e < 32; ++e) {
+        const int code = e == 0 ? 19 : e == 16 ? 5 : e == 31 ? 31 : 0;
+        EXPECT_EQ(got0[e], 0.5f * float(code - 16)) << "Q5_0 element " << e;
+        EXPECT_EQ(got1[e], 0.5f * float(code) + 1.0f) << "Q5_1 element " << e;
+    }
 }
 
 // A converted model held in memory: the Writer's bytes, and the File reading them.

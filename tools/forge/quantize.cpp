@@ -1,4 +1,4 @@
-// forge quantize: converts a model GGUF (F32, F16, BF16, Q8_0, Q4_0 or the K-quants) to Q8_0 or Q4_0
+// forge quantize: converts a model GGUF (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1 or the K-quants) to Q8_0 or Q4_0
 // weights, the types forge computes with.
 #include <unistd.h>
 
@@ -16,7 +16,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: forge quantize IN.gguf OUT.gguf q8_0|q4_0\n"
     "  matrices become Q8_0 or Q4_0, norms and biases F32; metadata and vocabulary are copied.\n"
-    "  IN may hold F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K tensors.\n";
+    "  IN may hold F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K tensors.\n";
 
 // A bar redrawn in place, only on a terminal: a log file would collect every redraw.
 class ProgressBar {

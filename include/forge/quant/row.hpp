@@ -1,6 +1,6 @@
 #pragma once
-// Type-dispatched row conversion between F32 and every type forge computes with, and from the K-quants
-// (read only: forge quantize turns them into types forge computes with).
+// Type-dispatched row conversion between F32 and every type forge computes with, and from Q5_0, Q5_1 and
+// the K-quants (read only: forge quantize turns them into types forge computes with).
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -9,6 +9,7 @@
 #include "forge/core/error.hpp"
 #include "forge/quant/k_quants.hpp"
 #include "forge/quant/q4_0.hpp"
+#include "forge/quant/q5.hpp"
 #include "forge/quant/q8_0.hpp"
 
 namespace forge {
@@ -28,6 +29,8 @@ inline void dequantize_row(DType t, const void* src, float* dst, std::size_t n) 
         }
         case DType::Q8_0: dequantize_row_q8_0(static_cast<const BlockQ8_0*>(src), dst, n); return;
         case DType::Q4_0: dequantize_row_q4_0(static_cast<const BlockQ4_0*>(src), dst, n); return;
+        case DType::Q5_0: dequantize_row_q5_0(static_cast<const BlockQ5_0*>(src), dst, n); return;
+        case DType::Q5_1: dequantize_row_q5_1(static_cast<const BlockQ5_1*>(src), dst, n); return;
         case DType::Q4_K: dequantize_row_q4_K(static_cast<const BlockQ4_K*>(src), dst, n); return;
         case DType::Q5_K: dequantize_row_q5_K(static_cast<const BlockQ5_K*>(src), dst, n); return;
         case DType::Q6_K: dequantize_row_q6_K(static_cast<const BlockQ6_K*>(src), dst, n); return;
