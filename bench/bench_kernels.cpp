@@ -102,7 +102,8 @@ void BM_MemoryReadBandwidth(benchmark::State& state) {
     cpu::ThreadPool pool(int(state.range(0)));
     std::vector<std::uint64_t> sums(std::size_t(pool.size()) * 8);
     for (auto _ : state) {
-        pool.run([&](int t, int threads) {
+        const int threads = pool.size();
+        pool.run(threads, [&](int t, int) {
             const std::size_t b = n * std::size_t(t) / std::size_t(threads), e = n * std::size_t(t + 1) / std::size_t(threads);
             std::uint64_t s = 0;
             for (std::size_t i = b; i < e; ++i) s += buf[i];

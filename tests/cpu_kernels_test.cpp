@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstdlib>
 #include <new>
@@ -245,15 +247,38 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
     }
 }
 
-TEST(ThreadPool, RunCallsEveryThreadOnceAcrossManyDispatches) {
+TEST(ThreadPool, RunCallsEveryPartOnceAcrossManyDispatches) {
     cpu::ThreadPool pool(3);
-    std::vector<std::atomic<int>> calls(3);
-    for (int i = 0; i < 5000; ++i)
-        pool.run([&](int thread, int threads) {
-            EXPECT_EQ(threads, 3);
-            calls[std::size_t(thread)].fetch_add(1);
+    for (int i = 0; i < 5000; ++i) {
+        const int parts = 1 + i % 13;
+        std::vector<std::atomic<int>> calls(static_cast<std::size_t>(parts));
+        std::atomic<int> bad_thread{0};
+        pool.run(parts, [&](int part, int thread) {
+            calls[std::size_t(part)].fetch_add(1);
+            if (thread < 0 || thread >= 3) bad_thread.fetch_add(1);
         });
-    for (const auto& c : calls) EXPECT_EQ(c.load(), 5000);
+        for (const auto& c : calls) ASSERT_EQ(c.load(), 1) << "dispatch " << i;
+        ASSERT_EQ(bad_thread.load(), 0);
+    }
+}
+
+// A busy thread must not hold the others up: parts are claimed, not assigned. The thread that takes
+// part 0 waits there until every other part is done, which only another thread can do.
+TEST(ThreadPool, OtherThreadsTakeTheWorkOfABusyOne) {
+    cpu::ThreadPool pool(2);
+    std::atomic<int> others_done{0};
+    bool waited_out = false;
+    pool.run(8, [&](int part, int) {
+        if (part != 0) {
+            others_done.fetch_add(1);
+            return;
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (others_done.load() < 7 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+        waited_out = others_done.load() < 7;
+    });
+    EXPECT_FALSE(waited_out);
+    EXPECT_EQ(others_done.load(), 7);
 }
 
 TEST(ModelDecode, AllocatesNothingAfterWarmUp) {

@@ -1,8 +1,12 @@
 #pragma once
-// A fixed pool of workers that split a range of rows between them. Threads are created once per model,
-// never per token. A dispatch publishes the task and bumps an atomic generation counter; workers spin on
-// it briefly (a decode step dispatches every few microseconds, far less than a futex wake-up costs) and
-// then block on it, so an idle pool burns no CPU. Dispatch allocates nothing.
+// A fixed pool of workers that split work between them. Threads are created once per model, never per
+// token, and a dispatch allocates nothing. A dispatch publishes the task and bumps an atomic generation
+// counter; workers spin on it briefly (a decode step dispatches every few microseconds, far less than a
+// futex wake-up costs) and then sleep on it, so an idle pool burns no CPU.
+//
+// The work is cut into more parts than threads and every thread, the caller included, claims parts
+// until none are left. So a worker the OS has not scheduled yet (a busy machine) delays nothing: the
+// others take its parts. Which thread computes a part never changes the result.
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -10,9 +14,7 @@
 #include <thread>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
 #include "forge/cpu/simd/x86.hpp"
-#endif
 
 namespace forge::cpu {
 
@@ -27,6 +29,8 @@ inline void spin_pause() {
 
 class ThreadPool {
 public:
+    static constexpr int kPartsPerThread = 4;
+
     explicit ThreadPool(int threads = 1) : n_(std::max(1, threads)) {
         workers_.reserve(std::size_t(n_ - 1));
         for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { work(i); });
@@ -42,52 +46,72 @@ public:
 
     int size() const { return n_; }
 
-    // Calls fn(thread, n_threads) once on every thread of the pool (the caller is thread 0) and waits.
+    // Calls fn(part, thread) once for every part in [0, parts), spread over the pool's threads (the
+    // caller is thread 0; `thread` < size() indexes per-thread scratch), and waits for all of them.
     template <class Fn>
-    void run(Fn&& fn) {
-        if (n_ == 1) {
-            fn(0, 1);
+    void run(int parts, Fn&& fn) {
+        if (parts <= 0) return;
+        if (n_ == 1 || parts == 1) {
+            for (int p = 0; p < parts; ++p) fn(p, 0);
             return;
         }
-        auto call = [&](int i) { fn(i, n_); };
-        task_ = [](void* ctx, int i) { (*static_cast<decltype(call)*>(ctx))(i); };
-        ctx_ = &call;
-        pending_.store(n_ - 1, std::memory_order_relaxed);
-        generation_.fetch_add(1, std::memory_order_release);
+        task_ = [](void* ctx, int part, int thread) { (*static_cast<Fn*>(ctx))(part, thread); };
+        ctx_ = &fn;
+        parts_ = parts;
+        next_.store(0, std::memory_order_relaxed);
+        done_.store(0, std::memory_order_relaxed);
+        const std::uint32_t g = generation_.fetch_add(1, std::memory_order_seq_cst) + 1;
         generation_.notify_all();
-        call(0);
-        wait_for(pending_, [](int v) { return v == 0; });
+        claim(0);
+        wait_for(done_, [&](int d) { return d == parts; });
+        // Close this dispatch, then wait for workers that entered it: after this none can still be
+        // reading task_ or ctx_, so the next dispatch may replace them.
+        closed_.store(g, std::memory_order_seq_cst);
+        wait_for(active_, [](int a) { return a == 0; });
     }
 
-    // Calls fn(begin, end) on disjoint chunks covering [0, count), one chunk per thread, and waits.
-    // `grain` keeps chunk boundaries on multiples (e.g. rows a kernel handles together).
+    // Calls fn(begin, end) on disjoint chunks covering [0, count) and waits. `grain` keeps chunk
+    // boundaries on multiples (e.g. rows a kernel handles together).
     template <class Fn>
     void parallel_for(std::size_t count, Fn&& fn, std::size_t grain = 1) {
-        if (n_ == 1 || count <= grain) {
-            if (count) fn(std::size_t(0), count);
-            return;
-        }
+        if (count == 0) return;
         const std::size_t units = (count + grain - 1) / grain;
-        run([&](int i, int n) {
-            const std::size_t b = std::min(count, units * std::size_t(i) / std::size_t(n) * grain);
-            const std::size_t e = std::min(count, units * std::size_t(i + 1) / std::size_t(n) * grain);
+        const int parts = int(std::min<std::size_t>(units, std::size_t(n_) * kPartsPerThread));
+        run(parts, [&](int p, int) {
+            const std::size_t b = std::min(count, units * std::size_t(p) / std::size_t(parts) * grain);
+            const std::size_t e = std::min(count, units * std::size_t(p + 1) / std::size_t(parts) * grain);
             if (b < e) fn(b, e);
         });
     }
 
+    // How many parts run() should cut `units` of work into.
+    int parts_for(std::size_t units) const {
+        return int(std::min<std::size_t>(units, std::size_t(n_) * kPartsPerThread));
+    }
+
 private:
-    // Spins until done(a) (kSpins pauses at most), then sleeps on the atomic until it changes.
+    // Spins until done(a) (kSpins pauses at most), then sleeps on the atomic until it changes. The loads
+    // are seq_cst: closing a dispatch (store closed_, then load active_) pairs with a worker entering it
+    // (increment active_, then load closed_), so one of the two always sees the other.
     template <class T, class Done>
     static T wait_for(std::atomic<T>& a, Done done) {
         for (int i = 0; i < kSpins; ++i) {
-            const T v = a.load(std::memory_order_acquire);
+            const T v = a.load(std::memory_order_seq_cst);
             if (done(v)) return v;
             spin_pause();
         }
         for (;;) {
-            const T v = a.load(std::memory_order_acquire);
+            const T v = a.load(std::memory_order_seq_cst);
             if (done(v)) return v;
-            a.wait(v, std::memory_order_acquire);
+            a.wait(v, std::memory_order_seq_cst);
+        }
+    }
+
+    // Runs parts until none are left.
+    void claim(int thread) {
+        for (int p; (p = next_.fetch_add(1, std::memory_order_relaxed)) < parts_;) {
+            task_(ctx_, p, thread);
+            if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == parts_) done_.notify_one();
         }
     }
 
@@ -96,8 +120,10 @@ private:
         for (;;) {
             seen = wait_for(generation_, [seen](std::uint32_t g) { return g != seen; });
             if (stop_.load(std::memory_order_relaxed)) return;
-            task_(ctx_, index);
-            if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+            // Enter the dispatch unless it is already closed (its parts all done by others).
+            active_.fetch_add(1, std::memory_order_seq_cst);
+            if (std::int32_t(closed_.load(std::memory_order_seq_cst) - seen) < 0) claim(index);
+            if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) active_.notify_one();
         }
     }
 
@@ -105,11 +131,15 @@ private:
 
     int n_;
     std::vector<std::thread> workers_;
-    // Written before the generation bump (release) and read after seeing it (acquire).
-    void (*task_)(void*, int) = nullptr;
+    // Written before the generation bump and read after seeing it.
+    void (*task_)(void*, int, int) = nullptr;
     void* ctx_ = nullptr;
+    int parts_ = 0;
     alignas(64) std::atomic<std::uint32_t> generation_{0};
-    alignas(64) std::atomic<int> pending_{0};
+    std::atomic<std::uint32_t> closed_{0};  // the last dispatch whose parts are all done
+    alignas(64) std::atomic<int> next_{0};
+    alignas(64) std::atomic<int> done_{0};
+    std::atomic<int> active_{0};  // workers inside a dispatch
     std::atomic<bool> stop_{false};
 };
 

@@ -169,10 +169,10 @@ private:
         const auto& s = shape();
         const cpu::AttentionShape as{s.heads, s.kv_heads, s.head_dim};
         const std::size_t units = std::size_t(n) * std::size_t(s.heads);
-        pool_.run([&](int thread, int threads) {
+        const int parts = pool_.parts_for(units);
+        pool_.run(parts, [&](int part, int thread) {
             float* scores = &scores_[std::size_t(thread) * std::size_t(context_)];
-            for (std::size_t i = units * std::size_t(thread) / std::size_t(threads);
-                 i < units * std::size_t(thread + 1) / std::size_t(threads); ++i) {
+            for (std::size_t i = units * std::size_t(part) / std::size_t(parts); i < units * std::size_t(part + 1) / std::size_t(parts); ++i) {
                 const int t = int(i / std::size_t(s.heads)), h = int(i % std::size_t(s.heads));
                 const int last = pos_ + t;
                 const int first = s.sliding_window > 0 ? std::max(0, last - s.sliding_window + 1) : 0;

@@ -132,8 +132,8 @@ struct GemmJob {
     int y_stride;
 };
 
-// Every job against the same input in one dispatch (Q, K and V; gate and up): each thread takes its
-// share of every matrix's rows, so a decode step waits on one barrier, not one per matrix. Weight types
+// Every job against the same input in one dispatch (Q, K and V; gate and up): each part of the work
+// is a share of every matrix's rows, so a decode step waits on one barrier, not one per matrix. Weight types
 // without a fast kernel (BF16) take the reference matmul.
 template <class Isa = isa::Native>
 void gemm(std::initializer_list<GemmJob> jobs, GemmInput& in, ThreadPool& pool) {
@@ -147,12 +147,17 @@ void gemm(std::initializer_list<GemmJob> jobs, GemmInput& in, ThreadPool& pool) 
         fast = fast || found;
     }
     if (!fast) return;
-    pool.run([&](int thread, int threads) {
+    // Parts follow the largest matrix's tile count; part p takes the same share of every matrix.
+    std::size_t units = 1;
+    for (const GemmJob& j : jobs) units = std::max(units, std::size_t(j.w.rows) / 4);
+    const int parts = pool.parts_for(units);
+    pool.run(parts, [&](int part, int) {
         for (const GemmJob& j : jobs)
             detail::with_kernel<Isa>(j.w.type, [&]<class K>() {
-                const std::size_t units = (std::size_t(j.w.rows) + K::kRows - 1) / K::kRows;
-                const int b = int(std::min(std::size_t(j.w.rows), units * std::size_t(thread) / std::size_t(threads) * K::kRows));
-                const int e = int(std::min(std::size_t(j.w.rows), units * std::size_t(thread + 1) / std::size_t(threads) * K::kRows));
+                const std::size_t tiles = (std::size_t(j.w.rows) + K::kRows - 1) / K::kRows;
+                const int b = int(std::min(std::size_t(j.w.rows), tiles * std::size_t(part) / std::size_t(parts) * K::kRows));
+                const int e = int(std::min(std::size_t(j.w.rows), tiles * std::size_t(part + 1) / std::size_t(parts) * K::kRows));
+                if (b >= e) return;
                 if constexpr (QuantizedKernel<K>) detail::gemm_rows<K>(j.w, in.quantized<K>(), b, e, j.y, std::size_t(j.y_stride));
                 else detail::gemm_rows<K>(j.w, in.rows(), b, e, j.y, std::size_t(j.y_stride));
             });
