@@ -217,16 +217,61 @@ TEST(Elementwise, SoftmaxMatchesReference) {
     }
 }
 
+// Llama-3-style frequency factors for a 64-wide head: 1 for the fastest pairs, up to 8 for the slowest.
+std::vector<float> test_freq_factors() {
+    std::vector<float> f(32);
+    for (std::size_t i = 0; i < f.size(); ++i) f[i] = i < 8 ? 1.0f : i < 16 ? 1.0f + 0.37f * float(i - 7) : 8.0f;
+    return f;
+}
+
 TEST(Rope, TableIsBitIdenticalToReference) {
     std::mt19937 rng(7);
+    const auto factors = test_freq_factors();
+    for (const float* ff : {static_cast<const float*>(nullptr), factors.data()})
+        for (const RopeStyle style : {RopeStyle::adjacent, RopeStyle::neox}) {
+            cpu::RopeTable table(5, 64);
+            table.compute(1000, 5, 10000.0f, ff);
+            for (int t = 0; t < 5; ++t) {
+                std::vector<float> want = random_rows(3, 64, rng), got = want;
+                cpu::rope(want.data(), 3, 64, 1000 + t, 10000.0f, style, ff);
+                table.apply(got.data(), 3, t, style);
+                ASSERT_EQ(got, want) << "position " << 1000 + t << (ff ? " with factors" : "");
+            }
+        }
+}
+
+// Pair i of every head turns by pos * base^(-2i/head_dim) / factor[i]: cpu::rope against that rotation
+// computed directly in double, for both pairings.
+TEST(Rope, FrequencyFactorsDivideEachPairsAngle) {
+    std::mt19937 rng(8);
+    const int heads = 3, hd = 64;
+    const double base = 500000.0;
+    const auto factors = test_freq_factors();
     for (const RopeStyle style : {RopeStyle::adjacent, RopeStyle::neox}) {
-        cpu::RopeTable table(5, 64);
-        table.compute(1000, 5, 10000.0f);
-        for (int t = 0; t < 5; ++t) {
-            std::vector<float> want = random_rows(3, 64, rng), got = want;
-            cpu::rope(want.data(), 3, 64, 1000 + t, 10000.0f, style);
-            table.apply(got.data(), 3, t, style);
-            ASSERT_EQ(got, want) << "position " << 1000 + t;
+        for (const int pos : {0, 1, 7, 300}) {
+            const std::vector<float> x = random_rows(heads, hd, rng);
+            std::vector<float> got = x;
+            cpu::rope(got.data(), heads, hd, pos, float(base), style, factors.data());
+            for (int h = 0; h < heads; ++h)
+                for (int i = 0; i < hd / 2; ++i) {
+                    const int a = h * hd + (style == RopeStyle::adjacent ? 2 * i : i);
+                    const int b = h * hd + (style == RopeStyle::adjacent ? 2 * i + 1 : i + hd / 2);
+                    const double theta = pos * std::pow(base, -2.0 * i / hd) / factors[std::size_t(i)];
+                    const double xa = x[std::size_t(a)], xb = x[std::size_t(b)];
+                    const double want_a = xa * std::cos(theta) - xb * std::sin(theta);
+                    const double want_b = xa * std::sin(theta) + xb * std::cos(theta);
+                    ASSERT_NEAR(got[std::size_t(a)], want_a, 1e-4) << "pos " << pos << " head " << h << " pair " << i;
+                    ASSERT_NEAR(got[std::size_t(b)], want_b, 1e-4) << "pos " << pos << " head " << h << " pair " << i;
+                }
+            // Factors of 1 are no factors, bit for bit; the test's factors change the slow pairs.
+            std::vector<float> ones_run = x, none_run = x;
+            const std::vector<float> ones(std::size_t(hd / 2), 1.0f);
+            cpu::rope(ones_run.data(), heads, hd, pos, float(base), style, ones.data());
+            cpu::rope(none_run.data(), heads, hd, pos, float(base), style);
+            EXPECT_EQ(ones_run, none_run);
+            if (pos > 0) {
+                EXPECT_NE(got, none_run);
+            }
         }
     }
 }

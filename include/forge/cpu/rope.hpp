@@ -1,17 +1,21 @@
 #pragma once
 // Rotary position embedding over `n_heads` heads of `head_dim` values at position `pos`.
 // RopeStyle::adjacent rotates pairs (2i, 2i+1); RopeStyle::neox rotates (i, i + head_dim/2).
-// Pair i turns by pos * base^(-2i/head_dim).
+// Pair i turns by pos * base^(-2i/head_dim) / freq_factors[i]. The factors (head_dim/2 of them) are the
+// llama3 RoPE scaling of Llama 3.1 / 3.2, which GGUFs carry as `rope_freqs.weight` and llama.cpp applies
+// the same way (ggml_rope_ext's freq_factors); nullptr means none, the same as all ones.
 #include <cmath>
 
 #include "forge/traits/model_shape.hpp"
 
 namespace forge::cpu {
 
-inline void rope(float* v, int n_heads, int head_dim, int pos, float base, RopeStyle style) {
+inline void rope(float* v, int n_heads, int head_dim, int pos, float base, RopeStyle style,
+                 const float* freq_factors = nullptr) {
     const int half = head_dim / 2;
     for (int i = 0; i < half; ++i) {
-        const float theta = float(pos) * std::pow(base, -2.0f * float(i) / float(head_dim));
+        float theta = float(pos) * std::pow(base, -2.0f * float(i) / float(head_dim));
+        if (freq_factors) theta /= freq_factors[i];
         const float c = std::cos(theta), s = std::sin(theta);
         const int a = style == RopeStyle::adjacent ? 2 * i : i;
         const int b = style == RopeStyle::adjacent ? 2 * i + 1 : i + half;

@@ -1,7 +1,7 @@
 #pragma once
 // Rotary embedding with each position's angles computed once per forward pass and shared by every layer
 // and head (cpu::rope recomputes pow, cos and sin for every call). The angles use cpu::rope's formula,
-// so the result is bit-identical to it.
+// frequency factors included, so the result is bit-identical to it.
 #include <cmath>
 #include <cstddef>
 #include <vector>
@@ -14,11 +14,13 @@ class RopeTable {
 public:
     RopeTable(int max_tokens, int head_dim) : half_(head_dim / 2), cs_(std::size_t(max_tokens) * std::size_t(head_dim)) {}
 
-    // Angles of positions first .. first + n - 1 (n at most max_tokens).
-    void compute(int first, int n, float base) {
+    // Angles of positions first .. first + n - 1 (n at most max_tokens); `freq_factors` (head_dim/2
+    // values, or nullptr for none) divide each pair's angle as in cpu::rope.
+    void compute(int first, int n, float base, const float* freq_factors = nullptr) {
         for (int t = 0; t < n; ++t)
             for (int i = 0; i < half_; ++i) {
-                const float theta = float(first + t) * std::pow(base, -2.0f * float(i) / float(2 * half_));
+                float theta = float(first + t) * std::pow(base, -2.0f * float(i) / float(2 * half_));
+                if (freq_factors) theta /= freq_factors[i];
                 cs_[index(t, i)] = std::cos(theta);
                 cs_[index(t, i) + 1] = std::sin(theta);
             }
