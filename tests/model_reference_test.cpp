@@ -4,12 +4,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <iterator>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "forge/model/model.hpp"
 #include "forge/models/catalog.hpp"
 #include "reference.hpp"
+#include "rope_freqs_model.hpp"
 
 namespace forge::test {
 namespace {
@@ -30,16 +34,19 @@ const Case kCases[] = {
 };
 
 template <class Traits>
-void run_case(const Case& c) {
-    const Reference ref = load_reference(c.reference);
-    const double bound = c.tolerance * ref.logits_std;
-    Model<Traits> model(gguf::File::open(model_path(c.model)));
+void check_model(const std::string& label, gguf::File file, const Reference& ref, double tolerance) {
+    const double bound = tolerance * ref.logits_std;
+    Model<Traits> model(std::move(file));
     const Deviation d = compare(model, ref, bound);
-    EXPECT_LE(d.max_abs, bound) << c.reference << ": max |forge - llama.cpp| = " << d.max_abs / ref.logits_std << " x std";
+    EXPECT_LE(d.max_abs, bound) << label << ": max |forge - llama.cpp| = " << d.max_abs / ref.logits_std << " x std";
     EXPECT_GT(d.argmax_checked, 0);
-    std::printf("[ %s | %s ] max deviation %.4f x std (bound %.2f), %d argmax positions checked\n",
-                c.reference, Model<Traits>::kCompiled ? "compiled" : "runtime", d.max_abs / ref.logits_std, c.tolerance,
-                d.argmax_checked);
+    std::printf("[ %s | %s ] max deviation %.4f x std (bound %.2f), %d argmax positions checked\n", label.c_str(),
+                Model<Traits>::kCompiled ? "compiled" : "runtime", d.max_abs / ref.logits_std, tolerance, d.argmax_checked);
+}
+
+template <class Traits>
+void run_case(const Case& c) {
+    check_model<Traits>(c.reference, gguf::File::open(model_path(c.model)), load_reference(c.reference), c.tolerance);
 }
 
 // Runs a case with the catalog traits whose name matches the model file.
@@ -76,6 +83,83 @@ TEST(ModelEntryPoints, PrefillAndDecodeAgreeExactly) {
     for (std::size_t i = 0; i < ref.prompt.size(); ++i) {
         const auto l = b.decode(ref.prompt[i]);
         for (int v = 0; v < V; ++v) ASSERT_EQ(l[v], batched[i * std::size_t(V) + std::size_t(v)]) << "token " << i;
+    }
+}
+
+// Llama 3.1 / 3.2 RoPE frequency factors (rope_freqs.weight): synth-llama-f32 with llama3 factors against
+// llama.cpp's logits of the same file (tests/rope_freqs_model.hpp, tests/data/README.md).
+TEST(RopeFreqs, TestModelIsTheFileLlamaCppRan) {
+    const auto formula = llama3_rope_factors(32, 10000.0f, {});
+    ASSERT_EQ(formula.size(), std::size(kRopeFreqs));
+    for (std::size_t i = 0; i < formula.size(); ++i) EXPECT_NEAR(formula[i], kRopeFreqs[i], 1e-6f * kRopeFreqs[i]) << "pair " << i;
+    // The three regions of llama3 scaling all occur: unscaled, smoothed, scaled by the full factor.
+    EXPECT_EQ(kRopeFreqs[1], 1.0f);
+    EXPECT_GT(kRopeFreqs[2], 1.0f);
+    EXPECT_LT(kRopeFreqs[4], 8.0f);
+    EXPECT_EQ(kRopeFreqs[5], 8.0f);
+    EXPECT_EQ(fnv1a(rope_freqs_model_bytes()), kRopeFreqsModelHash);
+}
+
+TEST(RopeFreqs, RuntimeShapeMatchesLlamaCpp) {
+    check_model<Dynamic>("synth-llama-f32-rope-freqs", open_rope_freqs_model(), load_reference_file(kRopeFreqsReference), 0.02);
+}
+
+TEST(RopeFreqs, CompiledTraitsMatchLlamaCpp) {
+    check_model<models::SynthLlama<DType::F32>>("synth-llama-f32-rope-freqs", open_rope_freqs_model(),
+                                                load_reference_file(kRopeFreqsReference), 0.02);
+}
+
+// The same weights without the tensor (plain RoPE) are far outside the bound, so the tests above can fail:
+// measured 0.19 x std against 0.0008 x std with the factors.
+TEST(RopeFreqs, IgnoringTheFactorsIsFarOutsideTheBound) {
+    const Reference ref = load_reference_file(kRopeFreqsReference);
+    const double bound = 0.02 * ref.logits_std;
+    Model<> plain(gguf::File::open(model_path(kRopeFreqsBaseModel)));
+    const Deviation d = compare(plain, ref, bound, false);
+    EXPECT_GT(d.max_abs, 5 * bound) << "max |plain RoPE - llama.cpp with factors| = " << d.max_abs / ref.logits_std << " x std";
+    std::printf("[ without rope_freqs ] max deviation %.4f x std (bound 0.02)\n", d.max_abs / ref.logits_std);
+}
+
+// A rope_freqs tensor forge cannot use is refused when the weights load, naming the tensor and the problem.
+TEST(RopeFreqs, BadTensorIsAnErrorNamingIt) {
+    const auto values = [](std::size_t n, std::size_t at, float v) {
+        std::vector<float> f(n, 2.0f);
+        if (at < n) f[at] = v;
+        return float_bytes(f);
+    };
+    struct Bad {
+        std::vector<std::uint64_t> dims;
+        DType type;
+        std::vector<std::byte> data;
+        const char* problem;
+    };
+    const Bad bad[] = {
+        {{17}, DType::F32, values(17, 99, 0), "should be [16] (head_dim / 2 RoPE frequency factors), not [17]"},
+        {{8}, DType::F32, values(8, 99, 0), "not [8]"},
+        {{16, 2}, DType::F32, values(32, 99, 0), "not [16, 2]"},
+        {{16}, DType::F16, std::vector<std::byte>(32), "has type F16; RoPE frequency factors must be F32"},
+        {{16}, DType::F32, values(16, 3, std::nanf("")), "value 3 is nan"},
+        {{16}, DType::F32, values(16, 15, INFINITY), "value 15 is inf"},
+        {{16}, DType::F32, values(16, 0, 0.0f), "value 0 is 0.000000; RoPE frequency factors must be finite and positive"},
+        {{16}, DType::F32, values(16, 7, -8.0f), "value 7 is -8.000000"},
+    };
+    for (const auto& b : bad) {
+        SCOPED_TRACE(b.problem);
+        const auto bytes = synth_llama_with_rope_freqs(b.dims, b.type, b.data);
+        for (const bool compiled : {false, true}) {
+            try {
+                if (compiled) {
+                    Model<models::SynthLlama<DType::F32>> m(gguf::File::parse(bytes));
+                } else {
+                    Model<> m(gguf::File::parse(bytes));
+                }
+                ADD_FAILURE() << "a bad rope_freqs tensor must be refused";
+            } catch (const Error& e) {
+                const std::string msg = e.what();
+                EXPECT_NE(msg.find("tensor 'rope_freqs.weight'"), std::string::npos) << msg;
+                EXPECT_NE(msg.find(b.problem), std::string::npos) << msg;
+            }
+        }
     }
 }
 

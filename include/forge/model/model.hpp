@@ -113,7 +113,7 @@ private:
     void forward(const std::int32_t* tokens, int n, float* all_logits) {
         const auto& s = shape();
         const int H = s.hidden, Q = s.q_dim(), KV = s.kv_dim(), F = s.ffn;
-        rope_.compute(pos_, n, s.rope_base);
+        rope_.compute(pos_, n, s.rope_base, weights_.rope_freqs.empty() ? nullptr : weights_.rope_freqs.data());
         for (int t = 0; t < n; ++t)
             dequantize_row(weights_.token_embd.type, weights_.token_embd.row(tokens[t]), &x_[std::size_t(t) * H], std::size_t(H));
 

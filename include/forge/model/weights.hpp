@@ -2,6 +2,8 @@
 // The tensors of a Llama-family model, looked up by their GGUF names and checked against the shape
 // before anything runs: a missing tensor, a wrong size or a type forge cannot compute is an error here,
 // not garbage later.
+#include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,9 @@ struct ModelWeights {
     std::vector<LayerWeights> layers;
     const float* output_norm;
     cpu::WeightView output;  // token_embd itself when the embeddings are tied
+    // RoPE frequency factors from the optional `rope_freqs.weight` (llama3 RoPE scaling): head_dim/2
+    // values, each finite and positive, dividing the angle of its pair (cpu::rope). Empty when absent.
+    std::vector<float> rope_freqs;
 };
 
 namespace detail {
@@ -52,6 +57,29 @@ inline const float* vector_f32(const gguf::File& f, const std::string& name, int
     return reinterpret_cast<const float*>(t.data);
 }
 
+// The optional `rope_freqs.weight`, copied out of the file once checked: llama.cpp's converter writes it
+// for Llama 3.1 / 3.2 as head_dim/2 F32 values (llama.cpp reads it as [n_rot/2], n_rot = head_dim here).
+inline std::vector<float> rope_freqs(const gguf::File& f, int head_dim) {
+    const gguf::TensorInfo* t = f.find_tensor("rope_freqs.weight");
+    if (!t) return {};
+    const std::string what = "tensor 'rope_freqs.weight' ";
+    const int n = head_dim / 2;
+    if (t->dims.size() != 1 || t->dims[0] != std::uint64_t(n)) {
+        std::string found;
+        for (const auto d : t->dims) found += (found.empty() ? "" : ", ") + std::to_string(d);
+        throw Error(what + "should be [" + std::to_string(n) + "] (head_dim / 2 RoPE frequency factors), not [" + found + "]");
+    }
+    if (t->dtype() != DType::F32)
+        throw Error(what + "has type " + std::string(t->type_name()) + "; RoPE frequency factors must be F32");
+    std::vector<float> v(static_cast<std::size_t>(n));
+    std::memcpy(v.data(), t->data, v.size() * sizeof(float));  // the file's alignment may be below 4
+    for (std::size_t i = 0; i < v.size(); ++i)
+        if (!std::isfinite(v[i]) || !(v[i] > 0.0f))
+            throw Error(what + "value " + std::to_string(i) + " is " + std::to_string(v[i]) +
+                        "; RoPE frequency factors must be finite and positive");
+    return v;
+}
+
 }  // namespace detail
 
 inline ModelWeights load_weights(const gguf::File& f, const ModelShape& s) {
@@ -61,6 +89,7 @@ inline ModelWeights load_weights(const gguf::File& f, const ModelShape& s) {
     w.token_embd = matrix(f, "token_embd.weight", s.vocab, s.hidden);
     w.output_norm = vector_f32(f, "output_norm.weight", s.hidden);
     w.output = s.tied_embeddings ? w.token_embd : matrix(f, "output.weight", s.vocab, s.hidden);
+    w.rope_freqs = detail::rope_freqs(f, s.head_dim);
     for (int l = 0; l < s.layers; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         LayerWeights L{};
