@@ -139,19 +139,30 @@ void check_rope() {
     std::mt19937 rng(4);
     const int hd = s.head_dim, nq = s.heads, nk = s.kv_heads;
     const int stride = (nq + 2 * nk) * hd;  // fused QKV rows
-    for (const int tokens : {1, 5})
-        for (const int pos0 : {0, 37}) {
-            auto x = random_floats(std::size_t(tokens) * stride, rng);
-            auto bx = upload(*dev, x);
-            rope(dev->encoder(), cfg, view<float>(*bx), tokens, nq, nk, hd, stride, nq * hd, pos0);
-            dev->finish();
-            for (int t = 0; t < tokens; ++t) {
-                cpu::rope(&x[std::size_t(t) * stride], nq, hd, pos0 + t, s.rope_base, s.rope_style);
-                cpu::rope(&x[std::size_t(t) * stride + nq * hd], nk, hd, pos0 + t, s.rope_base, s.rope_style);
+    // Frequency factors: all ones (what a model without rope_freqs binds; the CPU then runs without any)
+    // and llama3-like ones from 1 to 8.
+    const std::vector<float> ones(std::size_t(hd / 2), 1.0f);
+    const std::vector<float> scaled = [&] {
+        std::vector<float> f(std::size_t(hd / 2));
+        for (std::size_t i = 0; i < f.size(); ++i) f[i] = std::min(8.0f, 1.0f + 0.7f * float(i));
+        return f;
+    }();
+    for (const auto* factors : {&ones, &scaled})
+        for (const int tokens : {1, 5})
+            for (const int pos0 : {0, 37}) {
+                auto x = random_floats(std::size_t(tokens) * stride, rng);
+                auto bx = upload(*dev, x), bf = upload(*dev, *factors);
+                rope(dev->encoder(), cfg, view<float>(*bx), view<float>(*bf), tokens, nq, nk, hd, stride, nq * hd, pos0);
+                dev->finish();
+                const float* ff = factors == &ones ? nullptr : factors->data();
+                for (int t = 0; t < tokens; ++t) {
+                    cpu::rope(&x[std::size_t(t) * stride], nq, hd, pos0 + t, s.rope_base, s.rope_style, ff);
+                    cpu::rope(&x[std::size_t(t) * stride + nq * hd], nk, hd, pos0 + t, s.rope_base, s.rope_style, ff);
+                }
+                // The same float expression; only the compiler's choice of sin/cos calls may differ by an ulp.
+                EXPECT_LE(rel_error(download<float>(*bx, x.size()), x), 1e-6)
+                    << rope_style_name(s.rope_style) << " pos0 " << pos0 << (ff ? " with factors" : "");
             }
-            // The same float expression; only the compiler's choice of sin/cos calls may differ by an ulp.
-            EXPECT_LE(rel_error(download<float>(*bx, x.size()), x), 1e-6) << rope_style_name(s.rope_style) << " pos0 " << pos0;
-        }
 }
 
 TEST(MetalKernels, RopeFusedQKBothStylesMatchesCpu) {
@@ -407,7 +418,9 @@ TEST(MetalLaunchers, RejectInvalidArgumentsBeforeDispatch) {
     expect_error([&] { matvec(e, cfg, DType::Q8_0, view<std::byte>(*big), 4, 40, f, 1, 40, f, 4); }, "multiple of 32 columns");
     expect_error([&] { matvec(e, cfg, DType::F32, view<std::byte>(*big), 4, 1000, f, 1, 1000, f, 4); }, "input tile");
     expect_error([&] { gemm(e, cfg, DType::Q8_0, view<std::byte>(*big), 4, 64, f, 9, 64, f, 4); }, "GEMM only for its layer weight type F32");
-    expect_error([&] { rope(e, cfg, f, 1, 4, 2, 16, 256, 128, 0); }, "head_dim 16");
+    expect_error([&] { rope(e, cfg, f, f, 1, 4, 2, 16, 256, 128, 0); }, "head_dim 16");
+    expect_error([&] { rope(e, cfg, f, view<float>(*small), 1, 4, 2, 32, 256, 128, 0); },
+                 "buffer 'freq_factors' holds 4 elements, 16 needed");
     const std::vector<std::int32_t> bad_token = {7};
     auto btok = upload(*dev, bad_token);
     expect_error([&] { embed(e, DType::F32, view<std::byte>(*big), 5, 8, view<std::int32_t>(*btok), 1, f, 8); },

@@ -14,6 +14,7 @@
 #include "forge/models/catalog.hpp"
 #include "forge/sample/categorical.hpp"
 #include "reference.hpp"
+#include "rope_freqs_model.hpp"
 
 namespace forge::test {
 namespace {
@@ -38,13 +39,13 @@ const Case kCases[] = {
     {"synth-qwen2-q8_0.json", "synth-qwen2-q8_0.gguf", 0.15, 0.06},
 };
 
-class EmulatedMetalLogits : public ::testing::TestWithParam<Case> {};
-
-TEST_P(EmulatedMetalLogits, MatchCpuAndLlamaCpp) {
-    const Case& c = GetParam();
-    const Reference ref = load_reference(c.reference);
-    auto gpu = metal::open_emulated_model(gguf::File::open(model_path(c.model)), {.max_batch = 64});
-    auto cpu = open_model(gguf::File::open(model_path(c.model)));
+// Teacher-forced logits of the emulated GPU model and the CPU model, each opened by `open`, against each
+// other and against llama.cpp's reference.
+template <class Open>
+void match_cpu_and_llama_cpp(const std::string& label, Open&& open, const Reference& ref, double llama_tolerance,
+                             double cpu_tolerance) {
+    auto gpu = metal::open_emulated_model(open(), {.max_batch = 64});
+    auto cpu = open_model(open());
     ASSERT_FALSE(gpu->compiled_name().empty());
     const int V = gpu->shape().vocab;
     const std::size_t P = ref.prompt.size();
@@ -69,17 +70,25 @@ TEST_P(EmulatedMetalLogits, MatchCpuAndLlamaCpp) {
             vs_llama = std::max(vs_llama, double(std::fabs(gl[v] - step.logits[v])));
             vs_cpu = std::max(vs_cpu, double(std::fabs(gl[v] - kl[v])));
         }
-        if (top2_margin(step.logits) > c.llama_tolerance * ref.logits_std) {
+        if (top2_margin(step.logits) > llama_tolerance * ref.logits_std) {
             ++argmax_checked;
             EXPECT_EQ(std::max_element(gl.begin(), gl.end()) - gl.begin(), step.argmax) << "position " << i;
         }
     }
     const double sd = ref.logits_std;
-    EXPECT_LE(vs_llama, c.llama_tolerance * sd) << "max |metal - llama.cpp| = " << vs_llama / sd << " x std";
-    EXPECT_LE(vs_cpu, c.cpu_tolerance * sd) << "max |metal - cpu| = " << vs_cpu / sd << " x std";
+    EXPECT_LE(vs_llama, llama_tolerance * sd) << "max |metal - llama.cpp| = " << vs_llama / sd << " x std";
+    EXPECT_LE(vs_cpu, cpu_tolerance * sd) << "max |metal - cpu| = " << vs_cpu / sd << " x std";
     EXPECT_GT(argmax_checked, 0);
     std::printf("[ %s ] metal-emu vs cpu %.2e x std (bound %.3f), vs llama.cpp %.4f x std (bound %.2f), %zu positions\n",
-                c.reference, vs_cpu / sd, c.cpu_tolerance, vs_llama / sd, c.llama_tolerance, ref.steps.size());
+                label.c_str(), vs_cpu / sd, cpu_tolerance, vs_llama / sd, llama_tolerance, ref.steps.size());
+}
+
+class EmulatedMetalLogits : public ::testing::TestWithParam<Case> {};
+
+TEST_P(EmulatedMetalLogits, MatchCpuAndLlamaCpp) {
+    const Case& c = GetParam();
+    match_cpu_and_llama_cpp(c.reference, [&] { return gguf::File::open(model_path(c.model)); }, load_reference(c.reference),
+                            c.llama_tolerance, c.cpu_tolerance);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllReferences, EmulatedMetalLogits, ::testing::ValuesIn(kCases), [](const auto& info) {
@@ -88,6 +97,12 @@ INSTANTIATE_TEST_SUITE_P(AllReferences, EmulatedMetalLogits, ::testing::ValuesIn
     std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
     return n;
 });
+
+// Llama-3 RoPE frequency factors (rope_freqs.weight) reach the rope kernel: the F32 bounds above.
+TEST(EmulatedMetalModel, RopeFreqsMatchCpuAndLlamaCpp) {
+    match_cpu_and_llama_cpp("synth-llama-f32-rope-freqs", open_rope_freqs_model, load_reference_file(kRopeFreqsReference), 0.02,
+                            0.002);
+}
 
 TEST(EmulatedMetalModel, GreedyStories260KFromBosMatchesLlama2c) {
     const json::Value golden = json::parse(read_file(testdata("reference/stories260K.golden.json")));

@@ -150,9 +150,10 @@ inline void matmul(Encoder& e, const KernelConfig& c, DType type, View<std::byte
 }
 
 // RoPE in place on n_q_heads heads at the start of each row and n_k_heads at k_offset (0 K heads for a
-// lone vector), positions pos0, pos0 + 1, ... per row.
-inline void rope(Encoder& e, const KernelConfig& c, View<float> x, int n_tokens, int n_q_heads, int n_k_heads, int head_dim,
-                 int stride, int k_offset, int pos0) {
+// lone vector), positions pos0, pos0 + 1, ... per row; head_dim/2 freq_factors divide the pairs' angles
+// (all ones: plain RoPE).
+inline void rope(Encoder& e, const KernelConfig& c, View<float> x, View<float> freq_factors, int n_tokens, int n_q_heads,
+                 int n_k_heads, int head_dim, int stride, int k_offset, int pos0) {
     constexpr std::string_view k = "rope";
     detail::check(n_tokens > 0 && n_q_heads > 0 && n_k_heads >= 0, k, "tokens and query heads must be positive");
     detail::check(head_dim == c.head_dim, k, "head_dim " + std::to_string(head_dim) + " is not the " +
@@ -162,10 +163,11 @@ inline void rope(Encoder& e, const KernelConfig& c, View<float> x, int n_tokens,
     detail::check(stride >= row_end && (n_k_heads == 0 || k_offset >= n_q_heads * head_dim), k,
                   "the heads do not fit in rows of " + std::to_string(stride) + " floats");
     detail::check_capacity(x, std::size_t(n_tokens - 1) * stride + row_end, k, "x");
+    detail::check_capacity(freq_factors, std::size_t(head_dim / 2), k, "freq_factors");
     const metal_src::RopeParams p{std::uint32_t(n_tokens), std::uint32_t(n_q_heads), std::uint32_t(n_k_heads),
                                   std::uint32_t(stride), std::uint32_t(k_offset), std::uint32_t(pos0)};
     const std::size_t threads = std::size_t(n_tokens) * (n_q_heads + n_k_heads) * (head_dim / 2);
-    detail::encode(e, k, {detail::bind(x)}, p, 0, {detail::ceil_div(threads, 256)}, {256});
+    detail::encode(e, k, {detail::bind(x), detail::bind(freq_factors)}, p, 0, {detail::ceil_div(threads, 256)}, {256});
 }
 
 inline std::uint32_t reduction_threads(int n) {

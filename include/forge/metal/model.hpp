@@ -41,6 +41,11 @@ public:
         embd_ = wrap(w_.token_embd);
         out_w_ = wrap(w_.output);
         out_norm_ = wrap_f32(w_.output_norm, S.hidden);
+        // The file's RoPE frequency factors, or ones (dividing by 1 leaves every angle exactly as it was).
+        rope_freqs_ = dev_->new_buffer(std::size_t(S.head_dim / 2) * 4);
+        auto* ff = reinterpret_cast<float*>(rope_freqs_->contents());
+        if (w_.rope_freqs.empty()) std::fill_n(ff, S.head_dim / 2, 1.0f);
+        else std::copy(w_.rope_freqs.begin(), w_.rope_freqs.end(), ff);
         for (const auto& L : w_.layers) {
             Layer g{wrap_f32(L.attn_norm, S.hidden), wrap(L.wq), wrap(L.wk), wrap(L.wv), wrap(L.wo),
                     wrap_f32(L.ffn_norm, S.hidden), wrap(L.w_gate), wrap(L.w_up), wrap(L.w_down), nullptr,
@@ -173,7 +178,7 @@ private:
                 add_bias(e, qkv, view<float>(*L.bias), kQKV, n, kQKV);
                 e.barrier();
             }
-            rope(e, C, qkv, n, S.heads, S.kv_heads, S.head_dim, kQKV, Q, pos_);
+            rope(e, C, qkv, view<float>(*rope_freqs_), n, S.heads, S.kv_heads, S.head_dim, kQKV, Q, pos_);
             e.barrier();
             kv_append(e, qkv, kc, vc, n, KV, kQKV, Q, Q + KV, pos_, context_);
             e.barrier();
@@ -221,7 +226,7 @@ private:
     int pos_ = 0;
     std::size_t last_row_ = 0;  // row of logits_ holding the last token's logits
     Matrix embd_, out_w_;
-    std::unique_ptr<Buffer> out_norm_;
+    std::unique_ptr<Buffer> out_norm_, rope_freqs_;
     std::vector<Layer> layers_;
     std::unique_ptr<Buffer> x_, xb_, qkv_, att_, gu_, ffn_, logits_, tokens_, partials_, probs_, sampled_, logprob_;
     std::vector<float> last_;

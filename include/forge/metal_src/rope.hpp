@@ -1,7 +1,9 @@
 #pragma once
 // rope: rotary position embedding in place, one thread per (token, head, pair). One kernel serves the
 // single vector (one token, no K heads), the batch, and the fused Q+K case (K heads at k_offset in the
-// same row); the pairing (adjacent or NeoX halves) and the base are baked from the traits.
+// same row); the pairing (adjacent or NeoX halves) and the base are baked from the traits. The frequency
+// factors (HEAD_DIM/2 values dividing each pair's angle: llama3 RoPE scaling, the file's rope_freqs tensor)
+// are a buffer, all ones for a model without them, which leaves the angles exactly as they were.
 // CPU twin: cpu::rope.
 #include "forge/metal_src/kernel.hpp"
 
@@ -13,8 +15,8 @@ FORGE_MSL_PARAMS(RopeParams, FORGE_ROPE_FIELDS);
 inline constexpr KernelSource kRope{
     .name = "rope",
     .params = RopeParams::msl_name,
-    .buffers = {{{"float", "x"}}},
-    .n_buffers = 1,
+    .buffers = {{{"float", "x"}, {"const float", "freq_factors"}}},
+    .n_buffers = 2,
     .builtins = kTgpig | kNtg | kTid,
     .body = R"msl({
     const uint half_dim = HEAD_DIM / 2;
@@ -25,7 +27,7 @@ inline constexpr KernelSource kRope{
     const uint h = (gid / half_dim) % heads;
     const uint i = gid % half_dim;
     const uint base = tok * p.stride + (h < p.n_q_heads ? h * HEAD_DIM : p.k_offset + (h - p.n_q_heads) * HEAD_DIM);
-    const float theta = float(p.pos0 + tok) * pow(ROPE_BASE, -2.0f * float(i) / float(HEAD_DIM));
+    const float theta = float(p.pos0 + tok) * pow(ROPE_BASE, -2.0f * float(i) / float(HEAD_DIM)) / freq_factors[i];
     const float c = cos(theta);
     const float s = sin(theta);
     const uint a = base + (ROPE_NEOX ? i : 2 * i);
