@@ -10,8 +10,10 @@
 #include <regex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "forge/models/catalog.hpp"
+#include "rope_freqs_model.hpp"
 #include "run_process.hpp"
 #include "testdata.hpp"
 
@@ -97,6 +99,27 @@ TEST(CliInspect, EveryCatalogModelFileMatchesItsOwnTraits) {
         ASSERT_EQ(r.exit_code, 0) << r.err;
         EXPECT_EQ(field(r.out, "matches compiled traits:"), m.name);
     }
+}
+
+// Llama-3 RoPE frequency factors are part of the shape summary when the file has them, and a bad tensor is
+// reported there, as loading the model would refuse it.
+TEST(CliInspect, RopeFreqsAreShownWhenPresent) {
+    const auto inspect_bytes = [](const std::vector<std::byte>& bytes) {
+        const TempFile file(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        return inspect(file.path);
+    };
+    const auto r = inspect_bytes(forge::test::rope_freqs_model_bytes());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(field(r.out, "rope_freqs"), "16 factors from 1 to 8 (rope_freqs.weight, llama3 RoPE scaling)");
+    EXPECT_EQ(field(r.out, "matches compiled traits:"), "synth-llama-f32");
+
+    EXPECT_EQ(field(inspect(forge::test::model_path("synth-llama-f32.gguf")).out, "rope_freqs"), "<absent>");
+
+    const std::vector<float> bad(16, -1.0f);
+    const auto b = inspect_bytes(forge::test::synth_llama_with_rope_freqs({16}, forge::DType::F32, forge::test::float_bytes(bad)));
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    EXPECT_EQ(field(b.out, "rope_freqs"),
+              "invalid: tensor 'rope_freqs.weight' value 0 is -1.000000; RoPE frequency factors must be finite and positive");
 }
 
 TEST(CliInspect, KQuantModelShowsUnsupportedTypesAndTheClosestTraits) {

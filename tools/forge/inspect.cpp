@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "forge/gguf/model_shape.hpp"
+#include "forge/model/weights.hpp"
 #include "forge/models/catalog.hpp"
 #include "forge/traits/shape_rules.hpp"
 
@@ -56,11 +57,25 @@ ShapeResult read_shape(const gguf::File& f) {
     }
 }
 
-void print_shape(const ModelShape& s) {
+// The optional RoPE frequency factors (llama3 RoPE scaling), checked as loading the model checks them.
+void print_rope_freqs(const gguf::File& f, const ModelShape& s) {
+    if (!f.find_tensor("rope_freqs.weight")) return;
+    try {
+        const auto v = detail::rope_freqs(f, s.head_dim);
+        const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+        std::printf("  %-16s %zu factors from %g to %g (rope_freqs.weight, llama3 RoPE scaling)\n", "rope_freqs", v.size(),
+                    double(*lo), double(*hi));
+    } catch (const Error& e) {
+        std::printf("  %-16s invalid: %s\n", "rope_freqs", printable(e.what()).c_str());
+    }
+}
+
+void print_shape(const gguf::File& f, const ModelShape& s) {
     std::printf("model shape:\n");
     for_each_field([](std::string_view name, const auto& v) {
         std::printf("  %-16.*s %s\n", int(name.size()), name.data(), shape_field_text(v).c_str());
     }, s);
+    print_rope_freqs(f, s);
     std::printf("  %-16s %zu bytes per token\n", "kv_cache (f16)", s.kv_cache_bytes_per_token());
     const auto problems = shape_problems(s);
     if (problems.empty()) {
@@ -167,7 +182,7 @@ int inspect(int argc, char** argv) {
     std::printf("architecture: %s\n", arch ? printable(*arch).c_str() : "(none)");
     const ShapeResult shape = read_shape(f);
     if (shape.shape)
-        print_shape(*shape.shape);
+        print_shape(f, *shape.shape);
     else
         std::printf("not a model: %s\n", printable(shape.why_not).c_str());
     print_tensor_types(f);
