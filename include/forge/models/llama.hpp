@@ -26,10 +26,10 @@ static_assert(TinyLlama_1_1B<DType::Q4_0>::shape.weight_bytes() == 619094016u);
 static_assert(TinyLlama_1_1B<DType::Q8_0>::shape.kv_cache_bytes(TinyLlama_1_1B<DType::Q8_0>::shape.max_context) == 46137344u);
 static_assert(TinyLlama_1_1B<DType::Q8_0>::shape.head_dim == 64);
 
-// Llama 3.1 and 3.2 are trained with "llama3" RoPE scaling (factor 32 / 8, rope_scaling in config.json), which
-// llama.cpp's GGUF carries as rope scaling metadata and a rope_freqs tensor. forge does not implement that
-// scaling yet: it runs these files with plain RoPE at rope_base 500000, which matches short contexts only
-// approximately. The traits describe the shape; the missing scaling is the known gap.
+// Llama 3.1 and 3.2 are trained with "llama3" RoPE scaling (factor 8 / 32, rope_scaling in config.json), which
+// llama.cpp's converter writes into the GGUF as the tensor rope_freqs.weight: head_dim/2 factors dividing the
+// angles of a head's pairs. forge loads it with the other weights (ModelWeights::rope_freqs) and applies it as
+// llama.cpp does, on the CPU and Metal paths. The traits describe the shape; the factors come from the file.
 
 // huggingface.co/meta-llama/Llama-3.2-1B-Instruct/blob/main/config.json: hidden_size 2048,
 // intermediate_size 8192, 16 layers, 32 heads, 8 KV heads, vocab 128256, max_position_embeddings 131072,
