@@ -8,10 +8,12 @@
 #include <array>
 #include <cstddef>
 #include <initializer_list>
+#include <type_traits>
 #include <utility>
 
 #include "forge/cpu/kernels/kernel.hpp"
 #include "forge/cpu/kernels/kernels_avx512.hpp"
+#include "forge/cpu/kernels/kernels_avx512_vnni.hpp"
 #include "forge/cpu/kernels/kernels_avx2.hpp"
 #include "forge/cpu/kernels/kernels_neon.hpp"
 #include "forge/cpu/kernels/kernels_portable.hpp"
@@ -21,20 +23,21 @@
 
 namespace forge::cpu {
 
-// One GEMM input: float rows, quantized to each kernel's Q8 layout on first use and reused until the
-// next set(), so Q, K and V (or gate and up) quantize their shared input once.
+// One GEMM input: float rows, quantized to each kernel's input layout on first use and reused until
+// the next set(), so Q, K and V (or gate and up) quantize their shared input once.
 class GemmInput {
 public:
     void set(const float* x, int tokens, int stride, int cols) {
         rows_ = {x, tokens, stride, cols};
-        for (auto& s : slots_) s.fresh = false;
+        for (auto& s : q8_rows_) s.fresh = false;
+        for (auto& s : q8_lanes_) s.fresh = false;
     }
     const FloatRows& rows() const { return rows_; }
 
     // Quantizes the rows to kernel K's layout unless that is already done since set().
     template <class K>
     void quantize(ThreadPool& pool) {
-        Slot& slot = slots_[slot_index<K>()];
+        auto& slot = slot_for<K>(*this);
         if (slot.fresh && slot.rows.layout() == K::kLayout) return;
         slot.rows.prepare(rows_.n, rows_.cols, K::kLayout);
         if (rows_.n == 1) slot.rows.quantize(rows_.x, rows_.stride, 0, 1);
@@ -45,21 +48,26 @@ public:
     }
     // The rows quantize<K>() made.
     template <class K>
-    const Q8Rows& quantized() const {
-        return slots_[slot_index<K>()].rows;
+    const typename K::Input& quantized() const {
+        return slot_for<K>(*this).rows;
     }
 
 private:
+    template <class In>
     struct Slot {
-        Q8Rows rows;
+        In rows;
         bool fresh = false;
     };
-    template <class K>
-    static constexpr std::size_t slot_index() {
-        return K::kLayout.offset == 8;  // one instruction set's Q4_0 and Q8_0 layouts differ here
+    // One slot per input type and weight offset: one instruction set's Q4_0 and Q8_0 layouts differ in it.
+    template <class K, class Self>
+    static auto& slot_for(Self& self) {
+        const std::size_t i = K::kLayout.offset == 8;
+        if constexpr (std::is_same_v<typename K::Input, Q8Lanes>) return self.q8_lanes_[i];
+        else return self.q8_rows_[i];
     }
     FloatRows rows_;
-    Slot slots_[2];
+    Slot<Q8Rows> q8_rows_[2];
+    Slot<Q8Lanes> q8_lanes_[2];
 };
 
 namespace detail {
@@ -97,28 +105,40 @@ constexpr std::array<TileFn<K>, sizeof...(I)> tile_table(std::index_sequence<I..
     return {&tile<K, int(I) / K::kTokens + 1, int(I) % K::kTokens + 1>...};
 }
 
-// Weight rows [r0, r1) against every token of `in`.
+// Weight rows [r0, r1) against every token of `in`: the kernel's own loop where it has one, else tiles
+// of its micro-kernel.
 template <class K>
 void gemm_rows(const WeightView& w, const typename K::Input& in, int r0, int r1, float* y, std::size_t y_stride) {
-    static constexpr auto kTiles = tile_table<K>(std::make_index_sequence<K::kRows * K::kTokens>());
-    const std::size_t stride = w.row_stride();
-    for (int r = r0; r < r1; r += K::kRows) {
-        const int nr = std::min(K::kRows, r1 - r);
-        for (int t = 0; t < in.tokens(); t += K::kTokens) {
-            const int nt = std::min(K::kTokens, in.tokens() - t);
-            kTiles[std::size_t((nr - 1) * K::kTokens + nt - 1)](w.row(r), stride, w.cols, in, t, y + r, y_stride);
+    if constexpr (requires { K::gemm_rows(w, in, r0, r1, y, y_stride); }) {
+        K::gemm_rows(w, in, r0, r1, y, y_stride);
+    } else {
+        static constexpr auto kTiles = tile_table<K>(std::make_index_sequence<K::kRows * K::kTokens>());
+        const std::size_t stride = w.row_stride();
+        for (int r = r0; r < r1; r += K::kRows) {
+            const int nr = std::min(K::kRows, r1 - r);
+            for (int t = 0; t < in.tokens(); t += K::kTokens) {
+                const int nt = std::min(K::kTokens, in.tokens() - t);
+                kTiles[std::size_t((nr - 1) * K::kTokens + nt - 1)](w.row(r), stride, w.cols, in, t, y + r, y_stride);
+            }
         }
     }
 }
 
-// Calls f.template operator()<K>() with the kernel for `type`; false when there is none.
+// Calls f.template operator()<K>() with the kernel for `type` and a batch of `tokens`; false when
+// there is none.
 template <class Isa, class F>
-bool with_kernel(DType type, F&& f) {
+bool with_kernel(DType type, int tokens, F&& f) {
+    const auto pick = [&]<DType W>() {
+        if constexpr (requires { BatchKernel<Isa, W>::kMinTokens; }) {
+            if (tokens >= BatchKernel<Isa, W>::kMinTokens) return f.template operator()<BatchKernel<Isa, W>>();
+        }
+        f.template operator()<Kernel<Isa, W>>();
+    };
     switch (type) {
-        case DType::F32: f.template operator()<Kernel<Isa, DType::F32>>(); return true;
-        case DType::F16: f.template operator()<Kernel<Isa, DType::F16>>(); return true;
-        case DType::Q8_0: f.template operator()<Kernel<Isa, DType::Q8_0>>(); return true;
-        case DType::Q4_0: f.template operator()<Kernel<Isa, DType::Q4_0>>(); return true;
+        case DType::F32: pick.template operator()<DType::F32>(); return true;
+        case DType::F16: pick.template operator()<DType::F16>(); return true;
+        case DType::Q8_0: pick.template operator()<DType::Q8_0>(); return true;
+        case DType::Q4_0: pick.template operator()<DType::Q4_0>(); return true;
         default: return false;
     }
 }
@@ -140,7 +160,7 @@ void gemm(std::initializer_list<GemmJob> jobs, GemmInput& in, ThreadPool& pool) 
     bool fast = false;
     for (const GemmJob& j : jobs) {
         // Quantize the input for each layout first: the dispatch below cannot use the pool again.
-        const bool found = detail::with_kernel<Isa>(j.w.type, [&]<class K>() {
+        const bool found = detail::with_kernel<Isa>(j.w.type, in.rows().n, [&]<class K>() {
             if constexpr (QuantizedKernel<K>) in.quantize<K>(pool);
         });
         if (!found) matmul(j.w, in.rows().x, in.rows().n, in.rows().stride, j.y, j.y_stride, pool);
@@ -153,7 +173,7 @@ void gemm(std::initializer_list<GemmJob> jobs, GemmInput& in, ThreadPool& pool) 
     const int parts = pool.parts_for(units);
     pool.run(parts, [&](int part, int) {
         for (const GemmJob& j : jobs)
-            detail::with_kernel<Isa>(j.w.type, [&]<class K>() {
+            detail::with_kernel<Isa>(j.w.type, in.rows().n, [&]<class K>() {
                 const std::size_t tiles = (std::size_t(j.w.rows) + K::kRows - 1) / K::kRows;
                 const int b = int(std::min(std::size_t(j.w.rows), tiles * std::size_t(part) / std::size_t(parts) * K::kRows));
                 const int e = int(std::min(std::size_t(j.w.rows), tiles * std::size_t(part + 1) / std::size_t(parts) * K::kRows));

@@ -34,6 +34,11 @@ struct FloatRows {
 template <class Isa, DType W>
 struct Kernel;
 
+// BatchKernel<Isa, W>: where one exists, a kernel with its own loop (static gemm_rows over whole rows)
+// that beats the micro-kernel's tiles for batches of at least kMinTokens tokens.
+template <class Isa, DType W>
+struct BatchKernel;
+
 template <class K>
 concept QuantizedKernel = requires { K::kLayout; };
 

@@ -1,0 +1,147 @@
+#pragma once
+// The AVX-512 VNNI batch kernel for Q8_0 / Q4_0 weights (prefill; decode's few tokens use the
+// micro-kernel in kernels_avx512.hpp). It puts 16 tokens side by side, one per 32-bit lane (Q8Lanes):
+// vpdpbusd of a broadcast of four codes of one weight row against four codes of each of 16 tokens
+// advances 16 dots at once, eight of them finish a 32-value block, and each lane then holds one
+// token's exact int32 block dot, which one cvt + mul + fma per 16 tokens scales into its float
+// accumulator: fma(float(dot), d_w * d_x, acc), block after block. Nothing is reduced across lanes, so
+// most of the work is vpdpbusd itself (the micro-kernel spends three float operations per vpdpbusd).
+//
+// vpdpbusd multiplies unsigned by signed bytes: weight codes are read as w + offset (Q8_0: w ^ 0x80;
+// Q4_0: the raw nibble) and the activations carry the offset's correction. A tile of kTileRows rows x
+// kTileGroups groups of 16 tokens keeps its accumulators in registers; its rows are unpacked once into
+// per-thread scratch (unsigned codes, float scales) and reused by every group of tokens.
+#include "forge/cpu/kernels/kernel.hpp"
+#include "forge/cpu/kernels/q8_lanes.hpp"
+#include "forge/cpu/weight_view.hpp"
+
+#if FORGE_HAVE_AVX512
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "forge/cpu/simd/x86.hpp"
+
+namespace forge::cpu {
+
+namespace vnni {
+
+template <DType W>
+inline constexpr std::size_t kBlockBytes = W == DType::Q8_0 ? 34 : 18;
+template <DType W>
+inline constexpr int kOffset = W == DType::Q8_0 ? 128 : 8;
+
+inline float block_scale(const std::byte* block) { return _cvtsh_ss(load_u16(block)); }
+
+// A block's 32 codes as unsigned bytes w + offset, in value order.
+template <DType W>
+inline __m256i block_codes(const std::byte* block) {
+    if constexpr (W == DType::Q8_0) {
+        return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), _mm256_set1_epi8(char(0x80)));
+    } else {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+        const __m128i low = _mm_set1_epi8(0x0f);
+        return _mm256_setr_m128i(_mm_and_si128(q, low), _mm_and_si128(_mm_srli_epi16(q, 4), low));
+    }
+}
+
+// One tile: R unpacked rows (codes[i * blocks * 32 ...], scales[i * blocks ...]) times token groups
+// g0 .. g0 + G - 1 of a by-lane input; out[i][gg] gets row i's results for the group's 16 tokens.
+template <int R, int G>
+void lane_tile(const std::uint8_t* codes, const float* scales, const Q8Lanes& x, int g0, float (&out)[R][G][16]) {
+    const int blocks = x.blocks();
+    const std::size_t row_bytes = std::size_t(blocks) * 32;
+    __m512 acc[R][G];
+    for (auto& row : acc)
+        for (auto& a : row) a = _mm512_setzero_ps();
+    for (int b = 0; b < blocks; ++b) {
+        __m512i dot[R][G];
+        const std::int8_t* xq[G];
+        for (int g = 0; g < G; ++g) {
+            const __m512i corr = _mm512_loadu_si512(x.corr(g0 + g, b));
+            for (int i = 0; i < R; ++i) dot[i][g] = corr;
+            xq[g] = x.codes(g0 + g, b);
+        }
+        for (int k = 0; k < 8; ++k) {
+            __m512i xv[G];
+            for (int g = 0; g < G; ++g) xv[g] = _mm512_load_si512(xq[g] + 64 * k);
+            for (int i = 0; i < R; ++i) {
+                std::int32_t four;
+                std::memcpy(&four, codes + std::size_t(i) * row_bytes + std::size_t(b) * 32 + 4 * k, 4);
+                const __m512i wv = _mm512_set1_epi32(four);
+                for (int g = 0; g < G; ++g) dot[i][g] = _mm512_dpbusd_epi32(dot[i][g], wv, xv[g]);
+            }
+        }
+        for (int g = 0; g < G; ++g) {
+            const __m512 dx = _mm512_loadu_ps(x.d(g0 + g, b));
+            for (int i = 0; i < R; ++i)
+                acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i][g]),
+                                            _mm512_mul_ps(_mm512_set1_ps(scales[std::size_t(i) * std::size_t(blocks) + std::size_t(b)]), dx),
+                                            acc[i][g]);
+        }
+    }
+    for (int i = 0; i < R; ++i)
+        for (int g = 0; g < G; ++g) _mm512_storeu_ps(out[i][g], acc[i][g]);
+}
+
+inline constexpr int kTileRows = 4;
+inline constexpr int kTileGroups = 2;
+
+// Rows [r0, r1) times every token of a by-lane input.
+template <DType W>
+void by_lane(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, std::size_t y_stride) {
+    constexpr int R = kTileRows, G = kTileGroups;
+    const int blocks = x.blocks();
+    // Per thread, grown once: the tile's rows unpacked.
+    thread_local std::vector<std::uint8_t> codes;
+    thread_local std::vector<float> scales;
+    codes.resize(std::max(codes.size(), std::size_t(R) * std::size_t(blocks) * 32));
+    scales.resize(std::max(scales.size(), std::size_t(R) * std::size_t(blocks)));
+    float out[R][G][16];
+    for (int r = r0; r < r1; r += R) {
+        const int n = std::min(R, r1 - r);
+        for (int i = 0; i < R; ++i) {
+            const std::byte* src = w.row(r + std::min(i, n - 1));
+            for (int b = 0; b < blocks; ++b) {
+                const std::byte* block = src + std::size_t(b) * kBlockBytes<W>;
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(&codes[(std::size_t(i) * std::size_t(blocks) + std::size_t(b)) * 32]),
+                                    block_codes<W>(block));
+                scales[std::size_t(i) * std::size_t(blocks) + std::size_t(b)] = block_scale(block);
+            }
+        }
+        for (int g = 0; g < x.groups(); g += G) {
+            const int ng = std::min(G, x.groups() - g);
+            if (ng == G) lane_tile<R, G>(codes.data(), scales.data(), x, g, out);
+            else {
+                float one[R][1][16];
+                lane_tile<R, 1>(codes.data(), scales.data(), x, g, one);
+                for (int i = 0; i < R; ++i) std::copy_n(one[i][0], 16, out[i][0]);
+            }
+            for (int gg = 0; gg < ng; ++gg)
+                for (int l = 0; l < Q8Lanes::kLanes; ++l) {
+                    const int t = (g + gg) * Q8Lanes::kLanes + l;
+                    if (t >= x.tokens()) break;
+                    for (int i = 0; i < n; ++i) y[std::size_t(t) * y_stride + std::size_t(r + i)] = out[i][gg][l];
+                }
+        }
+    }
+}
+
+}  // namespace vnni
+
+template <DType W>
+    requires(W == DType::Q8_0 || W == DType::Q4_0)
+struct BatchKernel<isa::Avx512, W> {
+    static constexpr int kMinTokens = 8;  // below this the micro-kernel's tiles waste fewer lanes
+    static constexpr int kRows = vnni::kTileRows;
+    static constexpr LanesLayout kLayout{.offset = vnni::kOffset<W>};
+    using Input = Q8Lanes;
+
+    static void gemm_rows(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, std::size_t y_stride) {
+        vnni::by_lane<W>(w, x, r0, r1, y, y_stride);
+    }
+};
+
+}  // namespace forge::cpu
+#endif
