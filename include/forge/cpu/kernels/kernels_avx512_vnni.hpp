@@ -47,15 +47,19 @@ inline __m256i block_codes(const std::byte* block) {
 }
 
 // One tile: R unpacked rows (codes[i * blocks * 32 ...], scales[i * blocks ...]) times token groups
-// g0 .. g0 + G - 1 of a by-lane input; out[i][gg] gets row i's results for the group's 16 tokens.
+// g0 .. g0 + G - 1; out[i][gg] gets row i's results for the group's 16 tokens.
+// The next tile's rows (`next`, blocks `block_bytes` apart) are fetched meanwhile, a block per block, so
+// unpacking them does not wait on memory.
 template <int R, int G>
-void lane_tile(const std::uint8_t* codes, const float* scales, const Q8Lanes& x, int g0, float (&out)[R][G][16]) {
+void lane_tile(const std::uint8_t* codes, const float* scales, const Q8Lanes& x, int g0, const std::byte* const (&next)[R],
+               std::size_t block_bytes, float (&out)[R][G][16]) {
     const int blocks = x.blocks();
     const std::size_t row_bytes = std::size_t(blocks) * 32;
     __m512 acc[R][G];
     for (auto& row : acc)
         for (auto& a : row) a = _mm512_setzero_ps();
     for (int b = 0; b < blocks; ++b) {
+        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(next[i] + std::size_t(b) * block_bytes), _MM_HINT_T0);
         __m512i dot[R][G];
         const std::int8_t* xq[G];
         for (int g = 0; g < G; ++g) {
@@ -101,6 +105,8 @@ void by_lane(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, st
     float out[R][G][16];
     for (int r = r0; r < r1; r += R) {
         const int n = std::min(R, r1 - r);
+        const std::byte* next[R];
+        for (int i = 0; i < R; ++i) next[i] = w.row(std::min(r + R + i, r1 - 1));
         for (int i = 0; i < R; ++i) {
             const std::byte* src = w.row(r + std::min(i, n - 1));
             for (int b = 0; b < blocks; ++b) {
@@ -112,18 +118,24 @@ void by_lane(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, st
         }
         for (int g = 0; g < x.groups(); g += G) {
             const int ng = std::min(G, x.groups() - g);
-            if (ng == G) lane_tile<R, G>(codes.data(), scales.data(), x, g, out);
+            if (ng == G) lane_tile<R, G>(codes.data(), scales.data(), x, g, next, kBlockBytes<W>, out);
             else {
                 float one[R][1][16];
-                lane_tile<R, 1>(codes.data(), scales.data(), x, g, one);
+                lane_tile<R, 1>(codes.data(), scales.data(), x, g, next, kBlockBytes<W>, one);
                 for (int i = 0; i < R; ++i) std::copy_n(one[i][0], 16, out[i][0]);
             }
-            for (int gg = 0; gg < ng; ++gg)
-                for (int l = 0; l < Q8Lanes::kLanes; ++l) {
-                    const int t = (g + gg) * Q8Lanes::kLanes + l;
-                    if (t >= x.tokens()) break;
-                    for (int i = 0; i < n; ++i) y[std::size_t(t) * y_stride + std::size_t(r + i)] = out[i][gg][l];
+            for (int gg = 0; gg < ng; ++gg) {
+                const int t0 = (g + gg) * Q8Lanes::kLanes, nt = std::min(Q8Lanes::kLanes, x.tokens() - t0);
+                for (int l = 0; l < nt; ++l) {
+                    float* yt = y + std::size_t(t0 + l) * y_stride + std::size_t(r);
+                    if (n == R) {  // a token's R results are adjacent in y
+                        static_assert(R == 4, "the full-tile store writes four floats");
+                        _mm_storeu_ps(yt, _mm_setr_ps(out[0][gg][l], out[1][gg][l], out[2][gg][l], out[3][gg][l]));
+                    } else {
+                        for (int i = 0; i < n; ++i) yt[i] = out[i][gg][l];
+                    }
                 }
+            }
         }
     }
 }
