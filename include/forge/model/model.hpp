@@ -114,16 +114,17 @@ private:
         const auto& s = shape();
         const int H = s.hidden, Q = s.q_dim(), KV = s.kv_dim(), F = s.ffn;
         rope_.compute(pos_, n, s.rope_base, weights_.rope_freqs.empty() ? nullptr : weights_.rope_freqs.data());
-        for (int t = 0; t < n; ++t)
+        each_token(n, [&](int t) {
             dequantize_row(weights_.token_embd.type, weights_.token_embd.row(tokens[t]), &x_[std::size_t(t) * H], std::size_t(H));
+        });
 
         for (int l = 0; l < s.layers; ++l) {
             const LayerWeights& L = weights_.layers[std::size_t(l)];
             // Attention block.
-            for (int t = 0; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
+            each_token(n, [&](int t) { cpu::rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps); });
             in_.set(xb_.data(), n, H, H);
             cpu::gemm({{L.wq, q_.data(), Q}, {L.wk, k_.data(), KV}, {L.wv, v_.data(), KV}}, in_, pool_);
-            for (int t = 0; t < n; ++t) {
+            each_token(n, [&](int t) {
                 float *q = &q_[std::size_t(t) * Q], *k = &k_[std::size_t(t) * KV], *v = &v_[std::size_t(t) * KV];
                 if (s.qkv_bias) {
                     cpu::add_inplace(q, L.bq, Q);
@@ -133,20 +134,21 @@ private:
                 rope_.apply(q, s.heads, t, s.rope_style);
                 rope_.apply(k, s.kv_heads, t, s.rope_style);
                 cache_.store(l, pos_ + t, k, v);
-            }
+            });
             attention(l, n);
             in_.set(att_.data(), n, Q, Q);
             cpu::gemm(L.wo, in_, xb_.data(), H, pool_);
-            for (int t = 0; t < n; ++t) cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
-
-            // Feed-forward block (SwiGLU).
-            for (int t = 0; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
+            // Residual, then the feed-forward block (SwiGLU).
+            each_token(n, [&](int t) {
+                cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
+                cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
+            });
             in_.set(xb_.data(), n, H, H);
             cpu::gemm({{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}}, in_, pool_);
-            for (int t = 0; t < n; ++t) cpu::silu_mul_fast(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F);
+            each_token(n, [&](int t) { cpu::silu_mul_fast(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F); });
             in_.set(gate_.data(), n, F, F);
             cpu::gemm(L.w_down, in_, xb_.data(), H, pool_);
-            for (int t = 0; t < n; ++t) cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
+            each_token(n, [&](int t) { cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H); });
         }
 
         // Final norm and LM head: for every token when asked, else only the last.
@@ -161,6 +163,15 @@ private:
             cpu::gemm(weights_.output, in_, logits_.data(), s.vocab, pool_);
         }
         pos_ += n;
+    }
+
+    // f(t) for every token of the batch, spread over the threads when there is more than one.
+    template <class F>
+    void each_token(int n, F&& f) {
+        if (n == 1) return f(0);
+        pool_.parallel_for(std::size_t(n), [&](std::size_t b, std::size_t e) {
+            for (std::size_t t = b; t < e; ++t) f(int(t));
+        });
     }
 
     // Causal attention of the batch's n queries over the cache (the batch's own K/V already stored),
