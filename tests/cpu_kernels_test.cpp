@@ -190,7 +190,7 @@ void check_attention() {
     std::normal_distribution<float> dist(0.0f, 1.0f);
     for (const auto& [heads, kv_heads, head_dim] : {std::tuple{4, 2, 32}, {9, 3, 64}, {2, 1, 20}, {8, 8, 36}}) {
         const cpu::AttentionShape s{heads, kv_heads, head_dim};
-        const int positions = 1 + int(rng() % 40);
+        const int positions = 1 + int(rng() % 40);  // with and without a tail after groups of four
         std::vector<float> q(std::size_t(heads * head_dim));
         for (auto& v : q) v = dist(rng);
         std::vector<std::uint16_t> k(std::size_t(positions * s.kv_dim())), v(k.size());

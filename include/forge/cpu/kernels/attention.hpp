@@ -1,6 +1,7 @@
 #pragma once
 // attend_head with vector f16 conversion and a vector exp: the same computation as cpu::attend_head
-// (scores, softmax, weighted sum of V), each K and V row converted and used in one pass.
+// (scores, softmax, weighted sum of V), each K and V row converted and used in one pass, four rows at a
+// time where the instruction set has a four-row form.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -21,11 +22,21 @@ void attend_head_fast(const AttentionShape& s, int h, const float* q, const std:
     const std::size_t row = std::size_t(s.kv_dim());
     const std::size_t col = std::size_t(kvh) * std::size_t(s.head_dim);
     const int n = last - first + 1;
-    for (int j = 0; j < n; ++j) scores[j] = Ops::dot(qh, k + std::size_t(first + j) * row + col, s.head_dim) * scale;
+    const std::uint16_t* k0 = k + std::size_t(first) * row + col;
+    const std::uint16_t* v0 = v + std::size_t(first) * row + col;
+    constexpr bool kFours = requires { Ops::dot4(qh, k0, row, 0, scores); };
+    int j = 0;
+    if constexpr (kFours)
+        for (; j + 4 <= n; j += 4) Ops::dot4(qh, k0 + std::size_t(j) * row, row, s.head_dim, scores + j);
+    for (; j < n; ++j) scores[j] = Ops::dot(qh, k0 + std::size_t(j) * row, s.head_dim);
+    for (j = 0; j < n; ++j) scores[j] *= scale;
     softmax_fast(scores, n);
     float* oh = out + h * s.head_dim;
     for (int i = 0; i < s.head_dim; ++i) oh[i] = 0.0f;
-    for (int j = 0; j < n; ++j) Ops::axpy(scores[j], v + std::size_t(first + j) * row + col, oh, s.head_dim);
+    j = 0;
+    if constexpr (kFours)
+        for (; j + 4 <= n; j += 4) Ops::axpy4(scores + j, v0 + std::size_t(j) * row, row, oh, s.head_dim);
+    for (; j < n; ++j) Ops::axpy(scores[j], v0 + std::size_t(j) * row, oh, s.head_dim);
 }
 
 }  // namespace forge::cpu
