@@ -161,6 +161,9 @@ TEST(RopeFreqs, BadTensorIsAnErrorNamingIt) {
                 EXPECT_NE(msg.find(b.problem), std::string::npos) << msg;
             }
         }
+    }
+}
+
 // Whole-prompt batches may take a batch kernel, which sums the same scaled block dots in another order.
 // The float difference is rounding-sized, but it can flip the Q8 rounding of an activation in a later
 // layer, which moves logits by up to a few hundredths of their std (0.027 measured), about what
