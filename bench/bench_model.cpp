@@ -2,7 +2,7 @@
 // (Model<Traits>) and the runtime-shape path (Model<Dynamic>), on seeded synthetic GGUFs written into
 // the build tree on first use. Counters (per wall-clock second): tok/s, and for decode the weight bytes
 // streamed.
-//   bench_model [--benchmark_filter=tinyllama] ; FORGE_BENCH_THREADS=N overrides the thread count.
+//   bench_model [--benchmark_filter=TinyLlama] ; FORGE_BENCH_THREADS=N overrides the thread count.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -12,6 +12,9 @@
 
 #include "bench_models.hpp"
 #include "forge/model/model.hpp"
+#include "forge/models/llama.hpp"
+#include "forge/models/qwen2_5.hpp"
+#include "forge/models/smollm2.hpp"
 
 namespace {
 
@@ -72,11 +75,12 @@ void BM_Decode(benchmark::State& state) {
     BENCHMARK(BM_Decode<T, T>)->Name("decode/compiled/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3); \
     BENCHMARK(BM_Decode<T, Dynamic>)->Name("decode/runtime/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3)
 
-using SmolQ8 = bench::SmolLM2_135M<DType::Q8_0>;
-using SmolQ4 = bench::SmolLM2_135M<DType::Q4_0>;
-using Qwen = bench::Qwen25_05B_Q8_0;
-using TinyQ4 = bench::TinyLlama_1_1B<DType::Q4_0>;
-using TinyQ8 = bench::TinyLlama_1_1B<DType::Q8_0>;
+// The zoo's traits for the shapes of llama.cpp's figures in docs/performance.md.
+using SmolQ8 = models::SmolLM2_135M<DType::Q8_0>;
+using SmolQ4 = models::SmolLM2_135M<DType::Q4_0>;
+using Qwen = models::Qwen2_5_0_5B<DType::Q8_0>;
+using TinyQ4 = models::TinyLlama_1_1B<DType::Q4_0>;
+using TinyQ8 = models::TinyLlama_1_1B<DType::Q8_0>;
 
 FORGE_BENCH_MODEL(SmolQ8, 128, 64);
 FORGE_BENCH_MODEL(SmolQ4, 128, 64);

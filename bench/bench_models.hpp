@@ -1,8 +1,7 @@
 #pragma once
-// The model shapes forge's CPU speed is measured on (the shapes llama.cpp's figures in
-// docs/performance.md were taken on), as compiled traits for the benchmarks only: the catalog in
-// include/forge/models/ does not ship them. write_synthetic_model() writes a seeded random GGUF of a
-// shape with forge's own writer, with a placeholder vocabulary so other engines can load the same file.
+// Seeded synthetic weights for the benchmarks: random_matrix() for the kernels, and
+// write_synthetic_model(), which writes a random GGUF of a model shape (the zoo's traits) with forge's
+// own writer and a placeholder vocabulary, so other engines can load the same file.
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -13,39 +12,9 @@
 #include "forge/gguf/writer.hpp"
 #include "forge/quant/q4_0.hpp"
 #include "forge/quant/q8_0.hpp"
-#include "forge/traits/model_traits.hpp"
+#include "forge/traits/model_shape.hpp"
 
 namespace forge::bench {
-
-template <DType W>
-struct SmolLM2_135M {
-    static constexpr std::string_view name = W == DType::Q8_0 ? "smollm2-135m-q8_0" : "smollm2-135m-q4_0";
-    static constexpr ModelShape shape{.arch = Arch::llama, .vocab = 49152, .hidden = 576, .ffn = 1536, .layers = 30,
-                                      .heads = 9, .kv_heads = 3, .head_dim = 64, .max_context = 8192,
-                                      .rope_base = 100000.0f, .rope_style = RopeStyle::adjacent, .rms_eps = 1e-5f,
-                                      .weights = W, .qkv_bias = false, .tied_embeddings = true};
-};
-
-struct Qwen25_05B_Q8_0 {
-    static constexpr std::string_view name = "qwen2.5-0.5b-q8_0";
-    static constexpr ModelShape shape{.arch = Arch::qwen2, .vocab = 151936, .hidden = 896, .ffn = 4864, .layers = 24,
-                                      .heads = 14, .kv_heads = 2, .head_dim = 64, .max_context = 32768,
-                                      .rope_base = 1000000.0f, .rope_style = RopeStyle::neox, .rms_eps = 1e-6f,
-                                      .weights = DType::Q8_0, .qkv_bias = true, .tied_embeddings = true};
-};
-
-template <DType W>
-struct TinyLlama_1_1B {
-    static constexpr std::string_view name = W == DType::Q8_0 ? "tinyllama-1.1b-q8_0" : "tinyllama-1.1b-q4_0";
-    static constexpr ModelShape shape{.arch = Arch::llama, .vocab = 32000, .hidden = 2048, .ffn = 5632, .layers = 22,
-                                      .heads = 32, .kv_heads = 4, .head_dim = 64, .max_context = 2048,
-                                      .rope_base = 10000.0f, .rope_style = RopeStyle::adjacent, .rms_eps = 1e-5f,
-                                      .weights = W, .qkv_bias = false, .tied_embeddings = false};
-};
-
-static_assert(ModelTraits<SmolLM2_135M<DType::Q8_0>> && ModelTraits<SmolLM2_135M<DType::Q4_0>> &&
-              ModelTraits<Qwen25_05B_Q8_0> && ModelTraits<TinyLlama_1_1B<DType::Q4_0>> &&
-              ModelTraits<TinyLlama_1_1B<DType::Q8_0>>);
 
 // splitmix64: fast, seeded, and the same everywhere, so a shape's file is the same on every machine.
 class Rng {
