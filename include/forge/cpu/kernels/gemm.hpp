@@ -3,7 +3,9 @@
 // instruction set forge was compiled for. The weight rows are split between threads; each thread walks
 // its rows in tiles of kRows, and for each tile every token tile of kTokens, so a tile's weights are
 // read from memory once per batch and reused from L1 by every token tile. Tile shapes are compile-time
-// constants of the kernel; the driver instantiates every smaller tile for the edges.
+// constants of the kernel; the driver instantiates every smaller tile for the edges. Where an
+// instruction set has a batch kernel for a weight type (BatchKernel: AVX-512 Q8_0/Q4_0), batches of
+// its kMinTokens or more go to it instead.
 #include <algorithm>
 #include <array>
 #include <cstddef>
