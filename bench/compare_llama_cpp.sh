@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# forge bench and llama.cpp's llama-bench on the same synthetic GGUFs, same flags, one model after the
+# other so both see the same machine. llama.cpp comes from the npm registry: node-llama-cpp ships the
+# llama.cpp source it was built from as a git bundle, which is built here with -march=native.
+#
+#   bench/compare_llama_cpp.sh BUILD_DIR [THREADS] [REPS]
+#
+# BUILD_DIR is a Release build of forge with forge_cli and bench_model built, and bench_model run once
+# (it writes BUILD_DIR/bench/models/*.gguf). llama.cpp is fetched and built once under BUILD_DIR/llama.cpp.
+set -euo pipefail
+
+build=$(cd "${1:?usage: $0 BUILD_DIR [THREADS] [REPS]}" && pwd)
+threads=${2:-2}
+reps=${3:-3}
+models=$build/bench/models
+llama=$build/llama.cpp
+
+if [[ ! -x $llama/build/bin/llama-bench ]]; then
+    npm install --prefix "$llama/npm" --no-audit --no-fund --ignore-scripts node-llama-cpp@3.22.1 >/dev/null
+    rm -rf "$llama/src"
+    git clone -q "$llama/npm/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$llama/src"
+    cmake -S "$llama/src" -B "$llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
+    cmake --build "$llama/build" --target llama-bench -j"$(nproc)" >/dev/null
+fi
+
+# test rows only: "engine | test | t/s"
+rows() { grep -E '^\| [A-Za-z]' | grep -v '^| model' | awk -F'|' -v e="$1" '{gsub(/ +/, " "); print e " |" $7 "|" $8}'; }
+
+uptime
+for spec in SmolLM2-135M-Q8_0:128 SmolLM2-135M-Q4_0:128 Qwen2.5-0.5B-Q8_0:512 TinyLlama-1.1B-Chat-Q4_0:128,512 \
+            TinyLlama-1.1B-Chat-Q8_0:128; do
+    name=${spec%%:*}
+    prompts=${spec#*:}
+    echo "== $name"
+    "$llama/build/bin/llama-bench" -m "$models/$name.gguf" -t "$threads" -p "$prompts" -n 64 -r "$reps" 2>/dev/null | rows llama.cpp
+    for p in ${prompts//,/ }; do
+        "$build/forge" bench -m "$models/$name.gguf" -t "$threads" -p "$p" -n 64 -r "$reps" 2>/dev/null | rows forge
+    done
+done
+uptime
