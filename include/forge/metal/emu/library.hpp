@@ -1,5 +1,5 @@
 #pragma once
-// The MSL libraries compiled into the emulator at build time (metal_emu/ generates them from the same
+// The MSL libraries compiled into the emulator at build time (tools/metal_emu/ generates them from the same
 // constexpr text Metal receives): each kernel's entry point, found by the traits' name.
 #include <cstddef>
 #include <span>

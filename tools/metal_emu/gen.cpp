@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
         for (const auto& s : expected) std::fprintf(stderr, " %s", s.c_str());
         std::fprintf(stderr, " } but the catalog and test shapes give {");
         for (const auto& s : generated) std::fprintf(stderr, " %s", s.c_str());
-        std::fprintf(stderr, " }: update FORGE_METAL_EMU_LIBRARIES in metal_emu/CMakeLists.txt\n");
+        std::fprintf(stderr, " }: update FORGE_METAL_EMU_LIBRARIES in tools/metal_emu/CMakeLists.txt\n");
         return 1;
     }
     return 0;
