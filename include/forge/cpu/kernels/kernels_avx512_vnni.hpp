@@ -22,13 +22,15 @@
 #include <vector>
 
 #include "forge/cpu/simd/x86.hpp"
+#include "forge/quant/q4_0.hpp"
+#include "forge/quant/q8_0.hpp"
 
 namespace forge::cpu {
 
 namespace vnni {
 
 template <DType W>
-inline constexpr std::size_t kBlockBytes = W == DType::Q8_0 ? 34 : 18;
+inline constexpr std::size_t kBlockBytes = W == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
 template <DType W>
 inline constexpr int kOffset = W == DType::Q8_0 ? 128 : 8;
 
