@@ -10,12 +10,18 @@
 
 namespace forge::cpu {
 
+// The angle pair i of a head turns by at position `pos`: the one formula cpu::rope and RopeTable share.
+inline float rope_angle(int pos, int i, int head_dim, float base, const float* freq_factors) {
+    float theta = float(pos) * std::pow(base, -2.0f * float(i) / float(head_dim));
+    if (freq_factors) theta /= freq_factors[i];
+    return theta;
+}
+
 inline void rope(float* v, int n_heads, int head_dim, int pos, float base, RopeStyle style,
                  const float* freq_factors = nullptr) {
     const int half = head_dim / 2;
     for (int i = 0; i < half; ++i) {
-        float theta = float(pos) * std::pow(base, -2.0f * float(i) / float(head_dim));
-        if (freq_factors) theta /= freq_factors[i];
+        const float theta = rope_angle(pos, i, head_dim, base, freq_factors);
         const float c = std::cos(theta), s = std::sin(theta);
         const int a = style == RopeStyle::adjacent ? 2 * i : i;
         const int b = style == RopeStyle::adjacent ? 2 * i + 1 : i + half;

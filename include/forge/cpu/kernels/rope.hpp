@@ -1,11 +1,12 @@
 #pragma once
 // Rotary embedding with each position's angles computed once per forward pass and shared by every layer
-// and head (cpu::rope recomputes pow, cos and sin for every call). The angles use cpu::rope's formula,
-// frequency factors included, so the result is bit-identical to it.
+// and head (cpu::rope recomputes pow, cos and sin for every call). The angles come from cpu::rope_angle,
+// frequency factors included, so the result is bit-identical to cpu::rope.
 #include <cmath>
 #include <cstddef>
 #include <vector>
 
+#include "forge/cpu/rope.hpp"
 #include "forge/traits/model_shape.hpp"
 
 namespace forge::cpu {
@@ -19,8 +20,7 @@ public:
     void compute(int first, int n, float base, const float* freq_factors = nullptr) {
         for (int t = 0; t < n; ++t)
             for (int i = 0; i < half_; ++i) {
-                float theta = float(first + t) * std::pow(base, -2.0f * float(i) / float(2 * half_));
-                if (freq_factors) theta /= freq_factors[i];
+                const float theta = rope_angle(first + t, i, 2 * half_, base, freq_factors);
                 cs_[index(t, i)] = std::cos(theta);
                 cs_[index(t, i) + 1] = std::sin(theta);
             }
