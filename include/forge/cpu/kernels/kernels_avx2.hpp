@@ -49,7 +49,7 @@ template <DType W>
     requires(W == DType::Q8_0 || W == DType::Q4_0)
 struct Kernel<isa::Avx2, W> {
     static constexpr int kStep = 32, kRows = 4, kTokens = 3;
-    static constexpr Q8Layout kLayout{.step_blocks = 1, .interleave = false, .offset = W == DType::Q8_0 ? 0 : 8};
+    static constexpr Q8Layout kLayout{.step_blocks = 1, .offset = W == DType::Q8_0 ? 0 : 8};
     using Input = Q8Rows;
     using Acc = __m256;
     struct WVec {

@@ -3,7 +3,8 @@
 // as llama.cpp's Q8_0 activations are) so quantized weights can be dotted with integer instructions.
 // Each kernel states the layout it reads (Q8Layout); the rows are stored per kernel step, one 64-byte
 // aligned chunk per step holding the codes, a scale per int32 lane and an offset correction per lane,
-// so a step's loads are whole aligned vectors and no lane shuffling happens in the inner loop.
+// so a step's loads are whole aligned vectors and no lane shuffling happens in the inner loop. Each
+// token's block scales are also kept side by side, for kernels that scale 16 blocks at once.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -16,13 +17,9 @@
 namespace forge::cpu {
 
 struct Q8Layout {
-    int step_blocks = 1;      // 32-value blocks per kernel step; a row's last step is zero-padded
-    bool interleave = false;  // two blocks' halves as Q4_0 nibbles unpack: [b0 0-15, b1 0-15, b0 16-31, b1 16-31]
-    int offset = 0;           // the kernel reads weights as unsigned w + offset: corr = -offset/8 * block sum per lane
+    int step_blocks = 1;  // 32-value blocks per kernel step, side by side; a row's last step is zero-padded
+    int offset = 0;       // the kernel reads weights as unsigned w + offset: corr = -offset/8 * block sum per lane
 
-    // Byte position of value j of the step's block bb, and the block a byte position belongs to.
-    constexpr int pos(int bb, int j) const { return interleave ? (j / 16) * 32 + bb * 16 + j % 16 : bb * 32 + j; }
-    constexpr int block_of(int p) const { return interleave ? (p / 16) % 2 : p / 32; }
     constexpr int lanes() const { return step_blocks * 8; }  // int32 lanes a step's codes fill
     friend constexpr bool operator==(const Q8Layout&, const Q8Layout&) = default;
 };
@@ -39,6 +36,8 @@ public:
         blocks_ = blocks;
         const std::size_t need = std::size_t(tokens) * std::size_t(steps_) * chunks_per_step();
         if (data_.size() < need) data_.resize(need);
+        scales_stride_ = (std::size_t(blocks) + 15) / 16 * 16;
+        if (scales_.size() < std::size_t(tokens) * scales_stride_) scales_.resize(std::size_t(tokens) * scales_stride_);
     }
 
     // Quantizes tokens [t0, t1) of x (rows `stride` floats apart).
@@ -46,6 +45,8 @@ public:
         const int S = layout_.step_blocks;
         for (int t = t0; t < t1; ++t) {
             const float* xt = x + std::size_t(t) * std::size_t(stride);
+            float* bs = scales_.data() + std::size_t(t) * scales_stride_;
+            std::fill(bs + blocks_, bs + scales_stride_, 0.0f);
             for (int s = 0; s < steps_; ++s) {
                 std::byte* c = chunk(t, s);
                 auto* q = reinterpret_cast<std::int8_t*>(c);
@@ -56,13 +57,11 @@ public:
                 for (int bb = 0; bb < S; ++bb) {
                     const int b = s * S + bb;
                     std::int8_t codes[32] = {};
-                    if (b < blocks_) scale[bb] = quantize_block(xt + b * 32, codes, sum[bb]);
-                    // Values 0-15 and 16-31 are contiguous in every layout.
-                    std::memcpy(q + layout_.pos(bb, 0), codes, 16);
-                    std::memcpy(q + layout_.pos(bb, 16), codes + 16, 16);
+                    if (b < blocks_) scale[bb] = bs[b] = quantize_block(xt + b * 32, codes, sum[bb]);
+                    std::memcpy(q + bb * 32, codes, 32);
                 }
                 for (int l = 0; l < layout_.lanes(); ++l) {
-                    const int bb = layout_.block_of(4 * l);
+                    const int bb = l / 8;
                     dv[l] = scale[bb];
                     cv[l] = -layout_.offset / 8 * sum[bb];
                 }
@@ -96,6 +95,8 @@ public:
     const float* d(int t, int s) const {
         return reinterpret_cast<const float*>(chunk(t, s) + std::size_t(layout_.step_blocks) * 32);
     }
+    // Token t's block scales side by side, zero-padded to a multiple of 16 blocks.
+    const float* block_scales(int t) const { return scales_.data() + std::size_t(t) * scales_stride_; }
     const std::int32_t* corr(int t, int s) const {
         return reinterpret_cast<const std::int32_t*>(chunk(t, s) + std::size_t(layout_.step_blocks) * 64);
     }
@@ -112,6 +113,8 @@ private:
     Q8Layout layout_{};
     int tokens_ = 0, steps_ = 0, blocks_ = 0;
     std::vector<Chunk> data_;
+    std::size_t scales_stride_ = 0;
+    std::vector<float> scales_;
 };
 
 }  // namespace forge::cpu
