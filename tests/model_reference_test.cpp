@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <iterator>
+#include <map>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -159,6 +160,94 @@ TEST(RopeFreqs, BadTensorIsAnErrorNamingIt) {
                 const std::string msg = e.what();
                 EXPECT_NE(msg.find("tensor 'rope_freqs.weight'"), std::string::npos) << msg;
                 EXPECT_NE(msg.find(b.problem), std::string::npos) << msg;
+            }
+        }
+    }
+}
+
+// synth-llama-f32 with metadata replaced or added and, when given, RoPE frequency factors: the RoPE
+// scaling variants below.
+std::vector<std::byte> synth_llama_variant(const std::map<std::string, gguf::Value>& keys, const std::vector<float>& freqs = {}) {
+    const gguf::File base = gguf::File::open(model_path(kRopeFreqsBaseModel));
+    std::map<std::string, gguf::Value> replaced, added;
+    for (const auto& [k, v] : keys) (base.find(k) ? replaced : added).emplace(k, v);
+    gguf::Writer w = rewrite(base, replaced);
+    for (const auto& [k, v] : added) w.set(k, v);
+    if (!freqs.empty()) w.add_tensor("rope_freqs.weight", {freqs.size()}, DType::F32, float_bytes(freqs));
+    return w.bytes();
+}
+
+// Every position's logits of a 12-token prompt.
+std::vector<float> prompt_logits(const std::vector<std::byte>& bytes) {
+    Model<> m(gguf::File::parse(bytes));
+    std::vector<std::int32_t> tokens;
+    for (int i = 0; i < 12; ++i) tokens.push_back(1 + 7 * i);
+    std::vector<float> out(tokens.size() * std::size_t(m.shape().vocab));
+    m.prefill(tokens, out.data());
+    return out;
+}
+
+// Linear RoPE scaling divides every angle by its factor: exactly what frequency factors of that value do
+// (checked against llama.cpp above), so both must give the same logits bit for bit, for the current key,
+// the older one and on top of Llama 3's factors. "none", and YaRN with factor 1, are plain RoPE.
+TEST(RopeScaling, LinearIsFrequencyFactorsOfItsFactor) {
+    using gguf::Value;
+    const auto plain = prompt_logits(synth_llama_variant({}));
+    const auto as_factors = prompt_logits(synth_llama_variant({}, std::vector<float>(16, 4.0f)));
+    EXPECT_EQ(prompt_logits(synth_llama_variant({{"llama.rope.scaling.type", Value::string("linear")},
+                                                 {"llama.rope.scaling.factor", Value::f32(4.0f)}})),
+              as_factors);
+    EXPECT_EQ(prompt_logits(synth_llama_variant({{"llama.rope.scale_linear", Value::f32(4.0f)}})), as_factors);
+    double moved = 0;
+    for (std::size_t i = 0; i < plain.size(); ++i) moved = std::max(moved, double(std::fabs(plain[i] - as_factors[i])));
+    EXPECT_GT(moved, 0.1) << "scaling RoPE by 4 must change the logits";
+
+    std::vector<float> doubled(std::begin(kRopeFreqs), std::end(kRopeFreqs));
+    for (float& f : doubled) f *= 2.0f;
+    EXPECT_EQ(prompt_logits(synth_llama_variant({{"llama.rope.scaling.type", Value::string("linear")},
+                                                 {"llama.rope.scaling.factor", Value::f32(2.0f)}},
+                                                std::vector<float>(std::begin(kRopeFreqs), std::end(kRopeFreqs)))),
+              prompt_logits(synth_llama_variant({}, doubled)));
+
+    EXPECT_EQ(prompt_logits(synth_llama_variant({{"llama.rope.scaling.type", Value::string("none")}})), plain);
+    EXPECT_EQ(prompt_logits(synth_llama_variant({{"llama.rope.scaling.type", Value::string("yarn")},
+                                                 {"llama.rope.scaling.factor", Value::f32(1.0f)}})),
+              plain);
+}
+
+// RoPE that forge would compute differently is refused when the model loads, naming the key.
+TEST(RopeScaling, WhatForgeDoesNotComputeIsAnErrorNamingTheKey) {
+    using gguf::Value;
+    struct Bad {
+        std::map<std::string, Value> keys;
+        const char* message;
+    };
+    const Bad bad[] = {
+        {{{"llama.rope.dimension_count", Value::u32(16)}},
+         "metadata key 'llama.rope.dimension_count' = 16: rotating part of each head (RoPE on 16 of head_dim 32) is not supported"},
+        {{{"llama.rope.scaling.type", Value::string("yarn")}, {"llama.rope.scaling.factor", Value::f32(4.0f)}},
+         "metadata key 'llama.rope.scaling.type' = 'yarn': forge computes RoPE unscaled"},
+        {{{"llama.rope.scaling.type", Value::string("longrope")}}, "'llama.rope.scaling.type' = 'longrope'"},
+        {{{"llama.rope.scaling.type", Value::string("linear")}},
+         "metadata key 'llama.rope.scaling.factor' is missing: linear RoPE scaling needs its factor"},
+        {{{"llama.rope.scaling.type", Value::string("linear")}, {"llama.rope.scaling.factor", Value::f32(0.0f)}},
+         "'llama.rope.scaling.factor' = 0.000000 is not a usable RoPE scaling factor"},
+        {{{"llama.rope.scale_linear", Value::f32(std::nanf(""))}}, "'llama.rope.scale_linear' = nan is not a usable"},
+        {{{"llama.rope.scaling.type", Value::u32(1)}}, "llama.rope.scaling.type"},
+    };
+    for (const auto& b : bad) {
+        SCOPED_TRACE(b.message);
+        const auto bytes = synth_llama_variant(b.keys);
+        for (const bool compiled : {false, true}) {
+            try {
+                if (compiled) {
+                    Model<models::SynthLlama<DType::F32>> m(gguf::File::parse(bytes));
+                } else {
+                    Model<> m(gguf::File::parse(bytes));
+                }
+                ADD_FAILURE() << "the model must be refused";
+            } catch (const Error& e) {
+                EXPECT_NE(std::string(e.what()).find(b.message), std::string::npos) << e.what();
             }
         }
     }

@@ -26,8 +26,9 @@ struct ModelWeights {
     std::vector<LayerWeights> layers;
     const float* output_norm;
     cpu::WeightView output;  // token_embd itself when the embeddings are tied
-    // RoPE frequency factors from the optional `rope_freqs.weight` (llama3 RoPE scaling): head_dim/2
-    // values, each finite and positive, dividing the angle of its pair (cpu::rope). Empty when absent.
+    // RoPE frequency factors: head_dim/2 values, each finite and positive, dividing the angle of its pair
+    // (cpu::rope). The optional `rope_freqs.weight` (Llama 3's scaling) times the linear scaling factor;
+    // empty when the file has neither.
     std::vector<float> rope_freqs;
 };
 
@@ -80,6 +81,35 @@ inline std::vector<float> rope_freqs(const gguf::File& f, int head_dim) {
     return v;
 }
 
+// RoPE as the file's metadata asks for it: refused where forge would compute something else (rotating
+// only part of each head; YaRN, LongRoPE and other scalings), else the linear scaling factor: 1 when
+// there is none. Linear scaling divides positions by the factor, i.e. every pair's angle, so it folds
+// into the frequency factors.
+inline float rope_linear_factor(const gguf::File& f, const ModelShape& s) {
+    const std::string p = f.get_string("general.architecture").value_or("") + ".";
+    if (const auto n = f.get_uint(p + "rope.dimension_count"); n && *n != std::uint64_t(s.head_dim))
+        throw Error("metadata key '" + p + "rope.dimension_count' = " + std::to_string(*n) +
+                    ": rotating part of each head (RoPE on " + std::to_string(*n) + " of head_dim " +
+                    std::to_string(s.head_dim) + ") is not supported");
+    const auto type = f.get_string(p + "rope.scaling.type");
+    // YaRN with factor 1 interpolates nothing (and scales attention by 1): plain RoPE.
+    if (type == "yarn" && f.get_float(p + "rope.scaling.factor").value_or(1.0) == 1.0 &&
+        f.get_float(p + "rope.scaling.attn_factor").value_or(1.0) == 1.0)
+        return 1.0f;
+    std::string key;
+    if (type == "linear") key = p + "rope.scaling.factor";
+    else if (!type && f.find(p + "rope.scale_linear")) key = p + "rope.scale_linear";  // the older key
+    else if (type && *type != "none")
+        throw Error("metadata key '" + p + "rope.scaling.type' = '" + *type +
+                    "': forge computes RoPE unscaled, with linear scaling or with Llama 3's frequency factors");
+    if (key.empty()) return 1.0f;
+    const auto factor = f.get_float(key);
+    if (!factor) throw Error("metadata key '" + key + "' is missing: linear RoPE scaling needs its factor");
+    if (!std::isfinite(*factor) || !(*factor > 0.0) || *factor > 1e6)
+        throw Error("metadata key '" + key + "' = " + std::to_string(*factor) + " is not a usable RoPE scaling factor");
+    return float(*factor);
+}
+
 }  // namespace detail
 
 inline ModelWeights load_weights(const gguf::File& f, const ModelShape& s) {
@@ -90,6 +120,10 @@ inline ModelWeights load_weights(const gguf::File& f, const ModelShape& s) {
     w.output_norm = vector_f32(f, "output_norm.weight", s.hidden);
     w.output = s.tied_embeddings ? w.token_embd : matrix(f, "output.weight", s.vocab, s.hidden);
     w.rope_freqs = detail::rope_freqs(f, s.head_dim);
+    if (const float k = detail::rope_linear_factor(f, s); k != 1.0f) {
+        if (w.rope_freqs.empty()) w.rope_freqs.assign(std::size_t(s.head_dim / 2), 1.0f);
+        for (float& v : w.rope_freqs) v *= k;
+    }
     for (int l = 0; l < s.layers; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         LayerWeights L{};
