@@ -110,66 +110,82 @@ struct Kernel<isa::Avx512, DType::Q4_0> {
     static constexpr int kChunk = 16;  // blocks per scale conversion
 
 private:
-    using TileFn = void (*)(const std::byte*, std::size_t, int, const Q8Rows&, int, float*, std::size_t);
+    using RunFn = void (*)(const std::byte*, std::size_t, int, int, const Q8Rows&, int, float*, std::size_t);
     template <std::size_t... I>
-    static constexpr std::array<TileFn, sizeof...(I)> tiles(std::index_sequence<I...>) {
-        return {&tile<int(I) / kTokens + 1, int(I) % kTokens + 1>...};
+    static constexpr std::array<RunFn, sizeof...(I)> runs(std::index_sequence<I...>) {
+        return {&run<int(I) / kTokens + 1, int(I) % kTokens + 1>...};
     }
 
 public:
     static void gemm_rows(const WeightView& w, const Q8Rows& in, int r0, int r1, float* y, std::size_t y_stride) {
-        static constexpr auto kTiles = tiles(std::make_index_sequence<kRows * kTokens>());
+        static constexpr auto kRuns = runs(std::make_index_sequence<kRows * kTokens>());
+        const auto fn = [](int rows, int tokens) { return kRuns[std::size_t((rows - 1) * kTokens + tokens - 1)]; };
         const std::size_t stride = w.row_stride();
-        for (int r = r0; r < r1; r += kRows) {
-            const int nr = std::min(kRows, r1 - r);
-            for (int t = 0; t < in.tokens(); t += kTokens) {
-                const int nt = std::min(kTokens, in.tokens() - t);
-                kTiles[std::size_t((nr - 1) * kTokens + nt - 1)](w.row(r), stride, w.cols, in, t, y + r, y_stride);
-            }
+        const int tokens = in.tokens();
+        if (tokens <= kTokens) {
+            // One group of tokens (decode): all full tiles in one run, then the last rows.
+            const int full = (r1 - r0) / kRows, rest = (r1 - r0) % kRows, r = r0 + full * kRows;
+            if (full > 0) fn(kRows, tokens)(w.row(r0), stride, w.cols, full, in, 0, y + r0, y_stride);
+            if (rest > 0) fn(rest, tokens)(w.row(r), stride, w.cols, 1, in, 0, y + r, y_stride);
+            return;
         }
+        // Several groups: each tile against every group in turn, its weights reused from L1.
+        for (int r = r0; r < r1; r += kRows)
+            for (int t = 0; t < tokens; t += kTokens)
+                fn(std::min(kRows, r1 - r), std::min(kTokens, tokens - t))(w.row(r), stride, w.cols, 1, in, t, y + r, y_stride);
     }
 
 private:
-    // Rows w0.. (R of them) times tokens t0..t0+T-1. Every output is one accumulator fed block pair by
-    // block pair in the same order whatever R and T, so decode and small batches agree bit for bit.
+    // `tiles` tiles of R rows (from w0, `stride` bytes apart) times tokens t0..t0+T-1. Every output is one
+    // accumulator fed block pair by block pair in the same order whatever R, T and the run, so decode
+    // and small batches agree bit for bit. A chunk's scales are converted while the chunk before it
+    // computes (the last chunk of a tile converts the next tile's first): converting takes longer than
+    // the out-of-order window can hide when its result is needed at once.
     template <int R, int T>
-    static void tile(const std::byte* w0, std::size_t stride, int cols, const Q8Rows& in, int t0, float* y,
-                     std::size_t y_stride) {
-        __m512 acc[R][T];
-        for (auto& row : acc)
-            for (auto& a : row) a = _mm512_setzero_ps();
+    static void run(const std::byte* w0, std::size_t stride, int cols, int tiles, const Q8Rows& in, int t0, float* y,
+                    std::size_t y_stride) {
         const int blocks = cols / 32;
-        const std::size_t row_bytes = std::size_t(blocks) * kBlockBytes;
-        // The next tile's rows are fetched while this one computes: rows are a few KB, too short for
-        // the hardware prefetcher to ramp up on each before it ends.
-        const std::byte* next = w0 + std::size_t(R) * stride;
-        for (int c = 0; c < blocks; c += kChunk) {
-            __m512 wd[R][T];  // weight scale x activation scale of each of the chunk's blocks
-            for (int r = 0; r < R; ++r) {
-                const __m512 d = chunk_scales(w0 + std::size_t(r) * stride, c, row_bytes);
-                for (int t = 0; t < T; ++t) wd[r][t] = _mm512_mul_ps(d, _mm512_loadu_ps(in.block_scales(t0 + t) + c));
-            }
-            const int n = std::min(kChunk, blocks - c);
-            for (int p = 0; 2 * p < n; ++p) {
-                const int b = c + 2 * p;
-                const std::size_t at = std::size_t(b) * kBlockBytes;
-                for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride + at);
-                const bool two = 2 * p + 1 < n;  // an odd block count leaves the last pair half empty
-                const __m512i spread = _mm512_add_epi32(avx512::pair_lanes(), _mm512_set1_epi32(2 * p));
-                __m512i q[R];
-                for (int r = 0; r < R; ++r) q[r] = codes(w0 + std::size_t(r) * stride + at, two);
-                for (int t = 0; t < T; ++t) {
-                    const __m512i xq = _mm512_load_si512(in.qs(t0 + t, b / 2));
-                    const __m512i xc = _mm512_load_si512(in.corr(t0 + t, b / 2));
-                    for (int r = 0; r < R; ++r) {
-                        const __m512i dot = _mm512_dpbusd_epi32(xc, q[r], xq);
-                        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(spread, wd[r][t]), acc[r][t]);
+        const std::size_t row_bytes = std::size_t(blocks) * kBlockBytes, tile_bytes = std::size_t(R) * stride;
+        __m512 d[R];  // weight scales of the next chunk to compute
+        for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, 0, row_bytes);
+        for (int i = 0; i < tiles; ++i, w0 += tile_bytes, y += R) {
+            __m512 acc[R][T];
+            for (auto& row : acc)
+                for (auto& a : row) a = _mm512_setzero_ps();
+            // The next tile's rows are fetched while this one computes: rows are a few KB, too short for
+            // the hardware prefetcher to ramp up on each before it ends.
+            const std::byte* next = w0 + tile_bytes;
+            for (int c = 0; c < blocks; c += kChunk) {
+                __m512 wd[R][T];  // weight scale x activation scale of each of the chunk's blocks
+                for (int r = 0; r < R; ++r)
+                    for (int t = 0; t < T; ++t) wd[r][t] = _mm512_mul_ps(d[r], _mm512_loadu_ps(in.block_scales(t0 + t) + c));
+                if (c + kChunk < blocks) {
+                    for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, c + kChunk, row_bytes);
+                } else if (i + 1 < tiles) {
+                    for (int r = 0; r < R; ++r) d[r] = chunk_scales(next + std::size_t(r) * stride, 0, row_bytes);
+                }
+                const int n = std::min(kChunk, blocks - c);
+                for (int p = 0; 2 * p < n; ++p) {
+                    const int b = c + 2 * p;
+                    const std::size_t at = std::size_t(b) * kBlockBytes;
+                    for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride + at);
+                    const bool two = 2 * p + 1 < n;  // an odd block count leaves the last pair half empty
+                    const __m512i spread = _mm512_add_epi32(avx512::pair_lanes(), _mm512_set1_epi32(2 * p));
+                    __m512i q[R];
+                    for (int r = 0; r < R; ++r) q[r] = codes(w0 + std::size_t(r) * stride + at, two);
+                    for (int t = 0; t < T; ++t) {
+                        const __m512i xq = _mm512_load_si512(in.qs(t0 + t, b / 2));
+                        const __m512i xc = _mm512_load_si512(in.corr(t0 + t, b / 2));
+                        for (int r = 0; r < R; ++r) {
+                            const __m512i dot = _mm512_dpbusd_epi32(xc, q[r], xq);
+                            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(spread, wd[r][t]), acc[r][t]);
+                        }
                     }
                 }
             }
+            for (int t = 0; t < T; ++t)
+                for (int r = 0; r < R; ++r) y[std::size_t(t0 + t) * y_stride + std::size_t(r)] = simd::hsum(acc[r][t]);
         }
-        for (int t = 0; t < T; ++t)
-            for (int r = 0; r < R; ++r) y[std::size_t(t0 + t) * y_stride + std::size_t(r)] = simd::hsum(acc[r][t]);
     }
 
     // Blocks b and b + 1's 64 codes as unsigned nibbles (w + 8), in value order; without `two` the
