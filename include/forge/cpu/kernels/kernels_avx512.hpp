@@ -22,11 +22,6 @@
 
 namespace forge::cpu {
 
-namespace avx512 {
-// Lanes 0-7 take a step's first block's value, lanes 8-15 the second's.
-inline __m512i pair_lanes() { return _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1); }
-}  // namespace avx512
-
 template <DType W>
     requires(W == DType::F32 || W == DType::F16)
 struct Kernel<isa::Avx512, W> {
@@ -82,7 +77,8 @@ struct Kernel<isa::Avx512, DType::Q8_0> {
         const __m512i q = _mm512_xor_si512(_mm512_inserti64x4(_mm512_zextsi256_si512(lo), hi, 1), _mm512_set1_epi8(char(0x80)));
         const std::uint32_t h = std::uint32_t(load_u16(b0)) | (two ? std::uint32_t(load_u16(b1)) << 16 : 0u);
         const __m512 d2 = _mm512_zextps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(int(h))));
-        return {q, _mm512_permutexvar_ps(avx512::pair_lanes(), d2)};
+        // Lanes 0-7 take the first block's scale, lanes 8-15 the second's.
+        return {q, _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), d2)};
     }
     static XVec load_x(const Input& in, int t, int s) {
         return {_mm512_load_si512(in.qs(t, s)), _mm512_load_si512(in.corr(t, s)), _mm512_load_ps(in.d(t, s))};
@@ -94,17 +90,18 @@ struct Kernel<isa::Avx512, DType::Q8_0> {
     static float reduce(Acc a) { return simd::hsum(a); }
 };
 
-// Q4_0 has its own loop (gemm_rows) rather than load_w: a step is only 36 bytes of weights, and
-// converting and spreading two f16 scales per step cost more vector instructions than the dot itself.
-// Instead the scales of 16 blocks of a row are picked out of the raw blocks with two word permutes,
-// converted at once and multiplied by the activations' 16 block scales; each step then spreads its
-// two blocks' products with one permute. The nibbles are unpacked without shuffles: each block's 16
-// bytes are broadcast to two 128-bit lanes and the second is shifted down a nibble, so a step holds its
-// two blocks' values in order. (The same loop measured slower than the micro-kernel for Q8_0.)
+// Q4_0 has its own loop (gemm_rows) rather than load_w: its blocks are only 18 bytes, and converting
+// and spreading each block's f16 scale cost more vector instructions than the dot itself. A step is four
+// blocks: their 64 packed bytes, one block per 128-bit lane, give all 128 values with one mask for the
+// low nibbles (values 0-15) and a shift and mask for the high ones (16-31); two vpdpbusd against the
+// activations' matching halves (layout `halves`) leave each block's dot in four int32 lanes. The scales
+// of 16 blocks of a row are picked out of the raw blocks with two word permutes, converted at once and
+// multiplied by the activations' 16 block scales; a step spreads its four products with one permute.
+// (The same loop measured slower than the micro-kernel for Q8_0.)
 template <>
 struct Kernel<isa::Avx512, DType::Q4_0> {
     static constexpr int kStep = 64, kRows = 4, kTokens = 4;
-    static constexpr Q8Layout kLayout{.step_blocks = 2, .offset = 8};
+    static constexpr Q8Layout kLayout{.step_blocks = 4, .halves = true, .offset = 8};
     using Input = Q8Rows;
     static constexpr std::size_t kBlockBytes = sizeof(BlockQ4_0);
     static constexpr int kChunk = 16;  // blocks per scale conversion
@@ -165,19 +162,24 @@ private:
                     for (int r = 0; r < R; ++r) d[r] = chunk_scales(next + std::size_t(r) * stride, 0, row_bytes);
                 }
                 const int n = std::min(kChunk, blocks - c);
-                for (int p = 0; 2 * p < n; ++p) {
-                    const int b = c + 2 * p;
+                for (int k = 0; 4 * k < n; ++k) {
+                    const int b = c + 4 * k, nb = std::min(4, n - 4 * k);  // a row's last step may have 1-3 blocks
                     const std::size_t at = std::size_t(b) * kBlockBytes;
                     for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride + at);
-                    const bool two = 2 * p + 1 < n;  // an odd block count leaves the last pair half empty
-                    const __m512i spread = _mm512_add_epi32(avx512::pair_lanes(), _mm512_set1_epi32(2 * p));
-                    __m512i q[R];
-                    for (int r = 0; r < R; ++r) q[r] = codes(w0 + std::size_t(r) * stride + at, two);
+                    for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride + at + 64);
+                    const __m512i spread = _mm512_add_epi32(step_lanes(), _mm512_set1_epi32(4 * k));
+                    __m512i lo[R], hi[R];
+                    for (int r = 0; r < R; ++r) {
+                        const __m512i w = nibbles(w0 + std::size_t(r) * stride + at, nb);
+                        lo[r] = _mm512_and_si512(w, _mm512_set1_epi8(0x0f));
+                        hi[r] = _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0f));
+                    }
                     for (int t = 0; t < T; ++t) {
-                        const __m512i xq = _mm512_load_si512(in.qs(t0 + t, b / 2));
-                        const __m512i xc = _mm512_load_si512(in.corr(t0 + t, b / 2));
+                        const std::int8_t* xq = in.qs(t0 + t, b / 4);
+                        const __m512i x_lo = _mm512_load_si512(xq), x_hi = _mm512_load_si512(xq + 64);
+                        const __m512i xc = _mm512_load_si512(in.corr(t0 + t, b / 4));
                         for (int r = 0; r < R; ++r) {
-                            const __m512i dot = _mm512_dpbusd_epi32(xc, q[r], xq);
+                            const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xc, lo[r], x_lo), hi[r], x_hi);
                             acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(spread, wd[r][t]), acc[r][t]);
                         }
                     }
@@ -188,15 +190,19 @@ private:
         }
     }
 
-    // Blocks b and b + 1's 64 codes as unsigned nibbles (w + 8), in value order; without `two` the
-    // second block (past the row's end) is not read and its half is left as it is: its activation
-    // codes, correction and scale are zero.
-    static __m512i codes(const std::byte* blk, bool two) {
-        __m512i both = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-        if (two)
-            both = _mm512_mask_broadcast_i32x4(both, 0xff00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kBlockBytes + 2)));
-        // 128-bit lanes 1 and 3 take the high nibbles: values 16-31 of each block.
-        return _mm512_and_si512(_mm512_mask_srli_epi16(both, 0xff00ff00u, both, 4), _mm512_set1_epi8(0x0f));
+    // Lanes 4k..4k+3 take the step's block k's scale.
+    static __m512i step_lanes() { return _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3); }
+
+    // The packed nibbles of blocks b .. b + nb - 1 (nb of 1-4), one block per 128-bit lane: low nibbles
+    // are values 0-15, high nibbles 16-31, both read as w + 8. Lanes past nb (past the row's end) are not
+    // read and hold block b's again: their activation codes and correction are zero.
+    static __m512i nibbles(const std::byte* blk, int nb) {
+        const auto at = [&](int k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + std::size_t(k) * kBlockBytes + 2)); };
+        __m512i w = _mm512_broadcast_i32x4(at(0));
+        if (nb > 1) w = _mm512_mask_broadcast_i32x4(w, 0x00f0, at(1));
+        if (nb > 2) w = _mm512_mask_broadcast_i32x4(w, 0x0f00, at(2));
+        if (nb > 3) w = _mm512_mask_broadcast_i32x4(w, 0xf000, at(3));
+        return w;
     }
 
     // The f16 scales of blocks c .. c + 15 of a row as floats, zero past the row's end. A 128-byte

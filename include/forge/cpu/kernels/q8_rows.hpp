@@ -17,10 +17,17 @@
 namespace forge::cpu {
 
 struct Q8Layout {
-    int step_blocks = 1;  // 32-value blocks per kernel step, side by side; a row's last step is zero-padded
-    int offset = 0;       // the kernel reads weights as unsigned w + offset: corr = -offset/8 * block sum per lane
+    int step_blocks = 1;  // 32-value blocks per kernel step; a row's last step is zero-padded
+    // Codes of a step's blocks side by side (false), or in two halves (true): values 0-15 of every block,
+    // then values 16-31 of every block, as Q4_0's low and high nibbles unpack. With halves the kernel
+    // accumulates both halves into the same int32 lanes, so a lane covers eight values, not four.
+    bool halves = false;
+    int offset = 0;  // the kernel reads weights as unsigned w + offset; each lane's corr carries its share
 
-    constexpr int lanes() const { return step_blocks * 8; }  // int32 lanes a step's codes fill
+    constexpr int lanes() const { return step_blocks * (halves ? 4 : 8); }  // int32 lanes a step's results fill
+    constexpr int lanes_per_block() const { return halves ? 4 : 8; }
+    // Byte position of value j of the step's block bb.
+    constexpr int pos(int bb, int j) const { return halves ? (j / 16) * step_blocks * 16 + bb * 16 + j % 16 : bb * 32 + j; }
     friend constexpr bool operator==(const Q8Layout&, const Q8Layout&) = default;
 };
 
@@ -52,18 +59,21 @@ public:
                 auto* q = reinterpret_cast<std::int8_t*>(c);
                 auto* dv = reinterpret_cast<float*>(c + std::size_t(S) * 32);
                 auto* cv = reinterpret_cast<std::int32_t*>(c + std::size_t(S) * 64);
-                float scale[2] = {};
-                std::int32_t sum[2] = {};
                 for (int bb = 0; bb < S; ++bb) {
                     const int b = s * S + bb;
                     std::int8_t codes[32] = {};
-                    if (b < blocks_) scale[bb] = bs[b] = quantize_block(xt + b * 32, codes, sum[bb]);
-                    std::memcpy(q + bb * 32, codes, 32);
-                }
-                for (int l = 0; l < layout_.lanes(); ++l) {
-                    const int bb = l / 8;
-                    dv[l] = scale[bb];
-                    cv[l] = -layout_.offset / 8 * sum[bb];
+                    float scale = 0.0f;
+                    std::int32_t sum = 0;
+                    if (b < blocks_) scale = bs[b] = quantize_block(xt + b * 32, codes, sum);
+                    // Values 0-15 and 16-31 are contiguous in every layout.
+                    std::memcpy(q + layout_.pos(bb, 0), codes, 16);
+                    std::memcpy(q + layout_.pos(bb, 16), codes + 16, 16);
+                    // The block's lanes share -offset * sum evenly: offsets are multiples of 8.
+                    const int per = layout_.lanes_per_block();
+                    for (int l = bb * per; l < (bb + 1) * per; ++l) {
+                        dv[l] = scale;
+                        cv[l] = -layout_.offset / per * sum;
+                    }
                 }
             }
         }
@@ -90,7 +100,8 @@ public:
     const Q8Layout& layout() const { return layout_; }
     int tokens() const { return tokens_; }
     int steps() const { return steps_; }
-    // Step s of token t: step_blocks*32 codes, then lanes() scales, then lanes() corrections.
+    // Step s of token t: step_blocks*32 codes, then lanes() scales (at step_blocks*32 bytes), then lanes()
+    // corrections (at step_blocks*64 bytes).
     const std::int8_t* qs(int t, int s) const { return reinterpret_cast<const std::int8_t*>(chunk(t, s)); }
     const float* d(int t, int s) const {
         return reinterpret_cast<const float*>(chunk(t, s) + std::size_t(layout_.step_blocks) * 32);
