@@ -6,6 +6,7 @@
 // so a step's loads are whole aligned vectors and no lane shuffling happens in the inner loop. Each
 // token's block scales are also kept side by side, for kernels that scale 16 blocks at once.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -82,8 +83,15 @@ public:
     // One block as ggml's Q8_0 quantizer does (d = amax / 127, codes rounded to nearest), written as
     // plain loops over the block so the compiler vectorises them. Returns the f16-rounded scale.
     static float quantize_block(const float* x, std::int8_t* codes, std::int32_t& sum) {
-        float amax = 0.0f;
-        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+        // The largest |x| as the largest magnitude bit pattern (non-negative floats order as their bits
+        // do; NaN is skipped, as std::max(amax, NaN) would): an integer maximum the compiler turns into
+        // vector instructions, where a chain of float std::max stays scalar.
+        std::uint32_t mag[32];
+        std::memcpy(mag, x, sizeof mag);
+        for (std::uint32_t& m : mag) m = (m & 0x7fffffffu) > 0x7f800000u ? 0u : m & 0x7fffffffu;
+        std::uint32_t top = 0;
+        for (const std::uint32_t m : mag) top = std::max(top, m);
+        const float amax = std::bit_cast<float>(top);
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         std::int32_t total = 0;
