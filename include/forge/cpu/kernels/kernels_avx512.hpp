@@ -1,9 +1,9 @@
 #pragma once
-// AVX-512 micro-kernels. Quantized weights use VNNI's vpdpbusd (u8 x s8 -> s32, 64 products per
-// instruction, two blocks per step): the weight codes are made unsigned by an offset (Q8_0: w ^ 0x80 =
-// w + 128; Q4_0: the raw nibble, i.e. w + 8) and the activation rows carry the offset's correction
-// (-offset * block sum, spread over the block's eight int32 lanes) as the accumulator's starting value,
-// so the integer dot is exact with one instruction. F32 / F16 weights use FMA on sixteen floats.
+// AVX-512 kernels. Quantized weights use VNNI's vpdpbusd (u8 x s8 -> s32, 64 products per
+// instruction): the weight codes are made unsigned by an offset (Q8_0: w ^ 0x80 = w + 128; Q4_0: the
+// raw nibble, i.e. w + 8) and the activation rows carry the offset's correction (-offset * block sum,
+// spread over the block's int32 lanes) as the accumulator's starting value, so the integer dot is exact.
+// F32 / F16 weights use FMA on sixteen floats.
 #include "forge/cpu/kernels/kernel.hpp"
 #include "forge/cpu/simd/hsum.hpp"
 #include "forge/cpu/weight_view.hpp"
@@ -100,7 +100,7 @@ struct Kernel<isa::Avx512, DType::Q8_0> {
 // (The same loop measured slower than the micro-kernel for Q8_0.)
 template <>
 struct Kernel<isa::Avx512, DType::Q4_0> {
-    static constexpr int kStep = 64, kRows = 4, kTokens = 4;
+    static constexpr int kRows = 4, kTokens = 4;
     static constexpr Q8Layout kLayout{.step_blocks = 4, .halves = true, .offset = 8};
     using Input = Q8Rows;
     static constexpr std::size_t kBlockBytes = sizeof(BlockQ4_0);
@@ -134,8 +134,8 @@ public:
 
 private:
     // `tiles` tiles of R rows (from w0, `stride` bytes apart) times tokens t0..t0+T-1. Every output is one
-    // accumulator fed block pair by block pair in the same order whatever R, T and the run, so decode
-    // and small batches agree bit for bit. A chunk's scales are converted while the chunk before it
+    // accumulator fed step by step in the same order whatever R, T and the run, so decode and small
+    // batches agree bit for bit. A chunk's scales are converted while the chunk before it
     // computes (the last chunk of a tile converts the next tile's first): converting takes longer than
     // the out-of-order window can hide when its result is needed at once.
     template <int R, int T>

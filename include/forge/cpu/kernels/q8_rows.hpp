@@ -88,7 +88,10 @@ public:
         // vector instructions, where a chain of float std::max stays scalar.
         std::uint32_t mag[32];
         std::memcpy(mag, x, sizeof mag);
-        for (std::uint32_t& m : mag) m = (m & 0x7fffffffu) > 0x7f800000u ? 0u : m & 0x7fffffffu;
+        for (std::uint32_t& m : mag) {
+            const std::uint32_t a = m & 0x7fffffffu;
+            m = a > 0x7f800000u ? 0u : a;
+        }
         std::uint32_t top = 0;
         for (const std::uint32_t m : mag) top = std::max(top, m);
         const float amax = std::bit_cast<float>(top);
