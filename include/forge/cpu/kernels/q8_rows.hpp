@@ -25,8 +25,8 @@ struct Q8Layout {
     bool halves = false;
     int offset = 0;  // the kernel reads weights as unsigned w + offset; each lane's corr carries its share
 
-    constexpr int lanes() const { return step_blocks * (halves ? 4 : 8); }  // int32 lanes a step's results fill
     constexpr int lanes_per_block() const { return halves ? 4 : 8; }
+    constexpr int lanes() const { return step_blocks * lanes_per_block(); }  // int32 lanes a step's results fill
     // Byte position of value j of the step's block bb.
     constexpr int pos(int bb, int j) const { return halves ? (j / 16) * step_blocks * 16 + bb * 16 + j % 16 : bb * 32 + j; }
     friend constexpr bool operator==(const Q8Layout&, const Q8Layout&) = default;
