@@ -105,6 +105,9 @@ struct Kernel<isa::Avx512, DType::Q4_0> {
     using Input = Q8Rows;
     static constexpr std::size_t kBlockBytes = sizeof(BlockQ4_0);
     static constexpr int kChunk = 16;  // blocks per scale conversion
+    // Rows are prefetched whole tiles ahead, at least this far: one tile of short rows is too little to
+    // cover the memory latency (SmolLM2's 576-value rows decoded 8% slower one tile ahead).
+    static constexpr std::size_t kPrefetchBytes = 2048;
 
 private:
     using RunFn = void (*)(const std::byte*, std::size_t, int, int, const Q8Rows&, int, float*, std::size_t);
@@ -143,15 +146,17 @@ private:
                     std::size_t y_stride) {
         const int blocks = cols / 32;
         const std::size_t row_bytes = std::size_t(blocks) * kBlockBytes, tile_bytes = std::size_t(R) * stride;
+        const std::size_t prefetch_tiles = (kPrefetchBytes + tile_bytes - 1) / tile_bytes;
         __m512 d[R];  // weight scales of the next chunk to compute
         for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, 0, row_bytes);
         for (int i = 0; i < tiles; ++i, w0 += tile_bytes, y += R) {
             __m512 acc[R][T];
             for (auto& row : acc)
                 for (auto& a : row) a = _mm512_setzero_ps();
-            // The next tile's rows are fetched while this one computes: rows are a few KB, too short for
-            // the hardware prefetcher to ramp up on each before it ends.
+            // Rows ahead are fetched while this tile computes: rows are a few KB, too short for the
+            // hardware prefetcher to ramp up on each before it ends.
             const std::byte* next = w0 + tile_bytes;
+            const std::byte* ahead = w0 + prefetch_tiles * tile_bytes;
             for (int c = 0; c < blocks; c += kChunk) {
                 __m512 wd[R][T];  // weight scale x activation scale of each of the chunk's blocks
                 for (int r = 0; r < R; ++r)
@@ -165,8 +170,8 @@ private:
                 for (int k = 0; 4 * k < n; ++k) {
                     const int b = c + 4 * k, nb = std::min(4, n - 4 * k);  // a row's last step may have 1-3 blocks
                     const std::size_t at = std::size_t(b) * kBlockBytes;
-                    for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride + at);
-                    for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride + at + 64);
+                    for (int r = 0; r < R; ++r) __builtin_prefetch(ahead + std::size_t(r) * stride + at);
+                    for (int r = 0; r < R; ++r) __builtin_prefetch(ahead + std::size_t(r) * stride + at + 64);
                     const __m512i spread = _mm512_add_epi32(step_lanes(), _mm512_set1_epi32(4 * k));
                     __m512i lo[R], hi[R];
                     for (int r = 0; r < R; ++r) {
