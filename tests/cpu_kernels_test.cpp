@@ -212,6 +212,35 @@ void check_attention() {
 TEST(Attention, NativeMatchesReference) { check_attention<cpu::isa::Native>(); }
 TEST(Attention, PortableMatchesReference) { check_attention<cpu::isa::Portable>(); }
 
+// Storing float rows as f16 (the KV cache) rounds exactly as f32_to_f16 does: ties to even, the
+// subnormal range, overflow at 65520, infinities; NaN stays NaN.
+template <class Isa>
+void check_f16_store() {
+    std::mt19937 rng(4);
+    std::vector<float> x;
+    for (int e = -27; e <= 17; ++e)  // every half exponent, from below the smallest subnormal to overflow
+        for (int j = 0; j < 40; ++j) x.push_back(std::ldexp(std::uniform_real_distribution<float>(1.0f, 2.0f)(rng), e) * (j % 2 ? -1.0f : 1.0f));
+    for (const std::uint16_t h : {std::uint16_t(0x0001), std::uint16_t(0x03ff), std::uint16_t(0x0400), std::uint16_t(0x3c01), std::uint16_t(0x7bfe)}) {
+        const float lo = f16_to_f32(h), hi = f16_to_f32(std::uint16_t(h + 1));
+        x.push_back((lo + hi) / 2);  // an exact tie: to the even one of the two
+    }
+    for (const float f : {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, -1e9f, std::numeric_limits<float>::infinity()}) x.push_back(f);
+    x.push_back(std::numeric_limits<float>::quiet_NaN());
+    for (const int n : {int(x.size()), 37, 16, 5}) {
+        std::vector<std::uint16_t> got(std::size_t(n) + 1, 0xabcd);
+        cpu::F16Rows<Isa>::store(x.data() + x.size() - std::size_t(n), got.data(), n);
+        for (int i = 0; i < n; ++i) {
+            const float v = x[x.size() - std::size_t(n) + std::size_t(i)];
+            if (std::isnan(v)) EXPECT_TRUE(std::isnan(f16_to_f32(got[std::size_t(i)]))) << n;
+            else ASSERT_EQ(got[std::size_t(i)], f32_to_f16(v)) << v << " in a row of " << n;
+        }
+        EXPECT_EQ(got[std::size_t(n)], 0xabcd) << "wrote past the row's end, n = " << n;
+    }
+}
+
+TEST(F16Rows, NativeStoreRoundsAsF32ToF16) { check_f16_store<cpu::isa::Native>(); }
+TEST(F16Rows, PortableStoreRoundsAsF32ToF16) { check_f16_store<cpu::isa::Portable>(); }
+
 TEST(Elementwise, SiluMulMatchesReference) {
     std::mt19937 rng(5);
     for (const int n : {1, 15, 16, 17, 172, 1536}) {

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "forge/core/half.hpp"
+#include "forge/cpu/kernels/f16_rows.hpp"
 
 namespace forge {
 
@@ -24,10 +24,8 @@ public:
     // Rounds one position's K and V to f16 and stores them.
     void store(int layer, int pos, const float* k, const float* v) {
         const std::size_t o = layer_offset(layer) + std::size_t(pos) * std::size_t(kv_dim_);
-        for (int i = 0; i < kv_dim_; ++i) {
-            k_[o + i] = f32_to_f16(k[i]);
-            v_[o + i] = f32_to_f16(v[i]);
-        }
+        cpu::F16Rows<cpu::isa::Native>::store(k, &k_[o], kv_dim_);
+        cpu::F16Rows<cpu::isa::Native>::store(v, &v_[o], kv_dim_);
     }
 
 private:

@@ -1,6 +1,7 @@
 #pragma once
-// The two vector operations attention does on f16 KV-cache rows: a dot product with a float query and
-// a scaled accumulation into a float output, with hardware f16 conversion where the target has it.
+// The vector operations on f16 KV-cache rows: storing a float row as f16 (rounded to nearest even, as
+// f32_to_f16), and what attention does with them, a dot product with a float query and a scaled
+// accumulation into a float output; with hardware f16 conversion where the target has it.
 #include <cstddef>
 #include <cstdint>
 
@@ -18,6 +19,9 @@ namespace forge::cpu {
 
 template <class Isa>
 struct F16Rows {
+    static void store(const float* x, std::uint16_t* out, int n) {
+        for (int i = 0; i < n; ++i) out[i] = f32_to_f16(x[i]);
+    }
     static float dot(const float* q, const std::uint16_t* k, int n) {
         float acc[4] = {};
         for (int i = 0; i < n; i += 4)
@@ -33,6 +37,12 @@ struct F16Rows {
 template <>
 struct F16Rows<isa::Avx512> {
     static __mmask16 mask(int n, int i) { return n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1); }
+    static void store(const float* x, std::uint16_t* out, int n) {
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 m = mask(n, i);
+            _mm256_mask_storeu_epi16(out + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT));
+        }
+    }
     static float dot(const float* q, const std::uint16_t* k, int n) {
         __m512 acc = _mm512_setzero_ps();
         for (int i = 0; i < n; i += 16) {
@@ -82,6 +92,12 @@ struct F16Rows<isa::Avx512> {
 #if FORGE_HAVE_AVX2
 template <>
 struct F16Rows<isa::Avx2> {
+    static void store(const float* x, std::uint16_t* out, int n) {
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+        for (; i < n; ++i) out[i] = f32_to_f16(x[i]);
+    }
     // head_dim is a multiple of 4: a 4-wide tail finishes any row.
     static float dot(const float* q, const std::uint16_t* k, int n) {
         __m256 acc = _mm256_setzero_ps();
@@ -107,6 +123,11 @@ struct F16Rows<isa::Avx2> {
 template <>
 struct F16Rows<isa::Neon> {
     static float32x4_t load4(const std::uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+    static void store(const float* x, std::uint16_t* out, int n) {
+        int i = 0;
+        for (; i + 4 <= n; i += 4) vst1_u16(out + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+        for (; i < n; ++i) out[i] = f32_to_f16(x[i]);
+    }
     static float dot(const float* q, const std::uint16_t* k, int n) {
         float32x4_t acc = vdupq_n_f32(0.0f);
         for (int i = 0; i < n; i += 4) acc = vfmaq_f32(acc, vld1q_f32(q + i), load4(k + i));
