@@ -3,7 +3,9 @@
 // coverage, and that a decode step allocates nothing once warmed up.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <thread>
 #include <cmath>
@@ -240,6 +242,40 @@ void check_f16_store() {
 
 TEST(F16Rows, NativeStoreRoundsAsF32ToF16) { check_f16_store<cpu::isa::Native>(); }
 TEST(F16Rows, PortableStoreRoundsAsF32ToF16) { check_f16_store<cpu::isa::Portable>(); }
+
+// The activation quantizer's vector form gives the portable form's codes, sum and scale bit for bit:
+// random blocks over many magnitudes (f16 scales from subnormal to large), all-zero blocks, rounding
+// ties, a block whose largest value is negative, and NaN, which both skip when finding the scale.
+TEST(Q8Rows, QuantizeBlockMatchesPortable) {
+    std::mt19937 rng(9);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<std::array<float, 32>> blocks;
+    for (int e = -40; e <= 30; e += 2) {
+        std::array<float, 32> b{};
+        for (auto& v : b) v = std::ldexp(dist(rng), e);
+        blocks.push_back(b);
+    }
+    blocks.push_back({});
+    std::array<float, 32> ties{};
+    for (int j = 0; j < 32; ++j) ties[std::size_t(j)] = 0.5f * float(j - 16);  // d = 7.5 / 127: many exact halves
+    ties[0] = 7.5f;
+    blocks.push_back(ties);
+    std::array<float, 32> negative = ties;
+    negative[0] = -100.0f;
+    blocks.push_back(negative);
+    std::array<float, 32> nan = negative;
+    nan[0] = std::numeric_limits<float>::quiet_NaN();
+    blocks.push_back(nan);
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+        std::int8_t want[32], got[32];
+        std::int32_t want_sum = 0, got_sum = 0;
+        const float want_d = cpu::Q8Rows::quantize_block_portable(blocks[i].data(), want, want_sum);
+        const float got_d = cpu::Q8Rows::quantize_block(blocks[i].data(), got, got_sum);
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(got_d), std::bit_cast<std::uint32_t>(want_d)) << "block " << i;
+        ASSERT_EQ(got_sum, want_sum) << "block " << i;
+        for (int j = 0; j < 32; ++j) ASSERT_EQ(got[j], want[j]) << "block " << i << " value " << j;
+    }
+}
 
 TEST(Elementwise, SiluMulMatchesReference) {
     std::mt19937 rng(5);
