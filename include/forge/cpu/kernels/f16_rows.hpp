@@ -69,13 +69,7 @@ struct F16Rows<isa::Avx512> {
             for (int r = 0; r < 4; ++r)
                 acc[r] = _mm512_fmadd_ps(qv, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + std::size_t(r) * stride + std::size_t(i))), acc[r]);
         }
-        // Lane sums of the four accumulators side by side: [0, 1, 2, 3] in each 128-bit lane, then across lanes.
-        const __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(acc[0], acc[1]), _mm512_unpackhi_ps(acc[0], acc[1]));
-        const __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(acc[2], acc[3]), _mm512_unpackhi_ps(acc[2], acc[3]));
-        const __m512 u = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t1))),
-                                       _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t1))));
-        const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(u), _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xff, _mm512_castps_pd(u), 1)));
-        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+        _mm_storeu_ps(out, simd::hsum4(acc[0], acc[1], acc[2], acc[3]));
     }
     static void axpy4(const float* a, const std::uint16_t* v, std::size_t stride, float* out, int n) {
         for (int i = 0; i < n; i += 16) {

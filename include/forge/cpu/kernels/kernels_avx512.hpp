@@ -190,8 +190,11 @@ private:
                     }
                 }
             }
-            for (int t = 0; t < T; ++t)
-                for (int r = 0; r < R; ++r) y[std::size_t(t0 + t) * y_stride + std::size_t(r)] = simd::hsum(acc[r][t]);
+            // The tile's R sums of a token at once (rows past R reduce zeros and are not stored).
+            for (int t = 0; t < T; ++t) {
+                const auto row = [&](int r) { return r < R ? acc[r][t] : _mm512_setzero_ps(); };
+                _mm_mask_storeu_ps(y + std::size_t(t0 + t) * y_stride, __mmask8((1u << R) - 1), simd::hsum4(row(0), row(1), row(2), row(3)));
+            }
         }
     }
 
