@@ -214,6 +214,36 @@ void check_attention() {
 TEST(Attention, NativeMatchesReference) { check_attention<cpu::isa::Native>(); }
 TEST(Attention, PortableMatchesReference) { check_attention<cpu::isa::Portable>(); }
 
+// Four consecutive query tokens at once give exactly what each alone gives: every head, head sizes with
+// and without a tail of 16, position counts around groups of four, windows not starting at 0.
+template <class Isa>
+void check_token_attention() {
+    std::mt19937 rng(8);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    for (const auto& [heads, kv_heads, head_dim] : {std::tuple{9, 3, 64}, {4, 2, 20}, {2, 1, 128}, {4, 4, 36}, {2, 2, 80}}) {
+        const cpu::AttentionShape s{heads, kv_heads, head_dim};
+        const std::size_t Q = std::size_t(heads * head_dim);
+        for (const int last : {0, 1, 4, 6, 30 + int(rng() % 40)}) {
+            const int positions = last + 4, first = last > 5 ? 3 : 0;
+            std::vector<float> q(4 * Q);
+            for (auto& v : q) v = dist(rng);
+            std::vector<std::uint16_t> k(std::size_t(positions * s.kv_dim())), v(k.size());
+            for (auto& e : k) e = f32_to_f16(dist(rng));
+            for (auto& e : v) e = f32_to_f16(dist(rng));
+            std::vector<float> scores(4 * std::size_t(positions)), want(4 * Q, -1.0f), got(4 * Q, -2.0f);
+            for (int h = 0; h < heads; ++h) {
+                for (int r = 0; r < 4; ++r)
+                    cpu::attend_head_fast<Isa>(s, h, &q[std::size_t(r) * Q], k.data(), v.data(), first, last + r, scores.data(), &want[std::size_t(r) * Q]);
+                cpu::attend_tokens_fast<Isa>(s, h, q.data(), Q, k.data(), v.data(), first, last, scores.data(), std::size_t(positions), got.data(), Q);
+            }
+            ASSERT_EQ(got, want) << heads << "/" << kv_heads << " heads of " << head_dim << ", last " << last << ", first " << first;
+        }
+    }
+}
+
+TEST(Attention, NativeFourTokensAreBitIdenticalToOne) { check_token_attention<cpu::isa::Native>(); }
+TEST(Attention, PortableFourTokensAreBitIdenticalToOne) { check_token_attention<cpu::isa::Portable>(); }
+
 // Storing float rows as f16 (the KV cache) rounds exactly as f32_to_f16 does: ties to even, the
 // subnormal range, overflow at 65520, infinities; NaN stays NaN.
 template <class Isa>

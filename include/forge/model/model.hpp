@@ -55,7 +55,7 @@ public:
         gate_.resize(B * s.ffn);
         up_.resize(B * s.ffn);
         logits_.resize(std::size_t(s.vocab));
-        scores_.resize(std::size_t(pool_.size()) * std::size_t(context_));
+        scores_.resize(std::size_t(pool_.size()) * 4 * std::size_t(context_));
     }
 
     const ModelShape& shape() const {
@@ -175,20 +175,31 @@ private:
     }
 
     // Causal attention of the batch's n queries over the cache (the batch's own K/V already stored),
-    // limited to the last `sliding_window` positions when the model has one.
+    // limited to the last `sliding_window` positions when the model has one. A part of the work is a
+    // head of four consecutive tokens (which share each converted K/V row), or of one token for the
+    // batch's last n % 4 (all of decode) and with a sliding window. Both give the same bits.
     void attention(int layer, int n) {
         const auto& s = shape();
         const cpu::AttentionShape as{s.heads, s.kv_heads, s.head_dim};
-        const std::size_t units = std::size_t(n) * std::size_t(s.heads);
+        const std::size_t heads = std::size_t(s.heads), Q = std::size_t(s.q_dim()), C = std::size_t(context_);
+        const int fours = s.sliding_window > 0 ? 0 : n / 4;
+        const std::size_t four_units = std::size_t(fours) * heads, units = four_units + std::size_t(n - 4 * fours) * heads;
         const int parts = pool_.parts_for(units);
         pool_.run(parts, [&](int part, int thread) {
-            float* scores = &scores_[std::size_t(thread) * std::size_t(context_)];
+            float* scores = &scores_[std::size_t(thread) * 4 * C];
             for (std::size_t i = units * std::size_t(part) / std::size_t(parts); i < units * std::size_t(part + 1) / std::size_t(parts); ++i) {
-                const int t = int(i / std::size_t(s.heads)), h = int(i % std::size_t(s.heads));
-                const int last = pos_ + t;
-                const int first = s.sliding_window > 0 ? std::max(0, last - s.sliding_window + 1) : 0;
-                cpu::attend_head_fast(as, h, &q_[std::size_t(t) * s.q_dim()], cache_.k(layer), cache_.v(layer), first,
-                                      last, scores, &att_[std::size_t(t) * s.q_dim()]);
+                const int h = int(i % heads);
+                if (i < four_units) {
+                    const int t = 4 * int(i / heads);
+                    cpu::attend_tokens_fast(as, h, &q_[std::size_t(t) * Q], Q, cache_.k(layer), cache_.v(layer), 0, pos_ + t, scores, C,
+                                            &att_[std::size_t(t) * Q], Q);
+                } else {
+                    const int t = 4 * fours + int((i - four_units) / heads);
+                    const int last = pos_ + t;
+                    const int first = s.sliding_window > 0 ? std::max(0, last - s.sliding_window + 1) : 0;
+                    cpu::attend_head_fast(as, h, &q_[std::size_t(t) * Q], cache_.k(layer), cache_.v(layer), first, last, scores,
+                                          &att_[std::size_t(t) * Q]);
+                }
             }
         });
     }
@@ -204,7 +215,7 @@ private:
     cpu::RopeTable rope_;  // the batch's rotation angles, shared by every layer
     cpu::GemmInput in_;  // the input of the next matmuls, quantized once for all of them
     std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
-    std::vector<float> scores_;  // attention scores: one row of `context_` per thread
+    std::vector<float> scores_;  // attention scores: four rows of `context_` per thread
 };
 
 }  // namespace forge

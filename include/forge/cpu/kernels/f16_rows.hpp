@@ -2,6 +2,7 @@
 // The vector operations on f16 KV-cache rows: storing a float row as f16 (rounded to nearest even, as
 // f32_to_f16), and what attention does with them, a dot product with a float query and a scaled
 // accumulation into a float output; with hardware f16 conversion where the target has it.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -49,7 +50,9 @@ struct F16Rows<isa::Avx512> {
             const __mmask16 m = mask(n, i);
             acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i)), acc);
         }
-        return simd::hsum(acc);
+        // Reduced as dot4 reduces each of its rows, so a score has the same bits whichever form made it.
+        const __m512 z = _mm512_setzero_ps();
+        return _mm_cvtss_f32(simd::hsum4(acc, z, z, z));
     }
     static void axpy(float a, const std::uint16_t* v, float* out, int n) {
         const __m512 av = _mm512_set1_ps(a);
@@ -70,6 +73,45 @@ struct F16Rows<isa::Avx512> {
                 acc[r] = _mm512_fmadd_ps(qv, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + std::size_t(r) * stride + std::size_t(i))), acc[r]);
         }
         _mm_storeu_ps(out, simd::hsum4(acc[0], acc[1], acc[2], acc[3]));
+    }
+    // Four queries (`q_stride` apart) dotted with one row: per query, the operations dot4 does per row.
+    static void dot_queries4(const float* q, std::size_t q_stride, const std::uint16_t* k, int n, float* out) {
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 m = mask(n, i);
+            const __m512 kv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i));
+            for (int r = 0; r < 4; ++r) acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + std::size_t(r) * q_stride + std::size_t(i)), kv, acc[r]);
+        }
+        _mm_storeu_ps(out, simd::hsum4(acc[0], acc[1], acc[2], acc[3]));
+    }
+    // For four queries r: out_r[0, n) = the sum over rows j < count[r] of a_r[j] * row j (weights
+    // `a_stride` apart, outputs `out_stride` apart, rows `stride` apart; count ascending). Each row is
+    // converted once for the four, 64 output values at a time held in registers; every output lane adds
+    // its rows in order with one fma each, as axpy does, so the results are axpy's bits.
+    static void weighted_sum4(const float* a, std::size_t a_stride, const int* count, const std::uint16_t* v, std::size_t stride,
+                              float* out, std::size_t out_stride, int n) {
+        for (int c = 0; c < n; c += 64) {
+            const int w = std::min(64, n - c);
+            __m512 acc[4][4];
+            for (auto& r : acc)
+                for (auto& x : r) x = _mm512_setzero_ps();
+            const auto add = [&](int j, int r0) {
+                const std::uint16_t* vj = v + std::size_t(j) * stride + std::size_t(c);
+                __m512 row[4];
+                for (int i = 0; i < 4; ++i)
+                    row[i] = 16 * i < w ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(w, 16 * i), vj + 16 * i)) : _mm512_setzero_ps();
+                for (int r = r0; r < 4; ++r) {
+                    const __m512 ar = _mm512_set1_ps(a[std::size_t(r) * a_stride + std::size_t(j)]);
+                    for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_fmadd_ps(ar, row[i], acc[r][i]);
+                }
+            };
+            int j = 0;
+            for (int r = 0; r < 4; ++r)
+                for (; j < count[r]; ++j) add(j, r);
+            for (int r = 0; r < 4; ++r)
+                for (int i = 0; i < 4 && 16 * i < w; ++i)
+                    _mm512_mask_storeu_ps(out + std::size_t(r) * out_stride + std::size_t(c + 16 * i), mask(w, 16 * i), acc[r][i]);
+        }
     }
     static void axpy4(const float* a, const std::uint16_t* v, std::size_t stride, float* out, int n) {
         for (int i = 0; i < n; i += 16) {
