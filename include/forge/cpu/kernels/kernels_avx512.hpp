@@ -90,6 +90,18 @@ struct Kernel<isa::Avx512, DType::Q8_0> {
     static float reduce(Acc a) { return simd::hsum(a); }
 };
 
+// The packed nibbles of Q4_0 blocks b .. b + nb - 1 (nb of 1-4), one block per 128-bit lane: low nibbles
+// are values 0-15, high nibbles 16-31, both read as w + 8. Lanes past nb (past the row's end) are not
+// read and hold block b's again (the decode loop's activation codes and correction there are zero).
+inline __m512i q4_0_nibbles(const std::byte* blk, int nb) {
+    const auto at = [&](int k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + std::size_t(k) * sizeof(BlockQ4_0) + 2)); };
+    __m512i w = _mm512_broadcast_i32x4(at(0));
+    if (nb > 1) w = _mm512_mask_broadcast_i32x4(w, 0x00f0, at(1));
+    if (nb > 2) w = _mm512_mask_broadcast_i32x4(w, 0x0f00, at(2));
+    if (nb > 3) w = _mm512_mask_broadcast_i32x4(w, 0xf000, at(3));
+    return w;
+}
+
 // Q4_0 has its own loop (gemm_rows) rather than load_w: its blocks are only 18 bytes, and converting
 // and spreading each block's f16 scale cost more vector instructions than the dot itself. A step is four
 // blocks: their 64 packed bytes, one block per 128-bit lane, give all 128 values with one mask for the
@@ -175,7 +187,7 @@ private:
                     const __m512i spread = _mm512_add_epi32(step_lanes(), _mm512_set1_epi32(4 * k));
                     __m512i lo[R], hi[R];
                     for (int r = 0; r < R; ++r) {
-                        const __m512i w = nibbles(w0 + std::size_t(r) * stride + at, nb);
+                        const __m512i w = q4_0_nibbles(w0 + std::size_t(r) * stride + at, nb);
                         lo[r] = _mm512_and_si512(w, _mm512_set1_epi8(0x0f));
                         hi[r] = _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0f));
                     }
@@ -200,18 +212,6 @@ private:
 
     // Lanes 4k..4k+3 take the step's block k's scale.
     static __m512i step_lanes() { return _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3); }
-
-    // The packed nibbles of blocks b .. b + nb - 1 (nb of 1-4), one block per 128-bit lane: low nibbles
-    // are values 0-15, high nibbles 16-31, both read as w + 8. Lanes past nb (past the row's end) are not
-    // read and hold block b's again: their activation codes and correction are zero.
-    static __m512i nibbles(const std::byte* blk, int nb) {
-        const auto at = [&](int k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + std::size_t(k) * kBlockBytes + 2)); };
-        __m512i w = _mm512_broadcast_i32x4(at(0));
-        if (nb > 1) w = _mm512_mask_broadcast_i32x4(w, 0x00f0, at(1));
-        if (nb > 2) w = _mm512_mask_broadcast_i32x4(w, 0x0f00, at(2));
-        if (nb > 3) w = _mm512_mask_broadcast_i32x4(w, 0xf000, at(3));
-        return w;
-    }
 
     // The f16 scales of blocks c .. c + 15 of a row as floats, zero past the row's end. A 128-byte
     // window of the row holds the scale words of kPerWindow blocks; one word permute picks them out.
