@@ -105,8 +105,9 @@ public:
         std::int32_t total = 0;
         for (int j = 0; j < 32; ++j) {
             // Adding and subtracting 1.5 * 2^23 rounds |v| <= 127 to nearest-even without a libm call.
+            // A NaN (a NaN input, or an infinite one scaled by 0) becomes code 0: converting it is undefined.
             const float v = (x[j] * id + 12582912.0f) - 12582912.0f;
-            codes[j] = static_cast<std::int8_t>(v);
+            codes[j] = v == v ? static_cast<std::int8_t>(v) : std::int8_t(0);
             total += codes[j];
         }
         sum = total;
@@ -125,7 +126,7 @@ public:
         const float amax = std::bit_cast<float>(_mm512_reduce_max_epu32(_mm512_max_epu32(magnitude(a), magnitude(b))));
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        // NaN products become code 0, as the portable form's conversion makes them on x86.
+        // NaN products become code 0, as in the portable form.
         const auto code = [&](__m512 v) {
             const __m512 p = _mm512_mul_ps(v, _mm512_set1_ps(id));
             return _mm512_maskz_cvtps_epi32(_mm512_cmp_ps_mask(p, p, _CMP_ORD_Q), p);
