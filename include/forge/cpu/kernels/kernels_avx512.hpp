@@ -122,7 +122,12 @@ struct Kernel<isa::Avx512, DType::Q4_0> {
     static constexpr std::size_t kPrefetchBytes = 2048;
 
 private:
-    using RunFn = void (*)(const std::byte*, std::size_t, int, int, const Q8Rows&, int, float*, std::size_t);
+    // Where a run's tiles lie: row r of tile i is row i * step + r * gap of the run.
+    struct Rows {
+        std::size_t stride;  // bytes between consecutive weight rows
+        int step, gap;
+    };
+    using RunFn = void (*)(const std::byte*, Rows, int, int, const Q8Rows&, int, float*, std::size_t);
     template <std::size_t... I>
     static constexpr std::array<RunFn, sizeof...(I)> runs(std::index_sequence<I...>) {
         return {&run<int(I) / kTokens + 1, int(I) % kTokens + 1>...};
@@ -135,33 +140,42 @@ public:
         const std::size_t stride = w.row_stride();
         const int tokens = in.tokens();
         if (tokens <= kTokens) {
-            // One group of tokens (decode): all full tiles in one run, then the last rows.
+            // One group of tokens (decode): the full tiles in one run, then the last rows. The run's
+            // rows are cut into kRows quarters and tile i takes row i of each, so a tile's rows continue
+            // four sequential streams, each in its own pages, which the hardware prefetcher follows
+            // from tile to tile; four adjacent rows share pages and read as one stream that jumps about.
+            // (Measured from DRAM: 1.13-1.14x on TinyLlama's and Qwen2.5's rows, 1.04x on SmolLM2's.)
             const int full = (r1 - r0) / kRows, rest = (r1 - r0) % kRows, r = r0 + full * kRows;
-            if (full > 0) fn(kRows, tokens)(w.row(r0), stride, w.cols, full, in, 0, y + r0, y_stride);
-            if (rest > 0) fn(rest, tokens)(w.row(r), stride, w.cols, 1, in, 0, y + r, y_stride);
+            if (full > 0) fn(kRows, tokens)(w.row(r0), Rows{stride, 1, full}, w.cols, full, in, 0, y + r0, y_stride);
+            if (rest > 0) fn(rest, tokens)(w.row(r), Rows{stride, rest, 1}, w.cols, 1, in, 0, y + r, y_stride);
             return;
         }
-        // Several groups: each tile against every group in turn, its weights reused from L1.
-        for (int r = r0; r < r1; r += kRows)
+        // Several groups: each tile (adjacent rows) against every group in turn, its weights reused from L1.
+        for (int r = r0; r < r1; r += kRows) {
+            const int n = std::min(kRows, r1 - r);
             for (int t = 0; t < tokens; t += kTokens)
-                fn(std::min(kRows, r1 - r), std::min(kTokens, tokens - t))(w.row(r), stride, w.cols, 1, in, t, y + r, y_stride);
+                fn(n, std::min(kTokens, tokens - t))(w.row(r), Rows{stride, n, 1}, w.cols, 1, in, t, y + r, y_stride);
+        }
     }
 
 private:
-    // `tiles` tiles of R rows (from w0, `stride` bytes apart) times tokens t0..t0+T-1. Every output is one
+    // `tiles` tiles of R rows (from w0, laid out as `rows` says) times tokens t0..t0+T-1. Every output is one
     // accumulator fed step by step in the same order whatever R, T and the run, so decode and small
     // batches agree bit for bit. A chunk's scales are converted while the chunk before it
     // computes (the last chunk of a tile converts the next tile's first): converting takes longer than
     // the out-of-order window can hide when its result is needed at once.
     template <int R, int T>
-    static void run(const std::byte* w0, std::size_t stride, int cols, int tiles, const Q8Rows& in, int t0, float* y,
-                    std::size_t y_stride) {
+    static void run(const std::byte* w0, Rows rows, int cols, int tiles, const Q8Rows& in, int t0, float* y, std::size_t y_stride) {
         const int blocks = cols / 32;
-        const std::size_t row_bytes = std::size_t(blocks) * kBlockBytes, tile_bytes = std::size_t(R) * stride;
-        const std::size_t prefetch_tiles = (kPrefetchBytes + tile_bytes - 1) / tile_bytes;
+        // Bytes between a tile's rows, and from one tile to the next.
+        const std::size_t stride = rows.stride * std::size_t(rows.gap), tile_bytes = rows.stride * std::size_t(rows.step);
+        const std::size_t row_bytes = std::size_t(blocks) * kBlockBytes;
+        // Each row stream is prefetched as many rows ahead as R adjacent rows would be.
+        const std::size_t read = std::size_t(R) * rows.stride;
+        const std::size_t prefetch_tiles = (kPrefetchBytes + read - 1) / read * std::size_t(R / rows.step);
         __m512 d[R];  // weight scales of the next chunk to compute
         for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, 0, row_bytes);
-        for (int i = 0; i < tiles; ++i, w0 += tile_bytes, y += R) {
+        for (int i = 0; i < tiles; ++i, w0 += tile_bytes, y += rows.step) {
             __m512 acc[R][T];
             for (auto& row : acc)
                 for (auto& a : row) a = _mm512_setzero_ps();
@@ -205,7 +219,15 @@ private:
             // The tile's R sums of a token at once (rows past R reduce zeros and are not stored).
             for (int t = 0; t < T; ++t) {
                 const auto row = [&](int r) { return r < R ? acc[r][t] : _mm512_setzero_ps(); };
-                _mm_mask_storeu_ps(y + std::size_t(t0 + t) * y_stride, __mmask8((1u << R) - 1), simd::hsum4(row(0), row(1), row(2), row(3)));
+                const __m128 sums = simd::hsum4(row(0), row(1), row(2), row(3));
+                float* yt = y + std::size_t(t0 + t) * y_stride;
+                if (rows.gap == 1) {
+                    _mm_mask_storeu_ps(yt, __mmask8((1u << R) - 1), sums);
+                } else {
+                    alignas(16) float f[4];
+                    _mm_store_ps(f, sums);
+                    for (int r = 0; r < R; ++r) yt[std::size_t(r) * std::size_t(rows.gap)] = f[r];
+                }
             }
         }
     }
