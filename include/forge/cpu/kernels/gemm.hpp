@@ -79,24 +79,24 @@ template <class K, int R, int T>
 void tile(const std::byte* w0, std::size_t stride, int cols, const typename K::Input& in, int t0, float* y,
           std::size_t y_stride) {
     typename K::Acc acc[R][T];
-    for (auto& row : acc)
-        for (auto& a : row) a = K::zero();
+    FORGE_UNROLL for (auto& row : acc)
+        FORGE_UNROLL for (auto& a : row) a = K::zero();
     const int steps = K::steps(cols);
     // The rows of the next tile are fetched while this one computes: rows are short (a few KB), too
     // short for the hardware prefetcher to ramp up on each before it ends.
     const std::byte* next = w0 + std::size_t(R) * stride;
     const std::size_t step_bytes = stride / std::size_t(steps);
     for (int s = 0; s < steps; ++s, next += step_bytes) {
-        for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride);
+        FORGE_UNROLL for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride);
         decltype(K::load_w(w0, s, cols)) w[R];
-        for (int r = 0; r < R; ++r) w[r] = K::load_w(w0 + std::size_t(r) * stride, s, cols);
-        for (int t = 0; t < T; ++t) {
+        FORGE_UNROLL for (int r = 0; r < R; ++r) w[r] = K::load_w(w0 + std::size_t(r) * stride, s, cols);
+        FORGE_UNROLL for (int t = 0; t < T; ++t) {
             const auto x = K::load_x(in, t0 + t, s);
-            for (int r = 0; r < R; ++r) K::madd(acc[r][t], w[r], x);
+            FORGE_UNROLL for (int r = 0; r < R; ++r) K::madd(acc[r][t], w[r], x);
         }
     }
-    for (int t = 0; t < T; ++t)
-        for (int r = 0; r < R; ++r) y[std::size_t(t0 + t) * y_stride + std::size_t(r)] = K::reduce(acc[r][t]);
+    FORGE_UNROLL for (int t = 0; t < T; ++t)
+        FORGE_UNROLL for (int r = 0; r < R; ++r) y[std::size_t(t0 + t) * y_stride + std::size_t(r)] = K::reduce(acc[r][t]);
 }
 
 template <class K>

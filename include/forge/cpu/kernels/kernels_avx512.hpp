@@ -174,42 +174,42 @@ private:
         const std::size_t read = std::size_t(R) * rows.stride;
         const std::size_t prefetch_tiles = (kPrefetchBytes + read - 1) / read * std::size_t(R / rows.step);
         __m512 d[R];  // weight scales of the next chunk to compute
-        for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, 0, row_bytes);
+        FORGE_UNROLL for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, 0, row_bytes);
         for (int i = 0; i < tiles; ++i, w0 += tile_bytes, y += rows.step) {
             __m512 acc[R][T];
-            for (auto& row : acc)
-                for (auto& a : row) a = _mm512_setzero_ps();
+            FORGE_UNROLL for (auto& row : acc)
+                FORGE_UNROLL for (auto& a : row) a = _mm512_setzero_ps();
             // Rows ahead are also fetched in software while this tile computes: the hardware prefetcher
             // stops at page boundaries, and alone it was measured slower.
             const std::byte* next = w0 + tile_bytes;
             const std::byte* ahead = w0 + prefetch_tiles * tile_bytes;
             for (int c = 0; c < blocks; c += kChunk) {
                 __m512 wd[R][T];  // weight scale x activation scale of each of the chunk's blocks
-                for (int r = 0; r < R; ++r)
-                    for (int t = 0; t < T; ++t) wd[r][t] = _mm512_mul_ps(d[r], _mm512_loadu_ps(in.block_scales(t0 + t) + c));
+                FORGE_UNROLL for (int r = 0; r < R; ++r)
+                    FORGE_UNROLL for (int t = 0; t < T; ++t) wd[r][t] = _mm512_mul_ps(d[r], _mm512_loadu_ps(in.block_scales(t0 + t) + c));
                 if (c + kChunk < blocks) {
-                    for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, c + kChunk, row_bytes);
+                    FORGE_UNROLL for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, c + kChunk, row_bytes);
                 } else if (i + 1 < tiles) {
-                    for (int r = 0; r < R; ++r) d[r] = chunk_scales(next + std::size_t(r) * stride, 0, row_bytes);
+                    FORGE_UNROLL for (int r = 0; r < R; ++r) d[r] = chunk_scales(next + std::size_t(r) * stride, 0, row_bytes);
                 }
                 const int n = std::min(kChunk, blocks - c);
-                for (int k = 0; 4 * k < n; ++k) {
+                FORGE_UNROLL for (int k = 0; 4 * k < n; ++k) {
                     const int b = c + 4 * k, nb = std::min(4, n - 4 * k);  // a row's last step may have 1-3 blocks
                     const std::size_t at = std::size_t(b) * kBlockBytes;
-                    for (int r = 0; r < R; ++r) __builtin_prefetch(ahead + std::size_t(r) * stride + at);
-                    for (int r = 0; r < R; ++r) __builtin_prefetch(ahead + std::size_t(r) * stride + at + 64);
+                    FORGE_UNROLL for (int r = 0; r < R; ++r) __builtin_prefetch(ahead + std::size_t(r) * stride + at);
+                    FORGE_UNROLL for (int r = 0; r < R; ++r) __builtin_prefetch(ahead + std::size_t(r) * stride + at + 64);
                     const __m512i spread = _mm512_add_epi32(step_lanes(), _mm512_set1_epi32(4 * k));
                     __m512i lo[R], hi[R];
-                    for (int r = 0; r < R; ++r) {
+                    FORGE_UNROLL for (int r = 0; r < R; ++r) {
                         const __m512i w = q4_0_nibbles(w0 + std::size_t(r) * stride + at, nb);
                         lo[r] = _mm512_and_si512(w, _mm512_set1_epi8(0x0f));
                         hi[r] = _mm512_and_si512(_mm512_srli_epi16(w, 4), _mm512_set1_epi8(0x0f));
                     }
-                    for (int t = 0; t < T; ++t) {
+                    FORGE_UNROLL for (int t = 0; t < T; ++t) {
                         const std::int8_t* xq = in.qs(t0 + t, b / 4);
                         const __m512i x_lo = _mm512_load_si512(xq), x_hi = _mm512_load_si512(xq + 64);
                         const __m512i xc = _mm512_load_si512(in.corr(t0 + t, b / 4));
-                        for (int r = 0; r < R; ++r) {
+                        FORGE_UNROLL for (int r = 0; r < R; ++r) {
                             const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(xc, lo[r], x_lo), hi[r], x_hi);
                             acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(spread, wd[r][t]), acc[r][t]);
                         }
@@ -217,7 +217,7 @@ private:
                 }
             }
             // The tile's R sums of a token at once (rows past R reduce zeros and are not stored).
-            for (int t = 0; t < T; ++t) {
+            FORGE_UNROLL for (int t = 0; t < T; ++t) {
                 const auto row = [&](int r) { return r < R ? acc[r][t] : _mm512_setzero_ps(); };
                 const __m128 sums = simd::hsum4(row(0), row(1), row(2), row(3));
                 float* yt = y + std::size_t(t0 + t) * y_stride;
@@ -226,7 +226,7 @@ private:
                 } else {
                     alignas(16) float f[4];
                     _mm_store_ps(f, sums);
-                    for (int r = 0; r < R; ++r) yt[std::size_t(r) * std::size_t(rows.gap)] = f[r];
+                    FORGE_UNROLL for (int r = 0; r < R; ++r) yt[std::size_t(r) * std::size_t(rows.gap)] = f[r];
                 }
             }
         }
@@ -256,7 +256,7 @@ private:
     }
     static __m512 chunk_scales(const std::byte* row, int c, std::size_t row_bytes) {
         __m512i words = _mm512_setzero_si512();
-        for (int j = 0; j < kWindows; ++j) {
+        FORGE_UNROLL for (int j = 0; j < kWindows; ++j) {
             const std::size_t at = std::size_t(c + j * kPerWindow) * kBlockBytes;
             if (at >= row_bytes) break;
             const std::ptrdiff_t left = std::ptrdiff_t(row_bytes - at);

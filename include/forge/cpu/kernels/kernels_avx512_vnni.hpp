@@ -82,37 +82,37 @@ void lane_tile(const std::uint8_t* codes, const float* scales, const Q8Lanes& x,
     const int blocks = x.blocks();
     const std::size_t row_bytes = std::size_t(blocks) * 32;
     __m512 acc[R][G];
-    for (auto& row : acc)
-        for (auto& a : row) a = _mm512_setzero_ps();
+    FORGE_UNROLL for (auto& row : acc)
+        FORGE_UNROLL for (auto& a : row) a = _mm512_setzero_ps();
     for (int b = 0; b < blocks; ++b) {
-        for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(next[i] + std::size_t(b) * block_bytes), _MM_HINT_T0);
+        FORGE_UNROLL for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(next[i] + std::size_t(b) * block_bytes), _MM_HINT_T0);
         __m512i dot[R][G];
         const std::int8_t* xq[G];
-        for (int g = 0; g < G; ++g) {
+        FORGE_UNROLL for (int g = 0; g < G; ++g) {
             const __m512i corr = _mm512_loadu_si512(x.corr(g0 + g, b));
-            for (int i = 0; i < R; ++i) dot[i][g] = corr;
+            FORGE_UNROLL for (int i = 0; i < R; ++i) dot[i][g] = corr;
             xq[g] = x.codes(g0 + g, b);
         }
-        for (int k = 0; k < 8; ++k) {
+        FORGE_UNROLL for (int k = 0; k < 8; ++k) {
             __m512i xv[G];
-            for (int g = 0; g < G; ++g) xv[g] = _mm512_load_si512(xq[g] + 64 * k);
-            for (int i = 0; i < R; ++i) {
+            FORGE_UNROLL for (int g = 0; g < G; ++g) xv[g] = _mm512_load_si512(xq[g] + 64 * k);
+            FORGE_UNROLL for (int i = 0; i < R; ++i) {
                 std::int32_t four;
                 std::memcpy(&four, codes + std::size_t(i) * row_bytes + std::size_t(b) * 32 + 4 * k, 4);
                 const __m512i wv = _mm512_set1_epi32(four);
-                for (int g = 0; g < G; ++g) dot[i][g] = _mm512_dpbusd_epi32(dot[i][g], wv, xv[g]);
+                FORGE_UNROLL for (int g = 0; g < G; ++g) dot[i][g] = _mm512_dpbusd_epi32(dot[i][g], wv, xv[g]);
             }
         }
-        for (int g = 0; g < G; ++g) {
+        FORGE_UNROLL for (int g = 0; g < G; ++g) {
             const __m512 dx = _mm512_loadu_ps(x.d(g0 + g, b));
-            for (int i = 0; i < R; ++i)
+            FORGE_UNROLL for (int i = 0; i < R; ++i)
                 acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i][g]),
                                             _mm512_mul_ps(_mm512_set1_ps(scales[std::size_t(i) * std::size_t(blocks) + std::size_t(b)]), dx),
                                             acc[i][g]);
         }
     }
-    for (int i = 0; i < R; ++i)
-        for (int g = 0; g < G; ++g) _mm512_storeu_ps(out[i][g], acc[i][g]);
+    FORGE_UNROLL for (int i = 0; i < R; ++i)
+        FORGE_UNROLL for (int g = 0; g < G; ++g) _mm512_storeu_ps(out[i][g], acc[i][g]);
 }
 
 // Four rows' results for 16 tokens (one row per array) to each token's four adjacent outputs, tokens
@@ -152,8 +152,8 @@ void by_lane(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, st
     for (int r = r0; r < r1; r += R) {
         const int n = std::min(R, r1 - r);
         const std::byte* next[R];
-        for (int i = 0; i < R; ++i) next[i] = w.row(std::min(r + R + i, r1 - 1));
-        for (int i = 0; i < R; ++i)
+        FORGE_UNROLL for (int i = 0; i < R; ++i) next[i] = w.row(std::min(r + R + i, r1 - 1));
+        FORGE_UNROLL for (int i = 0; i < R; ++i)
             unpack_row<W>(w.row(r + std::min(i, n - 1)), blocks, &codes[std::size_t(i) * std::size_t(blocks) * 32],
                           &scales[std::size_t(i) * std::size_t(blocks)]);
         for (int g = 0; g < x.groups(); g += G) {
@@ -162,7 +162,7 @@ void by_lane(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, st
             else {
                 float one[R][1][16];
                 lane_tile<R, 1>(codes.data(), scales.data(), x, g, next, kBlockBytes<W>, one);
-                for (int i = 0; i < R; ++i) std::copy_n(one[i][0], 16, out[i][0]);
+                FORGE_UNROLL for (int i = 0; i < R; ++i) std::copy_n(one[i][0], 16, out[i][0]);
             }
             for (int gg = 0; gg < ng; ++gg) {
                 const int t0 = (g + gg) * Q8Lanes::kLanes, nt = std::min(Q8Lanes::kLanes, x.tokens() - t0);

@@ -2,6 +2,7 @@
 // Portable micro-kernels: plain C++ the compiler may vectorise, for targets without a SIMD kernel and
 // as the fallback every SIMD kernel is tested against.
 #include <algorithm>
+#include <cmath>
 
 #include "forge/core/half.hpp"
 #include "forge/cpu/kernels/kernel.hpp"
@@ -9,6 +10,17 @@
 #include "forge/quant/q8_0.hpp"
 
 namespace forge::cpu {
+
+// a + w * x, rounded once where the target has FMA and twice where it has none. Left to itself GCC
+// fuses or not as its vectoriser sees fit, which differed between tile shapes: a token's result then
+// depended on how many tokens shared its tile.
+inline float multiply_add(float w, float x, float a) {
+#if defined(__FMA__) || defined(__aarch64__)
+    return std::fma(w, x, a);
+#else
+    return a + w * x;
+#endif
+}
 
 // F32 / F16 weights times float activations, eight partial sums per output.
 template <DType W>
@@ -40,7 +52,7 @@ struct Kernel<isa::Portable, W> {
         return out;
     }
     static void madd(Acc& a, const Vec& w, const Vec& x) {
-        for (int k = 0; k < kStep; ++k) a.v[k] += w.v[k] * x.v[k];
+        for (int k = 0; k < kStep; ++k) a.v[k] = multiply_add(w.v[k], x.v[k], a.v[k]);
     }
     static float reduce(const Acc& a) {
         return ((a.v[0] + a.v[4]) + (a.v[1] + a.v[5])) + ((a.v[2] + a.v[6]) + (a.v[3] + a.v[7]));
@@ -86,7 +98,7 @@ struct Kernel<isa::Portable, W> {
     static void madd(Acc& a, const WVec& w, const XVec& x) {
         std::int32_t sum = 0;
         for (int j = 0; j < 32; ++j) sum += std::int32_t(w.q[j]) * std::int32_t(x.q[j]);
-        a += float(sum) * (w.d * x.d);
+        a = multiply_add(float(sum), w.d * x.d, a);
     }
     static float reduce(Acc a) { return a; }
 };
