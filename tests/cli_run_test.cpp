@@ -58,6 +58,27 @@ TEST(CliRun, SameSeedSameTextAndTheRuntimePathIsNamed) {
     EXPECT_NE(c.err.find("runtime shape"), std::string::npos) << c.err;
 }
 
+// forge bench prints llama-bench's rows and runs the path `forge run` would take, which it names.
+TEST(CliBench, PrintsPrefillAndDecodeRowsAndNamesThePath) {
+    const auto r = run_process({FORGE_CLI, "bench", "-m", model_path("synth-llama-q4_0.gguf"), "-p", "16", "-n", "8", "-r", "2", "-t", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const char* row : {"|       pp16 |", "|        tg8 |", "| CPU     |       2 |"}) EXPECT_NE(r.out.find(row), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("compiled traits synth-llama-q4_0"), std::string::npos) << r.out;
+
+    const auto file = gguf::File::open(model_path("synth-llama-q4_0.gguf"));
+    const std::string odd = temp_path("bench-ctx200.gguf");
+    rewrite(file, {{"llama.context_length", gguf::Value::u32(200)}}).write(odd);
+    const auto c = run_process({FORGE_CLI, "bench", "-m", odd, "-p", "0", "-n", "4", "-r", "1"});
+    fs::remove(odd);
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    EXPECT_EQ(c.out.find(" pp"), std::string::npos) << "-p 0 skips prefill: " << c.out;
+    EXPECT_NE(c.out.find("runtime-shape path"), std::string::npos) << c.out;
+
+    const auto bad = run_process({FORGE_CLI, "bench", "-m", model_path("synth-llama-q4_0.gguf"), "-r", "0"});
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.err.find("--repetitions must be at least 1"), std::string::npos) << bad.err;
+}
+
 // The emulator is slow, so the CLI wiring is checked on a prefix; test_metal_model runs all 200 tokens.
 TEST(CliRun, MetalEmulatorBackendPrintsTheGoldenText) {
     const json::Value golden = json::parse(read_file(testdata("reference/stories260K.golden.json")));

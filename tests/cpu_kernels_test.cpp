@@ -189,6 +189,50 @@ TEST(Gemm, BatchOfMixedTypesMatchesSeparateCalls) {
     }
 }
 
+// A row length fixed at compile time (a model with compiled traits) gives the same bits as the same
+// length read at run time: odd block counts, one and two 16-block chunks of scales, decode and batches.
+template <class Isa, int Cols>
+void check_compiled_cols(DType type, std::mt19937& rng) {
+    cpu::ThreadPool pool(2);
+    const Matrix m = random_matrix(type, 23, Cols, rng);
+    for (const int tokens : {1, 3, 6, 21}) {
+        const auto x = random_rows(tokens, Cols, rng);
+        std::vector<float> runtime(std::size_t(tokens) * 23), compiled(runtime.size());
+        cpu::GemmInput in;
+        in.set(x.data(), tokens, Cols, Cols);
+        cpu::gemm<Isa>(m.view, in, runtime.data(), 23, pool);
+        in.set(x.data(), tokens, Cols, Cols);
+        cpu::gemm<Isa, Cols>(m.view, in, compiled.data(), 23, pool);
+        EXPECT_EQ(runtime, compiled) << dtype_name(type) << " " << Cols << " columns, " << tokens << " tokens";
+    }
+}
+
+TEST(Gemm, CompiledRowLengthGivesRuntimeBits) {
+    std::mt19937 rng(11);
+    for (const DType type : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
+        check_compiled_cols<cpu::isa::Native, 96>(type, rng);
+        check_compiled_cols<cpu::isa::Native, 576>(type, rng);
+        check_compiled_cols<cpu::isa::Native, 1184>(type, rng);
+        check_compiled_cols<cpu::isa::Portable, 576>(type, rng);
+    }
+}
+
+TEST(Gemm, CompiledRowLengthRefusesOtherMatrices) {
+    std::mt19937 rng(12);
+    cpu::ThreadPool pool(1);
+    const Matrix m = random_matrix(DType::Q4_0, 4, 64, rng);
+    const auto x = random_rows(1, 64, rng);
+    std::vector<float> y(4);
+    cpu::GemmInput in;
+    in.set(x.data(), 1, 64, 64);
+    try {
+        cpu::gemm<cpu::isa::Native, 96>(m.view, in, y.data(), 4, pool);
+        FAIL() << "a 64-column matrix went through a GEMM compiled for 96";
+    } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "a matrix of 64 columns was given to a GEMM compiled for 96");
+    }
+}
+
 template <class Isa>
 void check_attention() {
     std::mt19937 rng(4);

@@ -1,7 +1,7 @@
 // forge bench: prefill and decode speed of a model file, printed as llama-bench prints it (a ppN and a
-// tgN row, mean ± stdev over repetitions), so the two engines' numbers line up. It runs the
-// runtime-shape path (Model<Dynamic>), which any file can take; bench/bench_model measures the
-// compiled-traits path against it.
+// tgN row, mean ± stdev over repetitions), so the two engines' numbers line up. It runs the model as
+// `forge run` would: compiled traits when the file's shape is in the CLI's catalog (the zoo's shapes
+// with -DFORGE_BUILD_ZOO=ON), else the runtime-shape path; the last lines say which.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -16,7 +16,8 @@
 
 #include "args.hpp"
 #include "commands.hpp"
-#include "forge/model/model.hpp"
+#include "forge/cpu/simd/isa.hpp"
+#include "forge/model/open_model.hpp"
 
 namespace forge::cli {
 namespace {
@@ -68,7 +69,8 @@ int bench(int argc, char** argv) {
     if (n_prompt < 0 || n_gen < 0 || n_prompt + n_gen == 0) throw Error("-p and -n must be >= 0, not both 0");
     if (reps < 1) throw Error("--repetitions must be at least 1");
 
-    Model<> model(gguf::File::open(*path), {.context = std::max(n_prompt, n_gen), .threads = threads});
+    const auto opened = open_model(gguf::File::open(*path), {.context = std::max(n_prompt, n_gen), .threads = threads});
+    AnyModel& model = *opened;
     const ModelShape& s = model.shape();
     std::uint64_t params = 0;
     for (const auto& t : model.file().tensors()) params += t.elements;
@@ -112,9 +114,10 @@ int bench(int argc, char** argv) {
     }
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    std::printf("\npeak RSS %s (file mapped %s, KV cache %s); runtime-shape path, %s kernels\n",
+    const std::string path_name = model.compiled_name().empty() ? "runtime-shape path" : "compiled traits " + std::string(model.compiled_name());
+    std::printf("\npeak RSS %s (file mapped %s, KV cache %s); %s, %s kernels\n",
                 human_bytes(double(ru.ru_maxrss) * 1024.0).c_str(), human_bytes(double(model.file().bytes().size())).c_str(),
-                human_bytes(double(model.kv_cache_bytes())).c_str(), std::string(cpu::isa::Native::name).c_str());
+                human_bytes(double(model.kv_cache_bytes())).c_str(), path_name.c_str(), std::string(cpu::isa::Native::name).c_str());
     // Other work on the machine slows every dispatch's barrier: say how busy it was.
     double load[3];
     if (getloadavg(load, 3) == 3) std::printf("load average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);

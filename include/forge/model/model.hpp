@@ -109,6 +109,13 @@ private:
         return found;
     }
 
+    // The matmuls' row lengths where the traits fix them at compile time (0 with Dynamic: read at run
+    // time). The kernels then unroll a whole row, which pays most on short rows.
+    static constexpr int kHidden = [] { if constexpr (kCompiled) return Traits::shape.hidden; else return 0; }();
+    static constexpr int kQDim = [] { if constexpr (kCompiled) return Traits::shape.q_dim(); else return 0; }();
+    static constexpr int kFfn = [] { if constexpr (kCompiled) return Traits::shape.ffn; else return 0; }();
+    using Isa = cpu::isa::Native;
+
     // The transformer, for n tokens at positions pos_ .. pos_+n-1.
     void forward(const std::int32_t* tokens, int n, float* all_logits) {
         const auto& s = shape();
@@ -123,7 +130,7 @@ private:
             // Attention block.
             each_token(n, [&](int t) { cpu::rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps); });
             in_.set(xb_.data(), n, H, H);
-            cpu::gemm({{L.wq, q_.data(), Q}, {L.wk, k_.data(), KV}, {L.wv, v_.data(), KV}}, in_, pool_);
+            cpu::gemm<Isa, kHidden>({{L.wq, q_.data(), Q}, {L.wk, k_.data(), KV}, {L.wv, v_.data(), KV}}, in_, pool_);
             each_token(n, [&](int t) {
                 float *q = &q_[std::size_t(t) * Q], *k = &k_[std::size_t(t) * KV], *v = &v_[std::size_t(t) * KV];
                 if (s.qkv_bias) {
@@ -137,17 +144,17 @@ private:
             });
             attention(l, n);
             in_.set(att_.data(), n, Q, Q);
-            cpu::gemm(L.wo, in_, xb_.data(), H, pool_);
+            cpu::gemm<Isa, kQDim>(L.wo, in_, xb_.data(), H, pool_);
             // Residual, then the feed-forward block (SwiGLU).
             each_token(n, [&](int t) {
                 cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
                 cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
             });
             in_.set(xb_.data(), n, H, H);
-            cpu::gemm({{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}}, in_, pool_);
+            cpu::gemm<Isa, kHidden>({{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}}, in_, pool_);
             each_token(n, [&](int t) { cpu::silu_mul_fast(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F); });
             in_.set(gate_.data(), n, F, F);
-            cpu::gemm(L.w_down, in_, xb_.data(), H, pool_);
+            cpu::gemm<Isa, kFfn>(L.w_down, in_, xb_.data(), H, pool_);
             each_token(n, [&](int t) { cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H); });
         }
 
@@ -156,11 +163,11 @@ private:
         for (int t = first; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], weights_.output_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
         if (all_logits) {
             in_.set(xb_.data(), n, H, H);
-            cpu::gemm(weights_.output, in_, all_logits, s.vocab, pool_);
+            cpu::gemm<Isa, kHidden>(weights_.output, in_, all_logits, s.vocab, pool_);
             std::copy_n(all_logits + std::size_t(n - 1) * s.vocab, s.vocab, logits_.begin());
         } else {
             in_.set(&xb_[std::size_t(n - 1) * H], 1, H, H);
-            cpu::gemm(weights_.output, in_, logits_.data(), s.vocab, pool_);
+            cpu::gemm<Isa, kHidden>(weights_.output, in_, logits_.data(), s.vocab, pool_);
         }
         pos_ += n;
     }

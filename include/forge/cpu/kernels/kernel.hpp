@@ -8,8 +8,9 @@
 //   steps(cols)                steps per row (the last may be partial: loads zero-fill it)
 //   zero(), load_w(row, s, cols), load_x(input, t, s), madd(acc, w, x), reduce(acc) -> float
 //
-// or, in place of the step operations, its own loop over whole rows: static gemm_rows(w, in, r0, r1, y,
-// y_stride) (AVX-512 Q4_0, whose scales are converted ahead of the steps that use them).
+// or, in place of the step operations, its own loop over whole rows: static gemm_rows<Cols>(w, in, r0,
+// r1, y, y_stride) (AVX-512 Q4_0, whose scales are converted ahead of the steps that use them), Cols
+// being the row length when the caller knows it at compile time, else 0.
 //
 // Every output is one accumulator fed the same steps in the same order whatever the tile shape, so a
 // token's result does not depend on how many tokens share its tile.

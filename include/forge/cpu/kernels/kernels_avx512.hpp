@@ -128,14 +128,16 @@ private:
         int step, gap;
     };
     using RunFn = void (*)(const std::byte*, Rows, int, int, const Q8Rows&, int, float*, std::size_t);
-    template <std::size_t... I>
+    template <int Cols, std::size_t... I>
     static constexpr std::array<RunFn, sizeof...(I)> runs(std::index_sequence<I...>) {
-        return {&run<int(I) / kTokens + 1, int(I) % kTokens + 1>...};
+        return {&run<int(I) / kTokens + 1, int(I) % kTokens + 1, Cols>...};
     }
 
 public:
+    // Cols: the row length when known at compile time, else 0.
+    template <int Cols>
     static void gemm_rows(const WeightView& w, const Q8Rows& in, int r0, int r1, float* y, std::size_t y_stride) {
-        static constexpr auto kRuns = runs(std::make_index_sequence<kRows * kTokens>());
+        static constexpr auto kRuns = runs<Cols>(std::make_index_sequence<kRows * kTokens>());
         const auto fn = [](int rows, int tokens) { return kRuns[std::size_t((rows - 1) * kTokens + tokens - 1)]; };
         const std::size_t stride = w.row_stride();
         const int tokens = in.tokens();
@@ -164,9 +166,9 @@ private:
     // batches agree bit for bit. A chunk's scales are converted while the chunk before it
     // computes (the last chunk of a tile converts the next tile's first): converting takes longer than
     // the out-of-order window can hide when its result is needed at once.
-    template <int R, int T>
+    template <int R, int T, int Cols>
     static void run(const std::byte* w0, Rows rows, int cols, int tiles, const Q8Rows& in, int t0, float* y, std::size_t y_stride) {
-        const int blocks = cols / 32;
+        const int blocks = (Cols > 0 ? Cols : cols) / 32;
         // Bytes between a tile's rows, and from one tile to the next.
         const std::size_t stride = rows.stride * std::size_t(rows.gap), tile_bytes = rows.stride * std::size_t(rows.step);
         const std::size_t row_bytes = std::size_t(blocks) * kBlockBytes;
