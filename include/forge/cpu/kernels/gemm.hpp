@@ -76,35 +76,35 @@ private:
 
 namespace detail {
 
-// Rows w0.. (R of them, `stride` bytes apart) times tokens t0..t0+T-1; y points at row w0's column.
-// Cols is the row length when known at compile time (0: `cols` at run time).
+// Rows w0.. (R of them, `gap` rows apart) times tokens t0..t0+T-1; y points at row w0's column. The
+// same rows `ahead` bytes further on are fetched while the tile computes: rows are short (a few KB),
+// too short for the hardware prefetcher to ramp up on each before it ends. Cols is the row length when
+// known at compile time (0: `cols` at run time).
 template <class K, int R, int T, int Cols>
-void tile(const std::byte* w0, std::size_t stride, int cols, const typename K::Input& in, int t0, float* y,
-          std::size_t y_stride) {
+void tile(const std::byte* w0, std::size_t stride, int gap, std::size_t ahead, int cols, const typename K::Input& in, int t0,
+          float* y, std::size_t y_stride) {
     typename K::Acc acc[R][T];
     FORGE_UNROLL for (auto& row : acc)
         FORGE_UNROLL for (auto& a : row) a = K::zero();
     if constexpr (Cols > 0) cols = Cols;
     const int steps = K::steps(cols);
-    // The rows of the next tile are fetched while this one computes: rows are short (a few KB), too
-    // short for the hardware prefetcher to ramp up on each before it ends.
-    const std::byte* next = w0 + std::size_t(R) * stride;
-    const std::size_t step_bytes = stride / std::size_t(steps);
+    const std::size_t row_gap = stride * std::size_t(gap), step_bytes = stride / std::size_t(steps);
+    const std::byte* next = w0 + ahead;
     for (int s = 0; s < steps; ++s, next += step_bytes) {
-        FORGE_UNROLL for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * stride);
+        FORGE_UNROLL for (int r = 0; r < R; ++r) __builtin_prefetch(next + std::size_t(r) * row_gap);
         decltype(K::load_w(w0, s, cols)) w[R];
-        FORGE_UNROLL for (int r = 0; r < R; ++r) w[r] = K::load_w(w0 + std::size_t(r) * stride, s, cols);
+        FORGE_UNROLL for (int r = 0; r < R; ++r) w[r] = K::load_w(w0 + std::size_t(r) * row_gap, s, cols);
         FORGE_UNROLL for (int t = 0; t < T; ++t) {
             const auto x = K::load_x(in, t0 + t, s);
             FORGE_UNROLL for (int r = 0; r < R; ++r) K::madd(acc[r][t], w[r], x);
         }
     }
     FORGE_UNROLL for (int t = 0; t < T; ++t)
-        FORGE_UNROLL for (int r = 0; r < R; ++r) y[std::size_t(t0 + t) * y_stride + std::size_t(r)] = K::reduce(acc[r][t]);
+        FORGE_UNROLL for (int r = 0; r < R; ++r) y[std::size_t(t0 + t) * y_stride + std::size_t(r) * std::size_t(gap)] = K::reduce(acc[r][t]);
 }
 
 template <class K>
-using TileFn = void (*)(const std::byte*, std::size_t, int, const typename K::Input&, int, float*, std::size_t);
+using TileFn = void (*)(const std::byte*, std::size_t, int, std::size_t, int, const typename K::Input&, int, float*, std::size_t);
 
 template <class K, int Cols, std::size_t... I>
 constexpr std::array<TileFn<K>, sizeof...(I)> tile_table(std::index_sequence<I...>) {
@@ -121,13 +121,25 @@ void gemm_rows(const WeightView& w, const typename K::Input& in, int r0, int r1,
         K::gemm_rows(w, in, r0, r1, y, y_stride);
     } else {
         static constexpr auto kTiles = tile_table<K, Cols>(std::make_index_sequence<K::kRows * K::kTokens>());
+        const auto fn = [](int rows, int tokens) { return kTiles[std::size_t((rows - 1) * K::kTokens + tokens - 1)]; };
+        constexpr int R = K::kRows;
         const std::size_t stride = w.row_stride();
-        for (int r = r0; r < r1; r += K::kRows) {
-            const int nr = std::min(K::kRows, r1 - r);
-            for (int t = 0; t < in.tokens(); t += K::kTokens) {
-                const int nt = std::min(K::kTokens, in.tokens() - t);
-                kTiles[std::size_t((nr - 1) * K::kTokens + nt - 1)](w.row(r), stride, w.cols, in, t, y + r, y_stride);
-            }
+        const int tokens = in.tokens();
+        if (tokens <= K::kTokens) {
+            // Decode: tile i takes row i of each of the rows' R quarters, as the Q4_0 kernel does (see
+            // kernels_avx512.hpp): R sequential streams the hardware prefetcher follows. Each is fetched
+            // as many rows ahead as R adjacent rows would be, at least kPrefetchBytes.
+            const int full = (r1 - r0) / R, rest = (r1 - r0) % R;
+            const std::size_t ahead = (kPrefetchBytes + R * stride - 1) / (R * stride) * R * stride;
+            for (int i = 0; i < full; ++i) fn(R, tokens)(w.row(r0 + i), stride, full, ahead, w.cols, in, 0, y + r0 + i, y_stride);
+            if (rest > 0) fn(rest, tokens)(w.row(r0 + full * R), stride, 1, std::size_t(rest) * stride, w.cols, in, 0, y + r0 + full * R, y_stride);
+            return;
+        }
+        // Batches: each tile (adjacent rows) against every group of tokens, its weights reused from L1.
+        for (int r = r0; r < r1; r += R) {
+            const int nr = std::min(R, r1 - r);
+            for (int t = 0; t < tokens; t += K::kTokens)
+                fn(nr, std::min(K::kTokens, tokens - t))(w.row(r), stride, 1, std::size_t(R) * stride, w.cols, in, t, y + r, y_stride);
         }
     }
 }

@@ -117,9 +117,6 @@ struct Kernel<isa::Avx512, DType::Q4_0> {
     using Input = Q8Rows;
     static constexpr std::size_t kBlockBytes = sizeof(BlockQ4_0);
     static constexpr int kChunk = 16;  // blocks per scale conversion
-    // Rows are prefetched whole tiles ahead, at least this far: one tile of short rows is too little to
-    // cover the memory latency (SmolLM2's 576-value rows decoded 8% slower one tile ahead).
-    static constexpr std::size_t kPrefetchBytes = 2048;
 
 private:
     // Where a run's tiles lie: row r of tile i is row i * step + r * gap of the run.
