@@ -1,16 +1,20 @@
 // End-to-end prefill and decode speed on the shapes of docs/performance.md, through compiled traits
 // (Model<Traits>) and the runtime-shape path (Model<Dynamic>), on seeded synthetic GGUFs written into
 // the build tree on first use. Counters (per wall-clock second): tok/s, and for decode the weight bytes
-// streamed.
+// streamed; decode_share_of_bandwidth says how close decode comes to the memory-bandwidth bound.
 //   bench_model [--benchmark_filter=TinyLlama] ; FORGE_BENCH_THREADS=N overrides the thread count.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench_models.hpp"
+#include "forge/cpu/thread_pool.hpp"
 #include "forge/model/model.hpp"
 #include "forge/models/llama.hpp"
 #include "forge/models/qwen2_5.hpp"
@@ -69,6 +73,56 @@ void BM_Decode(benchmark::State& state) {
     state.counters["weights_B/s"] = benchmark::Counter(toks * double(Traits::shape.weight_bytes()), benchmark::Counter::kIsRate);
 }
 
+// Decode against the memory-bandwidth bound, on a host whose speed drifts by up to 2x from one minute to
+// the next: each iteration times one decode step, then one plain read of the very bytes a step streams
+// (every weight matrix; the embedding table only when the output layer reuses it), each thread reading
+// its share of every tensor, from the same mapping. share = read time / step time: the fraction of the
+// bandwidth bound that decode reaches.
+template <class Traits>
+void BM_DecodeShareOfBandwidth(benchmark::State& state) {
+    const int threads = bench_threads();
+    Model<Traits> m(gguf::File::open(model_file<Traits>()), {.context = 256, .threads = threads});
+    std::vector<std::span<const std::uint64_t>> streamed;
+    std::size_t bytes = 0;
+    for (const auto& t : m.file().tensors())
+        if (t.name != "token_embd.weight" || Traits::shape.tied_embeddings) {
+            streamed.emplace_back(reinterpret_cast<const std::uint64_t*>(t.data), t.bytes / sizeof(std::uint64_t));
+            bytes += t.bytes;
+        }
+    std::vector<std::uint64_t> sums(std::size_t(threads) * 8);
+    cpu::ThreadPool pool(threads);
+    const auto read = [&] {
+        pool.run(threads, [&](int t, int) {
+            std::uint64_t sum = 0;
+            for (const auto& w : streamed) {
+                const std::size_t b = w.size() * std::size_t(t) / std::size_t(threads), e = w.size() * std::size_t(t + 1) / std::size_t(threads);
+                for (std::size_t i = b; i < e; ++i) sum += w[i];
+            }
+            sums[std::size_t(t) * 8] = sum;
+        });
+        benchmark::DoNotOptimize(sums.data());
+    };
+    const auto tokens = random_tokens(200, Traits::shape.vocab);
+    using clock = std::chrono::steady_clock;
+    double step = 0, pass = 0;
+    std::size_t next = 0;
+    m.decode(tokens[0]);
+    read();
+    for (auto _ : state) {
+        if (next == tokens.size()) m.reset(), next = 0;
+        const auto t0 = clock::now();
+        benchmark::DoNotOptimize(m.decode(tokens[next++]).data());
+        const auto t1 = clock::now();
+        read();
+        step += std::chrono::duration<double>(t1 - t0).count();
+        pass += std::chrono::duration<double>(clock::now() - t1).count();
+    }
+    const double n = double(state.iterations());
+    state.counters["decode_B/s"] = n * double(bytes) / step;
+    state.counters["read_B/s"] = n * double(bytes) / pass;
+    state.counters["share"] = pass / step;
+}
+
 #define FORGE_BENCH_MODEL(T, PP, TG)                                                                        \
     BENCHMARK(BM_Prefill<T, T>)->Name("prefill/compiled/" + std::string(T::name))->Arg(PP)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3); \
     BENCHMARK(BM_Prefill<T, Dynamic>)->Name("prefill/runtime/" + std::string(T::name))->Arg(PP)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3); \
@@ -88,5 +142,8 @@ FORGE_BENCH_MODEL(Qwen, 512, 64);
 FORGE_BENCH_MODEL(TinyQ4, 128, 64);
 BENCHMARK(BM_Prefill<TinyQ4, TinyQ4>)->Name("prefill/compiled/" + std::string(TinyQ4::name))->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 FORGE_BENCH_MODEL(TinyQ8, 128, 64);
+BENCHMARK(BM_DecodeShareOfBandwidth<TinyQ4>)->Name("decode_share_of_bandwidth/" + std::string(TinyQ4::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(64);
+BENCHMARK(BM_DecodeShareOfBandwidth<TinyQ8>)->Name("decode_share_of_bandwidth/" + std::string(TinyQ8::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(64);
+BENCHMARK(BM_DecodeShareOfBandwidth<SmolQ4>)->Name("decode_share_of_bandwidth/" + std::string(SmolQ4::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(256);
 
 }  // namespace

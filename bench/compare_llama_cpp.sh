@@ -6,7 +6,9 @@
 #   bench/compare_llama_cpp.sh BUILD_DIR [THREADS] [REPS]
 #
 # BUILD_DIR is a Release build of forge with forge_cli and bench_model built, and bench_model run once
-# (it writes BUILD_DIR/bench/models/*.gguf). llama.cpp is fetched and built once under BUILD_DIR/llama.cpp.
+# (it writes BUILD_DIR/bench/models/*.gguf). Configure it with -DFORGE_BUILD_ZOO=ON so that forge bench
+# runs these shapes with their compiled traits, as forge run would; without the zoo it runs them on the
+# runtime-shape path (its last line says which). llama.cpp is fetched and built once under BUILD_DIR/llama.cpp.
 set -euo pipefail
 
 build=$(cd "${1:?usage: $0 BUILD_DIR [THREADS] [REPS]}" && pwd)
