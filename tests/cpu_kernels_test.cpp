@@ -190,7 +190,7 @@ TEST(Gemm, BatchOfMixedTypesMatchesSeparateCalls) {
 }
 
 // A row length fixed at compile time (a model with compiled traits) gives the same bits as the same
-// length read at run time: odd block counts, one and two 16-block chunks of scales, decode and batches.
+// length read at run time: odd block counts, one and three 16-block chunks of scales, decode and batches.
 template <class Isa, int Cols>
 void check_compiled_cols(DType type, std::mt19937& rng) {
     cpu::ThreadPool pool(2);
@@ -209,11 +209,9 @@ void check_compiled_cols(DType type, std::mt19937& rng) {
 
 TEST(Gemm, CompiledRowLengthGivesRuntimeBits) {
     std::mt19937 rng(11);
-    for (const DType type : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
-        check_compiled_cols<cpu::isa::Native, 96>(type, rng);
-        check_compiled_cols<cpu::isa::Native, 576>(type, rng);
-        check_compiled_cols<cpu::isa::Native, 1184>(type, rng);
-        check_compiled_cols<cpu::isa::Portable, 576>(type, rng);
+    for (const DType type : {DType::Q8_0, DType::Q4_0, DType::F16}) {  // F16: float weights ignore Cols
+        check_compiled_cols<cpu::isa::Native, 96>(type, rng);    // 3 blocks: one partial step
+        check_compiled_cols<cpu::isa::Native, 1184>(type, rng);  // 37 blocks: three scale chunks, a 1-block last step
     }
 }
 

@@ -204,8 +204,10 @@ void gemm(std::initializer_list<GemmJob> jobs, GemmInput& in, ThreadPool& pool) 
                 const int b = int(std::min(std::size_t(j.w.rows), tiles * std::size_t(part) / std::size_t(parts) * K::kRows));
                 const int e = int(std::min(std::size_t(j.w.rows), tiles * std::size_t(part + 1) / std::size_t(parts) * K::kRows));
                 if (b >= e) return;
+                // Float weights keep the runtime row length: not measured to gain, and one kernel set fewer
+                // for every compiled model to instantiate.
                 if constexpr (QuantizedKernel<K>) detail::gemm_rows<K, Cols>(j.w, in.quantized<K>(), b, e, j.y, std::size_t(j.y_stride));
-                else detail::gemm_rows<K, Cols>(j.w, in.rows(), b, e, j.y, std::size_t(j.y_stride));
+                else detail::gemm_rows<K, 0>(j.w, in.rows(), b, e, j.y, std::size_t(j.y_stride));
             });
     });
 }

@@ -192,7 +192,8 @@ private:
                     FORGE_UNROLL for (int r = 0; r < R; ++r) d[r] = chunk_scales(next + std::size_t(r) * stride, 0, row_bytes);
                 }
                 const int n = std::min(kChunk, blocks - c);
-                FORGE_UNROLL for (int k = 0; 4 * k < n; ++k) {
+                FORGE_UNROLL for (int k = 0; k < kChunk / 4; ++k) {  // a constant trip count, so unrolling stays bounded
+                    if (4 * k >= n) break;
                     const int b = c + 4 * k, nb = std::min(4, n - 4 * k);  // a row's last step may have 1-3 blocks
                     const std::size_t at = std::size_t(b) * kBlockBytes;
                     FORGE_UNROLL for (int r = 0; r < R; ++r) __builtin_prefetch(ahead + std::size_t(r) * stride + at);
