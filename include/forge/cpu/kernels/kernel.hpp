@@ -43,6 +43,13 @@ namespace forge::cpu {
 // the memory latency on short rows (SmolLM2's 576-value Q4_0 rows decoded 8% slower one tile ahead).
 inline constexpr std::size_t kPrefetchBytes = 2048;
 
+// How many rows ahead a decode row stream is fetched: as many as `rows` adjacent rows of `stride` bytes
+// make, at least kPrefetchBytes' worth.
+inline std::size_t prefetch_rows(int rows, std::size_t stride) {
+    const std::size_t tile = std::size_t(rows) * stride;
+    return (kPrefetchBytes + tile - 1) / tile * std::size_t(rows);
+}
+
 // Float activations: `tokens` rows of `cols` floats, `stride` floats apart.
 struct FloatRows {
     const float* x = nullptr;

@@ -169,9 +169,7 @@ private:
         // Bytes between a tile's rows, and from one tile to the next.
         const std::size_t stride = rows.stride * std::size_t(rows.gap), tile_bytes = rows.stride * std::size_t(rows.step);
         const std::size_t row_bytes = std::size_t(blocks) * kBlockBytes;
-        // Each row stream is prefetched as many rows ahead as R adjacent rows would be.
-        const std::size_t read = std::size_t(R) * rows.stride;
-        const std::size_t prefetch_tiles = (kPrefetchBytes + read - 1) / read * std::size_t(R / rows.step);
+        const std::size_t prefetch_tiles = prefetch_rows(R, rows.stride) / std::size_t(rows.step);
         __m512 d[R];  // weight scales of the next chunk to compute
         FORGE_UNROLL for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, 0, row_bytes);
         for (int i = 0; i < tiles; ++i, w0 += tile_bytes, y += rows.step) {
