@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "forge/core/printable.hpp"
 #include "forge/gguf/model_shape.hpp"
 #include "forge/model/weights.hpp"
 #include "forge/models/catalog.hpp"
@@ -18,23 +19,6 @@ namespace forge::cli {
 namespace {
 
 constexpr const char* kUsage = "usage: forge inspect FILE.gguf";
-
-// Names and strings come from the file: control bytes are escaped so a hostile file cannot drive the
-// terminal or fake extra lines of output.
-std::string printable(std::string_view s) {
-    std::string out;
-    for (const char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", u);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
 
 std::string dims_text(const gguf::TensorInfo& t) {
     std::string s = "[";

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "commands.hpp"
+#include "forge/core/printable.hpp"
 
 namespace {
 
@@ -41,10 +42,11 @@ int main(int argc, char** argv) {
         try {
             return c.run(argc - 1, argv + 1);
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "forge %s: error: %s\n", argv[1], e.what());
+            // One line, whatever the message quotes from a file or an argument.
+            std::fprintf(stderr, "forge %s: error: %s\n", argv[1], forge::printable(e.what()).c_str());
             return 1;
         }
     }
-    std::fprintf(stderr, "forge: unknown command '%s' (try 'forge --help')\n", argv[1]);
+    std::fprintf(stderr, "forge: unknown command %s (try 'forge --help')\n", forge::quoted_text(argv[1]).c_str());
     return 2;
 }

@@ -14,6 +14,7 @@
 
 #include "args.hpp"
 #include "backend.hpp"
+#include "forge/core/printable.hpp"
 #include "forge/model/any_model.hpp"
 #include "forge/model/generate.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
@@ -73,7 +74,7 @@ inline int run_command(const char* program, int argc, char** argv, const std::st
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     const std::string path_taken = describe_path(*model);
-    std::fprintf(stderr, "\nmodel: %s — %s, %d threads, seed %llu\n", path.c_str(), path_taken.c_str(), model->threads(),
+    std::fprintf(stderr, "\nmodel: %s — %s, %d threads, seed %llu\n", printable(path).c_str(), path_taken.c_str(), model->threads(),
                  static_cast<unsigned long long>(gen.sampling.seed));
     std::fprintf(stderr, "load:    %8.1f ms\n", load_s * 1e3);
     std::fprintf(stderr, "prefill: %8.1f tok/s (%d tokens in %.1f ms)\n", r.prompt_tokens / r.prefill_seconds,

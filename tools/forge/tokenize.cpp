@@ -47,7 +47,7 @@ int tokenize(int argc, char** argv) {
             return argv[++i];
         };
         if (options_done) {
-            if (text) throw Error("more than one TEXT given (quote the text)\n" + std::string(kUsage));
+            if (text) throw Error("more than one TEXT given (quote the text; forge tokenize -h for usage)");
             text = std::string(arg);
         } else if (arg == "-h" || arg == "--help") {
             std::fputs(kUsage, stdout);
@@ -61,15 +61,15 @@ int tokenize(int argc, char** argv) {
         } else if (arg == "--special") {
             special = true;
         } else if (!options_done && arg.size() > 1 && arg[0] == '-') {
-            throw Error("unknown option '" + std::string(arg) + "'\n" + kUsage);
+            throw Error("unknown option '" + std::string(arg) + "' (forge tokenize -h for usage)");
         } else if (text) {
-            throw Error("more than one TEXT given (quote the text)\n" + std::string(kUsage));
+            throw Error("more than one TEXT given (quote the text; forge tokenize -h for usage)");
         } else {
             text = std::string(arg);
         }
     }
-    if (model.empty()) throw Error(std::string("no model given (-m MODEL.gguf)\n") + kUsage);
-    if (file.empty() == !text) throw Error(std::string("give either TEXT or --file CASES\n") + kUsage);
+    if (model.empty()) throw Error("no model given (-m MODEL.gguf)");
+    if (file.empty() == !text) throw Error("give either TEXT or --file CASES (forge tokenize -h for usage)");
 
     const Tokenizer tok = Tokenizer::open(model);
     std::string out;

@@ -11,7 +11,7 @@ inline Arch arch_from_name(const std::string& name) {
     if (name == "llama") return Arch::llama;
     if (name == "mistral") return Arch::mistral;
     if (name == "qwen2") return Arch::qwen2;
-    throw Error("unknown architecture '" + name + "' (forge runs llama, mistral and qwen2 models)");
+    throw Error("unknown architecture " + quoted_text(name) + " (forge runs llama, mistral and qwen2 models)");
 }
 
 inline ModelShape model_shape(const File& f) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "forge/core/error.hpp"
+#include "forge/core/printable.hpp"
 #include "forge/tokenizer/unicode.hpp"
 
 namespace forge::tokenizer {
@@ -30,8 +31,8 @@ inline PreTokenizer pre_tokenizer_from_name(std::string_view name) {
     if (name == "llama-bpe" || name == "llama3" || name == "llama-v3") return PreTokenizer::llama3;
     if (name == "qwen2" || name == "deepseek-r1-qwen") return PreTokenizer::qwen2;
     if (name == "starcoder" || name == "smollm" || name == "refact") return PreTokenizer::starcoder;
-    throw Error("unsupported pre-tokenizer '" + std::string(name) +
-                "' in tokenizer.ggml.pre (forge knows gpt-2, llama-bpe, qwen2, starcoder, smollm)");
+    throw Error("unsupported pre-tokenizer " + quoted_text(name) +
+                " in tokenizer.ggml.pre (forge knows gpt-2, llama-bpe, qwen2, starcoder, smollm)");
 }
 
 namespace detail {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "forge/core/error.hpp"
+#include "forge/core/printable.hpp"
 #include "forge/gguf/reader.hpp"
 #include "forge/tokenizer/pretokenize.hpp"
 
@@ -63,11 +64,11 @@ public:
         for (std::size_t i = 0; i < n; ++i) {
             check_token_type(std::int64_t(types_[i]), i);
             if (types_[i] == TokenType::byte && !byte_token_value(tokens_[i]))
-                throw Error("tokenizer.ggml.tokens[" + std::to_string(i) + "] = '" + tokens_[i] + "' is a byte token but not of the form <0xXX>");
+                throw Error("tokenizer.ggml.tokens[" + std::to_string(i) + "] = " + quoted_text(tokens_[i]) + " is a byte token but not of the form <0xXX>");
             if (tokens_[i].empty()) continue;  // nothing encodes to an empty token; keep it out of the lookup
             const auto [it, fresh] = ids_.emplace(tokens_[i], std::int32_t(i));
             if (!fresh)
-                throw Error("tokenizer.ggml.tokens: '" + tokens_[i] + "' appears twice, as ids " + std::to_string(it->second) +
+                throw Error("tokenizer.ggml.tokens: " + quoted_text(tokens_[i]) + " appears twice, as ids " + std::to_string(it->second) +
                             " and " + std::to_string(i));
         }
         const std::pair<const char*, std::int32_t> ids[] = {{"bos", special_.bos}, {"eos", special_.eos}, {"unknown", special_.unk},
@@ -80,7 +81,7 @@ public:
             const std::string& m = merges[rank];
             const std::size_t space = m.find(' ', 1);  // from 1: a merge's left side may itself be a space
             if (space == std::string::npos || space + 1 == m.size())
-                throw Error("tokenizer.ggml.merges[" + std::to_string(rank) + "] = '" + m + "' is not two tokens separated by a space");
+                throw Error("tokenizer.ggml.merges[" + std::to_string(rank) + "] = " + quoted_text(m) + " is not two tokens separated by a space");
             merge_ranks_.emplace(m, std::int32_t(rank));  // a repeated merge keeps its first (best) rank
         }
         if (options_.model == Model::bpe && merges.empty()) throw Error("tokenizer.ggml.merges is missing or empty for a BPE vocabulary");
@@ -103,7 +104,7 @@ public:
             opt.ignore_merges = opt.pre == PreTokenizer::llama3;
             opt.add_bos = opt.pre == PreTokenizer::llama3;
         } else {
-            throw Error("unsupported tokenizer.ggml.model '" + *model_name + "' (forge reads 'llama' and 'gpt2')");
+            throw Error("unsupported tokenizer.ggml.model " + quoted_text(*model_name) + " (forge reads 'llama' and 'gpt2')");
         }
         opt.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(opt.add_bos);
         opt.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(opt.add_space_prefix);
