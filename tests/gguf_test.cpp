@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
@@ -651,6 +652,53 @@ TEST(GgufHostile, CraftedTensorInfoIsNamedWithTheirOffsets) {
     e.pad_to(32);
     dup.resize(dup.size() + 64);
     EXPECT_TRUE(has_all(parse_error(dup), {"duplicate tensor name 'w'", at(second)}));
+}
+
+// Two F32 tensors "a" [16] and "b" [8] at the given data offsets; b_offset_at is where b's offset field is.
+struct TwoTensors {
+    std::vector<std::byte> bytes;
+    std::size_t b_offset_at = 0;
+};
+TwoTensors two_tensors(std::uint64_t a_offset, std::uint64_t b_offset) {
+    TwoTensors t;
+    Encoder e(t.bytes);
+    e.put(kMagic).put<std::uint32_t>(3).put<std::uint64_t>(2).put<std::uint64_t>(0);
+    e.put_string("a").put<std::uint32_t>(1).put<std::uint64_t>(16).put<std::uint32_t>(0).put(a_offset);
+    e.put_string("b").put<std::uint32_t>(1).put<std::uint64_t>(8).put<std::uint32_t>(0);
+    t.b_offset_at = e.size();
+    e.put(b_offset).pad_to(kDefaultAlignment);
+    t.bytes.resize(t.bytes.size() + 128);
+    return t;
+}
+
+TEST(GgufHostile, TensorsSharingBytesAreRefused) {
+    EXPECT_NO_THROW(File::parse(two_tensors(0, 64).bytes));  // a: bytes 0-63, b: 64-95
+    EXPECT_NO_THROW(File::parse(two_tensors(32, 0).bytes));  // b: 0-31, a: 32-95, listed out of order
+    const auto inside = two_tensors(0, 32);
+    EXPECT_TRUE(has_all(parse_error(inside.bytes), {"tensor 'b'", "overlaps tensor 'a'", "offset 0, 64 bytes", at(inside.b_offset_at)}));
+    const auto same = two_tensors(64, 64);
+    EXPECT_TRUE(has_all(parse_error(same.bytes), {"overlaps"}));
+}
+
+TEST(GgufHostile, ARealModelWhoseNormPointsIntoAnotherTensorIsRefused) {
+    // synth-llama-f32 with output_norm.weight's offset moved onto token_embd.weight's data, as llama.cpp
+    // refuses it: loaded, every logit would come from the wrong bytes.
+    const std::string path = forge::test::model_path("synth-llama-f32.gguf");
+    std::vector<std::byte> bytes = file_bytes(path);
+    const File f = File::parse(bytes);
+    const TensorInfo& norm = f.tensor("output_norm.weight");
+    const std::uint64_t embd_offset = f.tensor("token_embd.weight").offset;
+    // The offset field is the last 8 bytes of the tensor's entry: find it by its value after its name.
+    const std::string name = "output_norm.weight";
+    const auto* begin = reinterpret_cast<const char*>(bytes.data());
+    const std::size_t name_at = std::string_view(begin, f.data_offset()).find(name);
+    ASSERT_NE(name_at, std::string_view::npos);
+    const std::size_t offset_at = name_at + name.size() + 4 + 8 * norm.dims.size() + 4;
+    std::uint64_t old_offset;
+    std::memcpy(&old_offset, &bytes[offset_at], 8);
+    ASSERT_EQ(old_offset, norm.offset);
+    std::memcpy(&bytes[offset_at], &embd_offset, 8);
+    EXPECT_TRUE(has_all(parse_error(bytes), {"tensor 'output_norm.weight'", "overlaps", "'token_embd.weight'", at(offset_at)}));
 }
 
 }  // namespace

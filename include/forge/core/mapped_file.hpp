@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "forge/core/error.hpp"
+#include "forge/core/printable.hpp"
 
 namespace forge {
 
@@ -21,12 +22,14 @@ class MappedFile {
 public:
     MappedFile() = default;
     explicit MappedFile(const std::string& path) {
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) throw Error("cannot open '" + path + "': " + std::strerror(errno));
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever. It has no
+        // effect on a regular file, and anything else is refused right after.
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0) throw Error("cannot open " + quoted_text(path, 4096) + ": " + std::strerror(errno));
         struct stat st {};
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
             ::close(fd);
-            throw Error("'" + path + "' is not a regular file");
+            throw Error(quoted_text(path, 4096) + " is not a regular file" + kind(st.st_mode));
         }
         size_ = static_cast<std::size_t>(st.st_size);
         if (size_ > 0) {
@@ -34,7 +37,7 @@ public:
             if (p == MAP_FAILED) {
                 const int err = errno;
                 ::close(fd);
-                throw Error("cannot map '" + path + "': " + std::strerror(err));
+                throw Error("cannot map " + quoted_text(path, 4096) + ": " + std::strerror(err));
             }
             data_ = static_cast<const std::byte*>(p);
         }
@@ -56,6 +59,13 @@ public:
     std::span<const std::byte> bytes() const { return {data_, size_}; }
 
 private:
+    static std::string kind(mode_t m) {
+        if (S_ISDIR(m)) return " (it is a directory)";
+        if (S_ISFIFO(m)) return " (it is a FIFO)";
+        if (S_ISCHR(m) || S_ISBLK(m)) return " (it is a device)";
+        if (S_ISSOCK(m)) return " (it is a socket)";
+        return "";
+    }
     void release() {
         if (data_) ::munmap(const_cast<std::byte*>(data_), size_);
         data_ = nullptr;

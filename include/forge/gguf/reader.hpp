@@ -3,6 +3,7 @@
 // offset and size is checked against what the file actually holds before it is used, so a truncated or
 // corrupted file becomes a forge::Error naming the field and its offset, never a wild read or a huge
 // allocation. Tensor data is not copied: TensorInfo::data points into the memory map.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "forge/core/dtype.hpp"
 #include "forge/core/error.hpp"
 #include "forge/core/mapped_file.hpp"
+#include "forge/core/printable.hpp"
 #include "forge/gguf/value.hpp"
 
 namespace forge::gguf {
@@ -146,26 +148,6 @@ private:
                ", expected " + want;
     }
 
-    // A key or tensor name from the file as messages show it: quoted, bytes outside printable ASCII
-    // escaped and long names cut, so a hostile name can neither end a message early at a NUL (what()
-    // is a C string) nor bury the field and offset that follow it.
-    static std::string quoted(std::string_view name) {
-        constexpr std::size_t kShown = 80;
-        constexpr char kHex[] = "0123456789abcdef";
-        std::string out = "'";
-        for (const char ch : name.substr(0, kShown)) {
-            const auto b = static_cast<unsigned char>(ch);
-            if (b >= 0x20 && b < 0x7f && b != '\\') {
-                out += ch;
-            } else {
-                out += "\\x";
-                out += kHex[b >> 4];
-                out += kHex[b & 15];
-            }
-        }
-        return out + (name.size() > kShown ? "'..." : "'");
-    }
-
     // Bounds-checked little-endian cursor over the file image.
     struct Cursor {
         std::span<const std::byte> bytes;
@@ -283,16 +265,16 @@ private:
         for (std::uint64_t i = 0; i < n_kv; ++i) {
             const std::uint64_t at = c.pos;
             std::string key = c.read_string("a metadata key");
-            if (meta_index_.count(key)) c.fail("duplicate metadata key " + quoted(key), at);
+            if (meta_index_.count(key)) c.fail("duplicate metadata key " + quoted_text(key), at);
             const std::uint64_t type_at = c.pos;
             const auto type_raw = c.read<std::uint32_t>("a metadata value type");
-            if (type_raw > 12) c.fail("metadata " + quoted(key) + ": unknown value type " + std::to_string(type_raw), type_at);
+            if (type_raw > 12) c.fail("metadata " + quoted_text(key) + ": unknown value type " + std::to_string(type_raw), type_at);
             const std::uint64_t value_at = c.pos;
             Value v;
             try {
                 v = read_value(c, static_cast<ValueType>(type_raw), 0, elements_left);
             } catch (const Error& e) {
-                throw Error("metadata " + quoted(key) + ": " + e.what());
+                throw Error("metadata " + quoted_text(key) + ": " + e.what());
             }
             if (key == "general.alignment") {
                 const auto* u = std::get_if<std::uint64_t>(&v.data);
@@ -313,39 +295,39 @@ private:
             TensorInfo t;
             const std::uint64_t at = c.pos;
             t.name = c.read_string("a tensor name");
-            if (tensor_index_.count(t.name)) c.fail("duplicate tensor name " + quoted(t.name), at);
+            if (tensor_index_.count(t.name)) c.fail("duplicate tensor name " + quoted_text(t.name), at);
             const std::uint64_t dims_at = c.pos;
             const auto n_dims = c.read<std::uint32_t>("a tensor's dimension count");
             if (n_dims == 0 || n_dims > kMaxDims)
-                c.fail("tensor " + quoted(t.name) + ": " + std::to_string(n_dims) + " dimensions (must be 1 to 4)", dims_at);
+                c.fail("tensor " + quoted_text(t.name) + ": " + std::to_string(n_dims) + " dimensions (must be 1 to 4)", dims_at);
             t.elements = 1;
             for (std::uint32_t d = 0; d < n_dims; ++d) {
                 const std::uint64_t dim_at = c.pos;
                 const auto n = c.read<std::uint64_t>("a tensor dimension");
                 if (n == 0 || n > kMaxDim || t.elements > kMaxElements / n)
-                    c.fail("tensor " + quoted(t.name) + ": dimension " + std::to_string(d) + " = " + std::to_string(n) + " is out of range", dim_at);
+                    c.fail("tensor " + quoted_text(t.name) + ": dimension " + std::to_string(d) + " = " + std::to_string(n) + " is out of range", dim_at);
                 t.dims.push_back(n);
                 t.elements *= n;
             }
             const std::uint64_t type_at = c.pos;
             t.type_id = c.read<std::uint32_t>("a tensor type");
             const DTypeInfo* info = dtype_info(t.type_id);
-            if (!info) c.fail("tensor " + quoted(t.name) + ": unknown tensor type id " + std::to_string(t.type_id), type_at);
+            if (!info) c.fail("tensor " + quoted_text(t.name) + ": unknown tensor type id " + std::to_string(t.type_id), type_at);
             if (t.dims[0] % info->block_elems != 0)
-                c.fail("tensor " + quoted(t.name) + ": row length " + std::to_string(t.dims[0]) + " is not a multiple of the " +
+                c.fail("tensor " + quoted_text(t.name) + ": row length " + std::to_string(t.dims[0]) + " is not a multiple of the " +
                            std::string(info->name) + " block size " + std::to_string(info->block_elems),
                        dims_at);
             // 2^62 elements of an 8-byte type would wrap the byte count to a small number that passes
             // every bounds check below while the shape still describes the full size.
             if (t.elements / info->block_elems > std::numeric_limits<std::uint64_t>::max() / info->block_bytes)
-                c.fail("tensor " + quoted(t.name) + ": " + std::to_string(t.elements) + " " + std::string(info->name) +
+                c.fail("tensor " + quoted_text(t.name) + ": " + std::to_string(t.elements) + " " + std::string(info->name) +
                            " elements overflow a 64-bit byte count",
                        dims_at);
             t.bytes = t.elements / info->block_elems * info->block_bytes;
             const std::uint64_t off_at = c.pos;
             t.offset = c.read<std::uint64_t>("a tensor offset");
             if (t.offset % alignment_ != 0)
-                c.fail("tensor " + quoted(t.name) + ": offset " + std::to_string(t.offset) + " is not aligned to " + std::to_string(alignment_), off_at);
+                c.fail("tensor " + quoted_text(t.name) + ": offset " + std::to_string(t.offset) + " is not aligned to " + std::to_string(alignment_), off_at);
             tensor_index_.emplace(t.name, tensors_.size());
             tensors_.push_back(std::move(t));
             offsets_at.push_back(off_at);
@@ -358,11 +340,23 @@ private:
         for (std::size_t i = 0; i < tensors_.size(); ++i) {
             auto& t = tensors_[i];
             if (t.offset > data_size || t.bytes > data_size - t.offset)
-                c.fail("tensor " + quoted(t.name) + ": offset " + std::to_string(t.offset) + " + " + std::to_string(t.bytes) +
+                c.fail("tensor " + quoted_text(t.name) + ": offset " + std::to_string(t.offset) + " + " + std::to_string(t.bytes) +
                            " bytes runs past the end of the " + std::to_string(data_size) +
                            "-byte data section that starts at byte " + std::to_string(data_offset_),
                        offsets_at[i]);
             t.data = bytes.data() + data_offset_ + t.offset;
+        }
+        // Each tensor owns its bytes: one whose data lies inside another's reads that tensor's values
+        // as its own (a norm read from quantized blocks gives NaN logits, not an error).
+        std::vector<std::size_t> by_offset(tensors_.size());
+        for (std::size_t i = 0; i < by_offset.size(); ++i) by_offset[i] = i;
+        std::stable_sort(by_offset.begin(), by_offset.end(), [&](std::size_t a, std::size_t b) { return tensors_[a].offset < tensors_[b].offset; });
+        for (std::size_t i = 1; i < by_offset.size(); ++i) {
+            const TensorInfo &prev = tensors_[by_offset[i - 1]], &t = tensors_[by_offset[i]];
+            if (t.offset < prev.offset + prev.bytes)
+                c.fail("tensor " + quoted_text(t.name) + ": data at offset " + std::to_string(t.offset) + " overlaps tensor " + quoted_text(prev.name) +
+                           " (offset " + std::to_string(prev.offset) + ", " + std::to_string(prev.bytes) + " bytes): tensors must not share bytes",
+                       offsets_at[by_offset[i]]);
         }
     }
 
