@@ -2,9 +2,13 @@
 // logits a reference comparison can read, and bad input of every kind is a one-line error and a
 // non-zero exit.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "gguf_fixtures.hpp"
 #include "reference.hpp"
@@ -175,6 +179,74 @@ TEST(CliErrors, PromptLongerThanTheContext) {
 
 TEST(CliErrors, InvalidUtf8Prompt) {
     expect_one_line_error(run_process({FORGE_CLI, "run", "-p", "bad \xff byte"}), "UTF-8");
+}
+
+TEST(CliErrors, ContextIsCheckedBeforeAnythingIsAllocated) {
+    // 2,000,000 positions of stories260K's cache would be 1.25 GB, 10^9 would be 600 GB: both refused
+    // from the shape alone, before the cache exists.
+    for (const char* context : {"2000000", "1000000000"})
+        expect_one_line_error(run_process({FORGE_CLI, "run", "-c", context, "-n", "1"}), "exceeds the model's maximum of 512");
+    expect_one_line_error(run_process({FORGE_CLI, "run", "-c", "-5", "-n", "1"}), "context -5 is negative");
+    rusage children{};
+    ::getrusage(RUSAGE_CHILDREN, &children);
+    EXPECT_LT(children.ru_maxrss, 64 * 1024) << "KiB: a refused context must not have been allocated first";
+}
+
+TEST(CliErrors, AFifoIsRefusedWithoutWaitingForAWriter) {
+    const std::string fifo = temp_path("model.fifo");
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    // `timeout` turns a hang into exit status 124, which fails the expectations below.
+    for (const char* command : {"run", "inspect"}) {
+        std::vector<std::string> args = {"timeout", "10", FORGE_CLI, command};
+        if (std::string(command) == "run") args.push_back("-m");
+        args.push_back(fifo);
+        const ProcessResult r = run_process(args);
+        EXPECT_EQ(r.exit_code, 1) << command << ": " << r.err;
+        EXPECT_NE(r.err.find("is not a regular file (it is a FIFO)"), std::string::npos) << r.err;
+    }
+    expect_one_line_error(run_process({FORGE_CLI, "run", "-m", fs::temp_directory_path().string()}), "(it is a directory)");
+    fs::remove(fifo);
+}
+
+TEST(CliErrors, TextFromTheFileIsPrintedEscaped) {
+    // Names that would clear the screen, set the window title and forge a second line of output.
+    const std::string hostile = "\x1b[2J\x1b]0;pwned\x07\nforge run: all is well\r\xc2\x9b";
+    const auto file = gguf::File::open(model_path("stories260K.gguf"));
+    for (const auto& [key, fragment] : std::vector<std::pair<std::string, std::string>>{
+             {"general.architecture", "unknown architecture '\\x1b[2J\\x1b]0;pwned\\x07\\x0aforge run: all is well\\x0d\\xc2\\x9b'"},
+             {"tokenizer.ggml.model", "unsupported tokenizer.ggml.model '\\x1b[2J"}}) {
+        const std::string path = temp_path("hostile.gguf");
+        rewrite(file, {{key, gguf::Value::string(hostile)}}).write(path);
+        const auto r = run_process({FORGE_CLI, "run", "-m", path});
+        fs::remove(path);
+        expect_one_line_error(r, fragment);
+        EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << "no raw ESC reaches the terminal";
+        EXPECT_EQ(r.err.find('\r'), std::string::npos);
+    }
+}
+
+// `bytes` written to a temporary file named `name`; returns its path.
+std::string write_temp(const std::string& name, const std::vector<std::byte>& bytes) {
+    const std::string path = temp_path(name);
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    return path;
+}
+
+TEST(CliErrors, AFileThatComputesNaNIsRefusedNotPrinted) {
+    const std::string text = read_file(model_path("synth-llama-f16.gguf"));
+    std::vector<std::byte> bytes(text.size());
+    std::memcpy(bytes.data(), text.data(), text.size());
+    const gguf::File f = gguf::File::parse(bytes);
+    const std::uint16_t nan = 0x7e00;  // one F16 weight of the first layer
+    std::memcpy(&bytes[f.data_offset() + f.tensor("blk.0.attn_q.weight").offset], &nan, 2);
+    const std::string path = write_temp("nan.gguf", bytes);
+    const std::string out = temp_path("nan.json");
+    const auto r = run_process({FORGE_CLI, "eval", "-m", path, "--tokens", "1,50,60", "--json", out});
+    fs::remove(path);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("NaN logits"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << "no logits written";
+    fs::remove(out);
 }
 
 TEST(CliErrors, BadOptions) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
 #include <map>
 #include <string>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "forge/model/model.hpp"
+#include "gguf_fixtures.hpp"
 #include "forge/models/catalog.hpp"
 #include "reference.hpp"
 #include "rope_freqs_model.hpp"
@@ -331,6 +333,70 @@ TEST(ModelErrors, UnsupportedWeightTypeSuggestsQuantize) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("forge quantize"), std::string::npos) << e.what();
     }
+}
+
+// The message of the forge::Error that f() throws ("" if it throws none).
+template <class F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(ModelErrors, ContextIsCheckedBeforeTheCacheExists) {
+    const gguf::File f = gguf::File::open(model_path("stories260K.gguf"));
+    EXPECT_NE(error_of([&] { Model<> m(f, {.context = 2'000'000}); }).find("exceeds the model's maximum of 512"), std::string::npos);
+    EXPECT_NE(error_of([&] { Model<> m(f, {.context = -5}); }).find("context -5 is negative"), std::string::npos);
+    EXPECT_NE(error_of([&] { Model<> m(f, {.threads = 0}); }).find("threads must be between 1 and 1024"), std::string::npos);
+    // A file whose context would need more memory than the machine has: refused with both sizes.
+    const std::vector<std::byte> bytes = rewrite(f, {{"llama.context_length", gguf::Value::u32(1u << 30)}}).bytes();
+    const gguf::File huge = gguf::File::parse(bytes);
+    const std::string msg = error_of([&] { Model<> m(huge, {.context = 1 << 30}); });
+    EXPECT_NE(msg.find("KV cache, more than this machine's"), std::string::npos) << msg;
+}
+
+TEST(ModelErrors, RopeBaseThatOverflowsTheAnglesIsRefused) {
+    const gguf::File f = gguf::File::open(model_path("stories260K.gguf"));
+    for (const float base : {1.4e-45f, 1e-30f, 0.5f, INFINITY}) {
+        gguf::Writer w = rewrite(f);
+        w.set("llama.rope.freq_base", gguf::Value::f32(base));
+        const std::vector<std::byte> bytes = w.bytes();
+        const std::string msg = error_of([&] { Model<> m(gguf::File::parse(bytes)); });
+        EXPECT_NE(msg.find("rope_base must be finite and at least 1"), std::string::npos) << base << ": " << msg;
+    }
+}
+
+// synth-llama-f16.gguf with one weight of blk.0.attn_q set to an F16 NaN: a file that parses and matches
+// its shape, whose logits are all NaN.
+std::vector<std::byte> f16_file_with_a_nan_weight() {
+    const std::string path = model_path("synth-llama-f16.gguf");
+    const std::string text = read_file(path);
+    std::vector<std::byte> bytes(text.size());
+    std::memcpy(bytes.data(), text.data(), text.size());
+    const gguf::File f = gguf::File::parse(bytes);
+    const gguf::TensorInfo& q = f.tensor("blk.0.attn_q.weight");
+    const std::uint16_t nan = 0x7e00;
+    std::memcpy(&bytes[f.data_offset() + q.offset + 6], &nan, 2);
+    return bytes;
+}
+
+TEST(ModelErrors, WeightsThatComputeNaNAreAnErrorNotLogits) {
+    const std::vector<std::byte> bytes = f16_file_with_a_nan_weight();
+    const std::vector<std::int32_t> prompt = {1, 50, 60};
+    Model<> m(gguf::File::parse(bytes));
+    std::string msg = error_of([&] { m.prefill(prompt); });
+    EXPECT_NE(msg.find("NaN logits"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("at position 2"), std::string::npos) << msg;
+    m.reset();
+    std::vector<float> all(prompt.size() * std::size_t(m.shape().vocab));
+    msg = error_of([&] { m.prefill(prompt, all.data()); });
+    EXPECT_NE(msg.find("at position 0"), std::string::npos) << "with every token's logits, the first bad one: " << msg;
+    // The untouched file computes finite logits through the same check.
+    Model<> good(gguf::File::open(model_path("synth-llama-f16.gguf")));
+    EXPECT_NO_THROW(good.prefill(prompt));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "forge/metal/device.hpp"
 #include "forge/metal/launch.hpp"
 #include "forge/model/any_model.hpp"
+#include "forge/model/prefill.hpp"
 #include "forge/model/weights.hpp"
 #include "forge/sample/categorical.hpp"
 
@@ -33,10 +34,8 @@ class GpuModel final : public GpuModelBase {
 public:
     GpuModel(gguf::File file, ModelOptions opt, std::unique_ptr<Device> device)
         : file_(std::move(file)), dev_(std::move(device)), w_(load_weights(file_, checked_shape(file_))),
-          context_(opt.context > 0 ? opt.context : std::min(S.max_context, 4096)), batch_(std::max(1, opt.max_batch)) {
+          context_(resolve_context(opt.context, S)), batch_(std::max(1, opt.max_batch)) {
         require_layer_type(w_, S.weights);
-        if (context_ > S.max_context)
-            throw Error("context " + std::to_string(context_) + " exceeds the model's maximum of " + std::to_string(S.max_context));
         const auto B = std::size_t(batch_);
         embd_ = wrap(w_.token_embd);
         out_w_ = wrap(w_.output);
@@ -75,18 +74,8 @@ public:
     }
 
     std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr) override {
-        if (tokens.empty()) throw Error("prefill needs at least one token");
-        if (tokens.size() > std::size_t(context_ - pos_))
-            throw Error("context is full: " + std::to_string(pos_) + " positions used + " + std::to_string(tokens.size()) +
-                        " new tokens exceed the context of " + std::to_string(context_));
-        for (const auto t : tokens)
-            if (t < 0 || t >= S.vocab)
-                throw Error("token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(S.vocab) + ")");
-        for (std::size_t done = 0; done < tokens.size();) {
-            const int n = int(std::min<std::size_t>(std::size_t(batch_), tokens.size() - done));
-            forward(tokens.data() + done, n, all_logits ? all_logits + done * std::size_t(S.vocab) : nullptr);
-            done += std::size_t(n);
-        }
+        prefill_in_batches(S, pos_, context_, batch_, tokens, all_logits, last_,
+                           [&](const std::int32_t* t, int n, float* all) { forward(t, n, all); });
         return last_;
     }
 

@@ -19,6 +19,7 @@
 #include "forge/cpu/rmsnorm.hpp"
 #include "forge/cpu/thread_pool.hpp"
 #include "forge/gguf/model_shape.hpp"
+#include "forge/model/prefill.hpp"
 #include "forge/model/kv_cache.hpp"
 #include "forge/model/options.hpp"
 #include "forge/model/weights.hpp"
@@ -37,13 +38,9 @@ public:
 
     explicit Model(gguf::File file, ModelOptions opt = {})
         : file_(std::move(file)), shape_(checked_shape(file_)), weights_(load_weights(file_, shape())),
-          context_(opt.context > 0 ? opt.context : std::min(shape().max_context, 4096)),
-          batch_(std::max(1, opt.max_batch)), pool_(opt.threads),
+          context_(resolve_context(opt.context, shape())), batch_(std::max(1, opt.max_batch)), pool_(resolve_threads(opt.threads)),
           cache_(shape().layers, context_, shape().kv_dim()), rope_(batch_, shape().head_dim) {
         if constexpr (kCompiled) require_layer_type(weights_, Traits::shape.weights);
-        if (context_ > shape().max_context)
-            throw Error("context " + std::to_string(context_) + " exceeds the model's maximum of " +
-                        std::to_string(shape().max_context));
         const auto& s = shape();
         const auto B = std::size_t(batch_);
         x_.resize(B * s.hidden);
@@ -75,19 +72,8 @@ public:
     // Feeds `tokens` at the next positions, in batches. Returns the last token's logits; with
     // `all_logits` (tokens.size() x vocab floats) every token's logits are written there too.
     std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr) {
-        if (tokens.empty()) throw Error("prefill needs at least one token");
-        if (tokens.size() > std::size_t(context_ - pos_))
-            throw Error("context is full: " + std::to_string(pos_) + " positions used + " +
-                        std::to_string(tokens.size()) + " new tokens exceed the context of " + std::to_string(context_));
-        for (const auto t : tokens)
-            if (t < 0 || t >= shape().vocab)
-                throw Error("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
-                            std::to_string(shape().vocab) + ")");
-        for (std::size_t done = 0; done < tokens.size();) {
-            const int n = int(std::min<std::size_t>(std::size_t(batch_), tokens.size() - done));
-            forward(tokens.data() + done, n, all_logits ? all_logits + done * std::size_t(shape().vocab) : nullptr);
-            done += std::size_t(n);
-        }
+        prefill_in_batches(shape(), pos_, context_, batch_, tokens, all_logits, logits_,
+                           [&](const std::int32_t* t, int n, float* all) { forward(t, n, all); });
         return logits_;
     }
 

@@ -1,11 +1,63 @@
 #pragma once
+// How a model is opened (context, threads, batch), and the rules for those numbers, written once for
+// the CPU and the GPU path. Every number is checked before anything is allocated for it.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "forge/core/error.hpp"
+#include "forge/traits/model_shape.hpp"
 
 namespace forge {
 
 struct ModelOptions {
-    int context = 0;     // KV-cache positions; 0 = the model's max_context, capped at 4096
-    int threads = 1;     // worker threads for the kernels
+    int context = 0;      // KV-cache positions; 0 = the model's max_context, capped at kDefaultContextCap
+    int threads = 1;      // worker threads for the kernels
     int max_batch = 256;  // prefill processes tokens in batches of at most this many: a batch reads the weights once
 };
+
+inline constexpr int kDefaultContextCap = 4096;
+inline constexpr int kMaxThreads = 1024;
+
+namespace detail {
+
+// This machine's physical memory in bytes, or 0 where it cannot be told.
+inline std::uint64_t physical_memory_bytes() {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
+}
+
+inline std::string gib(std::uint64_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(1ull << 30));
+    return buf;
+}
+
+}  // namespace detail
+
+// The KV-cache length a model of shape `s` gets for `requested` positions (0: the default). A negative
+// number, one above the model's max_context, or a cache larger than this machine's memory is an error
+// naming the numbers, raised before the cache exists.
+inline int resolve_context(int requested, const ModelShape& s) {
+    if (requested < 0)
+        throw Error("context " + std::to_string(requested) + " is negative: ask for a number of positions, or 0 for the model's default");
+    const int context = requested > 0 ? requested : std::min(s.max_context, kDefaultContextCap);
+    if (context > s.max_context)
+        throw Error("context " + std::to_string(context) + " exceeds the model's maximum of " + std::to_string(s.max_context));
+    const std::uint64_t cache = std::uint64_t(s.kv_cache_bytes_per_token()) * std::uint64_t(context);
+    if (const std::uint64_t memory = detail::physical_memory_bytes(); memory > 0 && cache > memory)
+        throw Error("context " + std::to_string(context) + " needs a " + detail::gib(cache) + " KV cache, more than this machine's " +
+                    detail::gib(memory) + " of memory: ask for fewer positions");
+    return context;
+}
+
+inline int resolve_threads(int threads) {
+    if (threads < 1 || threads > kMaxThreads)
+        throw Error("threads must be between 1 and " + std::to_string(kMaxThreads) + ", not " + std::to_string(threads));
+    return threads;
+}
 
 }  // namespace forge

@@ -10,6 +10,7 @@ namespace forge {
 
 // Largest head_dim the attention kernels keep in registers / threadgroup memory.
 inline constexpr int kMaxHeadDim = 256;
+inline constexpr float kMaxFloat = 3.40282347e+38f;  // std::isfinite is not constexpr before C++23
 
 // X(condition on `s`, message). Each condition guards its own divisions so it is safe on any input.
 #define FORGE_SHAPE_RULES(X)                                                                                     \
@@ -28,7 +29,10 @@ inline constexpr int kMaxHeadDim = 256;
       "values along each row)")                                                                                  \
     X(s.sliding_window >= 0 && s.sliding_window <= s.max_context,                                                \
       "sliding_window must be between 0 (full attention) and max_context")                                       \
-    X(s.rms_eps > 0.0f && s.rope_base > 0.0f, "rms_eps and rope_base must be positive")                         \
+    X(s.rms_eps > 0.0f && s.rms_eps <= kMaxFloat, "rms_eps must be positive and finite")                         \
+    X(s.rope_base >= 1.0f && s.rope_base <= kMaxFloat,                                                           \
+      "rope_base must be finite and at least 1 (RoPE turns position p by p / rope_base^(2i/head_dim): a base "  \
+      "below 1 makes those angles overflow to infinity)")                                                        \
     X(s.arch != Arch::qwen2 || s.rope_style == RopeStyle::neox, "qwen2 models rotate NeoX halves: set rope_style = RopeStyle::neox")
 
 // Every rule `s` breaks, by its message (empty when the shape is usable).
