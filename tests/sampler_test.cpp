@@ -2,7 +2,9 @@
 // seeded reproducibility, and argument errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <vector>
 
@@ -57,6 +59,23 @@ TEST(Categorical, RejectsBadArguments) {
     EXPECT_THROW(sample_categorical({}, 1.0f, 0.5f), Error);
 }
 
+TEST(Categorical, TinyTemperaturesDrawTheArgmaxWithCertainty) {
+    // Logits of a real scale, close together: multiplied by 1/temperature they would round by more than
+    // their differences.
+    std::vector<float> l;
+    for (int i = 0; i < 512; ++i) l.push_back(12.0f + 0.001f * float((i * 37) % 512));
+    const auto top = std::int32_t(std::max_element(l.begin(), l.end()) - l.begin());
+    for (const float t : {1e-6f, 1e-9f, 5e-9f, 1e-20f, 1e-38f, 1.4e-45f}) {
+        for (const float u : {0.0f, 0.5f, 0.999f}) {
+            const SampledToken s = sample_categorical(l, t, u);
+            EXPECT_EQ(s.id, top) << "temperature " << t << ", u " << u;
+            EXPECT_EQ(s.logprob, 0.0f) << "temperature " << t;
+        }
+    }
+    const std::vector<float> masked = {-INFINITY, -INFINITY};
+    EXPECT_THROW(sample_categorical(masked, 1.0f, 0.5f), Error);
+}
+
 std::map<int, int> histogram(SamplerParams p, const std::vector<float>& logits, int draws) {
     Sampler s(p);
     std::map<int, int> h;
@@ -67,6 +86,14 @@ std::map<int, int> histogram(SamplerParams p, const std::vector<float>& logits, 
 TEST(Sampler, GreedyIsArgmax) {
     Sampler s({.temperature = 0.0f});
     EXPECT_EQ(s.sample(std::vector<float>{0.1f, 3.0f, 2.9f}), 1);
+}
+
+TEST(Sampler, TemperatureBelowTheThresholdIsGreedy) {
+    const std::vector<float> l = {0.1f, 3.0f, 2.9999f, -1.0f};
+    for (const float t : {kGreedyBelowTemperature / 2, 1e-9f, 1e-30f, 1.4e-45f}) {
+        Sampler s({.temperature = t, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = 3});
+        for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(l), 1) << t;
+    }
 }
 
 TEST(Sampler, FrequenciesFollowTheDistribution) {
@@ -137,6 +164,10 @@ TEST(Sampler, RejectsBadParameters) {
     EXPECT_THROW(Sampler({.top_p = 1.5f}), Error);
     EXPECT_THROW(Sampler({.min_p = 1.0f}), Error);
     EXPECT_THROW(Sampler({.repeat_penalty = 0.0f}), Error);
+    EXPECT_THROW(Sampler({.repeat_penalty = 1e-30f}), Error) << "divides a logit of 10 past the float range";
+    EXPECT_THROW(Sampler({.repeat_penalty = 1e4f}), Error);
+    EXPECT_THROW(Sampler({.temperature = NAN}), Error);
+    EXPECT_THROW(Sampler::check({.top_p = NAN}), Error);
 }
 
 }  // namespace

@@ -361,7 +361,7 @@ inline void softmax_sample(Encoder& e, View<float> logits, View<float> probs, Vi
     detail::check_capacity(out_token, 1, k, "out_token");
     detail::check_capacity(out_logprob, 1, k, "out_logprob");
     detail::check(logits.buffer != probs.buffer, k, "probs must not alias logits");
-    const metal_src::SoftmaxSampleParams p{std::uint32_t(n), 1.0f / temperature, u};
+    const metal_src::SoftmaxSampleParams p{std::uint32_t(n), temperature, u};
     detail::encode(e, k, {detail::bind(logits), detail::bind(probs), detail::bind(out_token), detail::bind(out_logprob)}, p,
                    detail::tg_bytes(KernelConfig::kReduceScratch), {1}, {reduction_threads(n)});
 }

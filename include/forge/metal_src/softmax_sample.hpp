@@ -8,7 +8,7 @@
 
 namespace forge::metal_src {
 
-#define FORGE_SOFTMAX_SAMPLE_FIELDS(F) F(uint, n) F(float, inv_temperature) F(float, u)
+#define FORGE_SOFTMAX_SAMPLE_FIELDS(F) F(uint, n) F(float, temperature) F(float, u)
 FORGE_MSL_PARAMS(SoftmaxSampleParams, FORGE_SOFTMAX_SAMPLE_FIELDS);
 
 inline constexpr KernelSource kSoftmaxSample{
@@ -19,11 +19,11 @@ inline constexpr KernelSource kSoftmaxSample{
     .threadgroup_memory = true,
     .builtins = kNtg | kTid | kLane | kSg,
     .body = R"msl({
-    const float inv_t = p.inv_temperature;
+    const float t = p.temperature;
     float m = -INFINITY;
-    for (uint i = tid; i < p.n; i += ntg.x) m = fmax(m, logits[i] * inv_t);
+    for (uint i = tid; i < p.n; i += ntg.x) m = fmax(m, logits[i]);
     m = tg_reduce_max(m, tgm, lane, sg, ntg.x);
-    for (uint i = tid; i < p.n; i += ntg.x) probs[i] = exp(logits[i] * inv_t - m);
+    for (uint i = tid; i < p.n; i += ntg.x) probs[i] = exp((logits[i] - m) / t);
     threadgroup_barrier(mem_flags::mem_device);
     if (tid == 0) {
         float sum = 0.0f;
@@ -44,7 +44,7 @@ inline constexpr KernelSource kSoftmaxSample{
         }
         if (!found) {
             out_token[0] = int(last_nonzero);
-            out_logprob[0] = logits[last_nonzero] * inv_t - m - log(sum);
+            out_logprob[0] = (logits[last_nonzero] - m) / t - log(sum);
         }
     }
 }

@@ -16,8 +16,14 @@
 
 namespace forge {
 
+// Temperatures below this sample greedily: the distribution is then the argmax for any logits that
+// differ by more than 1e-4, and nothing is gained by computing it.
+inline constexpr float kGreedyBelowTemperature = 1e-5f;
+// A logit divided by the repeat penalty must stay finite: logits are at most a few thousand.
+inline constexpr float kMinRepeatPenalty = 1e-3f, kMaxRepeatPenalty = 1e3f;
+
 struct SamplerParams {
-    float temperature = 0.8f;  // 0: greedy
+    float temperature = 0.8f;  // 0 (or below kGreedyBelowTemperature): greedy
     int top_k = 40;            // 0: off
     float top_p = 0.95f;       // 1: off
     float min_p = 0.05f;       // 0: off
@@ -28,12 +34,16 @@ struct SamplerParams {
 
 class Sampler {
 public:
-    explicit Sampler(SamplerParams p) : p_(p), rng_(p.seed) {
-        if (p.temperature < 0.0f) throw Error("temperature must be >= 0");
+    explicit Sampler(SamplerParams p) : p_(p), rng_(p.seed) { check(p); }
+
+    // Throws forge::Error naming the first parameter out of its range.
+    static void check(const SamplerParams& p) {
+        if (!(p.temperature >= 0.0f)) throw Error("temperature must be >= 0");
         if (p.top_k < 0) throw Error("top_k must be >= 0");
         if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) throw Error("top_p must be in (0, 1]");
         if (!(p.min_p >= 0.0f && p.min_p < 1.0f)) throw Error("min_p must be in [0, 1)");
-        if (!(p.repeat_penalty > 0.0f)) throw Error("repeat_penalty must be > 0");
+        if (!(p.repeat_penalty >= kMinRepeatPenalty && p.repeat_penalty <= kMaxRepeatPenalty))
+            throw Error("repeat_penalty must be between 0.001 and 1000");
     }
 
     const SamplerParams& params() const { return p_; }
@@ -55,7 +65,7 @@ public:
                 float& l = work_[std::size_t(t)];
                 l = l > 0.0f ? l / p_.repeat_penalty : l * p_.repeat_penalty;
             }
-        if (p_.temperature == 0.0f)
+        if (p_.temperature < kGreedyBelowTemperature)
             return std::int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin());
         filter();
         return sample_categorical(work_, p_.temperature, next_uniform()).id;
