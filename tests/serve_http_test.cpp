@@ -2,6 +2,7 @@
 // every limit answers with its own status, every malformation with 400, and an error is final.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -132,6 +133,56 @@ TEST(HttpParser, EnforcesEachSizeLimitWithItsStatus) {
     EXPECT_EQ(parse_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n" + std::string(64, 'x') + "\r\n40\r\n", small).status, 413);
     EXPECT_EQ(parse_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffffff\r\n", small).status, 413);
     EXPECT_EQ(parse_error("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: " + std::string(300, 't'), small).status, 431);
+}
+
+// 1-byte chunks, each with a chunk extension of `ext` bytes: a thousand raw bytes per body byte.
+std::string extension_chunks(int chunks, std::size_t ext) {
+    std::string out;
+    for (int i = 0; i < chunks; ++i) out += "1;" + std::string(ext, 'e') + "\r\nx\r\n";
+    return out;
+}
+
+TEST(HttpParser, RawBytesOfARequestAreBoundedChunkFramingIncluded) {
+    const Limits small{.max_body = 100, .max_request_bytes = 4096};
+    const std::string head = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // 5 body bytes, far under max_body, in ~5 KB of framing: refused, the same however the bytes arrive.
+    const std::string flood = head + extension_chunks(5, 1000) + "0\r\n\r\n";
+    for (const std::size_t step : {0, 1, 7, 1000}) {
+        const Parsed p = parse_all(flood, step, small);
+        EXPECT_EQ(p.last, State::error) << step;
+        EXPECT_EQ(p.failure.status, 413) << step;
+        EXPECT_NE(p.failure.message.find("4096 bytes as sent"), std::string::npos) << p.failure.message;
+    }
+    // Under the raw limit the same shape is a request like any other.
+    const Parsed ok = parse_all(head + extension_chunks(3, 1000) + "0\r\n\r\n", 1, small);
+    ASSERT_EQ(ok.requests.size(), 1u);
+    EXPECT_EQ(ok.requests[0].body, "xxx");
+    // A Content-Length request is counted too.
+    const Limits tight{.max_body = 100, .max_request_bytes = 120};
+    EXPECT_EQ(parse_error("POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'x'), tight).status, 413);
+}
+
+TEST(HttpParser, HoldsOnlyTheDecodedBodyAndOneUnfinishedLine) {
+    // No raw limit here: what the parser keeps must be bounded by itself, not by the limit cutting it off.
+    const Limits no_raw_limit{.max_request_bytes = std::size_t(1) << 40};
+    RequestParser p(no_raw_limit);
+    p.feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    const std::string chunk = extension_chunks(1, 1000);
+    std::size_t most = 0;
+    Request r;
+    for (int i = 0; i < 5000; ++i) {  // 5 MB sent, 5000 body bytes
+        // Split inside the extension, as reads fall.
+        p.feed(std::string_view(chunk).substr(0, 500));
+        ASSERT_EQ(p.next(r), State::incomplete);
+        most = std::max(most, p.buffered_bytes());
+        p.feed(std::string_view(chunk).substr(500));
+        ASSERT_EQ(p.next(r), State::incomplete);
+        most = std::max(most, p.buffered_bytes());
+    }
+    EXPECT_LE(most, 5000u + 1024u) << "the decoded body and at most one chunk-size line";
+    p.feed("0\r\n\r\n");
+    ASSERT_EQ(p.next(r), State::complete);
+    EXPECT_EQ(r.body, std::string(5000, 'x'));
 }
 
 TEST(HttpParser, RejectsMalformedRequestLines) {

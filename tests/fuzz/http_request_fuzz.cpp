@@ -1,7 +1,9 @@
 // libFuzzer target for the HTTP request parser. The first input byte picks a split size; the rest is
 // what a peer sends. The same bytes fed whole and fed in pieces must give the same requests and the same
 // verdict (a parser that depends on how reads happen to fall is a smuggling bug), every limit must
-// hold, and a complete request's body sent back chunked by forge's writer must parse to the same body.
+// hold, what the parser buffers between pieces must stay bounded (chunk extensions and framing cost
+// nothing kept), and a complete request's body sent back chunked by forge's writer must parse to the
+// same body.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,7 +16,9 @@ namespace {
 
 using namespace forge::serve::http;
 
-constexpr Limits kLimits{.max_request_line = 256, .max_header_bytes = 1024, .max_headers = 16, .max_body = 4096};
+constexpr Limits kLimits{.max_request_line = 256, .max_header_bytes = 1024, .max_headers = 16, .max_body = 4096, .max_request_bytes = 6144};
+// What a parser may hold between reads: the decoded body, plus an unfinished head or chunk-size line (at
+// most 1024 bytes either way), plus the bytes of one read.
 
 struct Outcome {
     std::vector<Request> requests;
@@ -39,6 +43,9 @@ Outcome parse(std::string_view input, std::size_t step) {
                 __builtin_trap();
             out.requests.push_back(std::move(r));
         }
+        // Fed piece by piece, a parser holds what it still needs, never every byte the request sent.
+        if (s == RequestParser::State::incomplete && p.buffered_bytes() > kLimits.max_body + kLimits.max_header_bytes + step + 2)
+            __builtin_trap();
         if (s == RequestParser::State::error) {
             const int status = p.failure().status;
             if (status < 400 || status > 505 || reason_phrase(status) == "Unknown" || p.failure().message.empty()) __builtin_trap();

@@ -1,7 +1,9 @@
 #pragma once
 // HTTP/1.1 for the server, written for hostile peers: an incremental request parser with every size
-// bounded (request line, header count and bytes, body, chunk-size lines), Content-Length and chunked
-// bodies, keep-alive and pipelining; and the bytes of responses, chunked bodies and Server-Sent Events.
+// bounded (request line, header count and bytes, body, chunk-size lines, the raw bytes of a whole
+// request), Content-Length and chunked bodies, keep-alive and pipelining; and the bytes of responses,
+// chunked bodies and Server-Sent Events. What the parser holds is bounded too: bytes are dropped as soon
+// as they are parsed, so a request costs its decoded body plus at most one unfinished line.
 // No sockets here: the parser eats bytes and the writers return strings, so all of it is unit-testable.
 #include <algorithm>
 #include <cstddef>
@@ -18,7 +20,13 @@ struct Limits {
     std::size_t max_request_line = 8 * 1024;
     std::size_t max_header_bytes = 16 * 1024;  // the whole head, request line included (and chunked trailers)
     std::size_t max_headers = 64;
-    std::size_t max_body = 1024 * 1024;
+    std::size_t max_body = 1024 * 1024;  // decoded
+    // Everything one request sends: head, chunk-size lines and extensions, trailers, body. Without it a
+    // body of 1-byte chunks each carrying a long extension costs a thousand bytes per body byte.
+    // 0: twice max_body plus max_header_bytes, room for any reasonable chunking of the largest body.
+    std::size_t max_request_bytes = 0;
+
+    std::size_t request_bytes() const { return max_request_bytes ? max_request_bytes : 2 * max_body + max_header_bytes; }
 };
 
 struct Request {
@@ -108,11 +116,18 @@ public:
     // (a pipelined request) for the next call.
     State next(Request& out) {
         if (state_ == State::error) return state_;
-        if (phase_ == Phase::head && !parse_head()) return state_;
-        if (phase_ == Phase::length_body && !read_length_body()) return state_;
-        if (phase_ == Phase::chunked_body && !read_chunked_body()) return state_;
+        if ((phase_ == Phase::head && !parse_head()) || (phase_ == Phase::length_body && !read_length_body()) ||
+            (phase_ == Phase::chunked_body && !read_chunked_body())) {
+            if (state_ == State::incomplete && phase_ != Phase::head) {  // a head is kept whole until it ends
+                consumed_ += pos_;
+                buf_.erase(0, pos_);
+                pos_ = 0;
+            }
+            return state_;
+        }
         buf_.erase(0, pos_);
         pos_ = 0;
+        consumed_ = 0;
         scanned_ = 0;
         phase_ = Phase::head;
         continue_sent_ = false;
@@ -132,6 +147,8 @@ public:
     }
     // Nothing of a next request has arrived (an idle keep-alive connection).
     bool idle() const { return phase_ == Phase::head && buf_.size() == pos_; }
+    // Bytes held for the request being parsed: unparsed input and the decoded body so far.
+    std::size_t buffered_bytes() const { return buf_.size() + req_.body.size(); }
 
 private:
     enum class Phase { head, length_body, chunked_body };
@@ -145,6 +162,11 @@ private:
     bool need_more() {
         state_ = State::incomplete;
         return false;
+    }
+    // Checked whenever the parse moves on, so the verdict falls at the same byte however the input was split.
+    bool within_request_bytes() {
+        return consumed_ + pos_ <= limits_.request_bytes() ||
+               fail(413, "request larger than " + std::to_string(limits_.request_bytes()) + " bytes as sent (head, chunk framing and body)");
     }
 
     bool parse_head() {
@@ -272,6 +294,7 @@ private:
         req_.body.append(buf_, pos_, take);
         pos_ += take;
         body_left_ -= take;
+        if (!within_request_bytes()) return false;
         return body_left_ == 0 || need_more();
     }
 
@@ -304,6 +327,7 @@ private:
                     if (size > limits_.max_body - req_.body.size())
                         return fail(413, "request body larger than " + std::to_string(limits_.max_body) + " bytes");
                     pos_ += eol + 2;
+                    if (!within_request_bytes()) return false;
                     body_left_ = std::size_t(size);
                     chunk_step_ = size == 0 ? ChunkStep::trailers : ChunkStep::data;
                     trailer_bytes_ = 0;
@@ -317,6 +341,7 @@ private:
                     if (rest.size() < 2) return need_more();
                     if (rest.substr(0, 2) != "\r\n") return fail(400, "chunk data not followed by CRLF");
                     pos_ += 2;
+                    if (!within_request_bytes()) return false;
                     chunk_step_ = ChunkStep::size_line;
                     break;
                 case ChunkStep::trailers: {
@@ -327,6 +352,7 @@ private:
                     trailer_bytes_ += eol + 2;
                     if (trailer_bytes_ > limits_.max_header_bytes) return fail(431, "chunked trailers too large");
                     pos_ += eol + 2;
+                    if (!within_request_bytes()) return false;
                     if (eol == 0) return true;
                     std::vector<std::pair<std::string, std::string>> dropped;
                     if (!parse_header_line(rest.substr(0, eol), dropped)) return false;
@@ -338,8 +364,9 @@ private:
 
     Limits limits_;
     std::string buf_;
-    std::size_t pos_ = 0;      // start of the unparsed bytes in buf_
-    std::size_t scanned_ = 0;  // bytes of an unfinished head already searched for its end
+    std::size_t pos_ = 0;       // start of the unparsed bytes in buf_
+    std::size_t consumed_ = 0;  // bytes of the current request parsed and dropped from buf_
+    std::size_t scanned_ = 0;   // bytes of an unfinished head already searched for its end
     Phase phase_ = Phase::head;
     ChunkStep chunk_step_ = ChunkStep::size_line;
     std::size_t body_left_ = 0;
