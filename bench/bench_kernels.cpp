@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench_models.hpp"
+#include "forge/gguf/synthetic_model.hpp"
 #include "forge/cpu/kernels/attention.hpp"
 #include "forge/cpu/kernels/gemm.hpp"
 
@@ -23,7 +23,7 @@ int bench_threads() {
 }
 
 std::vector<float> random_floats(std::size_t n) {
-    bench::Rng rng(3);
+    gguf::Rng rng(3);
     std::vector<float> v(n);
     for (auto& x : v) x = rng.uniform();
     return v;
@@ -33,8 +33,8 @@ std::vector<float> random_floats(std::size_t n) {
 template <DType T, class Isa>
 void BM_Gemm(benchmark::State& state) {
     const int rows = int(state.range(0)), cols = int(state.range(1)), tokens = int(state.range(2));
-    bench::Rng rng(1);
-    const auto w = bench::random_matrix(T, std::uint64_t(rows), std::uint64_t(cols), rng);
+    gguf::Rng rng(1);
+    const auto w = gguf::random_matrix(T, std::uint64_t(rows), std::uint64_t(cols), rng);
     const cpu::WeightView view{w.data(), T, rows, cols};
     const auto x = random_floats(std::size_t(tokens) * std::size_t(cols));
     std::vector<float> y(std::size_t(tokens) * std::size_t(rows));

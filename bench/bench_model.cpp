@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench_models.hpp"
+#include "forge/gguf/synthetic_model.hpp"
 #include "forge/cpu/thread_pool.hpp"
 #include "forge/model/model.hpp"
 #include "forge/models/llama.hpp"
@@ -32,12 +32,12 @@ int bench_threads() {
 template <class Traits>
 std::string model_file() {
     const std::string path = std::string(FORGE_BENCH_MODEL_DIR) + "/" + std::string(Traits::name) + ".gguf";
-    bench::write_synthetic_model(path, Traits::shape);
+    gguf::write_synthetic_model(path, Traits::shape);
     return path;
 }
 
 std::vector<std::int32_t> random_tokens(int n, int vocab) {
-    bench::Rng rng(7);
+    gguf::Rng rng(7);
     std::vector<std::int32_t> t(static_cast<std::size_t>(n));
     for (auto& v : t) v = std::int32_t(rng.next() % std::uint64_t(vocab));
     return t;

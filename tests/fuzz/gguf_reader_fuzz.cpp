@@ -1,7 +1,11 @@
-// libFuzzer target for the GGUF reader. Any input must either parse or fail with forge::Error; a parse
-// must hand out only what lies in the input, so every metadata value and every byte of every tensor is
-// read back here (libFuzzer's input buffer is exactly `size` bytes, so ASan sees any read past it).
+// libFuzzer target for the GGUF reader and the model built on it. Any input must either parse or fail
+// with forge::Error; a parse must hand out only what lies in the input, so every metadata value and
+// every byte of every tensor is read back here (libFuzzer's input buffer is exactly `size` bytes, so
+// ASan sees any read past it). A file that loads as a model must then compute finite logits for a
+// token, or fail with forge::Error: never NaN, never a crash.
+#include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -10,7 +14,9 @@
 #include <variant>
 
 #include "forge/core/error.hpp"
+#include "forge/gguf/model_shape.hpp"
 #include "forge/gguf/reader.hpp"
+#include "forge/model/model.hpp"
 
 namespace {
 
@@ -75,6 +81,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         volatile std::uint64_t sink = sum;
         (void)sink;
+    } catch (const forge::Error&) {
+        return 0;
+    }
+    try {
+        const File f = File::parse(input);
+        const int context = std::min(16, forge::gguf::model_shape(f).max_context);
+        forge::Model<forge::Dynamic> model(f, {.context = context});
+        const std::int32_t token = 1 % model.shape().vocab;
+        for (const float x : model.prefill(std::span(&token, 1)))
+            if (!std::isfinite(x)) __builtin_trap();
     } catch (const forge::Error&) {
     }
     return 0;

@@ -1,7 +1,8 @@
 // Makes the seed corpus for gguf_reader_fuzz from the test GGUFs, so no binaries live in the repository.
 // Each test file gives a small valid file (its metadata with arrays cut to a few items, its tensors cut to
 // their first row) and, if it has tensors, that file's header alone. Small seeds keep the fuzzer's mutations on the header
-// rather than in megabytes of weights.
+// rather than in megabytes of weights. Tiny synthetic models, one per weight type, are whole models that
+// load, so mutations of them reach the forward pass.
 //
 //   gguf_fuzz_seeds <testdata dir> <output dir>
 #include <cstdint>
@@ -15,6 +16,7 @@
 
 #include "forge/core/dtype.hpp"
 #include "forge/gguf/reader.hpp"
+#include "forge/gguf/synthetic_model.hpp"
 #include "forge/gguf/writer.hpp"
 
 namespace fs = std::filesystem;
@@ -69,6 +71,12 @@ int main(int argc, char** argv) {
                     ++seeds;
                 }
             }
+        }
+        for (const forge::DType type : {forge::DType::F32, forge::DType::F16, forge::DType::Q8_0, forge::DType::Q4_0}) {
+            const forge::ModelShape tiny{.vocab = 16, .hidden = 32, .ffn = 32, .layers = 1, .heads = 4, .kv_heads = 2, .head_dim = 8,
+                                         .max_context = 16, .weights = type};
+            save(out / ("tiny-" + std::string(forge::dtype_name(type)) + ".gguf"), synthetic_model(tiny, 1).bytes());
+            ++seeds;
         }
         std::printf("%zu seeds in %s\n", seeds, out.c_str());
         return seeds > 0 ? 0 : 1;
