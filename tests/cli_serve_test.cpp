@@ -1,12 +1,24 @@
 // `forge serve` end to end with the bundled model: greedy generation over HTTP is exactly llama2.c's
-// reference text (whole and streamed), concurrent clients all get answers, streamed chunks are valid
-// JSON and UTF-8 and end with [DONE], SIGTERM and SIGINT stop it cleanly, and bad options are
-// one-line errors.
+// reference text (whole and streamed, and at temperatures too small to sample with), concurrent clients
+// all get answers, streamed chunks are valid JSON and UTF-8 and end with [DONE], a chunk-extension flood
+// leaves memory bounded, SIGTERM and SIGINT stop it cleanly and within the shutdown deadline, and bad
+// options are one-line errors.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string_view>
 #include <thread>
+#include <vector>
 
+#include "forge/gguf/synthetic_model.hpp"
 #include "forge/json/json.hpp"
 #include "reference.hpp"
 #include "run_process.hpp"
@@ -122,6 +134,135 @@ TEST(CliServe, SigtermAndSigintStopItCleanly) {
     }
 }
 
+TEST(CliServe, ATinyTemperatureIsGreedy) {
+    const std::string golden = json::parse(read_file(testdata("reference/stories260K.golden.json"))).at("text").as_string();
+    ServeProcess server(FORGE_CLI, {"--threads", "1"});
+    TestClient c(server.port());
+    for (const char* temperature : {"1e-9", "5e-9", "1e-30", "1e-50"}) {
+        c.send(post("/v1/completions", std::string(R"({"prompt":"","max_tokens":200,"seed":3,"temperature":)") + temperature + "}"));
+        const HttpResponse r = c.response();
+        ASSERT_EQ(r.status, 200) << r.body;
+        EXPECT_EQ(json::parse(r.body).at("choices").as_array()[0].at("text").as_string(), golden) << temperature;
+    }
+}
+
+// The server's peak resident memory, from /proc.
+long peak_rss_kib(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+// A blocking loopback connection with bounded sends, or -1.
+int connect_loopback(int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(std::uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const timeval two_seconds{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &two_seconds, sizeof two_seconds);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+TEST(CliServe, ChunkExtensionFloodKeepsMemoryBounded) {
+    // Bodies of 1-byte chunks that each carry a 1000-byte extension, from 8 connections for 3 seconds,
+    // each reconnecting when refused: the server must refuse each request at its raw-size limit and keep
+    // almost nothing of what was sent.
+    ServeProcess server(FORGE_CLI, {"--threads", "1"});
+    std::string burst;
+    for (int i = 0; i < 64; ++i) burst += "1;" + std::string(1000, 'e') + "\r\nx\r\n";
+    const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    std::atomic<long> sent{0};
+    std::atomic<int> refused{0};
+    std::vector<std::thread> flooders;
+    for (int i = 0; i < 8; ++i)
+        flooders.emplace_back([&] {
+            while (std::chrono::steady_clock::now() < until) {
+                const int fd = connect_loopback(server.port());
+                if (fd < 0) return;
+                bool open = ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) > 0;
+                while (open && std::chrono::steady_clock::now() < until) {
+                    const ssize_t n = ::send(fd, burst.data(), burst.size(), MSG_NOSIGNAL);
+                    open = n > 0;
+                    if (open) sent += n;
+                    pollfd p{fd, POLLIN, 0};
+                    if (::poll(&p, 1, 0) > 0) {  // the server answered: it can only be a refusal
+                        char reply[64] = {};
+                        if (::recv(fd, reply, sizeof reply - 1, 0) > 0 && std::string_view(reply).starts_with("HTTP/1.1 413")) ++refused;
+                        open = false;
+                    }
+                }
+                ::close(fd);
+            }
+        });
+    for (auto& t : flooders) t.join();
+    const long peak = peak_rss_kib(server.pid());
+    EXPECT_GT(sent.load(), 8L * 2 * 1024 * 1024) << "each connection got past one request's raw limit";
+    EXPECT_GT(refused.load(), 0);
+    EXPECT_GT(peak, 0);
+    EXPECT_LT(peak, 100 * 1024) << "KiB peak RSS after " << sent.load() / (1 << 20) << " MiB of chunk extensions";
+    TestClient c(server.port());  // and it still serves
+    c.send(get("/health"));
+    EXPECT_EQ(c.response().status, 200);
+}
+
+// A model slow enough that a generation outlasts the shutdown deadline many times over: random Q8_0
+// weights of 45M parameters, whose output row for EOS is zero so greedy decoding never ends early.
+std::string write_slow_model() {
+    const std::string path = (std::filesystem::temp_directory_path() / ("forge-slow-" + std::to_string(::getpid()) + ".gguf")).string();
+    const ModelShape shape{.vocab = 512, .hidden = 1024, .ffn = 2816, .layers = 4, .heads = 16, .kv_heads = 4, .head_dim = 64,
+                           .max_context = 4096, .weights = DType::Q8_0};
+    gguf::synthetic_model(shape).write(path);
+    const gguf::File f = gguf::File::open(path);
+    const gguf::TensorInfo& out = f.tensor("output.weight");
+    const std::size_t row = row_bytes(DType::Q8_0, std::size_t(shape.hidden));
+    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(std::streamoff(f.data_offset() + out.offset + 2 * row));  // token 2 is the placeholder vocabulary's EOS
+    file.write(std::string(row, '\0').data(), std::streamsize(row));
+    return path;
+}
+
+TEST(CliServe, SigtermStopsLongGenerationsAtTheDeadlineAndSaysSo) {
+    const std::string model = write_slow_model();
+    ServeProcess server(FORGE_CLI, {"-m", model, "--threads", "1", "--parallel", "2", "--shutdown-timeout", "1"});
+    const std::string body = R"({"prompt":"","max_tokens":4000,"temperature":0)";
+    TestClient streamed(server.port(), std::chrono::seconds(30));
+    streamed.send(post("/v1/completions", body + R"(,"stream":true})"));
+    ASSERT_EQ(streamed.head().status, 200);
+    int tokens = 0;
+    for (; tokens < 3; ++tokens) ASSERT_TRUE(streamed.next_event());  // generating
+    TestClient whole(server.port(), std::chrono::seconds(30));
+    whole.send(post("/v1/completions", body + "}"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(server.stop(SIGTERM), 0) << server.stderr_text();
+    const double exit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The deadline (1 s) plus the connections' grace (1 s), with room for a loaded machine; a generation
+    // left to finish would take a minute.
+    EXPECT_LT(exit_s, 5.0) << server.stderr_text();
+
+    std::vector<std::string> events;
+    while (auto e = streamed.next_event()) events.push_back(*e);
+    ASSERT_GE(events.size(), 2u);
+    EXPECT_EQ(events.back(), "[DONE]");
+    const json::Value error = json::parse(events[events.size() - 2]).at("error");
+    EXPECT_EQ(error.at("code").as_string(), "shutting_down") << events[events.size() - 2];
+    EXPECT_LT(int(events.size()) + tokens, 4000) << "cut short";
+
+    const HttpResponse r = whole.response();
+    EXPECT_EQ(r.status, 503) << r.body;
+    EXPECT_EQ(json::parse(r.body).at("error").at("code").as_string(), "shutting_down") << r.body;
+    std::filesystem::remove(model);
+}
+
 TEST(CliServe, BadOptionsAreOneLineErrors) {
     for (const auto& [args, fragment] : std::vector<std::pair<std::vector<std::string>, std::string>>{
              {{"--parallel", "0"}, "--parallel"},
@@ -129,6 +270,8 @@ TEST(CliServe, BadOptionsAreOneLineErrors) {
              {{"--port", "x"}, "expects a number"},
              {{"-m", "/nonexistent.gguf"}, "/nonexistent.gguf"},
              {{"--timeout", "0"}, "--timeout"},
+             {{"--shutdown-timeout", "-1"}, "--shutdown-timeout"},
+             {{"-c", "-5"}, "context -5 is negative"},
              {{"--bogus"}, "unknown option"}}) {
         std::vector<std::string> cmd = {FORGE_CLI, "serve", "--port", "0"};
         cmd.insert(cmd.end(), args.begin(), args.end());

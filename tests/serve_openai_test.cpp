@@ -74,6 +74,19 @@ TEST(OpenAIRequest, SamplingFieldsAreTypeAndRangeChecked) {
     expect_chat_refused(R"(,"stream_options":{"include_usage":1})", "include_usage", "must be a boolean");
 }
 
+TEST(OpenAIRequest, SamplingNumbersAreCheckedAsTheFloatsTheSamplerUses) {
+    // Positive as doubles, zero as floats: refused as 400s naming the field, never a 500 from the sampler.
+    expect_chat_refused(R"(,"top_p":1e-50)", "top_p", "as a 32-bit float (1e-50 rounds to 0)");
+    expect_chat_refused(R"(,"repeat_penalty":1e-50)", "repeat_penalty", "at least 0.001");
+    expect_chat_refused(R"(,"repeat_penalty":1e-30)", "repeat_penalty", "at least 0.001");
+    // What rounds to a value the sampler takes is taken: a temperature of 1e-50 is 0, greedy.
+    EXPECT_EQ(parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"temperature":1e-50})").options.sampling.temperature, 0.0f);
+    EXPECT_EQ(parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"min_p":1e-50})").options.sampling.min_p, 0.0f);
+    EXPECT_FLOAT_EQ(parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"min_p":0.999})").options.sampling.min_p, 0.999f);
+    EXPECT_NO_THROW(Sampler::check(parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"top_p":1e-40,"repeat_penalty":0.001})")
+                                       .options.sampling));
+}
+
 TEST(OpenAIRequest, AGoodChatRequestMapsOntoGeneration) {
     const ChatRequest r = parse_chat_request(R"({
         "model": "anything", "messages": [

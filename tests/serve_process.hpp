@@ -60,6 +60,7 @@ public:
     ~ServeProcess() { stop(); }
 
     int port() const { return port_; }
+    pid_t pid() const { return pid_; }
 
     // Sends `sig` and waits (bounded) for the exit; returns the exit status (128 + signal if killed).
     int stop(int sig = SIGTERM, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {

@@ -3,6 +3,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -12,6 +15,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "forge/core/printable.hpp"
 #include "forge/model/open_model.hpp"
 #include "forge/serve/server.hpp"
 
@@ -21,18 +25,23 @@ namespace {
 
 constexpr const char* kServeUsage =
     "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--threads N] [-c CONTEXT]\n"
-    "                   [--max-connections N] [--timeout SECONDS]\n"
+    "                   [--max-connections N] [--max-body BYTES] [--timeout SECONDS] [--shutdown-timeout SECONDS]\n"
     "  --port 0 picks a free port; the address is printed on stderr once the server is ready.\n"
     "  --parallel N generates for N requests at once (one KV cache each); more wait in arrival order.\n"
     "  --threads N kernel threads per generation (default: cores / parallel).\n"
+    "  --max-body B largest request body in bytes (default 1048576); a request may send twice that plus\n"
+    "                   its head in all, chunk framing included.\n"
     "  --timeout S read and write timeout for slow clients (default 10).\n"
+    "  --shutdown-timeout S on SIGTERM/SIGINT, running generations may go on this long, then stop (default 5);\n"
+    "                   a second signal exits at once.\n"
     "  without -m: %s\n";
 
 }  // namespace
 
 int serve(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"},
-                                 {"--ctx-size", "-c"}, {"--max-connections", ""}, {"--timeout", ""}, {"--help", "-h", false}});
+                                 {"--ctx-size", "-c"}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
+                                 {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kServeUsage, FORGE_DEFAULT_MODEL);
         return 0;
@@ -48,10 +57,16 @@ int serve(int argc, char** argv) {
     opt.port = args.number("--port", opt.port);
     if (opt.port < 0 || opt.port > 65535) throw Error("--port must be between 0 and 65535");
     opt.max_connections = args.number("--max-connections", opt.max_connections);
-    if (opt.max_connections < 1) throw Error("--max-connections must be at least 1");
+    if (opt.max_connections < 1 || opt.max_connections > 100'000) throw Error("--max-connections must be between 1 and 100000");
+    const auto max_body = args.number("--max-body", std::uint64_t(opt.limits.max_body));
+    if (max_body < 1024 || max_body > (std::uint64_t(1) << 30)) throw Error("--max-body must be between 1024 and 1073741824 bytes");
+    opt.limits.max_body = std::size_t(max_body);
     const int timeout_s = args.number("--timeout", 10);
     if (timeout_s < 1 || timeout_s > 3600) throw Error("--timeout must be between 1 and 3600 seconds");
     opt.read_timeout = opt.write_timeout = std::chrono::seconds(timeout_s);
+    const double shutdown_s = args.number("--shutdown-timeout", 5.0);
+    if (!(shutdown_s >= 0 && shutdown_s <= 3600)) throw Error("--shutdown-timeout must be between 0 and 3600 seconds");
+    opt.shutdown_timeout = std::chrono::milliseconds(std::int64_t(shutdown_s * 1000));
 
     // Before any thread starts, so every thread inherits the mask.
     sigset_t stop_signals;
@@ -72,16 +87,28 @@ int serve(int argc, char** argv) {
     serve::Api api(tok, scheduler, format, std::filesystem::path(path).stem().string());
     serve::Server server(api, opt);
 
-    std::fprintf(stderr, "forge serve: model %s, chat format %s, %d slot(s) of %d tokens, %d thread(s) each\n", path.c_str(),
+    std::fprintf(stderr, "forge serve: model %s, chat format %s, %d slot(s) of %d tokens, %d thread(s) each\n", printable(path).c_str(),
                  std::string(serve::chat_format_name(format)).c_str(), parallel, scheduler.context(), threads);
     std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", opt.host.c_str(), server.port());
     std::fflush(stderr);
 
-    std::thread loop([&] { server.run(); });  // returns only after stop()
+    std::atomic<bool> stopped{false};
+    std::thread loop([&] {
+        server.run();  // returns only after stop()
+        stopped = true;
+    });
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    std::fprintf(stderr, "forge serve: %s received, finishing running requests\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    std::fprintf(stderr, "forge serve: %s received, finishing running requests (at most %.1f s more)\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                 shutdown_s);
     server.stop();
+    while (!stopped) {
+        const timespec poll_interval{0, 50'000'000};
+        if (sigtimedwait(&stop_signals, nullptr, &poll_interval) > 0) {
+            std::fprintf(stderr, "forge serve: second signal, exiting now\n");
+            std::_Exit(1);
+        }
+    }
     loop.join();
     std::fprintf(stderr, "forge serve: stopped\n");
     return 0;

@@ -20,6 +20,7 @@ struct GenerationParams {
     int max_tokens = 128;
     SamplerParams sampling{};
     std::vector<std::string> stop;  // stop strings (not included in the output)
+    std::function<bool()> abort;    // asked before each token: true ends generation as `cancelled`
 };
 
 enum class FinishReason { length, eos, stop, cancelled };
@@ -107,6 +108,10 @@ GenerationResult generate(M& model, const Tokenizer& tok, std::span<const std::i
     };
 
     while (int(r.tokens.size()) < params.max_tokens) {
+        if (params.abort && params.abort()) {
+            r.finish = FinishReason::cancelled;
+            break;
+        }
         const std::int32_t next = sampler.sample(logits);
         if (tok.is_eog(next)) {
             r.finish = FinishReason::eos;

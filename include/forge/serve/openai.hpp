@@ -85,14 +85,19 @@ inline const json::Value* member(const json::Value& body, std::string_view name)
     return v && !v->is_null() ? v : nullptr;
 }
 
-inline double number_in(const json::Value& body, const std::string& name, double fallback, double lo, double hi, bool lo_open = false) {
+// A sampling number, checked in the 32-bit float the sampler computes with: 1e-50 passes "greater than
+// 0" as a double and is 0 as a float.
+inline float float_in(const json::Value& body, const std::string& name, float fallback, double lo, double hi, bool lo_open = false) {
     const json::Value* v = member(body, name);
     if (!v) return fallback;
     if (!v->is_number()) throw bad_field(name, std::string("must be a number, got ") + v->type_name());
     const double d = v->as_number();
-    if (!(lo_open ? d > lo : d >= lo) || !(d <= hi))
-        throw bad_field(name, "must be " + std::string(lo_open ? "greater than " : "at least ") + json::dump(lo) + " and at most " + json::dump(hi));
-    return d;
+    const float f = float(d);
+    if (!(lo_open ? f > float(lo) : f >= float(lo)) || !(f <= float(hi))) {
+        const bool rounded = double(f) != d && (lo_open ? d > lo : d >= lo) && d <= hi;
+        throw bad_field(name, "must be " + std::string(lo_open ? "greater than " : "at least ") + json::dump(lo) + " and at most " + json::dump(hi) + (rounded ? " as a 32-bit float (" + json::dump(d) + " rounds to " + json::dump(double(f)) + ")" : ""));
+    }
+    return f;
 }
 
 inline std::optional<std::int64_t> integer_in(const json::Value& body, const std::string& name, std::int64_t lo, std::int64_t hi) {
@@ -118,11 +123,11 @@ inline CompletionOptions parse_options(const json::Value& body) {
     const auto max_tokens = member(body, "max_completion_tokens") ? integer_in(body, "max_completion_tokens", 0, kMaxTokens)
                                                                   : integer_in(body, "max_tokens", 0, kMaxTokens);
     if (max_tokens) o.max_tokens = int(*max_tokens);
-    o.sampling.temperature = float(number_in(body, "temperature", o.sampling.temperature, 0, 2));
-    o.sampling.top_p = float(number_in(body, "top_p", o.sampling.top_p, 0, 1, true));
+    o.sampling.temperature = float_in(body, "temperature", o.sampling.temperature, 0, 2);
+    o.sampling.top_p = float_in(body, "top_p", o.sampling.top_p, 0, 1, true);
     o.sampling.top_k = int(integer_in(body, "top_k", 0, 1 << 20).value_or(o.sampling.top_k));
-    o.sampling.min_p = float(number_in(body, "min_p", o.sampling.min_p, 0, 0.999));
-    o.sampling.repeat_penalty = float(number_in(body, "repeat_penalty", o.sampling.repeat_penalty, 0, 10, true));
+    o.sampling.min_p = float_in(body, "min_p", o.sampling.min_p, 0, 0.999);
+    o.sampling.repeat_penalty = float_in(body, "repeat_penalty", o.sampling.repeat_penalty, 0.001, 10);
     // OpenAI seeds are signed 64-bit; the sampler takes the same bits.
     const auto seed = integer_in(body, "seed", -(std::int64_t(1) << 53), std::int64_t(1) << 53);
     o.sampling.seed = seed ? std::uint64_t(*seed) : std::random_device{}();
@@ -230,8 +235,12 @@ public:
 
     ChatFormat chat_format() const { return format_; }
     const std::string& model_id() const { return model_id_; }
-    // Requests still waiting for a slot are refused with 503; running ones finish.
-    void stop() { scheduler_.stop(); }
+    // Requests still waiting for a slot are refused with 503; running ones may go on for `deadline`,
+    // then stop, and their replies say the server shut down.
+    void stop(std::chrono::milliseconds deadline) {
+        stop_at_ = (std::chrono::steady_clock::now() + deadline).time_since_epoch().count();
+        scheduler_.stop();
+    }
 
     // Answers `req`; false when the connection must close (the client is gone or a reply broke off).
     bool handle(const http::Request& req, Responder& out) {
@@ -314,6 +323,12 @@ private:
         params.max_tokens = std::min(opt.max_tokens.value_or(context), context - int(prompt.size()));
         params.sampling = opt.sampling;
         params.stop = opt.stop;
+        params.abort = [&] { return past_stop_deadline() || out.hung_up(); };
+        try {
+            Sampler::check(params.sampling);  // refused here, as a 400, rather than after a stream has begun
+        } catch (const Error& e) {
+            throw ApiError{400, e.what()};
+        }
 
         const std::string id = (chat ? "chatcmpl-" : "cmpl-") + next_id();
         const std::int64_t created = std::time(nullptr);
@@ -335,9 +350,12 @@ private:
         };
 
         if (!opt.stream) {
-            const GenerationResult r = generate(lease->model(), tok_, prompt, params, [&](std::string_view) { return !out.hung_up(); });
+            const GenerationResult r = generate(lease->model(), tok_, prompt, params);
             lease.reset();  // the slot is free before the reply is written, however slowly the client reads it
-            if (r.finish == FinishReason::cancelled) return false;
+            if (r.finish == FinishReason::cancelled) {
+                if (past_stop_deadline()) out.send(error_response(shut_down(r), false));
+                return false;
+            }
             json::Object choice{{"index", 0}};
             if (chat) choice.emplace_back("message", json::Object{{"role", "assistant"}, {"content", r.text}});
             else choice.emplace_back("text", r.text);
@@ -356,15 +374,18 @@ private:
         try {
             r = generate(lease->model(), tok_, prompt, params, [&](std::string_view piece) {
                 const json::Value c = chat ? chunk(json::Object{{"content", piece}}, {}) : chunk(piece, {});
-                return !out.hung_up() && out.send(http::sse_event(json::dump(c)));
+                return out.send(http::sse_event(json::dump(c)));
             });
         } catch (const std::exception& e) {
             // The status line is gone already: the error becomes the stream's last event.
-            out.send(http::sse_event(error_json({500, e.what(), "server_error"})) + std::string(http::kLastChunk));
+            out.send(http::sse_event(error_json({500, e.what(), "server_error"})) + http::sse_event("[DONE]") + std::string(http::kLastChunk));
             return false;
         }
         lease.reset();
-        if (r.finish == FinishReason::cancelled) return false;
+        if (r.finish == FinishReason::cancelled) {
+            if (past_stop_deadline()) out.send(http::sse_event(error_json(shut_down(r))) + http::sse_event("[DONE]") + std::string(http::kLastChunk));
+            return false;
+        }
         std::string tail = http::sse_event(json::dump(chunk(chat ? json::Value(json::Object{}) : json::Value(""), finish_reason_name(r.finish))));
         if (opt.include_usage) {
             json::Value u = head_fields(id, chat ? "chat.completion.chunk" : "text_completion", created, json::Array{});
@@ -403,8 +424,17 @@ private:
         return buf;
     }
 
+    bool past_stop_deadline() const { return std::chrono::steady_clock::now().time_since_epoch().count() > stop_at_.load(); }
+
+    // Where a generation cut short by the shutdown deadline says so.
+    static ApiError shut_down(const GenerationResult& r) {
+        return {503, "the server shut down before this generation finished (" + std::to_string(r.tokens.size()) + " tokens generated)",
+                "server_error", {}, "shutting_down"};
+    }
+
     const Tokenizer& tok_;
     Scheduler& scheduler_;
+    std::atomic<std::chrono::steady_clock::rep> stop_at_{std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
     ChatFormat format_;
     std::string model_id_;
     std::time_t started_ = std::time(nullptr);

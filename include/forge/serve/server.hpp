@@ -2,8 +2,9 @@
 // The server's sockets: an accept loop and one thread per connection (capped), so a slow or silent
 // client only ever holds up itself. Every wait is bounded: a request must arrive within the read
 // timeout once begun, an idle keep-alive connection is closed after the idle timeout, and a send that
-// cannot progress for the write timeout ends the connection. stop() is graceful: no new connections,
-// idle ones close, queued requests get 503, running generations finish.
+// cannot progress for the write timeout ends the connection. stop() is graceful but bounded: no new
+// connections, idle ones close, queued requests get 503, running generations go on until the shutdown
+// deadline, and whatever connection is still open a grace period later is shut down.
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -38,8 +40,13 @@ struct ServerOptions {
     std::chrono::milliseconds read_timeout{10'000};  // for the rest of a request once its first byte came
     std::chrono::milliseconds idle_timeout{30'000};  // between requests on a keep-alive connection
     std::chrono::milliseconds write_timeout{10'000};
+    // After stop(): how long running generations may go on before they are cut short (their replies say
+    // so). Connections still open kShutdownGrace after that are closed.
+    std::chrono::milliseconds shutdown_timeout{5'000};
     int max_connections = 64;
 };
+
+inline constexpr std::chrono::milliseconds kShutdownGrace{1'000};
 
 namespace detail {
 
@@ -236,11 +243,17 @@ public:
             std::lock_guard lock(mu_);
             auto& w = workers_.emplace_back();
             try {
+                w.fd = fd.get();
                 w.thread = std::thread([this, &w, fd = std::move(fd)]() mutable {
-                    try {
-                        detail::Connection(std::move(fd), stop_read_.get(), opt_).serve(api_);
-                    } catch (const std::exception&) {
-                        // A connection's failure (say, out of memory for one request) ends that connection only.
+                    {
+                        detail::Connection connection(std::move(fd), stop_read_.get(), opt_);
+                        try {
+                            connection.serve(api_);
+                        } catch (const std::exception&) {
+                            // A connection's failure (say, out of memory for one request) ends that connection only.
+                        }
+                        std::lock_guard lock(w.mu);
+                        w.fd = -1;  // closed as `connection` goes: no longer for abort_connections() to shut down
                     }
                     w.done = true;
                 });
@@ -250,13 +263,21 @@ public:
             }
         }
         listen_.reset();
+        // Generations stop at the shutdown deadline; a connection still open a grace period later (a
+        // client reading its reply slowly, a request half sent) is shut down so the server can exit.
+        const auto give_up = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(stop_at_.load())) +
+                             opt_.shutdown_timeout + kShutdownGrace;
+        while (std::chrono::steady_clock::now() < give_up && !all_done()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        abort_connections();
         join_all();
     }
 
-    // Thread-safe and idempotent. Running requests finish; run() returns once they have.
+    // Thread-safe and idempotent. run() returns once every connection has ended: within
+    // shutdown_timeout + kShutdownGrace (and the token being computed then).
     void stop() {
         if (stopping_.exchange(true)) return;
-        api_.stop();
+        stop_at_ = std::chrono::steady_clock::now().time_since_epoch().count();
+        api_.stop(opt_.shutdown_timeout);
         const char c = 0;
         [[maybe_unused]] const auto n = ::write(stop_write_.get(), &c, 1);  // the byte stays: every poller sees it
     }
@@ -265,7 +286,23 @@ private:
     struct Worker {
         std::thread thread;
         std::atomic<bool> done{false};
+        std::mutex mu;
+        int fd = -1;  // the connection's socket while it is open (guarded by mu)
     };
+
+    bool all_done() {
+        std::lock_guard lock(mu_);
+        return std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.done.load(); });
+    }
+
+    // Wakes every connection's blocked read or write with an error, so its thread ends.
+    void abort_connections() {
+        std::lock_guard lock(mu_);
+        for (auto& w : workers_) {
+            std::lock_guard wl(w.mu);
+            if (w.fd >= 0) ::shutdown(w.fd, SHUT_RDWR);
+        }
+    }
 
     // Joins connections that have ended.
     void reap() {
@@ -293,6 +330,7 @@ private:
     ServerOptions opt_;
     detail::Fd listen_, stop_read_, stop_write_;
     std::atomic<bool> stopping_{false};
+    std::atomic<std::chrono::steady_clock::rep> stop_at_{0};
     std::mutex mu_;
     std::list<Worker> workers_;
     int active_ = 0;
