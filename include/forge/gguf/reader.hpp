@@ -350,7 +350,9 @@ private:
         // as its own (a norm read from quantized blocks gives NaN logits, not an error).
         std::vector<std::size_t> by_offset(tensors_.size());
         for (std::size_t i = 0; i < by_offset.size(); ++i) by_offset[i] = i;
-        std::stable_sort(by_offset.begin(), by_offset.end(), [&](std::size_t a, std::size_t b) { return tensors_[a].offset < tensors_[b].offset; });
+        std::sort(by_offset.begin(), by_offset.end(), [&](std::size_t a, std::size_t b) {
+            return tensors_[a].offset != tensors_[b].offset ? tensors_[a].offset < tensors_[b].offset : a < b;  // file order on ties
+        });
         for (std::size_t i = 1; i < by_offset.size(); ++i) {
             const TensorInfo &prev = tensors_[by_offset[i - 1]], &t = tensors_[by_offset[i]];
             if (t.offset < prev.offset + prev.bytes)

@@ -33,10 +33,11 @@ inline f32v clamp(f32v x, float lo, float hi) {
 }
 inline float clamp(float x, float lo, float hi) { return std::min(std::max(x, lo), hi); }
 
-// e^x for x in float's range (clamped to where 2^n stays a normal float).
+// e^x for x in float's range (clamped to where 2^n stays a normal float); NaN gives NaN. A NaN never
+// reaches the integer conversion, where it would be undefined behaviour.
 template <class V>
-V exp(V x) {
-    x = clamp(x, -87.0f, 88.0f);
+V exp(V x_in) {
+    const V x = clamp(x_in == x_in ? x_in : V{} + 0.0f, -87.0f, 88.0f);
     // n = round(x / ln 2) by the 1.5 * 2^23 trick (exact for |n| < 2^22), r = x - n ln 2 in two parts.
     const V n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     const V r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -46,7 +47,8 @@ V exp(V x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     const V y = p * r * r + r + 1.0f;
-    return y * as_float((to_int(n) + 127) << 23);
+    const V e = y * as_float((to_int(n) + 127) << 23);
+    return x_in == x_in ? e : x_in;
 }
 
 inline f32v load(const float* p) {
