@@ -94,8 +94,9 @@ inline void rms_norm(Encoder& e, View<float> x, View<float> w, View<float> y, in
                    {std::uint32_t(rows)}, {256});
 }
 
-// Y[t][r] = dot(W[r], X[t]) for t < n_tokens by mat-vec (one token or a batch, one grid row each).
-inline void matvec(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
+// Y[t][r] = dot(W[r], X[t]) for t < n_tokens by mat-vec (one token or a batch, one grid row each). It
+// takes the library's config as gemm does, though no size of it limits the mat-vec.
+inline void matvec(Encoder& e, const KernelConfig&, DType type, View<std::byte> w, int rows, int cols, View<float> x,
                    int n_tokens, int x_stride, View<float> y, int y_stride) {
     const auto name = metal_src::concat<16>("matvec_", metal_src::dtype_suffix(type));
     const std::string_view k = name.view();
@@ -103,8 +104,6 @@ inline void matvec(Encoder& e, const KernelConfig& c, DType type, View<std::byte
                                                                        " have no kernel (F32, F16, Q8_0, Q4_0)");
     detail::check(rows > 0 && cols > 0 && n_tokens > 0, k, "rows, cols and tokens must be positive");
     detail::check(!is_quantized(type) || cols % 32 == 0, k, "quantized rows need a multiple of 32 columns");
-    detail::check(cols <= c.vec_tile, k, std::to_string(cols) + " columns exceed the " + std::to_string(c.vec_tile) +
-                                             "-float input tile this library was built with");
     detail::check(x_stride >= cols && y_stride >= rows, k, "row strides too small");
     const std::size_t rb = row_bytes(type, std::size_t(cols));
     detail::check_capacity(w, std::size_t(rows) * rb, k, "w");
@@ -112,7 +111,7 @@ inline void matvec(Encoder& e, const KernelConfig& c, DType type, View<std::byte
     detail::check_capacity(y, std::size_t(n_tokens - 1) * y_stride + rows, k, "y");
     const metal_src::MatvecParams p{std::uint32_t(rows), std::uint32_t(cols), detail::u32(rb, k, "row bytes"),
                                     std::uint32_t(x_stride), std::uint32_t(y_stride)};
-    detail::encode(e, k, {detail::bind(w), detail::bind(x), detail::bind(y)}, p, detail::tg_bytes(std::size_t(cols)),
+    detail::encode(e, k, {detail::bind(w), detail::bind(x), detail::bind(y)}, p, 0,
                    {detail::ceil_div(std::size_t(rows), KernelConfig::kMatvecRowsPerGroup), std::uint32_t(n_tokens)},
                    {KernelConfig::kMatvecThreads});
 }

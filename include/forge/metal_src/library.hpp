@@ -129,9 +129,6 @@ struct LibraryOf {
     static_assert(entry_points_match(value), "forge metal: every kernel must have exactly one entry point in the text");
     static_assert(c.head_dim % 4 == 0 && c.head_dim >= 4 && c.head_dim <= KernelConfig::kFlashThreads * 2,
                   "forge metal: head_dim must be a multiple of 4 in [4, 256]");
-    static_assert(c.vec_tile * 4 <= kThreadgroupMemoryLimit,
-                  "forge metal: the mat-vec input tile (max of hidden, ffn, heads*head_dim floats) must fit in "
-                  "Apple's 32 KiB of threadgroup memory");
     static_assert(kGemmThreadgroupFloats * 4 <= kThreadgroupMemoryLimit &&
                       (kFlashThreadgroupFloats + KernelConfig::kReduceScratch) * 4 <= kThreadgroupMemoryLimit,
                   "forge metal: GEMM and flash-attention tiles must fit in 32 KiB of threadgroup memory");

@@ -1,9 +1,10 @@
 #pragma once
 // matvec_<type>: Y[t][r] = dot(W[r], X[t]) for weights in F32, F16, Q8_0 or Q4_0. The grid is
-// (row groups, tokens): decode is one token, batched prefill one grid row per token. Each threadgroup
-// caches its token's input vector in threadgroup memory; each of its 8 simdgroups computes MV_ROWS
-// consecutive rows, lanes striding over columns (or Q blocks), reduced with simd_sum.
-// CPU twin: cpu::matmul.
+// (row groups, tokens): decode is one token, batched prefill one grid row per token. Each of a
+// threadgroup's 8 simdgroups computes MV_ROWS consecutive rows, lanes striding over columns (or Q
+// blocks), reduced with simd_sum. The input is read from device memory, where every simdgroup's reads
+// of it hit the cache: no threadgroup copy, so a row may be of any length (an 8B model's FFN of 14336
+// floats is 56 KiB, over the 32 KiB of threadgroup memory). CPU twin: cpu::matmul.
 #include "forge/metal_src/kernel.hpp"
 #include "forge/metal_src/prelude.hpp"
 
@@ -14,9 +15,9 @@ FORGE_MSL_PARAMS(MatvecParams, FORGE_MATVEC_FIELDS);
 
 // Lane-partial dot products of MV_ROWS rows starting at row0 (rows past the end re-read the last row;
 // their sums are discarded). Plain types stride lanes over columns, quantized types over blocks.
-inline constexpr std::string_view kMatvecBlockDots = R"msl(// One Q8_0 block (f16 scale + 32 int8) against 32 cached inputs; int8 pairs are read as shorts
+inline constexpr std::string_view kMatvecBlockDots = R"msl(// One Q8_0 block (f16 scale + 32 int8) against 32 inputs; int8 pairs are read as shorts
 // because the block's data is only 2-byte aligned.
-inline float q8_0_block_dot(DPTR(const uchar) blk, TPTR(const float) v) {
+inline float q8_0_block_dot(DPTR(const uchar) blk, DPTR(const float) v) {
     DPTR(const short) qs = DCAST(const short, blk + 2);
     float s = 0.0f;
     for (uint k = 0; k < 16; ++k) {
@@ -27,7 +28,7 @@ inline float q8_0_block_dot(DPTR(const uchar) blk, TPTR(const float) v) {
 }
 
 // One Q4_0 block (f16 scale + 16 bytes): byte j holds element j (low nibble) and j + 16 (high).
-inline float q4_0_block_dot(DPTR(const uchar) blk, TPTR(const float) v) {
+inline float q4_0_block_dot(DPTR(const uchar) blk, DPTR(const float) v) {
     DPTR(const ushort) qs = DCAST(const ushort, blk + 2);
     float s = 0.0f;
     for (uint k = 0; k < 8; ++k) {
@@ -43,7 +44,7 @@ inline float q4_0_block_dot(DPTR(const uchar) blk, TPTR(const float) v) {
 template <DType T>
 inline constexpr auto kMatvecAccumulate = concat<1024>(
     "inline void mv_accumulate_", dtype_suffix(T), R"msl((DPTR(const uchar) w, uint row0, uint rows, uint cols,
-    uint row_bytes, TPTR(const float) v, uint lane, thread float* acc) {
+    uint row_bytes, DPTR(const float) v, uint lane, thread float* acc) {
     DPTR(const uchar) r[MV_ROWS];
     for (uint k = 0; k < MV_ROWS; ++k) r[k] = w + min(row0 + k, rows - 1) * row_bytes;
 )msl",
@@ -62,12 +63,10 @@ inline constexpr auto kMatvecName = concat<16>("matvec_", dtype_suffix(T));
 template <DType T>
 inline constexpr auto kMatvecBody = concat<1024>(R"msl({
     DPTR(const float) xt = x + tgpig.y * p.x_stride;
-    for (uint i = tid; i < p.cols; i += ntg.x) tgm[i] = xt[i];
-    threadgroup_barrier(mem_flags::mem_threadgroup);
     const uint row0 = (tgpig.x * (ntg.x / 32) + sg) * MV_ROWS;
     float acc[MV_ROWS];
     for (uint k = 0; k < MV_ROWS; ++k) acc[k] = 0.0f;
-    if (row0 < p.rows) mv_accumulate_)msl", dtype_suffix(T), R"msl((w, row0, p.rows, p.cols, p.row_bytes, tgm, lane, acc);
+    if (row0 < p.rows) mv_accumulate_)msl", dtype_suffix(T), R"msl((w, row0, p.rows, p.cols, p.row_bytes, xt, lane, acc);
     for (uint k = 0; k < MV_ROWS; ++k) {
         const float s = simd_sum(acc[k]);
         if (lane == 0 && row0 + k < p.rows) y[tgpig.y * p.y_stride + row0 + k] = s;
@@ -81,8 +80,7 @@ inline constexpr KernelSource kMatvec{
     .params = MatvecParams::msl_name,
     .buffers = {{{"const uchar", "w"}, {"const float", "x"}, {"float", "y"}}},
     .n_buffers = 3,
-    .threadgroup_memory = true,
-    .builtins = kTgpig | kNtg | kTid | kLane | kSg,
+    .builtins = kTgpig | kNtg | kLane | kSg,
     .body = kMatvecBody<T>.view()};
 
 }  // namespace forge::metal_src

@@ -17,7 +17,6 @@ inline constexpr int kThreadgroupMemoryLimit = 32 * 1024;  // bytes, every Apple
 // Everything about a model the kernels are specialised on, derived from its shape.
 struct KernelConfig {
     int head_dim = 0;
-    int vec_tile = 0;  // floats of a mat-vec input cached in threadgroup memory: max(hidden, ffn, q_dim)
     bool rope_neox = false;
     float rope_base = 0;
     float rms_eps = 0;
@@ -40,7 +39,6 @@ struct KernelConfig {
 
 constexpr KernelConfig kernel_config(const ModelShape& s) {
     return {.head_dim = s.head_dim,
-            .vec_tile = std::max({s.hidden, s.ffn, s.q_dim()}),
             .rope_neox = s.rope_style == RopeStyle::neox,
             .rope_base = s.rope_base,
             .rms_eps = s.rms_eps,
@@ -66,7 +64,6 @@ using namespace metal;
 constexpr FixedString<1024> constants_text(const KernelConfig& c) {
     return concat<1024>(
         "constant constexpr uint HEAD_DIM = ", format_int(c.head_dim), ";\n",
-        "constant constexpr uint VEC_TILE = ", format_int(c.vec_tile), ";\n",
         "constant constexpr bool ROPE_NEOX = ", std::string_view(c.rope_neox ? "true" : "false"), ";\n",
         "constant constexpr float ROPE_BASE = ", format_float(c.rope_base), ";\n",
         "constant constexpr float RMS_EPS = ", format_float(c.rms_eps), ";\n",
