@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "faults.hpp"
 #include "forge/cpu/activation.hpp"
 #include "forge/cpu/attention.hpp"
 #include "forge/cpu/matmul.hpp"
@@ -23,7 +22,8 @@
 #include "forge/models/catalog.hpp"
 #include "forge/quant/row.hpp"
 #include "forge/sample/categorical.hpp"
-#include "test_traits.hpp"
+#include "metal_fault_kernels.hpp"
+#include "metal_test_shape.hpp"
 
 namespace forge::metal {
 namespace {
@@ -53,6 +53,13 @@ std::vector<T> download(Buffer& b, std::size_t n) {
     return v;
 }
 
+// An emulator device running compiled traits T's library: the constant text Metal would get.
+template <class T>
+std::unique_ptr<emu::EmuDevice> device_for() {
+    const auto& lib = metal_src::library<T>;
+    return emu::make_device(T::name, std::span(lib.kernels.data(), lib.n_kernels), lib.text.view());
+}
+
 // max |a - b| / (max |b| + tiny)
 double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
     double d = 0, m = 0;
@@ -64,7 +71,7 @@ double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST(MetalKernels, RmsNormMatchesCpu) {
-    auto dev = emu::make_device<TestShape>();
+    auto dev = device_for<TestShape>();
     std::mt19937 rng(1);
     const float eps = TestShape::shape.rms_eps;
     for (const int n : {1, 64, 300, 1000})
@@ -92,7 +99,7 @@ std::vector<std::byte> random_weights(DType type, int rows, int cols, std::mt199
 // Runs matvec (or gemm) on the emulator and cpu::matmul, returns the relative error.
 template <class Traits>
 double matmul_error(DType type, int rows, int cols, int tokens, bool use_gemm, std::mt19937& rng) {
-    auto dev = emu::make_device<Traits>();
+    auto dev = device_for<Traits>();
     const auto& cfg = metal_src::library<Traits>.config;
     const auto w = random_weights(type, rows, cols, rng);
     const int x_stride = cols + 3, y_stride = rows + 2;
@@ -122,6 +129,14 @@ TEST(MetalKernels, MatvecEveryWeightTypeMatchesCpu) {
             }
 }
 
+TEST(MetalKernels, MatvecTakesRowsLongerThanThreadgroupMemory) {
+    // An 8B model's down projection reads rows of 14336 floats (56 KiB): no size of the mat-vec is
+    // bounded by the 32 KiB of threadgroup memory.
+    std::mt19937 rng(5);
+    for (const DType t : {DType::F32, DType::Q4_0})
+        EXPECT_LE(matmul_error<Llama>(t, 9, 14336, 1, false, rng), 1e-5) << dtype_name(t);
+}
+
 TEST(MetalKernels, SimdgroupMatrixGemmMatchesCpu) {
     std::mt19937 rng(3);
     for (const int rows : {16, 17, 50})
@@ -133,7 +148,7 @@ TEST(MetalKernels, SimdgroupMatrixGemmMatchesCpu) {
 
 template <class Traits>
 void check_rope() {
-    auto dev = emu::make_device<Traits>();
+    auto dev = device_for<Traits>();
     const auto& cfg = metal_src::library<Traits>.config;
     const auto& s = Traits::shape;
     std::mt19937 rng(4);
@@ -171,7 +186,7 @@ TEST(MetalKernels, RopeFusedQKBothStylesMatchesCpu) {
 }
 
 TEST(MetalKernels, SoftmaxMatchesCpu) {
-    auto dev = emu::make_device<Llama>();
+    auto dev = device_for<Llama>();
     std::mt19937 rng(5);
     for (const int n : {1, 7, 1000, 3000}) {
         auto x = random_floats(std::size_t(n), rng, 3.0f);
@@ -183,7 +198,7 @@ TEST(MetalKernels, SoftmaxMatchesCpu) {
 }
 
 TEST(MetalKernels, ElementwiseKernelsMatchCpu) {
-    auto dev = emu::make_device<Llama>();
+    auto dev = device_for<Llama>();
     std::mt19937 rng(6);
     for (const int n : {1, 255, 700})
         for (const int tokens : {1, 3}) {
@@ -216,7 +231,7 @@ TEST(MetalKernels, ElementwiseKernelsMatchCpu) {
 }
 
 TEST(MetalKernels, EmbeddingEveryWeightTypeMatchesCpu) {
-    auto dev = emu::make_device<Llama>();
+    auto dev = device_for<Llama>();
     std::mt19937 rng(7);
     const int vocab = 37, cols = 64;
     for (const DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
@@ -233,7 +248,7 @@ TEST(MetalKernels, EmbeddingEveryWeightTypeMatchesCpu) {
 }
 
 TEST(MetalKernels, KvAppendRoundsToF16IntoRingRows) {
-    auto dev = emu::make_device<Llama>();
+    auto dev = device_for<Llama>();
     std::mt19937 rng(8);
     const int kv_dim = 64, capacity = 8, tokens = 5, stride = 3 * kv_dim + 7;
     const auto src = random_floats(std::size_t(tokens) * stride, rng, 4.0f);
@@ -276,7 +291,7 @@ std::vector<float> cpu_attention(const Cache& c, const float* q, int heads, int 
 
 template <class Traits>
 void check_attention(int heads, int kv_heads) {
-    auto dev = emu::make_device<Traits>();
+    auto dev = device_for<Traits>();
     const auto& cfg = metal_src::library<Traits>.config;
     const int hd = Traits::shape.head_dim, capacity = 48;
     std::mt19937 rng(9);
@@ -302,7 +317,7 @@ TEST(MetalKernels, SingleQueryAttentionGqaMatchesCpu) {
 
 template <class Traits>
 void check_flash_decode(int heads, int kv_heads) {
-    auto dev = emu::make_device<Traits>();
+    auto dev = device_for<Traits>();
     const auto& cfg = metal_src::library<Traits>.config;
     const int hd = Traits::shape.head_dim;
     std::mt19937 rng(10);
@@ -332,7 +347,7 @@ TEST(MetalKernels, SplitKFlashDecodeWithWindowAndRingMatchesCpu) {
 
 template <class Traits>
 void check_flash_prefill(int heads, int kv_heads) {
-    auto dev = emu::make_device<Traits>();
+    auto dev = device_for<Traits>();
     const auto& cfg = metal_src::library<Traits>.config;
     const int hd = Traits::shape.head_dim, capacity = 64;
     std::mt19937 rng(11);
@@ -363,7 +378,7 @@ TEST(MetalKernels, CausalFlashPrefillWithWindowMatchesCpu) {
 }
 
 TEST(MetalKernels, SoftmaxSampleEqualsCpuSampler) {
-    auto dev = emu::make_device<Llama>();
+    auto dev = device_for<Llama>();
     std::mt19937 rng(12);
     std::uniform_real_distribution<float> uni(0.0f, 1.0f);
     int checked = 0;
@@ -398,7 +413,7 @@ void expect_error(F&& f, const std::string& needle) {
 }
 
 TEST(MetalLaunchers, RejectInvalidArgumentsBeforeDispatch) {
-    auto dev = emu::make_device<Llama>();
+    auto dev = device_for<Llama>();
     const auto& cfg = metal_src::library<Llama>.config;
     auto& e = dev->encoder();
     auto small = dev->new_buffer(16), big = dev->new_buffer(1 << 20), one = dev->new_buffer(4);
@@ -416,7 +431,6 @@ TEST(MetalLaunchers, RejectInvalidArgumentsBeforeDispatch) {
     expect_error([&] { attention(e, cfg, f, h, h, f, 4, 2, 64, 0, 5, 16); }, "head_dim 64 is not the 32 this library was built for");
     expect_error([&] { flash_decode(e, cfg, f, h, h, f, f, 4, 2, 32, 40, 0, 16); }, "exceeds the cache's 16 rows");
     expect_error([&] { matvec(e, cfg, DType::Q8_0, view<std::byte>(*big), 4, 40, f, 1, 40, f, 4); }, "multiple of 32 columns");
-    expect_error([&] { matvec(e, cfg, DType::F32, view<std::byte>(*big), 4, 1000, f, 1, 1000, f, 4); }, "input tile");
     expect_error([&] { gemm(e, cfg, DType::Q8_0, view<std::byte>(*big), 4, 64, f, 9, 64, f, 4); }, "GEMM only for its layer weight type F32");
     expect_error([&] { rope(e, cfg, f, f, 1, 4, 2, 16, 256, 128, 0); }, "head_dim 16");
     expect_error([&] { rope(e, cfg, f, view<float>(*small), 1, 4, 2, 32, 256, 128, 0); },
@@ -430,7 +444,7 @@ TEST(MetalLaunchers, RejectInvalidArgumentsBeforeDispatch) {
 // ---- the emulator's fault reports ----
 
 TEST(MetalEmulator, ReportsOutOfBoundsAccess) {
-    auto dev = emu::make_device<Llama>();
+    auto dev = device_for<Llama>();
     auto& e = dev->encoder();
     auto x = dev->new_buffer(64 * 4), w = dev->new_buffer(64 * 4), y = dev->new_buffer(32 * 4);  // y is half too small
     // Bypass the launcher's checks to let the kernel itself overrun.
@@ -445,7 +459,7 @@ TEST(MetalEmulator, ReportsOutOfBoundsAccess) {
 }
 
 TEST(MetalEmulator, ReportsThreadgroupMemoryOverBudget) {
-    auto dev = emu::make_device<Llama>();
+    auto dev = device_for<Llama>();
     auto& e = dev->encoder();
     auto x = dev->new_buffer(64 * 4);
     const metal_src::SoftmaxParams p{64};
@@ -454,22 +468,17 @@ TEST(MetalEmulator, ReportsThreadgroupMemoryOverBudget) {
     e.set_bytes(1, &p, sizeof p);
     e.set_threadgroup_memory(40000);
     expect_error([&] { e.dispatch({1}, {64}); }, "threadgroup memory of 40000 bytes is over budget");
-    // Too little threadgroup memory for what the kernel indexes is an out-of-bounds access of it.
-    e.set_kernel("matvec_f32");
-    auto w = dev->new_buffer(64 * 64 * 4);
-    const metal_src::MatvecParams mp{64, 64, 256, 64, 64};
-    e.set_buffer(0, *w, 0);
-    e.set_buffer(1, *x, 0);
-    e.set_buffer(2, *x, 0);
-    e.set_bytes(3, &mp, sizeof mp);
+    // Too little threadgroup memory for what the kernel indexes is an out-of-bounds access of it: 32
+    // simdgroups reduce through 32 floats of scratch, given 16.
+    e.set_kernel("softmax");
+    e.set_buffer(0, *x, 0);
+    e.set_bytes(1, &p, sizeof p);
     e.set_threadgroup_memory(64);
-    expect_error([&] { e.dispatch({2}, {256}); }, "of 'threadgroup memory' (64 bytes)");
+    expect_error([&] { e.dispatch({1}, {1024}); }, "of 'threadgroup memory' (64 bytes)");
 }
 
 std::unique_ptr<emu::EmuDevice> fault_device() {
-    const auto* table = emu::find_library("emu-faults");
-    if (!table) throw Error("emu-faults library missing");
-    return std::make_unique<emu::EmuDevice>(std::span(emu_test::kFaultKernels), *table);
+    return emu::make_device("emu-faults", emu_test::kFaultKernels, emu_test::kFaultLibraryText.view());
 }
 
 TEST(MetalEmulator, ReportsDivergentBarrier) {

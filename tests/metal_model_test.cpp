@@ -1,12 +1,19 @@
-// The GPU forward pass through the MSL emulator against the CPU Model<Traits> and llama.cpp's reference
-// logits, teacher-forced: batched prefill of the prompt (GEMM + causal flash attention) and single-token
-// decode (mat-vec + split-K flash attention) for the rest. Plus greedy generation, on-device sampling,
-// the errors of the entry point, and the Metal executor (which only runs on Apple).
+// The GPU forward pass through the MSL emulator against the CPU model and llama.cpp's reference logits,
+// teacher-forced: batched prefill of the prompt (GEMM + causal flash attention) and single-token decode
+// (mat-vec + split-K flash attention) for the rest, for every test model, the shapes no catalog lists
+// included. Runtime shapes' MSL text against compiled traits', synthetic models of the zoo's shapes
+// against the CPU, greedy generation, on-device sampling, the errors of the entry point, and the Metal
+// executor (which only runs on Apple).
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <tuple>
 
 #include "forge/metal/open.hpp"
 #include "forge/model/model_adapter.hpp"
@@ -37,16 +44,19 @@ const Case kCases[] = {
     {"synth-llama-q8_0.json", "synth-llama-q8_0.gguf", 0.15, 0.06},
     {"synth-llama-q4_0.json", "synth-llama-q4_0.gguf", 0.15, 0.06},
     {"synth-qwen2-q8_0.json", "synth-qwen2-q8_0.gguf", 0.15, 0.06},
+    {"synth-llama256-f32.json", "synth-llama256-f32.gguf", 0.02, 0.002},  // a shape no catalog lists
 };
+
+constexpr ModelOptions kEmu{.max_batch = 64, .backend = Backend::metal_emu};
 
 // Teacher-forced logits of the emulated GPU model and the CPU model, each opened by `open`, against each
 // other and against llama.cpp's reference.
 template <class Open>
 void match_cpu_and_llama_cpp(const std::string& label, Open&& open, const Reference& ref, double llama_tolerance,
                              double cpu_tolerance) {
-    auto gpu = metal::open_emulated_model(open(), {.max_batch = 64});
+    auto gpu = open_model(open(), kEmu);
     auto cpu = open_model(open());
-    ASSERT_FALSE(gpu->compiled_name().empty());
+    EXPECT_NE(gpu->device_name().find("metal emulator"), std::string::npos) << gpu->device_name();
     const int V = gpu->shape().vocab;
     const std::size_t P = ref.prompt.size();
     std::vector<float> g(P * std::size_t(V)), k(P * std::size_t(V));
@@ -104,11 +114,47 @@ TEST(EmulatedMetalModel, RopeFreqsMatchCpuAndLlamaCpp) {
                             0.002);
 }
 
+template <class... T>
+void expect_runtime_text_is_compiled_text(std::tuple<T...>*) {
+    const auto one = [](std::string_view name, const ModelShape& shape, std::string_view compiled) {
+        EXPECT_EQ(metal::runtime_library(shape)->text.view(), compiled) << name;
+    };
+    (one(T::name, T::shape, metal_src::library<T>.text.view()), ...);
+}
+
+TEST(EmulatedMetalModel, RuntimeShapeTextIsTheCompiledTraitsText) {
+    // The library a shape read from a file gets is assembled at run time by the same code compiled traits
+    // run at compile time: byte for byte the same text, for every shape forge ships traits of.
+    expect_runtime_text_is_compiled_text(static_cast<models::Catalog*>(nullptr));
+    expect_runtime_text_is_compiled_text(static_cast<models::ZooCatalog*>(nullptr));
+}
+
+TEST(EmulatedMetalModel, CompiledTraitsAndRuntimeShapeComputeTheSame) {
+    const auto open = [] { return gguf::File::open(model_path("synth-llama-q8_0.gguf")); };
+    using Traits = models::SynthLlama<DType::Q8_0>;
+    auto compiled = open_model<Traits>(open(), kEmu);
+    auto runtime = open_model(open(), kEmu);
+    EXPECT_EQ(compiled->compiled_name(), Traits::name);
+    EXPECT_TRUE(runtime->compiled_name().empty());
+    const std::vector<std::int32_t> prompt = {1, 17, 200, 31, 99};
+    const auto a = compiled->prefill(prompt);
+    const std::vector<float> la(a.begin(), a.end());
+    const auto b = runtime->prefill(prompt);
+    EXPECT_TRUE(std::equal(la.begin(), la.end(), b.begin()));
+    // Compiled traits refuse a file of another shape, naming the fields.
+    try {
+        open_model<Traits>(gguf::File::open(model_path("stories260K.gguf")), kEmu);
+        FAIL() << "another shape must be refused";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("hidden: expected 128, found 64"), std::string::npos) << e.what();
+    }
+}
+
 TEST(EmulatedMetalModel, GreedyStories260KFromBosMatchesLlama2c) {
     const json::Value golden = json::parse(read_file(testdata("reference/stories260K.golden.json")));
     const auto expected = ids(golden.at("generated"));
     ASSERT_EQ(expected.size(), 200u);
-    auto m = metal::open_emulated_model(gguf::File::open(model_path("stories260K.gguf")));
+    auto m = open_model(gguf::File::open(model_path("stories260K.gguf")), kEmu);
     std::int32_t tok = 1;
     for (std::size_t i = 0; i < expected.size(); ++i) {
         const auto l = m->decode(tok);
@@ -118,11 +164,11 @@ TEST(EmulatedMetalModel, GreedyStories260KFromBosMatchesLlama2c) {
 }
 
 TEST(EmulatedMetalModel, DeviceSamplerEqualsCpuSampler) {
-    auto m = metal::open_emulated_model(gguf::File::open(model_path("synth-qwen2-q8_0.gguf")));
+    auto m = metal::open_gpu_model(gguf::File::open(model_path("synth-qwen2-q8_0.gguf")), kEmu);
     const std::vector<std::int32_t> prompt = {1, 17, 200, 31};
     const auto logits = m->prefill(prompt);
     const std::vector<float> host(logits.begin(), logits.end());
-    for (const float t : {0.5f, 1.0f, 1.7f})
+    for (const float t : {0.5f, 1.0f, 1.7f, 1e-6f})
         for (const float u : {0.0f, 0.25f, 0.5f, 0.75f, 0.9999f}) {
             const SampledToken a = m->sample(t, u), b = sample_categorical(host, t, u);
             EXPECT_EQ(a.id, b.id) << "t " << t << " u " << u;
@@ -132,19 +178,54 @@ TEST(EmulatedMetalModel, DeviceSamplerEqualsCpuSampler) {
     EXPECT_THROW(m->sample(1.0f, 1.0f), Error);
 }
 
-TEST(EmulatedMetalModel, ShapeNotCompiledInIsAClearError) {
+TEST(EmulatedMetalModel, EntryPointErrors) {
+    // What the CPU path refuses, the GPU path refuses with the same words.
+    for (const char* file : {"synth-llama256-Q6_K.gguf", "synth-qwen3-f32.gguf"}) {
+        std::string cpu, gpu;
+        try {
+            open_model(gguf::File::open(model_path(file)));
+        } catch (const Error& e) {
+            cpu = e.what();
+        }
+        try {
+            open_model(gguf::File::open(model_path(file)), kEmu);
+        } catch (const Error& e) {
+            gpu = e.what();
+        }
+        EXPECT_FALSE(cpu.empty()) << file;
+        EXPECT_EQ(gpu, cpu) << file;
+    }
     try {
-        metal::open_emulated_model(gguf::File::open(model_path("synth-llama256-f32.gguf")));
-        FAIL() << "a shape outside the catalog must be refused";
+        open_model(gguf::File::open(model_path("stories260K.gguf")), {.context = 100000, .backend = Backend::metal_emu});
+        FAIL() << "a context over the model's maximum must be refused";
     } catch (const Error& e) {
-        const std::string msg = e.what();
-        EXPECT_NE(msg.find("runs only model shapes compiled into forge"), std::string::npos) << msg;
-        EXPECT_NE(msg.find("stories260K"), std::string::npos) << msg;
+        EXPECT_NE(std::string(e.what()).find("exceeds the model's maximum of 512"), std::string::npos) << e.what();
     }
 }
 
+TEST(EmulatedMetalModel, AMissingCompilerIsAClearError) {
+    // An empty cache, so the library must be compiled.
+    const std::string cache = (std::filesystem::temp_directory_path() / ("forge-emu-nocxx-" + std::to_string(::getpid()))).string();
+    const char* old_cache = std::getenv("FORGE_EMU_CACHE");
+    const std::string saved = old_cache ? old_cache : "";
+    ::setenv("FORGE_EMU_CXX", "/nonexistent/forge-test-c++", 1);
+    ::setenv("FORGE_EMU_CACHE", cache.c_str(), 1);
+    std::string msg;
+    try {
+        open_model(gguf::File::open(model_path("stories260K.gguf")), kEmu);
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    ::unsetenv("FORGE_EMU_CXX");
+    if (old_cache) ::setenv("FORGE_EMU_CACHE", saved.c_str(), 1);
+    else ::unsetenv("FORGE_EMU_CACHE");
+    std::filesystem::remove_all(cache);
+    EXPECT_NE(msg.find("the C++ compiler '/nonexistent/forge-test-c++' is not installed"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("apt-get install g++"), std::string::npos) << msg;
+}
+
 TEST(EmulatedMetalModel, ContextAndVocabularyErrors) {
-    auto m = metal::open_emulated_model(gguf::File::open(model_path("stories260K.gguf")), {.context = 4});
+    auto m = open_model(gguf::File::open(model_path("stories260K.gguf")), {.context = 4, .backend = Backend::metal_emu});
     EXPECT_THROW(m->decode(512), Error);
     const std::vector<std::int32_t> four(4, 1);
     m->prefill(four);
@@ -154,9 +235,10 @@ TEST(EmulatedMetalModel, ContextAndVocabularyErrors) {
 }
 
 TEST(MetalExecutor, RunsStories260KOnTheGpu) {
+    const auto open = [](Backend b) { return open_model(gguf::File::open(model_path("stories260K.gguf")), {.backend = b}); };
 #if defined(FORGE_METAL)
-    auto m = metal::open_metal_model(gguf::File::open(model_path("stories260K.gguf")));
-    auto e = metal::open_emulated_model(gguf::File::open(model_path("stories260K.gguf")));
+    auto m = open(Backend::metal);
+    auto e = open(Backend::metal_emu);
     const std::vector<std::int32_t> prompt = {1, 403, 407, 261};
     const auto a = m->prefill(prompt);
     const std::vector<float> ga(a.begin(), a.end());
@@ -166,8 +248,8 @@ TEST(MetalExecutor, RunsStories260KOnTheGpu) {
     EXPECT_LE(d, 1e-3);
 #else
     try {
-        metal::open_metal_model(gguf::File::open(model_path("stories260K.gguf")));
-        FAIL() << "without the Metal executor open_metal_model must refuse";
+        open(Backend::metal);
+        FAIL() << "without the Metal executor the metal backend must refuse";
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("Metal is unavailable"), std::string::npos) << e.what();
     }

@@ -1,6 +1,7 @@
 // forge-stories260k: the bundled tinystories model with its shape fixed at compile time. Handed any other
 // model, it refuses and names every field that differs.
 #include "forge/model/model_adapter.hpp"
+#include "forge/model/open_model.hpp"
 #include "forge/models/stories260k.hpp"
 #include "run_command.hpp"
 
@@ -16,7 +17,7 @@ static_assert(kShape.weight_bytes() < 1'200'000, "stories260K's F32 weights fit 
 int main(int argc, char** argv) {
     try {
         return forge::cli::run_command("forge-stories260k", argc, argv, FORGE_DEFAULT_MODEL,
-                                       [](forge::gguf::File f, forge::ModelOptions o) { return forge::make_model<Traits>(std::move(f), o); });
+                                       [](forge::gguf::File f, forge::ModelOptions o) { return forge::open_model<Traits>(std::move(f), o); });
     } catch (const std::exception& e) {
         std::fprintf(stderr, "forge-stories260k: error: %s\n", e.what());
         return 1;

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # forge serve on loopback with the bundled model, driven by the official openai npm package (installed
 # into WORK_DIR on first use, reused after) and by curl for the error statuses.
-#   run.sh FORGE_CLI WORK_DIR
+#   run.sh FORGE_CLI WORK_DIR [SERVE OPTION...]   (e.g. --backend metal-emu)
 set -euo pipefail
 forge=$1
 work=$2
+shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
 
@@ -21,10 +22,10 @@ fi
 cp "$here/client_test.mjs" "$work/client_test.mjs"  # beside node_modules, where its import resolves
 
 # The server's stderr comes through a FIFO, so waiting for its listening line is a bounded blocking read.
-fifo="$work/serve.stderr"
+fifo="$work/serve-$$.stderr"
 rm -f "$fifo"
 mkfifo "$fifo"
-"$forge" serve --host 127.0.0.1 --port 0 --threads 1 --parallel 2 2>"$fifo" &
+"$forge" serve --host 127.0.0.1 --port 0 --threads 1 --parallel 2 "$@" 2>"$fifo" &
 pid=$!
 exec 3<"$fifo"
 stop_server() {

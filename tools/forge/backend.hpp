@@ -1,35 +1,19 @@
 #pragma once
-// --backend for the CLI's model-running commands: `cpu` (the caller's choice of CPU model), `metal`
-// (Apple GPUs, in builds with FORGE_METAL) or `metal-emu` (forge's Metal kernels run by the MSL
-// emulator, in programs linked with forge_metal_emu).
+// --backend for every command that runs a model: cpu, metal (Apple GPUs, in builds with FORGE_METAL) or
+// metal-emu (forge's Metal kernels run by the MSL emulator). Every command opens its model through one
+// factory that takes the backend in ModelOptions: forge::open_model, or open_model<Traits> in the example
+// binaries that fix their traits.
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "forge/model/any_model.hpp"
-#if defined(FORGE_CLI_METAL)
-#include "forge/metal/open.hpp"
-#endif
 
 namespace forge::cli {
 
 using ModelFactory = std::function<std::unique_ptr<AnyModel>(gguf::File, ModelOptions)>;
 
 inline constexpr const char* kBackendHelp = "cpu|metal|metal-emu";
-
-inline std::unique_ptr<AnyModel> open_backend(const std::string& backend, gguf::File file, ModelOptions opt,
-                                              const ModelFactory& cpu) {
-    if (backend == "cpu") return cpu(std::move(file), opt);
-    if (backend == "metal" || backend == "metal-emu") {
-#if defined(FORGE_CLI_METAL)
-        if (backend == "metal") return metal::open_metal_model(std::move(file), opt);
-        return metal::open_emulated_model(std::move(file), opt);
-#else
-        throw Error("the " + backend + " backend is not built into this program (use the forge CLI, or --backend cpu)");
-#endif
-    }
-    throw Error("unknown backend '" + backend + "' (" + kBackendHelp + ")");
-}
 
 // "compiled traits X on cpu" / "runtime shape ... on cpu": which path a command took, for its report.
 inline std::string describe_path(const AnyModel& m) {

@@ -1,7 +1,8 @@
 // forge bench: prefill and decode speed of a model file, printed as llama-bench prints it (a ppN and a
 // tgN row, mean ± stdev over repetitions), so the two engines' numbers line up. It runs the model as
 // `forge run` would: compiled traits when the file's shape is in the CLI's catalog (the zoo's shapes
-// with -DFORGE_BUILD_ZOO=ON), else the runtime-shape path; the last lines say which.
+// with -DFORGE_BUILD_ZOO=ON), else the runtime-shape path, on the backend asked for; the last lines say
+// which.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "args.hpp"
+#include "backend.hpp"
 #include "commands.hpp"
 #include "forge/cpu/simd/isa.hpp"
 #include "forge/model/open_model.hpp"
@@ -23,7 +25,7 @@ namespace forge::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: forge bench -m MODEL.gguf [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPETITIONS]\n"
+    "usage: forge bench -m MODEL.gguf [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPETITIONS] [--backend cpu|metal|metal-emu]\n"
     "  ppN: N prompt tokens prefilled from an empty context (default 512; 0 skips)\n"
     "  tgN: N tokens decoded one at a time from an empty context (default 128; 0 skips)\n"
     "  each test runs once to warm up, then REPETITIONS times (default 5); threads default to the core count\n";
@@ -53,7 +55,7 @@ std::string human_bytes(double b) {
 
 int bench(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--threads", "-t"}, {"--n-prompt", "-p"}, {"--n-gen", "-n"},
-                                 {"--repetitions", "-r"}, {"--help", "-h", false}});
+                                 {"--repetitions", "-r"}, {"--backend", ""}, {"--help", "-h", false}});
     if (args.has("--help")) {
         std::fputs(kUsage, stdout);
         return 0;
@@ -69,7 +71,8 @@ int bench(int argc, char** argv) {
     if (n_prompt < 0 || n_gen < 0 || n_prompt + n_gen == 0) throw Error("-p and -n must be >= 0, not both 0");
     if (reps < 1) throw Error("--repetitions must be at least 1");
 
-    const auto opened = open_model(gguf::File::open(*path), {.context = std::max(n_prompt, n_gen), .threads = threads});
+    const Backend backend = parse_backend(args.get_or("--backend", "cpu"));
+    const auto opened = open_model(gguf::File::open(*path), {.context = std::max(n_prompt, n_gen), .threads = threads, .backend = backend});
     AnyModel& model = *opened;
     const ModelShape& s = model.shape();
     std::uint64_t params = 0;
@@ -109,15 +112,16 @@ int bench(int argc, char** argv) {
         std::snprintf(params_s, sizeof params_s, "%.2f %s", params >= 1000000000 ? double(params) / 1e9 : double(params) / 1e6,
                       params >= 1000000000 ? "B" : "M");
         std::printf("| %-24s | %10s | %10s | %-7s | %7d | %10s | %20s |\n", model_name,
-                    human_bytes(double(model.file().bytes().size())).c_str(), params_s, "CPU", model.threads(), test, tps);
+                    human_bytes(double(model.file().bytes().size())).c_str(), params_s, std::string(backend_name(backend)).c_str(),
+                    model.threads(), test, tps);
         std::fflush(stdout);
     }
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    const std::string path_name = model.compiled_name().empty() ? "runtime-shape path" : "compiled traits " + std::string(model.compiled_name());
-    std::printf("\npeak RSS %s (file mapped %s, KV cache %s); %s, %s kernels\n",
-                human_bytes(double(ru.ru_maxrss) * 1024.0).c_str(), human_bytes(double(model.file().bytes().size())).c_str(),
-                human_bytes(double(model.kv_cache_bytes())).c_str(), path_name.c_str(), std::string(cpu::isa::Native::name).c_str());
+    const std::string kernels = backend == Backend::cpu ? std::string(cpu::isa::Native::name) + " kernels" : "MSL kernels";
+    std::printf("\npeak RSS %s (file mapped %s, KV cache %s); %s, %s\n", human_bytes(double(ru.ru_maxrss) * 1024.0).c_str(),
+                human_bytes(double(model.file().bytes().size())).c_str(), human_bytes(double(model.kv_cache_bytes())).c_str(),
+                describe_path(model).c_str(), kernels.c_str());
     // Other work on the machine slows every dispatch's barrier: say how busy it was.
     double load[3];
     if (getloadavg(load, 3) == 3) std::printf("load average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);

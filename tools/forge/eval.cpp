@@ -27,9 +27,8 @@ int eval(int argc, char** argv) {
     if (prompt_len < 1 || prompt_len > int(tokens.size()))
         throw Error("--prompt-len must be between 1 and the number of tokens (" + std::to_string(tokens.size()) + ")");
 
-    const auto model = open_backend(args.get_or("--backend", "cpu"), gguf::File::open(*model_path),
-                                    {.threads = args.number("--threads", 1)},
-                                    [](gguf::File f, ModelOptions o) { return open_model(std::move(f), o); });
+    const auto model = open_model(gguf::File::open(*model_path),
+                                  {.threads = args.number("--threads", 1), .backend = parse_backend(args.get_or("--backend", "cpu"))});
     const int V = model->shape().vocab;
     std::vector<float> logits(tokens.size() * std::size_t(V));
     model->prefill(std::span(tokens).first(std::size_t(prompt_len)), logits.data());

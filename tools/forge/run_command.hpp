@@ -54,8 +54,8 @@ inline int run_command(const char* program, int argc, char** argv, const std::st
     const auto t0 = std::chrono::steady_clock::now();
     gguf::File file = gguf::File::open(path);
     const Tokenizer tok = Tokenizer::from_gguf(file);
-    const auto model = open_backend(args.get_or("--backend", "cpu"), std::move(file),
-                                    {.context = args.number("--ctx-size", 0), .threads = threads}, open);
+    const auto model = open(std::move(file), {.context = args.number("--ctx-size", 0), .threads = threads,
+                                              .backend = parse_backend(args.get_or("--backend", "cpu"))});
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     const std::string prompt_text = args.get_or("--prompt", "");

@@ -25,6 +25,7 @@ namespace {
 
 constexpr const char* kServeUsage =
     "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--threads N] [-c CONTEXT]\n"
+    "                   [--backend cpu|metal|metal-emu]\n"
     "                   [--max-connections N] [--max-body BYTES] [--timeout SECONDS] [--shutdown-timeout SECONDS]\n"
     "  --port 0 picks a free port; the address is printed on stderr once the server is ready.\n"
     "  --parallel N generates for N requests at once (one KV cache each); more wait in arrival order.\n"
@@ -40,7 +41,7 @@ constexpr const char* kServeUsage =
 
 int serve(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"},
-                                 {"--ctx-size", "-c"}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
+                                 {"--ctx-size", "-c"}, {"--backend", ""}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
                                  {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kServeUsage, FORGE_DEFAULT_MODEL);
@@ -76,19 +77,21 @@ int serve(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
+    const Backend backend = parse_backend(args.get_or("--backend", "cpu"));
     const std::string path = args.get_or("--model", FORGE_DEFAULT_MODEL);
     const gguf::File file = gguf::File::open(path);
     const Tokenizer tok = Tokenizer::from_gguf(file);
     const serve::ChatFormat format = serve::detect_chat_format(file.get_string("tokenizer.chat_template").value_or(""));
     std::vector<std::unique_ptr<AnyModel>> models;
     for (int i = 0; i < parallel; ++i)  // each a KV cache of its own over the one shared mapping of the weights
-        models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads}));
+        models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend}));
     serve::Scheduler scheduler(std::move(models));
     serve::Api api(tok, scheduler, format, std::filesystem::path(path).stem().string());
     serve::Server server(api, opt);
 
-    std::fprintf(stderr, "forge serve: model %s, chat format %s, %d slot(s) of %d tokens, %d thread(s) each\n", printable(path).c_str(),
-                 std::string(serve::chat_format_name(format)).c_str(), parallel, scheduler.context(), threads);
+    std::fprintf(stderr, "forge serve: model %s, chat format %s, %d slot(s) of %d tokens on %s, %d thread(s) each\n",
+                 printable(path).c_str(), std::string(serve::chat_format_name(format)).c_str(), parallel, scheduler.context(),
+                 std::string(scheduler.front().device_name()).c_str(), threads);
     std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", opt.host.c_str(), server.port());
     std::fflush(stderr);
 

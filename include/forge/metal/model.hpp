@@ -8,11 +8,13 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "forge/gguf/model_shape.hpp"
 #include "forge/metal/device.hpp"
 #include "forge/metal/launch.hpp"
+#include "forge/metal_src/library.hpp"
 #include "forge/model/any_model.hpp"
 #include "forge/model/prefill.hpp"
 #include "forge/model/weights.hpp"
@@ -29,13 +31,35 @@ public:
     virtual std::string_view device_name() const = 0;
 };
 
-template <ModelTraits Traits>
+// The MSL library a GPU model runs. Compiled traits' library is a constant of the program
+// (metal_src::library<T>, its rules checked by static_assert); a shape read from a file gets the same
+// library assembled by the same code when the model opens. For equal shapes the two texts are
+// byte-identical.
+using LibraryPtr = std::shared_ptr<const metal_src::Library>;
+
+template <ModelTraits T>
+LibraryPtr compiled_library() {
+    return LibraryPtr(&metal_src::library<T>, [](const metal_src::Library*) {});
+}
+
+inline LibraryPtr runtime_library(const ModelShape& s) {
+    auto lib = std::make_shared<metal_src::Library>(metal_src::make_library(metal_src::kernel_config(s)));
+    if (!metal_src::entry_points_match(*lib)) throw Error("forge metal: the library's text does not declare each of its kernels once");
+    return lib;
+}
+
+// The GPU forward pass for one model shape, compiled traits or read from the file.
 class GpuModel final : public GpuModelBase {
 public:
-    GpuModel(gguf::File file, ModelOptions opt, std::unique_ptr<Device> device)
-        : file_(std::move(file)), dev_(std::move(device)), w_(load_weights(file_, checked_shape(file_))),
-          context_(resolve_context(opt.context, S)), batch_(std::max(1, opt.max_batch)) {
-        require_layer_type(w_, S.weights);
+    // `shape` is the file's shape, already checked (against compiled traits, or the shape rules); `device`
+    // runs `library`, whose name `compiled_name` is (empty for a runtime shape).
+    GpuModel(gguf::File file, ModelOptions opt, const ModelShape& shape, LibraryPtr library, std::unique_ptr<Device> device,
+             std::string_view compiled_name)
+        : file_(std::move(file)), shape_(shape), lib_(std::move(library)), C(lib_->config), dev_(std::move(device)),
+          compiled_name_(compiled_name), context_(resolve_context(opt.context, shape_)), batch_(std::max(1, opt.max_batch)),
+          w_(load_weights(file_, shape_)) {
+        const ModelShape& S = shape_;
+        const int kQKV = qkv_width();
         const auto B = std::size_t(batch_);
         embd_ = wrap(w_.token_embd);
         out_w_ = wrap(w_.output);
@@ -74,7 +98,7 @@ public:
     }
 
     std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr) override {
-        prefill_in_batches(S, pos_, context_, batch_, tokens, all_logits, last_,
+        prefill_in_batches(shape_, pos_, context_, batch_, tokens, all_logits, last_,
                            [&](const std::int32_t* t, int n, float* all) { forward(t, n, all); });
         return last_;
     }
@@ -82,8 +106,8 @@ public:
     SampledToken sample(float temperature, float u) override {
         if (pos_ == 0) throw Error("sample: no logits yet (feed a token first)");
         auto& e = dev_->encoder();
-        softmax_sample(e, view<float>(*logits_, last_row_ * std::size_t(S.vocab)), view<float>(*probs_),
-                       view<std::int32_t>(*sampled_), view<float>(*logprob_), S.vocab, temperature, u);
+        softmax_sample(e, view<float>(*logits_, last_row_ * std::size_t(shape_.vocab)), view<float>(*probs_),
+                       view<std::int32_t>(*sampled_), view<float>(*logprob_), shape_.vocab, temperature, u);
         dev_->finish();
         return {*reinterpret_cast<const std::int32_t*>(sampled_->contents()), *reinterpret_cast<const float*>(logprob_->contents())};
     }
@@ -92,16 +116,16 @@ public:
     int position() const override { return pos_; }
     int context() const override { return context_; }
     int threads() const override { return 1; }  // the device computes; the host thread only encodes
-    std::size_t kv_cache_bytes() const override { return S.kv_cache_bytes(context_); }
-    const ModelShape& shape() const override { return Traits::shape; }
+    std::size_t kv_cache_bytes() const override { return shape_.kv_cache_bytes(context_); }
+    const ModelShape& shape() const override { return shape_; }
     const gguf::File& file() const override { return file_; }
-    std::string_view compiled_name() const override { return Traits::name; }
+    std::string_view compiled_name() const override { return compiled_name_; }
     std::string_view device_name() const override { return dev_->name(); }
+    // The MSL text the device compiled.
+    std::string_view library_text() const { return lib_->text.view(); }
 
 private:
-    static constexpr const ModelShape& S = Traits::shape;
-    static constexpr const KernelConfig& C = metal_src::library<Traits>.config;
-    static constexpr int kQKV = S.q_dim() + 2 * S.kv_dim();
+    int qkv_width() const { return shape_.q_dim() + 2 * shape_.kv_dim(); }
 
     // A weight matrix on the device, with the type and size the launchers need.
     struct Matrix {
@@ -117,17 +141,6 @@ private:
         std::unique_ptr<Buffer> bias;  // q, k, v biases end to end (qkv_bias models)
         std::unique_ptr<Buffer> k_cache, v_cache;
     };
-
-    static const ModelShape& checked_shape(const gguf::File& f) {
-        const auto diff = shape_mismatches(S, gguf::model_shape(f));
-        if (!diff.empty()) {
-            std::string msg = "the file does not match compiled traits " + std::string(Traits::name) + ":";
-            for (const auto& d : diff) msg += " " + d + ";";
-            msg.pop_back();
-            throw Error(msg);
-        }
-        return S;
-    }
 
     Matrix wrap(const cpu::WeightView& v) {
         if (metal_src::dtype_suffix(v.type).empty())
@@ -146,7 +159,8 @@ private:
 
     // The transformer for n tokens at positions pos_ .. pos_ + n - 1, as Model::forward.
     void forward(const std::int32_t* tokens, int n, float* all_logits) {
-        const int H = S.hidden, Q = S.q_dim(), KV = S.kv_dim(), F = S.ffn;
+        const ModelShape& S = shape_;
+        const int H = S.hidden, Q = S.q_dim(), KV = S.kv_dim(), F = S.ffn, kQKV = qkv_width();
         auto& e = dev_->encoder();
         std::copy_n(tokens, n, reinterpret_cast<std::int32_t*>(tokens_->contents()));
         const auto x = view<float>(*x_), xb = view<float>(*xb_), qkv = view<float>(*qkv_), att = view<float>(*att_);
@@ -209,9 +223,13 @@ private:
     }
 
     gguf::File file_;
+    ModelShape shape_;
+    LibraryPtr lib_;  // before dev_: the device refers to its kernels
+    const KernelConfig& C;
     std::unique_ptr<Device> dev_;
-    ModelWeights w_;
+    std::string compiled_name_;
     int context_, batch_;
+    ModelWeights w_;
     int pos_ = 0;
     std::size_t last_row_ = 0;  // row of logits_ holding the last token's logits
     Matrix embd_, out_w_;

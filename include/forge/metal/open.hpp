@@ -1,67 +1,63 @@
 #pragma once
-// Entry points for the GPU path: a model of the catalog (models/catalog.hpp) run by the MSL emulator or
-// by Metal. Both accept only shapes compiled into the program; anything else is an error saying so.
+// The GPU path's way in: a model file run by Metal or by the MSL emulator, for any shape the CPU path
+// runs. A shape read from the file gets its MSL library assembled when the model opens (by the same
+// constexpr code compiled traits use at compile time) and compiled by the device, as Metal compiles a
+// library at load. Programs reach this through forge::open_model (model/open_model.hpp) with
+// ModelOptions::backend; open_gpu_model<T> is the compiled-traits form, whose library text is a
+// constant of the program.
 //
-//   auto m = forge::metal::open_emulated_model(forge::gguf::File::open(path), {.threads = 2});
-//   auto logits = m->prefill(prompt);            // AnyModel interface
-//   auto tok = m->sample(0.8f, u);               // on-device sampling
-//
-// open_emulated_model needs the program linked with forge_metal_emu; open_metal_model needs an Apple
-// build configured with -DFORGE_METAL=ON (elsewhere it throws, naming the alternative).
+// The emulator compiles with the host's C++ compiler (metal/emu/jit.hpp); Metal itself needs an Apple
+// build configured with -DFORGE_METAL=ON (elsewhere it is refused, naming the alternative).
 #include <memory>
 #include <string>
-#include <tuple>
+#include <string_view>
 
 #include "forge/gguf/model_shape.hpp"
 #include "forge/metal/emu/open.hpp"
 #include "forge/metal/model.hpp"
-#include "forge/models/catalog.hpp"
+#include "forge/model/options.hpp"
+#include "forge/traits/model_traits.hpp"
 #if defined(FORGE_METAL)
 #include "forge/metal/metal_device.hpp"
 #endif
 
 namespace forge::metal {
 
-namespace detail {
-
-inline std::string catalog_names() {
-    std::string names;
-    for (const auto& m : models::kCatalog) names += (names.empty() ? "" : ", ") + std::string(m.name);
-    return names;
-}
-
-// Calls make<T>() for the catalog traits whose shape is the file's.
-template <class Make>
-std::unique_ptr<GpuModelBase> open_compiled(gguf::File& file, std::string_view backend, Make&& make) {
-    const ModelShape s = gguf::model_shape(file);
-    std::unique_ptr<GpuModelBase> out;
-    [&]<class... T>(std::tuple<T...>*) {
-        ((!out && T::shape == s ? (out = make.template operator()<T>(), 0) : 0), ...);
-    }(static_cast<models::Catalog*>(nullptr));
-    if (!out)
-        throw Error("the " + std::string(backend) + " backend runs only model shapes compiled into forge (" + catalog_names() +
-                    "); this file's shape is not one of them: add its traits to the catalog and rebuild, or use the cpu backend");
-    return out;
-}
-
-}  // namespace detail
-
-inline std::unique_ptr<GpuModelBase> open_emulated_model(gguf::File file, ModelOptions opt = {}) {
-    return detail::open_compiled(file, "metal-emu", [&]<class T>() -> std::unique_ptr<GpuModelBase> {
-        return std::make_unique<GpuModel<T>>(std::move(file), opt, emu::make_device<T>());
-    });
-}
-
-inline std::unique_ptr<GpuModelBase> open_metal_model([[maybe_unused]] gguf::File file, [[maybe_unused]] ModelOptions opt = {}) {
+// The device that runs `lib` for `backend` (metal or metal-emu); `label` names the library in messages.
+inline std::unique_ptr<Device> make_device(Backend backend, std::string_view label, const metal_src::Library& lib) {
+    if (backend == Backend::metal_emu) return emu::make_device(label, std::span(lib.kernels.data(), lib.n_kernels), lib.text.view());
+    if (backend != Backend::metal) throw Error("the GPU path runs on the metal or metal-emu backend, not " + std::string(backend_name(backend)));
 #if defined(FORGE_METAL)
-    return detail::open_compiled(file, "metal", [&]<class T>() -> std::unique_ptr<GpuModelBase> {
-        return std::make_unique<GpuModel<T>>(std::move(file), opt, make_metal_device(metal_src::library<T>.text.view()));
-    });
+    return make_metal_device(lib.text.view());
 #elif defined(__APPLE__)
     throw Error("Metal is unavailable in this build: configure forge with -DFORGE_METAL=ON (or use --backend metal-emu)");
 #else
     throw Error("Metal is unavailable here: it needs an Apple GPU (use --backend metal-emu to run the Metal kernels on the CPU)");
 #endif
+}
+
+// How a runtime shape's library is named in messages and device names: what its kernels are built for.
+inline std::string library_label(const ModelShape& s) {
+    return "runtime " + std::string(arch_name(s.arch)) + " head_dim " + std::to_string(s.head_dim) + " " + std::string(dtype_name(s.weights));
+}
+
+inline std::unique_ptr<GpuModel> open_gpu_model(gguf::File file, ModelOptions opt = {}) {
+    const ModelShape s = gguf::model_shape(file);
+    require_supported_shape(s);
+    (void)resolve_context(opt.context, s);  // refused before the library is compiled
+    LibraryPtr lib = runtime_library(s);
+    auto device = make_device(opt.backend, library_label(s), *lib);
+    return std::make_unique<GpuModel>(std::move(file), opt, s, std::move(lib), std::move(device), std::string_view{});
+}
+
+template <ModelTraits T>
+std::unique_ptr<GpuModel> open_gpu_model(gguf::File file, ModelOptions opt = {}) {
+    const ModelShape found = gguf::model_shape(file);
+    require_shape_matches(T::name, T::shape, found);
+    (void)resolve_context(opt.context, found);
+    LibraryPtr lib = compiled_library<T>();
+    auto device = make_device(opt.backend, T::name, *lib);
+    return std::make_unique<GpuModel>(std::move(file), opt, found, std::move(lib), std::move(device), T::name);
 }
 
 }  // namespace forge::metal

@@ -80,18 +80,8 @@ public:
 private:
     static ModelShape checked_shape(const gguf::File& f) {
         const ModelShape found = gguf::model_shape(f);
-        if constexpr (kCompiled) {
-            const auto diff = shape_mismatches(Traits::shape, found);
-            if (!diff.empty()) {
-                std::string msg = "the file does not match compiled traits " + std::string(Traits::name) + ":";
-                for (const auto& d : diff) msg += " " + d + ";";
-                msg.pop_back();
-                throw Error(msg);
-            }
-        } else {
-            const auto problems = shape_problems(found);
-            if (!problems.empty()) throw Error("unsupported model shape: " + problems.front());
-        }
+        if constexpr (kCompiled) require_shape_matches(Traits::name, Traits::shape, found);
+        else require_supported_shape(found);
         return found;
     }
 

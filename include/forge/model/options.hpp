@@ -1,22 +1,43 @@
 #pragma once
-// How a model is opened (context, threads, batch), and the rules for those numbers, written once for
-// the CPU and the GPU path. Every number is checked before anything is allocated for it.
+// How a model is opened (backend, context, threads, batch), and the rules for those numbers, written
+// once for the CPU and the GPU path. Every number is checked before anything is allocated for it.
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 #include "forge/core/error.hpp"
 #include "forge/traits/model_shape.hpp"
 
 namespace forge {
 
+// What computes a model: the CPU kernels, Metal on an Apple GPU, or forge's Metal kernels run by the
+// MSL emulator (any machine with a C++ compiler; the Metal path's text, executed on the CPU).
+enum class Backend : std::uint8_t { cpu, metal, metal_emu };
+
+constexpr std::string_view backend_name(Backend b) {
+    switch (b) {
+        case Backend::cpu: return "cpu";
+        case Backend::metal: return "metal";
+        case Backend::metal_emu: return "metal-emu";
+    }
+    return "?";
+}
+
+inline Backend parse_backend(std::string_view name) {
+    for (const Backend b : {Backend::cpu, Backend::metal, Backend::metal_emu})
+        if (backend_name(b) == name) return b;
+    throw Error("unknown backend '" + std::string(name) + "' (cpu, metal or metal-emu)");
+}
+
 struct ModelOptions {
     int context = 0;      // KV-cache positions; 0 = the model's max_context, capped at kDefaultContextCap
-    int threads = 1;      // worker threads for the kernels
+    int threads = 1;      // worker threads for the CPU kernels
     int max_batch = 256;  // prefill processes tokens in batches of at most this many: a batch reads the weights once
+    Backend backend = Backend::cpu;
 };
 
 inline constexpr int kDefaultContextCap = 4096;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "forge/core/dtype.hpp"
+#include "forge/core/error.hpp"
 
 namespace forge {
 
@@ -117,6 +118,17 @@ inline std::vector<std::string> shape_mismatches(const ModelShape& expected, con
         },
         expected, found);
     return out;
+}
+
+// Throws forge::Error naming every field in which a file's shape `found` differs from compiled traits
+// `name`'s shape.
+inline void require_shape_matches(std::string_view name, const ModelShape& expected, const ModelShape& found) {
+    const auto diff = shape_mismatches(expected, found);
+    if (diff.empty()) return;
+    std::string msg = "the file does not match compiled traits " + std::string(name) + ":";
+    for (const auto& d : diff) msg += " " + d + ";";
+    msg.pop_back();
+    throw Error(msg);
 }
 
 }  // namespace forge

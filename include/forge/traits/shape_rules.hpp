@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "forge/core/error.hpp"
 #include "forge/traits/model_shape.hpp"
 
 namespace forge {
@@ -43,6 +44,11 @@ inline std::vector<std::string> shape_problems(const ModelShape& s) {
     FORGE_SHAPE_RULES(FORGE_SHAPE_RULE_RUNTIME)
 #undef FORGE_SHAPE_RULE_RUNTIME
     return out;
+}
+
+// Throws forge::Error naming the first rule `s` breaks.
+inline void require_supported_shape(const ModelShape& s) {
+    if (const auto problems = shape_problems(s); !problems.empty()) throw Error("unsupported model shape: " + problems.front());
 }
 
 }  // namespace forge

@@ -1,6 +1,6 @@
 #pragma once
-// The MSL libraries compiled into the emulator at build time (tools/metal_emu/ generates them from the same
-// constexpr text Metal receives): each kernel's entry point, found by the traits' name.
+// An MSL library as the emulator runs it: each kernel's compiled entry point, by name. emu/jit.hpp
+// compiles a library's text into one of these when the library is loaded, as Metal compiles it.
 #include <cstddef>
 #include <span>
 #include <string_view>
@@ -16,17 +16,8 @@ struct KernelTableEntry {
 };
 
 struct LibraryTable {
-    std::string_view name;  // the traits' name
+    std::string_view name;
     std::span<const KernelTableEntry> kernels;
 };
-
-// Every library compiled into this program (defined by the generated registry).
-std::span<const LibraryTable* const> compiled_libraries();
-
-inline const LibraryTable* find_library(std::string_view name) {
-    for (const auto* t : compiled_libraries())
-        if (t->name == name) return t;
-    return nullptr;
-}
 
 }  // namespace forge::metal::emu

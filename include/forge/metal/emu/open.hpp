@@ -1,29 +1,19 @@
 #pragma once
-// An emulator device for a compiled traits type: its kernels' descriptions from metal_src::library<T>,
-// their compiled code from the emulator's registry (link forge_metal_emu).
+// An emulator device for an MSL library: its kernels' descriptions and its text, compiled when the
+// device is made (emu/jit.hpp), as Metal compiles a library when a model loads.
 #include <memory>
-#include <string>
+#include <span>
+#include <string_view>
 
 #include "forge/metal/emu/device.hpp"
-#include "forge/metal/emu/library.hpp"
-#include "forge/metal_src/library.hpp"
+#include "forge/metal/emu/jit.hpp"
+#include "forge/metal_src/kernel.hpp"
 
 namespace forge::metal::emu {
 
-inline std::string compiled_library_names() {
-    std::string names;
-    for (const auto* t : compiled_libraries()) names += (names.empty() ? "" : ", ") + std::string(t->name);
-    return names;
-}
-
-template <ModelTraits T>
-std::unique_ptr<EmuDevice> make_device() {
-    const LibraryTable* table = find_library(T::name);
-    if (!table)
-        throw Error("the metal emulator was built without the kernels for '" + std::string(T::name) +
-                    "' (compiled in: " + compiled_library_names() + ")");
-    const auto& lib = metal_src::library<T>;
-    return std::make_unique<EmuDevice>(std::span(lib.kernels.data(), lib.n_kernels), *table);
+inline std::unique_ptr<EmuDevice> make_device(std::string_view name, std::span<const metal_src::KernelSource> kernels,
+                                              std::string_view text) {
+    return std::make_unique<EmuDevice>(kernels, jit::load(name, kernels, text));
 }
 
 }  // namespace forge::metal::emu

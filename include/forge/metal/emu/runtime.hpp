@@ -184,6 +184,15 @@ enum class ValueKind : std::uint8_t { f32, i32, u32 };
 struct ThreadCtx;
 using KernelEntry = void (*)(const ThreadCtx&);
 
+// What kernel code needs of the scheduler, as plain function pointers: kernels compiled into a shared
+// object at run time (emu/jit.hpp) reach the scheduler of the program that loaded them through these
+// alone, never through a global the two would each have a copy of.
+struct FiberOps {
+    void* runner;
+    std::uint32_t (*simd_op)(void* runner, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg);
+    void (*threadgroup_barrier)(void* runner);
+};
+
 // What every thread of a dispatch shares.
 struct Launch {
     const char* kernel = "";
@@ -200,6 +209,7 @@ struct Launch {
 struct ThreadCtx {
     const Launch* launch;
     const Region* tg_region;
+    const FiberOps* ops;
     std::uint32_t tgpig[3];
     std::uint32_t tid, lane, sg;
 
@@ -237,7 +247,7 @@ public:
         launch_ = &launch;
         for (std::uint32_t t = 0; t < n; ++t) {
             Fiber& f = fibers_[t];
-            f.ctx = ThreadCtx{&launch, &tg_region_, {g[0], g[1], g[2]}, t, t % kSimdWidth, t / kSimdWidth};
+            f.ctx = ThreadCtx{&launch, &tg_region_, &ops_, {g[0], g[1], g[2]}, t, t % kSimdWidth, t / kSimdWidth};
             f.state = State::ready;
             f.op = SimdOp::none;
             f.fault.clear();
@@ -251,7 +261,7 @@ public:
         schedule(launch, g);
     }
 
-    // Called from kernel code (through the shim) on the current fiber.
+    // Called from kernel code (through the shim's FiberOps) on the current fiber.
     std::uint32_t simd_op(SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg) {
         Fiber& f = *current_;
         f.op = op;
@@ -512,6 +522,11 @@ private:
                " at simdgroup operations, " + std::to_string(counts[int(State::done)]) + " returned (divergent barrier)";
     }
 
+    FiberOps ops_{this,
+                  [](void* r, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg) {
+                      return static_cast<GroupRunner*>(r)->simd_op(op, bits, kind, arg);
+                  },
+                  [](void* r) { static_cast<GroupRunner*>(r)->threadgroup_barrier(); }};
     std::vector<Fiber> fibers_;
     std::vector<std::unique_ptr<std::byte[]>> stacks_;
     std::vector<std::byte> tg_mem_;
@@ -530,10 +545,5 @@ private:
     std::size_t sched_stack_size_ = 0;
 #endif
 };
-
-inline GroupRunner& current_runner() {
-    if (!tls_runner) throw KernelFault{"a simdgroup or threadgroup operation outside a running kernel"};
-    return *tls_runner;
-}
 
 }  // namespace forge::metal::emu

@@ -162,9 +162,16 @@ inline float exp(float x) { return std::exp(x); }
 enum class mem_flags : unsigned { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
 constexpr mem_flags operator|(mem_flags a, mem_flags b) { return mem_flags(unsigned(a) | unsigned(b)); }
 
-inline void threadgroup_barrier(mem_flags) { forge::metal::emu::current_runner().threadgroup_barrier(); }
+// The scheduler of the kernel running on this OS thread: each kernel's entry sets it (see emu/jit.hpp).
+inline thread_local const forge::metal::emu::FiberOps* tls_fiber_ops = nullptr;
+inline const forge::metal::emu::FiberOps& fiber_ops() {
+    if (!tls_fiber_ops) throw forge::metal::emu::KernelFault{"a simdgroup or threadgroup operation outside a running kernel"};
+    return *tls_fiber_ops;
+}
+
+inline void threadgroup_barrier(mem_flags) { fiber_ops().threadgroup_barrier(fiber_ops().runner); }
 inline void simdgroup_barrier(mem_flags) {
-    forge::metal::emu::current_runner().simd_op(forge::metal::emu::SimdOp::barrier, 0, forge::metal::emu::ValueKind::u32, 0);
+    fiber_ops().simd_op(fiber_ops().runner, forge::metal::emu::SimdOp::barrier, 0, forge::metal::emu::ValueKind::u32, 0);
 }
 
 template <class T>
@@ -177,7 +184,7 @@ constexpr forge::metal::emu::ValueKind value_kind() {
 }
 template <class T>
 T simd_collective(forge::metal::emu::SimdOp op, T v, unsigned arg) {
-    return as_type<T>(forge::metal::emu::current_runner().simd_op(op, as_type<std::uint32_t>(v), value_kind<T>(), arg));
+    return as_type<T>(fiber_ops().simd_op(fiber_ops().runner, op, as_type<std::uint32_t>(v), value_kind<T>(), arg));
 }
 template <class T>
 T simd_sum(T v) {
