@@ -66,7 +66,7 @@ TEST(CliRun, SameSeedSameTextAndTheRuntimePathIsNamed) {
 TEST(CliBench, PrintsPrefillAndDecodeRowsAndNamesThePath) {
     const auto r = run_process({FORGE_CLI, "bench", "-m", model_path("synth-llama-q4_0.gguf"), "-p", "16", "-n", "8", "-r", "2", "-t", "2"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    for (const char* row : {"|       pp16 |", "|        tg8 |", "| cpu     |       2 |"}) EXPECT_NE(r.out.find(row), std::string::npos) << r.out;
+    for (const char* row : {"|       pp16 |", "|        tg8 |", "| cpu       |       2 |"}) EXPECT_NE(r.out.find(row), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("compiled traits synth-llama-q4_0"), std::string::npos) << r.out;
 
     const auto file = gguf::File::open(model_path("synth-llama-q4_0.gguf"));

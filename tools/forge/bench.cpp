@@ -94,10 +94,10 @@ int bench(int argc, char** argv) {
     char model_name[64];
     std::snprintf(model_name, sizeof model_name, "%s %s", std::string(arch_name(s.arch)).c_str(),
                   std::string(dtype_name(s.weights)).c_str());
-    std::printf("| %-24s | %10s | %10s | %-7s | %7s | %10s | %20s |\n", "model", "size", "params", "backend", "threads",
+    std::printf("| %-24s | %10s | %10s | %-9s | %7s | %10s | %20s |\n", "model", "size", "params", "backend", "threads",
                 "test", "t/s");
     std::printf("| %s | %s: | %s: | %s | %s: | %s: | %s: |\n", std::string(24, '-').c_str(), std::string(9, '-').c_str(),
-                std::string(9, '-').c_str(), std::string(7, '-').c_str(), std::string(6, '-').c_str(),
+                std::string(9, '-').c_str(), std::string(9, '-').c_str(), std::string(6, '-').c_str(),
                 std::string(9, '-').c_str(), std::string(19, '-').c_str());
     for (const bool prefill : {true, false}) {
         const int n = prefill ? n_prompt : n_gen;
@@ -111,7 +111,7 @@ int bench(int argc, char** argv) {
         std::snprintf(tps, sizeof tps, "%.2f ± %.2f", st.mean, st.stdev);
         std::snprintf(params_s, sizeof params_s, "%.2f %s", params >= 1000000000 ? double(params) / 1e9 : double(params) / 1e6,
                       params >= 1000000000 ? "B" : "M");
-        std::printf("| %-24s | %10s | %10s | %-7s | %7d | %10s | %20s |\n", model_name,
+        std::printf("| %-24s | %10s | %10s | %-9s | %7d | %10s | %20s |\n", model_name,
                     human_bytes(double(model.file().bytes().size())).c_str(), params_s, std::string(backend_name(backend)).c_str(),
                     model.threads(), test, tps);
         std::fflush(stdout);

@@ -15,6 +15,7 @@
 #include "forge/cpu/kernels/attention.hpp"
 #include "forge/cpu/kernels/elementwise.hpp"
 #include "forge/cpu/kernels/gemm.hpp"
+#include "forge/cpu/kernels/row_lengths.hpp"
 #include "forge/cpu/kernels/rope.hpp"
 #include "forge/cpu/rmsnorm.hpp"
 #include "forge/cpu/thread_pool.hpp"
@@ -39,7 +40,8 @@ public:
     explicit Model(gguf::File file, ModelOptions opt = {})
         : file_(std::move(file)), shape_(checked_shape(file_)), weights_(load_weights(file_, shape())),
           context_(resolve_context(opt.context, shape())), batch_(std::max(1, opt.max_batch)), pool_(resolve_threads(opt.threads)),
-          cache_(shape().layers, context_, shape().kv_dim()), rope_(batch_, shape().head_dim) {
+          cache_(shape().layers, context_, shape().kv_dim()), rope_(batch_, shape().head_dim),
+          gemm_hidden_(gemm_for(shape().hidden)), gemm_qdim_(gemm_for(shape().q_dim())), gemm_ffn_(gemm_for(shape().ffn)) {
         if constexpr (kCompiled) require_layer_type(weights_, Traits::shape.weights);
         const auto& s = shape();
         const auto B = std::size_t(batch_);
@@ -64,6 +66,8 @@ public:
     int position() const { return pos_; }
     int threads() const { return pool_.size(); }
     std::size_t kv_cache_bytes() const { return cache_.bytes(); }
+    // Whether every matmul runs kernels unrolled for its row length (always with compiled traits).
+    bool row_length_kernels() const { return gemm_hidden_.cols && gemm_qdim_.cols && gemm_ffn_.cols; }
     void reset() { pos_ = 0; }
 
     // Feeds one token at the next position; returns its logits (valid until the next call).
@@ -85,12 +89,18 @@ private:
         return found;
     }
 
-    // The matmuls' row lengths where the traits fix them at compile time (0 with Dynamic: read at run
-    // time). The kernels then unroll a whole row, which pays most on short rows.
-    static constexpr int kHidden = [] { if constexpr (kCompiled) return Traits::shape.hidden; else return 0; }();
-    static constexpr int kQDim = [] { if constexpr (kCompiled) return Traits::shape.q_dim(); else return 0; }();
-    static constexpr int kFfn = [] { if constexpr (kCompiled) return Traits::shape.ffn; else return 0; }();
-    using Isa = cpu::isa::Native;
+    // The GEMMs for the model's three row lengths, unrolled over a whole row: compiled traits instantiate
+    // their own; a runtime shape takes those the program registered for its lengths (the generic kernels
+    // otherwise). Either way the bits are the same.
+    static cpu::RowLengthGemm gemm_for(int cols) {
+        if constexpr (kCompiled) {
+            if (cols == Traits::shape.hidden) return cpu::row_length_gemm<cpu::isa::Native, Traits::shape.hidden>();
+            if (cols == Traits::shape.q_dim()) return cpu::row_length_gemm<cpu::isa::Native, Traits::shape.q_dim()>();
+            return cpu::row_length_gemm<cpu::isa::Native, Traits::shape.ffn>();
+        } else {
+            return cpu::RowLengthRegistry::instance().find(cols);
+        }
+    }
 
     // The transformer, for n tokens at positions pos_ .. pos_+n-1.
     void forward(const std::int32_t* tokens, int n, float* all_logits) {
@@ -106,7 +116,7 @@ private:
             // Attention block.
             each_token(n, [&](int t) { cpu::rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps); });
             in_.set(xb_.data(), n, H, H);
-            cpu::gemm<Isa, kHidden>({{L.wq, q_.data(), Q}, {L.wk, k_.data(), KV}, {L.wv, v_.data(), KV}}, in_, pool_);
+            gemm_hidden_.jobs({{L.wq, q_.data(), Q}, {L.wk, k_.data(), KV}, {L.wv, v_.data(), KV}}, in_, pool_);
             each_token(n, [&](int t) {
                 float *q = &q_[std::size_t(t) * Q], *k = &k_[std::size_t(t) * KV], *v = &v_[std::size_t(t) * KV];
                 if (s.qkv_bias) {
@@ -120,17 +130,17 @@ private:
             });
             attention(l, n);
             in_.set(att_.data(), n, Q, Q);
-            cpu::gemm<Isa, kQDim>(L.wo, in_, xb_.data(), H, pool_);
+            gemm_qdim_.one(L.wo, in_, xb_.data(), H, pool_);
             // Residual, then the feed-forward block (SwiGLU).
             each_token(n, [&](int t) {
                 cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
                 cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
             });
             in_.set(xb_.data(), n, H, H);
-            cpu::gemm<Isa, kHidden>({{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}}, in_, pool_);
+            gemm_hidden_.jobs({{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}}, in_, pool_);
             each_token(n, [&](int t) { cpu::silu_mul_fast(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F); });
             in_.set(gate_.data(), n, F, F);
-            cpu::gemm<Isa, kFfn>(L.w_down, in_, xb_.data(), H, pool_);
+            gemm_ffn_.one(L.w_down, in_, xb_.data(), H, pool_);
             each_token(n, [&](int t) { cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H); });
         }
 
@@ -139,11 +149,11 @@ private:
         for (int t = first; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], weights_.output_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
         if (all_logits) {
             in_.set(xb_.data(), n, H, H);
-            cpu::gemm<Isa, kHidden>(weights_.output, in_, all_logits, s.vocab, pool_);
+            gemm_hidden_.one(weights_.output, in_, all_logits, s.vocab, pool_);
             std::copy_n(all_logits + std::size_t(n - 1) * s.vocab, s.vocab, logits_.begin());
         } else {
             in_.set(&xb_[std::size_t(n - 1) * H], 1, H, H);
-            cpu::gemm<Isa, kHidden>(weights_.output, in_, logits_.data(), s.vocab, pool_);
+            gemm_hidden_.one(weights_.output, in_, logits_.data(), s.vocab, pool_);
         }
         pos_ += n;
     }
@@ -197,6 +207,7 @@ private:
     KVCache cache_;
     cpu::RopeTable rope_;  // the batch's rotation angles, shared by every layer
     cpu::GemmInput in_;  // the input of the next matmuls, quantized once for all of them
+    cpu::RowLengthGemm gemm_hidden_, gemm_qdim_, gemm_ffn_;  // for rows of hidden, heads*head_dim, ffn values
     std::vector<float> x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
     std::vector<float> scores_;  // attention scores: four rows of `context_` per thread
 };

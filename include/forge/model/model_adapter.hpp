@@ -1,9 +1,10 @@
 #pragma once
 // Model<Traits> behind the AnyModel interface. Including this header instantiates the kernels for
 // every traits type make_model is called with; FORGE_INSTANTIATE_MODEL(T) does it for one type in
-// its own translation unit, which keeps a large catalog's build parallel and incremental.
+// its own translation unit.
 #include "forge/model/any_model.hpp"
 #include "forge/model/model.hpp"
+#include "forge/models/catalog.hpp"
 
 namespace forge {
 
@@ -21,9 +22,15 @@ public:
     std::size_t kv_cache_bytes() const override { return m_.kv_cache_bytes(); }
     const ModelShape& shape() const override { return m_.shape(); }
     const gguf::File& file() const override { return m_.file(); }
+    // A runtime shape equal to compiled traits of the catalog, running the kernels registered for its
+    // row lengths, is what those traits compile to: it carries their name.
     std::string_view compiled_name() const override {
-        if constexpr (Model<Traits>::kCompiled) return Traits::name;
-        else return {};
+        if constexpr (Model<Traits>::kCompiled) {
+            return Traits::name;
+        } else {
+            const models::NamedShape* m = models::find_compiled(m_.shape());
+            return m && m_.row_length_kernels() ? m->name : std::string_view{};
+        }
     }
 
 private:

@@ -2,12 +2,15 @@
 // Every compiled traits type forge ships, as a type list (to instantiate) and as named shapes (to match
 // a file against). Adding a model: write its traits header, then list it here.
 //
-// Catalog is the core list every build compiles (and the Metal emulator builds a library for each entry).
-// ZooCatalog holds the published models; a program compiles them in only when built with FORGE_ZOO
-// defined (the CLI with -DFORGE_BUILD_ZOO=ON), as each costs a translation unit of build time. open_model()
-// and find_compiled() use CompiledCatalog, which is Catalog plus, with FORGE_ZOO, the zoo.
+// Catalog is the core list every build compiles.
+// ZooCatalog holds the published models; a program compiles their row lengths' kernels in only when built
+// with FORGE_ZOO defined (the CLI with -DFORGE_BUILD_ZOO=ON). find_compiled() and the CLI's kernels use
+// CompiledCatalog, which is Catalog plus, with FORGE_ZOO, the zoo. This is the one list of compiled
+// models: the build files are generated from it (tools/CMakeLists.txt, examples/CMakeLists.txt).
 #include <array>
+#include <cstddef>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "forge/models/llama.hpp"
@@ -32,6 +35,25 @@ using CompiledCatalog = decltype(std::tuple_cat(std::declval<Catalog>(), std::de
 #else
 using CompiledCatalog = Catalog;
 #endif
+
+namespace detail {
+template <class T>
+struct Rebind;
+template <template <DType> class M, DType W>
+struct Rebind<M<W>> {
+    template <DType V>
+    using as = M<V>;
+};
+// The weight type of a model's example binary: Q8_0 up to 3B parameters, Q4_0 for the 7-8B models, so
+// each fits a 16 GB machine with room for its KV cache.
+template <class T>
+using ExampleOf = std::conditional_t<(T::shape.weight_bytes() > std::size_t(4) << 30), typename Rebind<T>::template as<DType::Q4_0>, T>;
+template <class... T>
+std::tuple<ExampleOf<T>...> examples_of(std::tuple<T...>*);
+}  // namespace detail
+
+// One example binary per zoo model (examples/zoo_main.cpp.in), its traits fixed at compile time.
+using ZooExamples = decltype(detail::examples_of(static_cast<ZooModels<DType::Q8_0>*>(nullptr)));
 
 struct NamedShape {
     std::string_view name;
