@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "forge/cpu/kernels/row_lengths.hpp"
 #include "forge/model/model.hpp"
 #include "gguf_fixtures.hpp"
 #include "forge/models/catalog.hpp"
@@ -333,6 +334,37 @@ TEST(ModelErrors, UnsupportedWeightTypeSuggestsQuantize) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("forge quantize"), std::string::npos) << e.what();
     }
+}
+
+// The synth-llama Q8_0 shape's row lengths registered, as the forge CLI registers its catalog's.
+FORGE_REGISTER_ROW_LENGTHS(std::tuple<models::SynthLlama<DType::Q8_0>>, 0, 1)
+
+TEST(RowLengths, ARuntimeShapeRunsTheKernelsRegisteredForItsLengths) {
+    const auto open = [] { return gguf::File::open(model_path("synth-llama-q8_0.gguf")); };
+    Model<> runtime(open());
+    Model<models::SynthLlama<DType::Q8_0>> compiled(open());
+    EXPECT_TRUE(runtime.row_length_kernels());
+    EXPECT_TRUE(compiled.row_length_kernels());
+    const std::vector<std::int32_t> prompt = {1, 50, 60, 70, 80};
+    const auto a = runtime.prefill(prompt);
+    const std::vector<float> la(a.begin(), a.end());
+    const auto b = compiled.prefill(prompt);
+    EXPECT_TRUE(std::equal(la.begin(), la.end(), b.begin())) << "the same kernels, the same bits";
+    // Lengths nobody registered (hidden 256, ffn 768) run the generic kernels.
+    Model<> other(gguf::File::open(model_path("synth-llama256-f32.gguf")));
+    EXPECT_FALSE(other.row_length_kernels());
+}
+
+TEST(RowLengths, OfACatalogAreItsDistinctLengthsSorted) {
+    constexpr auto lengths = cpu::row_lengths_of(static_cast<models::Catalog*>(nullptr));
+    EXPECT_TRUE(std::is_sorted(lengths.begin(), lengths.end()));
+    EXPECT_EQ(std::adjacent_find(lengths.begin(), lengths.end()), lengths.end()) << "each once";
+    [&]<class... T>(std::tuple<T...>*) {
+        for (const ModelShape& s : {T::shape...})
+            for (const int cols : {s.hidden, s.q_dim(), s.ffn})
+                EXPECT_TRUE(std::binary_search(lengths.begin(), lengths.end(), cols)) << cols;
+    }(static_cast<models::Catalog*>(nullptr));
+    EXPECT_LT(lengths.size(), 3 * std::tuple_size_v<models::Catalog>) << "models that share a length share its kernels";
 }
 
 // The message of the forge::Error that f() throws ("" if it throws none).
