@@ -349,6 +349,32 @@ TEST(Q8Rows, QuantizeBlockMatchesPortable) {
     }
 }
 
+// Blocks whose scale's inverse is not a finite float (the largest value a tiny denormal) or that hold an
+// infinity: every code is defined (0 where it cannot be computed) and the sum fits, in both forms. The
+// GGUF fuzzer reached these through a model's activations.
+TEST(Q8Rows, QuantizeBlockOfDenormalsOrInfinitiesIsDefined) {
+    std::array<float, 32> tiny{}, inf{};
+    for (int j = 0; j < 32; ++j) tiny[std::size_t(j)] = std::bit_cast<float>(std::uint32_t(j + 1)) * (j % 2 ? -1.0f : 1.0f);
+    for (int j = 0; j < 32; ++j) inf[std::size_t(j)] = float(j);
+    inf[5] = std::numeric_limits<float>::infinity();
+    for (const bool is_tiny : {true, false}) {
+        const std::array<float, 32>& block = is_tiny ? tiny : inf;
+        for (const bool portable : {true, false}) {
+            std::int8_t codes[32];
+            std::int32_t sum = 1;
+            if (portable) cpu::Q8Rows::quantize_block_portable(block.data(), codes, sum);
+            else cpu::Q8Rows::quantize_block(block.data(), codes, sum);
+            std::int32_t total = 0;
+            for (const std::int8_t c : codes) total += c;
+            EXPECT_EQ(sum, total) << is_tiny << portable;
+            EXPECT_LE(std::abs(sum), 32 * 127);
+            if (is_tiny) {
+                EXPECT_EQ(sum, 0) << "a scale whose inverse overflows quantizes to zeros";
+            }
+        }
+    }
+}
+
 TEST(Elementwise, SiluMulMatchesReference) {
     std::mt19937 rng(5);
     for (const int n : {1, 15, 16, 17, 172, 1536}) {

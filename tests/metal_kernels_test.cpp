@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "forge/cpu/activation.hpp"
@@ -18,6 +19,7 @@
 #include "forge/cpu/rope.hpp"
 #include "forge/cpu/softmax.hpp"
 #include "forge/metal/emu/open.hpp"
+#include "forge/metal/open.hpp"
 #include "forge/metal/launch.hpp"
 #include "forge/models/catalog.hpp"
 #include "forge/quant/row.hpp"
@@ -343,6 +345,35 @@ void check_flash_decode(int heads, int kv_heads) {
 TEST(MetalKernels, SplitKFlashDecodeWithWindowAndRingMatchesCpu) {
     check_flash_decode<Llama>(4, 2);
     check_flash_decode<TestShape>(4, 1);
+}
+
+// flash_decode from a library assembled at run time for a shape of `hd`-wide heads, `heads` query heads
+// sharing `kv_heads` KV heads, against the CPU twin at `pos` in a cache of `capacity` rows.
+void check_runtime_flash_decode(int hd, int heads, int kv_heads, int pos, int capacity, double tolerance, std::mt19937& rng) {
+    const ModelShape s{.vocab = 32, .hidden = heads * hd, .ffn = 64, .layers = 1, .heads = heads, .kv_heads = kv_heads,
+                       .head_dim = hd, .max_context = capacity};
+    const metal::LibraryPtr lib = metal::runtime_library(s);
+    auto dev = emu::make_device(metal::library_label(s), std::span(lib->kernels.data(), lib->n_kernels), lib->text.view());
+    const Cache c = random_cache(capacity, kv_heads * hd, rng);
+    const auto q = random_floats(std::size_t(heads) * hd, rng);
+    auto bk = upload(*dev, c.k), bv = upload(*dev, c.v), bq = upload(*dev, q), bout = dev->new_buffer(q.size() * 4);
+    auto bpart = dev->new_buffer(flash_decode_partials(heads, hd) * 4);
+    flash_decode(dev->encoder(), lib->config, view<float>(*bq), view<std::uint16_t>(*bk), view<std::uint16_t>(*bv), view<float>(*bpart),
+                 view<float>(*bout), heads, kv_heads, hd, pos, 0, capacity);
+    const auto ref = cpu_attention(c, q.data(), heads, kv_heads, hd, 0, pos, capacity);
+    EXPECT_LE(rel_error(download<float>(*bout, ref.size()), ref), tolerance)
+        << "head_dim " << hd << ", " << heads << " heads over " << kv_heads << " KV heads, position " << pos;
+}
+
+TEST(MetalKernels, FlashDecodeForEveryHeadDimGqaRatioAndA32kContext) {
+    std::mt19937 rng(13);
+    // The head sizes of published models, each with GQA ratios 1 and 8.
+    for (const int hd : {64, 80, 96, 128, 256})
+        for (const auto& [heads, kv_heads] : {std::pair{8, 8}, std::pair{8, 1}})
+            check_runtime_flash_decode(hd, heads, kv_heads, 300, 320, 2e-6, rng);
+    // The last position of a 32768-position context: 32768 weighted values summed in another order than
+    // the CPU's sequential sum (split-K partials merged), 1e-5 measured.
+    check_runtime_flash_decode(128, 8, 1, 32767, 32768, 3e-5, rng);
 }
 
 template <class Traits>

@@ -1,4 +1,4 @@
-// The model zoo's traits: distinct names and shapes (open_model picks the first equal shape, so two equal
+// The model zoo's traits: distinct names and shapes (find_compiled picks the first equal shape, so two equal
 // shapes would make one unreachable), and a converted file of another shape is told apart field by field.
 #include <gtest/gtest.h>
 

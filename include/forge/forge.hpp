@@ -1,9 +1,6 @@
 #pragma once
-// forge in one include: files, shapes, quantization, tokenizers, the CPU model, sampling, generation,
-// the OpenAI-compatible server. Narrower headers work alone too.
-//
-// The GPU path is the one exception: include "forge/metal/open.hpp" where it is used. It assembles the
-// MSL library of every catalog model at compile time, which costs seconds in each translation unit.
+// forge in one include: files, shapes, quantization, tokenizers, the CPU and GPU models behind
+// open_model(), sampling, generation, the OpenAI-compatible server. Narrower headers work alone too.
 #include "forge/core/dtype.hpp"
 #include "forge/core/error.hpp"
 #include "forge/core/half.hpp"

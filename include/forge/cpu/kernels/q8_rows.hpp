@@ -85,6 +85,14 @@ public:
         }
     }
 
+    // 1 / d, or 0 where that is not a finite float: a block whose scale is 0 or a denormal so small that
+    // its inverse overflows quantizes to all zeros (the codes would otherwise be infinities, whose
+    // conversion to int is undefined).
+    static float inverse_scale(float d) {
+        const float id = 1.0f / d;
+        return d != 0.0f && id <= 3.40282347e+38f ? id : 0.0f;
+    }
+
     // One block as ggml's Q8_0 quantizer does (d = amax / 127, codes rounded to nearest), written as
     // plain loops over the block so the compiler vectorises them. Returns the f16-rounded scale.
     static float quantize_block_portable(const float* x, std::int8_t* codes, std::int32_t& sum) {
@@ -101,7 +109,7 @@ public:
         for (const std::uint32_t m : mag) top = std::max(top, m);
         const float amax = std::bit_cast<float>(top);
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = inverse_scale(d);
         std::int32_t total = 0;
         for (int j = 0; j < 32; ++j) {
             // Adding and subtracting 1.5 * 2^23 rounds |v| <= 127 to nearest-even without a libm call.
@@ -125,7 +133,7 @@ public:
         };
         const float amax = std::bit_cast<float>(_mm512_reduce_max_epu32(_mm512_max_epu32(magnitude(a), magnitude(b))));
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = inverse_scale(d);
         // NaN products become code 0, as in the portable form.
         const auto code = [&](__m512 v) {
             const __m512 p = _mm512_mul_ps(v, _mm512_set1_ps(id));
