@@ -78,16 +78,18 @@ TEST(CliBench, PrintsPrefillAndDecodeRowsAndNamesThePath) {
     EXPECT_EQ(c.out.find(" pp"), std::string::npos) << "-p 0 skips prefill: " << c.out;
     EXPECT_NE(c.out.find("runtime shape"), std::string::npos) << c.out;
 
-    // The same rows from the emulated GPU path, which the last line names.
+    const auto bad = run_process({FORGE_CLI, "bench", "-m", model_path("synth-llama-q4_0.gguf"), "-r", "0"});
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.err.find("--repetitions must be at least 1"), std::string::npos) << bad.err;
+}
+
+// The same rows from the emulated GPU path, which the last line names.
+TEST(CliBench, MetalEmulatorBackendPrintsItsRowsAndNamesTheDevice) {
     const auto g = run_process({FORGE_CLI, "bench", "-m", model_path("stories260K.gguf"), "-p", "8", "-n", "4", "-r", "1", "--backend", "metal-emu"});
     ASSERT_EQ(g.exit_code, 0) << g.err;
     for (const char* row : {"|        pp8 |", "|        tg4 |", "| metal-emu |"}) EXPECT_NE(g.out.find(row), std::string::npos) << g.out;
     EXPECT_NE(g.out.find("on metal emulator"), std::string::npos) << g.out;
     EXPECT_NE(g.out.find("MSL kernels"), std::string::npos) << g.out;
-
-    const auto bad = run_process({FORGE_CLI, "bench", "-m", model_path("synth-llama-q4_0.gguf"), "-r", "0"});
-    EXPECT_NE(bad.exit_code, 0);
-    EXPECT_NE(bad.err.find("--repetitions must be at least 1"), std::string::npos) << bad.err;
 }
 
 // The emulator is slow, so the CLI wiring is checked on a prefix; test_metal_model runs all 200 tokens.
@@ -101,7 +103,7 @@ TEST(CliRun, MetalEmulatorBackendPrintsTheGoldenText) {
     EXPECT_EQ(r.err.find("on cpu"), std::string::npos) << r.err;
 }
 
-TEST(CliRun, MetalEmulatorRunsShapesNoCatalogLists) {
+TEST(CliRun, MetalEmulatorBackendRunsShapesNoCatalogLists) {
     // stories260K's weights in a shape of its own (another max context): the GPU path runs any shape.
     const auto file = gguf::File::open(model_path("stories260K.gguf"));
     const std::string odd = temp_path("ctx300.gguf");

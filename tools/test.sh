@@ -51,10 +51,11 @@ stage() {
 
 stage release "" "" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DFORGE_BUILD_BENCH=ON
 # Header self-containment does not depend on the compiler's sanitizers: the release stage checks it.
-# Whole models through the MSL emulator run one to two orders of magnitude slower under the sanitizers;
-# here the emulator runs every kernel and its fault reports (test_metal_kernels), the release stage runs
-# the emulated models.
-stage asan "-E ^compile_ok\.header\.|EmulatedMetal|MetalEmulatorBackend" "" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+# Whole models through the MSL emulator run one to two orders of magnitude slower under the sanitizers
+# (its fiber scheduler is instrumented), and so does attention over a long context; here the emulator
+# runs every kernel and its fault reports (test_metal_kernels), the release stage runs the emulated
+# models (EmulatedMetal*, *MetalEmulatorBackend*) and the long context.
+stage asan "-E ^compile_ok\.header\.|EmulatedMetal|MetalEmulatorBackend|LongContext" "" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DFORGE_SANITIZE=ON -DFORGE_BUILD_BENCH=OFF
 # Only tests/fuzz/ (the fuzzers and their seed makers): the rest was built and tested by the stages above.
 stage fuzz "-R fuzz --no-tests=error" tests/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
