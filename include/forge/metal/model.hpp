@@ -22,15 +22,6 @@
 
 namespace forge::metal {
 
-// AnyModel plus what only the GPU path offers.
-class GpuModelBase : public AnyModel {
-public:
-    // Temperature softmax and a categorical draw with uniform u over the last token's logits, on the
-    // device; same result as forge::sample_categorical on those logits.
-    virtual SampledToken sample(float temperature, float u) = 0;
-    virtual std::string_view device_name() const = 0;
-};
-
 // The MSL library a GPU model runs. Compiled traits' library is a constant of the program
 // (metal_src::library<T>, its rules checked by static_assert); a shape read from a file gets the same
 // library assembled by the same code when the model opens. For equal shapes the two texts are
@@ -49,7 +40,7 @@ inline LibraryPtr runtime_library(const ModelShape& s) {
 }
 
 // The GPU forward pass for one model shape, compiled traits or read from the file.
-class GpuModel final : public GpuModelBase {
+class GpuModel final : public AnyModel {
 public:
     // `shape` is the file's shape, already checked (against compiled traits, or the shape rules); `device`
     // runs `library`, whose name `compiled_name` is (empty for a runtime shape).
@@ -103,7 +94,9 @@ public:
         return last_;
     }
 
-    SampledToken sample(float temperature, float u) override {
+    // Temperature softmax and a categorical draw with uniform u over the last token's logits, on the
+    // device; same result as forge::sample_categorical on those logits. Only the GPU path offers it.
+    SampledToken sample(float temperature, float u) {
         if (pos_ == 0) throw Error("sample: no logits yet (feed a token first)");
         auto& e = dev_->encoder();
         softmax_sample(e, view<float>(*logits_, last_row_ * std::size_t(shape_.vocab)), view<float>(*probs_),
