@@ -114,8 +114,6 @@ public:
     const gguf::File& file() const override { return file_; }
     std::string_view compiled_name() const override { return compiled_name_; }
     std::string_view device_name() const override { return dev_->name(); }
-    // The MSL text the device compiled.
-    std::string_view library_text() const { return lib_->text.view(); }
 
 private:
     int qkv_width() const { return shape_.q_dim() + 2 * shape_.kv_dim(); }
