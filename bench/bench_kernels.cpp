@@ -68,7 +68,7 @@ BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Portable>)->Args({5632, 2048, 1})->Args
 template <class Isa>
 void BM_Attention(benchmark::State& state) {
     const int positions = int(state.range(0));
-    const cpu::AttentionShape s{32, 4, 64};
+    const cpu::AttentionShape s{32, 4, 64, 0.125f};
     const auto q = random_floats(std::size_t(s.n_heads * s.head_dim));
     std::vector<std::uint16_t> k(std::size_t(positions) * std::size_t(s.kv_dim())), v(k.size());
     const auto f = random_floats(k.size());

@@ -236,7 +236,7 @@ void check_attention() {
     std::mt19937 rng(4);
     std::normal_distribution<float> dist(0.0f, 1.0f);
     for (const auto& [heads, kv_heads, head_dim] : {std::tuple{4, 2, 32}, {9, 3, 64}, {2, 1, 20}, {8, 8, 36}}) {
-        const cpu::AttentionShape s{heads, kv_heads, head_dim};
+        const cpu::AttentionShape s{heads, kv_heads, head_dim, 1.0f / std::sqrt(float(head_dim))};
         const int positions = 1 + int(rng() % 40);  // with and without a tail after groups of four
         std::vector<float> q(std::size_t(heads * head_dim));
         for (auto& v : q) v = dist(rng);
@@ -263,7 +263,7 @@ void check_token_attention() {
     std::mt19937 rng(8);
     std::normal_distribution<float> dist(0.0f, 1.0f);
     for (const auto& [heads, kv_heads, head_dim] : {std::tuple{9, 3, 64}, {4, 2, 20}, {2, 1, 128}, {4, 4, 36}, {2, 2, 80}}) {
-        const cpu::AttentionShape s{heads, kv_heads, head_dim};
+        const cpu::AttentionShape s{heads, kv_heads, head_dim, 1.0f / std::sqrt(float(head_dim))};
         const std::size_t Q = std::size_t(heads * head_dim);
         for (const int last : {0, 1, 4, 6, 30 + int(rng() % 40)}) {
             const int positions = last + 4, first = last > 5 ? 3 : 0;

@@ -17,6 +17,7 @@
 #include "gguf_fixtures.hpp"
 #include "forge/models/catalog.hpp"
 #include "reference.hpp"
+#include "arch_models.hpp"
 #include "rope_freqs_model.hpp"
 
 namespace forge::test {
@@ -35,6 +36,7 @@ const Case kCases[] = {
     {"synth-llama-f32.json", "synth-llama-f32.gguf", 0.02}, {"synth-llama-f16.json", "synth-llama-f16.gguf", 0.02},
     {"synth-llama-q8_0.json", "synth-llama-q8_0.gguf", 0.15}, {"synth-llama-q4_0.json", "synth-llama-q4_0.gguf", 0.15},
     {"synth-qwen2-q8_0.json", "synth-qwen2-q8_0.gguf", 0.15},
+    {"synth-qwen3-f32.json", "synth-qwen3-f32.gguf", 0.02},
 };
 
 template <class Traits>
@@ -75,6 +77,58 @@ INSTANTIATE_TEST_SUITE_P(AllReferences, ReferenceLogits, ::testing::ValuesIn(kCa
     std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
     return n;
 });
+
+// phi3 (fused QKV and gate/up, LongRoPE), granite (multipliers) and smollm3 (RoPE-free layers): models built
+// here, byte for byte the files llama.cpp's references were made from.
+class ArchReference : public ::testing::TestWithParam<ArchModel> {
+protected:
+    const std::vector<std::byte>& bytes() {
+        static std::map<std::string, std::vector<std::byte>> made;
+        auto& b = made[GetParam().name];
+        if (b.empty()) b = arch_model_bytes(GetParam().shape.arch);
+        return b;
+    }
+    Reference reference() {
+        return load_reference_file(std::string(FORGE_SOURCE_DIR "/tests/data/synth-") + GetParam().name + "-f32.json");
+    }
+};
+
+TEST_P(ArchReference, TestModelIsTheFileLlamaCppRan) { EXPECT_EQ(fnv1a(bytes()), GetParam().hash); }
+
+TEST_P(ArchReference, RuntimeShapeMatchesLlamaCpp) {
+    const gguf::File f = gguf::File::parse(bytes());
+    EXPECT_EQ(gguf::model_shape(f), GetParam().shape);
+    check_model<Dynamic>(std::string("synth-") + GetParam().name + "-f32", gguf::File::parse(bytes()), reference(), 0.02);
+}
+
+// Without the architecture's feature the same weights are far outside the bound, so the test above can
+// fail: phi3 run within its trained context takes the short LongRoPE factors; granite and smollm3
+// files relabelled llama lose their multipliers and their RoPE-free layers.
+TEST_P(ArchReference, WithoutTheFeatureTheLogitsAreFarOff) {
+    const Reference ref = reference();
+    const double bound = 0.02 * ref.logits_std;
+    std::vector<std::byte> other = bytes();
+    int context = 0;
+    if (GetParam().shape.arch == Arch::phi3) {
+        context = int(kPhi3TrainedContext);
+    } else {
+        const std::string arch(arch_name(GetParam().shape.arch));
+        const gguf::File f = gguf::File::parse(bytes());
+        gguf::Writer w(f.version());
+        for (const auto& [k, v] : f.metadata()) {
+            if (k == "general.architecture") w.set(k, gguf::Value::string("llama"));
+            else w.set(k.rfind(arch + ".", 0) == 0 ? "llama" + k.substr(arch.size()) : k, v);
+        }
+        for (const auto& t : f.tensors()) w.add_tensor(t.name, t.dims, t.dtype(), {t.data, t.bytes});
+        other = w.bytes();
+    }
+    Model<> model(gguf::File::parse(other), ModelOptions{.context = context});
+    const Deviation d = compare(model, ref, bound, false);
+    EXPECT_GT(d.max_abs, 10 * bound) << "max deviation " << d.max_abs / ref.logits_std << " x std";
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, ArchReference, ::testing::ValuesIn(kArchModels),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 // Batches smaller than any batch kernel's minimum (cpu::BatchKernel) share every kernel with decode, so
 // a token's logits are bit-identical either way.

@@ -14,6 +14,7 @@ struct AttentionShape {
     int n_heads;
     int n_kv_heads;
     int head_dim;
+    float scale;  // q·k is multiplied by it: ModelShape::kq_scale()
     int kv_dim() const { return n_kv_heads * head_dim; }
 };
 
@@ -22,7 +23,7 @@ struct AttentionShape {
 inline void attend_head(const AttentionShape& s, int h, const float* q, const std::uint16_t* k, const std::uint16_t* v,
                         int first, int last, float* scores, float* out) {
     const int kvh = h / (s.n_heads / s.n_kv_heads);
-    const float scale = 1.0f / std::sqrt(float(s.head_dim));
+    const float scale = s.scale;
     const float* qh = q + h * s.head_dim;
     const int n = last - first + 1;
     for (int j = 0; j < n; ++j) {

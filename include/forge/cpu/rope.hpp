@@ -3,7 +3,8 @@
 // RopeStyle::adjacent rotates pairs (2i, 2i+1); RopeStyle::neox rotates (i, i + head_dim/2).
 // Pair i turns by pos * base^(-2i/head_dim) / freq_factors[i]. The factors (head_dim/2 of them) are the
 // llama3 RoPE scaling of Llama 3.1 / 3.2, which GGUFs carry as `rope_freqs.weight` and llama.cpp applies
-// the same way (ggml_rope_ext's freq_factors); nullptr means none, the same as all ones.
+// the same way (ggml_rope_ext's freq_factors); nullptr means none, the same as all ones. LongRoPE also
+// multiplies cos and sin by an attention factor `mscale` (ggml's attn_factor), 1 everywhere else.
 #include <cmath>
 
 #include "forge/traits/model_shape.hpp"
@@ -18,11 +19,11 @@ inline float rope_angle(int pos, int i, int head_dim, float base, const float* f
 }
 
 inline void rope(float* v, int n_heads, int head_dim, int pos, float base, RopeStyle style,
-                 const float* freq_factors = nullptr) {
+                 const float* freq_factors = nullptr, float mscale = 1.0f) {
     const int half = head_dim / 2;
     for (int i = 0; i < half; ++i) {
         const float theta = rope_angle(pos, i, head_dim, base, freq_factors);
-        const float c = std::cos(theta), s = std::sin(theta);
+        const float c = std::cos(theta) * mscale, s = std::sin(theta) * mscale;
         const int a = style == RopeStyle::adjacent ? 2 * i : i;
         const int b = style == RopeStyle::adjacent ? 2 * i + 1 : i + half;
         for (int h = 0; h < n_heads; ++h) {

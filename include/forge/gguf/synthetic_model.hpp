@@ -78,7 +78,8 @@ inline Writer synthetic_model(const ModelShape& s, std::uint64_t seed = 42) {
     Writer w;
     const std::string a(arch_name(s.arch));
     w.set("general.architecture", Value::string(a));
-    w.set("general.name", Value::string("forge synthetic " + a));
+    // Not the architecture's name: llama.cpp gives Phi-3's special tokens attributes when the name says phi3.
+    w.set("general.name", Value::string("forge synthetic model"));
     w.set(a + ".context_length", Value::u32(std::uint32_t(s.max_context)));
     w.set(a + ".embedding_length", Value::u32(std::uint32_t(s.hidden)));
     w.set(a + ".feed_forward_length", Value::u32(std::uint32_t(s.ffn)));
@@ -87,6 +88,16 @@ inline Writer synthetic_model(const ModelShape& s, std::uint64_t seed = 42) {
     w.set(a + ".attention.head_count_kv", Value::u32(std::uint32_t(s.kv_heads)));
     w.set(a + ".rope.freq_base", Value::f32(s.rope_base));
     w.set(a + ".attention.layer_norm_rms_epsilon", Value::f32(s.rms_eps));
+    if (s.head_dim * s.heads != s.hidden) {
+        w.set(a + ".attention.key_length", Value::u32(std::uint32_t(s.head_dim)));
+        w.set(a + ".attention.value_length", Value::u32(std::uint32_t(s.head_dim)));
+    }
+    if (s.arch == Arch::granite) {
+        w.set(a + ".logit_scale", Value::f32(s.logit_scale));
+        w.set(a + ".residual_scale", Value::f32(s.residual_scale));
+        w.set(a + ".embedding_scale", Value::f32(s.embedding_scale));
+        w.set(a + ".attention.scale", Value::f32(s.attention_scale));
+    }
     // A placeholder SentencePiece vocabulary: other engines refuse a model without one.
     std::vector<Value> tokens, scores, types;
     for (int i = 0; i < s.vocab; ++i) {
@@ -115,9 +126,17 @@ inline Writer synthetic_model(const ModelShape& s, std::uint64_t seed = 42) {
     for (int l = 0; l < s.layers; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         vector(p + "attn_norm.weight", H, true);
-        matrix(p + "attn_q.weight", Q, H);
-        matrix(p + "attn_k.weight", KV, H);
-        matrix(p + "attn_v.weight", KV, H);
+        if (s.arch == Arch::phi3) {
+            matrix(p + "attn_qkv.weight", Q + 2 * KV, H);
+        } else {
+            matrix(p + "attn_q.weight", Q, H);
+            matrix(p + "attn_k.weight", KV, H);
+            matrix(p + "attn_v.weight", KV, H);
+        }
+        if (s.qk_norm) {
+            vector(p + "attn_q_norm.weight", std::uint64_t(s.head_dim), false);
+            vector(p + "attn_k_norm.weight", std::uint64_t(s.head_dim), false);
+        }
         if (s.qkv_bias) {
             vector(p + "attn_q.bias", Q, false);
             vector(p + "attn_k.bias", KV, false);
@@ -125,8 +144,12 @@ inline Writer synthetic_model(const ModelShape& s, std::uint64_t seed = 42) {
         }
         matrix(p + "attn_output.weight", H, Q);
         vector(p + "ffn_norm.weight", H, true);
-        matrix(p + "ffn_gate.weight", F, H);
-        matrix(p + "ffn_up.weight", F, H);
+        if (s.arch == Arch::phi3) {
+            matrix(p + "ffn_up.weight", 2 * F, H);  // gate rows, then up rows
+        } else {
+            matrix(p + "ffn_gate.weight", F, H);
+            matrix(p + "ffn_up.weight", F, H);
+        }
         matrix(p + "ffn_down.weight", H, F);
     }
     return w;

@@ -48,7 +48,7 @@ public:
              std::string_view compiled_name)
         : file_(std::move(file)), shape_(shape), lib_(std::move(library)), C(lib_->config), dev_(std::move(device)),
           compiled_name_(compiled_name), context_(resolve_context(opt.context, shape_)), batch_(std::max(1, opt.max_batch)),
-          w_(load_weights(file_, shape_)) {
+          w_(load_weights(file_, shape_, context_)) {
         const ModelShape& S = shape_;
         const int kQKV = qkv_width();
         const auto B = std::size_t(batch_);

@@ -38,8 +38,8 @@ public:
     static constexpr bool kCompiled = !std::is_same_v<Traits, Dynamic>;
 
     explicit Model(gguf::File file, ModelOptions opt = {})
-        : file_(std::move(file)), shape_(checked_shape(file_)), weights_(load_weights(file_, shape())),
-          context_(resolve_context(opt.context, shape())), batch_(std::max(1, opt.max_batch)), pool_(resolve_threads(opt.threads)),
+        : file_(std::move(file)), shape_(checked_shape(file_)), context_(resolve_context(opt.context, shape())),
+          weights_(load_weights(file_, shape(), context_)), batch_(std::max(1, opt.max_batch)), pool_(resolve_threads(opt.threads)),
           cache_(shape().layers, context_, shape().kv_dim()), rope_(batch_, shape().head_dim),
           gemm_hidden_(gemm_for(shape().hidden)), gemm_qdim_(gemm_for(shape().q_dim())), gemm_ffn_(gemm_for(shape().ffn)) {
         if constexpr (kCompiled) require_layer_type(weights_, Traits::shape.weights);
@@ -106,9 +106,11 @@ private:
     void forward(const std::int32_t* tokens, int n, float* all_logits) {
         const auto& s = shape();
         const int H = s.hidden, Q = s.q_dim(), KV = s.kv_dim(), F = s.ffn;
-        rope_.compute(pos_, n, s.rope_base, weights_.rope_freqs.empty() ? nullptr : weights_.rope_freqs.data());
+        rope_.compute(pos_, n, s.rope_base, weights_.rope_freqs.empty() ? nullptr : weights_.rope_freqs.data(), weights_.rope_mscale);
         each_token(n, [&](int t) {
-            dequantize_row(weights_.token_embd.type, weights_.token_embd.row(tokens[t]), &x_[std::size_t(t) * H], std::size_t(H));
+            float* x = &x_[std::size_t(t) * H];  // [H]
+            dequantize_row(weights_.token_embd.type, weights_.token_embd.row(tokens[t]), x, std::size_t(H));
+            if (s.embedding_scale != 1.0f) cpu::scale_inplace(x, s.embedding_scale, H);
         });
 
         for (int l = 0; l < s.layers; ++l) {
@@ -124,8 +126,14 @@ private:
                     cpu::add_inplace(k, L.bk, KV);
                     cpu::add_inplace(v, L.bv, KV);
                 }
-                rope_.apply(q, s.heads, t, s.rope_style);
-                rope_.apply(k, s.kv_heads, t, s.rope_style);
+                if (s.qk_norm) {
+                    for (int h = 0; h < s.heads; ++h) cpu::rmsnorm(q + h * s.head_dim, L.q_norm, q + h * s.head_dim, s.head_dim, s.rms_eps);
+                    for (int h = 0; h < s.kv_heads; ++h) cpu::rmsnorm(k + h * s.head_dim, L.k_norm, k + h * s.head_dim, s.head_dim, s.rms_eps);
+                }
+                if (s.has_rope(l)) {
+                    rope_.apply(q, s.heads, t, s.rope_style);
+                    rope_.apply(k, s.kv_heads, t, s.rope_style);
+                }
                 cache_.store(l, pos_ + t, k, v);
             });
             attention(l, n);
@@ -133,7 +141,7 @@ private:
             gemm_qdim_.one(L.wo, in_, xb_.data(), H, pool_);
             // Residual, then the feed-forward block (SwiGLU).
             each_token(n, [&](int t) {
-                cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H);
+                residual_add(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H]);
                 cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
             });
             in_.set(xb_.data(), n, H, H);
@@ -141,7 +149,7 @@ private:
             each_token(n, [&](int t) { cpu::silu_mul_fast(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F); });
             in_.set(gate_.data(), n, F, F);
             gemm_ffn_.one(L.w_down, in_, xb_.data(), H, pool_);
-            each_token(n, [&](int t) { cpu::add_inplace(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H], H); });
+            each_token(n, [&](int t) { residual_add(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H]); });
         }
 
         // Final norm and LM head: for every token when asked, else only the last.
@@ -150,12 +158,21 @@ private:
         if (all_logits) {
             in_.set(xb_.data(), n, H, H);
             gemm_hidden_.one(weights_.output, in_, all_logits, s.vocab, pool_);
+            if (s.logit_scale != 1.0f) cpu::scale_inplace(all_logits, 1.0f / s.logit_scale, n * s.vocab);
             std::copy_n(all_logits + std::size_t(n - 1) * s.vocab, s.vocab, logits_.begin());
         } else {
             in_.set(&xb_[std::size_t(n - 1) * H], 1, H, H);
             gemm_hidden_.one(weights_.output, in_, logits_.data(), s.vocab, pool_);
+            if (s.logit_scale != 1.0f) cpu::scale_inplace(logits_.data(), 1.0f / s.logit_scale, s.vocab);
         }
         pos_ += n;
+    }
+
+    // x += residual_scale * y: a block's output [H] joining the residual stream [H].
+    void residual_add(float* x, float* y) {
+        const auto& s = shape();
+        if (s.residual_scale != 1.0f) cpu::scale_inplace(y, s.residual_scale, s.hidden);
+        cpu::add_inplace(x, y, s.hidden);
     }
 
     // f(t) for every token of the batch, spread over the threads when there is more than one.
@@ -173,7 +190,7 @@ private:
     // batch's last n % 4 (all of decode) and with a sliding window. Both give the same bits.
     void attention(int layer, int n) {
         const auto& s = shape();
-        const cpu::AttentionShape as{s.heads, s.kv_heads, s.head_dim};
+        const cpu::AttentionShape as{s.heads, s.kv_heads, s.head_dim, s.kq_scale()};
         const std::size_t heads = std::size_t(s.heads), Q = std::size_t(s.q_dim()), C = std::size_t(context_);
         const int fours = s.sliding_window > 0 ? 0 : n / 4;
         const std::size_t four_units = std::size_t(fours) * heads, units = four_units + std::size_t(n - 4 * fours) * heads;
@@ -199,8 +216,8 @@ private:
 
     gguf::File file_;
     ModelShape shape_;  // the file's shape; for compiled traits equal to Traits::shape
-    ModelWeights weights_;
     int context_;
+    ModelWeights weights_;
     int batch_;
     int pos_ = 0;
     cpu::ThreadPool pool_;

@@ -22,7 +22,7 @@
 namespace forge::models {
 
 using Catalog = std::tuple<Stories260K, SynthLlama<DType::F32>, SynthLlama<DType::F16>, SynthLlama<DType::Q8_0>,
-                           SynthLlama<DType::Q4_0>, SynthQwen2Q8_0>;
+                           SynthLlama<DType::Q4_0>, SynthQwen2Q8_0, SynthQwen3F32>;
 
 template <DType W>
 using ZooModels = std::tuple<SmolLM2_135M<W>, SmolLM2_360M<W>, SmolLM2_1_7B<W>, Qwen2_5_0_5B<W>, Qwen2_5_1_5B<W>,

@@ -2,6 +2,7 @@
 // ModelShape: everything forge needs to know about a Llama-family model's shape. Compiled traits hold
 // one as a `static constexpr` member; a GGUF file yields one at run time. One struct serves both, so
 // the compile-time and run-time paths cannot disagree on what a field means.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -14,7 +15,11 @@
 
 namespace forge {
 
-enum class Arch : std::uint8_t { llama, mistral, qwen2 };
+// The GGUF architectures forge runs. Beyond the Llama layer, each adds one thing (the fields below):
+// qwen3 normalises every head of q and k; phi3 stores Q/K/V and gate/up fused (a layout, not a shape);
+// granite scales the embeddings, residual branches, attention and logits; smollm3 leaves RoPE out of
+// every fourth layer.
+enum class Arch : std::uint8_t { llama, mistral, qwen2, qwen3, phi3, granite, smollm3 };
 // How RoPE pairs the dimensions of a head: GGUF `llama` rotates adjacent pairs (2i, 2i+1); `qwen2`
 // rotates the two halves (i, i + head_dim/2), which ggml calls NeoX.
 enum class RopeStyle : std::uint8_t { adjacent, neox };
@@ -24,8 +29,16 @@ constexpr std::string_view arch_name(Arch a) {
         case Arch::llama: return "llama";
         case Arch::mistral: return "mistral";
         case Arch::qwen2: return "qwen2";
+        case Arch::qwen3: return "qwen3";
+        case Arch::phi3: return "phi3";
+        case Arch::granite: return "granite";
+        case Arch::smollm3: return "smollm3";
     }
     return "?";
+}
+// The pairing each architecture's RoPE uses (llama.cpp's rope type for it).
+constexpr RopeStyle rope_style_of(Arch a) {
+    return a == Arch::qwen2 || a == Arch::qwen3 || a == Arch::phi3 ? RopeStyle::neox : RopeStyle::adjacent;
 }
 constexpr std::string_view rope_style_name(RopeStyle r) { return r == RopeStyle::adjacent ? "adjacent" : "neox"; }
 
@@ -46,11 +59,23 @@ struct ModelShape {
     bool qkv_bias = false;
     bool tied_embeddings = false;
     int sliding_window = 0;  // 0: full attention
+    bool qk_norm = false;    // RMSNorm over each head of q and k (weights of head_dim) before RoPE
+    int no_rope_every = 0;   // N: layers N-1, 2N-1, ... have no RoPE (1: none has); 0: every layer has it
+    // Multipliers (granite's; 1 elsewhere): the embeddings are multiplied by embedding_scale, each
+    // block's output by residual_scale before it joins the residual stream, the logits divided by
+    // logit_scale. q·k is multiplied by attention_scale, 0 meaning 1/sqrt(head_dim).
+    float embedding_scale = 1.0f;
+    float residual_scale = 1.0f;
+    float attention_scale = 0.0f;
+    float logit_scale = 1.0f;
 
     // Derived sizes: constexpr so users can static_assert on them.
     constexpr int q_dim() const { return heads * head_dim; }
     constexpr int kv_dim() const { return kv_heads * head_dim; }
     constexpr int group_size() const { return heads / kv_heads; }
+    // The factor q·k is multiplied by (not constexpr: std::sqrt is not, before C++26).
+    float kq_scale() const { return attention_scale != 0.0f ? attention_scale : 1.0f / std::sqrt(float(head_dim)); }
+    constexpr bool has_rope(int layer) const { return no_rope_every == 0 || (layer + 1) % no_rope_every != 0; }
     constexpr std::size_t matrix_bytes(int rows, int cols) const {
         return std::size_t(rows) * row_bytes(weights, std::size_t(cols));
     }
@@ -61,6 +86,7 @@ struct ModelShape {
         std::size_t b = matrix_bytes(q_dim(), hidden) + 2 * matrix_bytes(kv_dim(), hidden) +
                         matrix_bytes(hidden, q_dim()) + 2 * matrix_bytes(ffn, hidden) + matrix_bytes(hidden, ffn);
         b += 2 * 4 * std::size_t(hidden);  // attention and FFN norms stay F32
+        if (qk_norm) b += 2 * 4 * std::size_t(head_dim);
         if (qkv_bias) b += 4 * std::size_t(q_dim() + 2 * kv_dim());
         return b;
     }
@@ -94,6 +120,12 @@ constexpr void for_each_field(F&& f, const S&... s) {
     f("qkv_bias", s.qkv_bias...);
     f("tied_embeddings", s.tied_embeddings...);
     f("sliding_window", s.sliding_window...);
+    f("qk_norm", s.qk_norm...);
+    f("no_rope_every", s.no_rope_every...);
+    f("embedding_scale", s.embedding_scale...);
+    f("residual_scale", s.residual_scale...);
+    f("attention_scale", s.attention_scale...);
+    f("logit_scale", s.logit_scale...);
 }
 
 // A field's value as people write it.

@@ -18,7 +18,6 @@ inline constexpr float kMaxFloat = 3.40282347e+38f;  // std::isfinite is not con
     X(s.vocab > 0 && s.hidden > 0 && s.ffn > 0 && s.layers > 0 && s.heads > 0 && s.kv_heads > 0 &&              \
           s.head_dim > 0 && s.max_context > 0,                                                                   \
       "every size (vocab, hidden, ffn, layers, heads, kv_heads, head_dim, max_context) must be positive")        \
-    X(s.heads > 0 && s.hidden % s.heads == 0, "hidden must be divisible by heads (each head gets hidden/heads dims)") \
     X(s.kv_heads > 0 && s.heads % s.kv_heads == 0,                                                               \
       "heads must be a multiple of kv_heads (grouped-query attention shares each KV head among heads/kv_heads)")  \
     X(s.head_dim % 4 == 0 && s.head_dim <= kMaxHeadDim,                                                          \
@@ -34,7 +33,16 @@ inline constexpr float kMaxFloat = 3.40282347e+38f;  // std::isfinite is not con
     X(s.rope_base >= 1.0f && s.rope_base <= kMaxFloat,                                                           \
       "rope_base must be finite and at least 1 (RoPE turns position p by p / rope_base^(2i/head_dim): a base "  \
       "below 1 makes those angles overflow to infinity)")                                                        \
-    X(s.arch != Arch::qwen2 || s.rope_style == RopeStyle::neox, "qwen2 models rotate NeoX halves: set rope_style = RopeStyle::neox")
+    X(s.rope_style == rope_style_of(s.arch),                                                                     \
+      "the architecture fixes how RoPE pairs a head's dimensions: qwen2, qwen3 and phi3 models rotate NeoX "     \
+      "halves (rope_style = RopeStyle::neox), llama, mistral, granite and smollm3 models adjacent pairs "         \
+      "(RopeStyle::adjacent)")                                                                                   \
+    X(s.no_rope_every >= 0, "no_rope_every must be 0 (RoPE in every layer) or N > 0 (none in layers N-1, 2N-1, ...)") \
+    X(s.embedding_scale > 0.0f && s.embedding_scale <= kMaxFloat && s.residual_scale > 0.0f &&                  \
+          s.residual_scale <= kMaxFloat && s.logit_scale > 0.0f && s.logit_scale <= kMaxFloat &&                 \
+          s.attention_scale >= 0.0f && s.attention_scale <= kMaxFloat,                                           \
+      "embedding_scale, residual_scale and logit_scale must be positive and finite, attention_scale finite and " \
+      "0 (meaning 1/sqrt(head_dim)) or positive")
 
 // Every rule `s` breaks, by its message (empty when the shape is usable).
 inline std::vector<std::string> shape_problems(const ModelShape& s) {

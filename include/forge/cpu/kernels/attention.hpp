@@ -18,7 +18,7 @@ void attend_head_fast(const AttentionShape& s, int h, const float* q, const std:
                       int first, int last, float* scores, float* out) {
     using Ops = F16Rows<Isa>;
     const int kvh = h / (s.n_heads / s.n_kv_heads);
-    const float scale = 1.0f / std::sqrt(float(s.head_dim));
+    const float scale = s.scale;
     const float* qh = q + h * s.head_dim;
     const std::size_t row = std::size_t(s.kv_dim());
     const std::size_t col = std::size_t(kvh) * std::size_t(s.head_dim);
@@ -55,7 +55,7 @@ void attend_tokens_fast(const AttentionShape& s, int h, const float* q, std::siz
             attend_head_fast<Isa>(s, h, q + std::size_t(r) * q_stride, k, v, first, last + r, scores, out + std::size_t(r) * out_stride);
     } else {
         const int kvh = h / (s.n_heads / s.n_kv_heads), hd = s.head_dim;
-        const float scale = 1.0f / std::sqrt(float(hd));
+        const float scale = s.scale;
         const std::size_t row = std::size_t(s.kv_dim()), col = std::size_t(kvh) * std::size_t(hd), head = std::size_t(h) * std::size_t(hd);
         const std::uint16_t* k0 = k + std::size_t(first) * row + col;
         const int n = last - first + 1;  // token r sees n + r positions

@@ -16,13 +16,14 @@ public:
     RopeTable(int max_tokens, int head_dim) : half_(head_dim / 2), cs_(std::size_t(max_tokens) * std::size_t(head_dim)) {}
 
     // Angles of positions first .. first + n - 1 (n at most max_tokens); `freq_factors` (head_dim/2
-    // values, or nullptr for none) divide each pair's angle as in cpu::rope.
-    void compute(int first, int n, float base, const float* freq_factors = nullptr) {
+    // values, or nullptr for none) divide each pair's angle as in cpu::rope; cos and sin are multiplied
+    // by `mscale` (LongRoPE's attention factor; 1 for every other model).
+    void compute(int first, int n, float base, const float* freq_factors = nullptr, float mscale = 1.0f) {
         for (int t = 0; t < n; ++t)
             for (int i = 0; i < half_; ++i) {
                 const float theta = rope_angle(first + t, i, 2 * half_, base, freq_factors);
-                cs_[index(t, i)] = std::cos(theta);
-                cs_[index(t, i) + 1] = std::sin(theta);
+                cs_[index(t, i)] = std::cos(theta) * mscale;
+                cs_[index(t, i) + 1] = std::sin(theta) * mscale;
             }
     }
 
