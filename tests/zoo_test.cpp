@@ -14,7 +14,7 @@ namespace forge::test {
 namespace {
 
 TEST(Zoo, EveryModelInBothWeightTypesWithDistinctNamesAndShapes) {
-    EXPECT_EQ(models::kZooCatalog.size(), 24u);
+    EXPECT_EQ(models::kZooCatalog.size(), 38u);
     std::set<std::string_view> names;
     for (const auto& m : models::kCatalog) names.insert(m.name);
     for (const auto& m : models::kZooCatalog) {
@@ -39,6 +39,15 @@ TEST(Zoo, SharedFactsOfKnownModels) {
     EXPECT_EQ(llama.rope_base, 500000.0f);
     EXPECT_FALSE(llama.tied_embeddings);
     EXPECT_EQ(llama.group_size(), 4);
+    const ModelShape& qwen3 = models::Qwen3_4B<DType::Q8_0>::shape;
+    EXPECT_TRUE(qwen3.qk_norm);
+    EXPECT_GT(qwen3.q_dim(), qwen3.hidden);  // 32 heads of 128 over a hidden size of 2560
+    const ModelShape& smol = models::SmolLM3_3B<DType::Q8_0>::shape;
+    EXPECT_TRUE(smol.has_rope(0) && smol.has_rope(2) && !smol.has_rope(3) && smol.has_rope(4) && !smol.has_rope(35));
+    const ModelShape& granite = models::Granite3_3_2B<DType::Q8_0>::shape;
+    EXPECT_EQ(granite.kq_scale(), 0.015625f);
+    EXPECT_EQ(models::Llama3_2_1B<DType::Q8_0>::shape.kq_scale(), 0.125f);  // 1/sqrt(64)
+    EXPECT_EQ(models::Phi3_5_Mini<DType::Q8_0>::shape.head_dim, 96);
 }
 
 // The default build compiles no zoo model in: find_compiled must not claim one.

@@ -13,9 +13,13 @@
 #include <type_traits>
 #include <utility>
 
+#include "forge/models/granite.hpp"
 #include "forge/models/llama.hpp"
+#include "forge/models/phi3.hpp"
 #include "forge/models/qwen2_5.hpp"
+#include "forge/models/qwen3.hpp"
 #include "forge/models/smollm2.hpp"
+#include "forge/models/smollm3.hpp"
 #include "forge/models/stories260k.hpp"
 #include "forge/models/synthetic.hpp"
 
@@ -27,7 +31,8 @@ using Catalog = std::tuple<Stories260K, SynthLlama<DType::F32>, SynthLlama<DType
 template <DType W>
 using ZooModels = std::tuple<SmolLM2_135M<W>, SmolLM2_360M<W>, SmolLM2_1_7B<W>, Qwen2_5_0_5B<W>, Qwen2_5_1_5B<W>,
                              Qwen2_5_3B<W>, Qwen2_5_7B<W>, TinyLlama_1_1B<W>, Llama3_2_1B<W>, Llama3_2_3B<W>,
-                             Llama3_1_8B<W>, Mistral_7B_v0_3<W>>;
+                             Llama3_1_8B<W>, Mistral_7B_v0_3<W>, Qwen3_0_6B<W>, Qwen3_1_7B<W>, Qwen3_4B<W>, Qwen3_8B<W>,
+                             SmolLM3_3B<W>, Phi3_5_Mini<W>, Granite3_3_2B<W>>;
 using ZooCatalog = decltype(std::tuple_cat(std::declval<ZooModels<DType::Q8_0>>(), std::declval<ZooModels<DType::Q4_0>>()));
 
 #ifdef FORGE_ZOO
