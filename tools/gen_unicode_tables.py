@@ -3,13 +3,13 @@
 
     python3 tools/gen_unicode_tables.py > include/forge/tokenizer/unicode_tables.hpp
 
-Classes come from the general category in Python's unicodedata (\\p{L}: L*, \\p{N}: N*, \\p{P}: P*); whitespace
+Classes come from the general category in Python's unicodedata (\\p{L}: L*, \\p{N}: N*, \\p{P}: P*, \\p{M}: M*); whitespace
 is Unicode's White_Space property, which is what regex engines mean by \\s. Code points with one class are stored
 as ranges, one packed entry per range start, so the table stays a few thousand entries, not a per-code-point array.
 """
 import unicodedata
 
-CLASSES = {"L": 1, "N": 2, "P": 3}  # other = 0; must match CharClass in unicode_tables.hpp below
+CLASSES = {"L": 1, "N": 2, "P": 3, "M": 4}  # other = 0; must match CharClass in unicode_tables.hpp below
 MAX_CODEPOINT = 0x10FFFF
 
 
@@ -23,7 +23,7 @@ def main():
     for cp in range(MAX_CODEPOINT + 1):
         c = char_class(cp)
         if c != prev:
-            starts.append((cp << 2) | c)
+            starts.append((cp << 3) | c)
             prev = c
     # str.isspace() is White_Space plus the four ASCII information separators U+001C..U+001F.
     whitespace = [cp for cp in range(MAX_CODEPOINT + 1) if chr(cp).isspace() and not 0x1C <= cp <= 0x1F]
@@ -36,11 +36,11 @@ def main():
     out.append("")
     out.append("namespace forge::tokenizer {")
     out.append("")
-    out.append("enum class CharClass : std::uint8_t { other = 0, letter = 1, number = 2, punctuation = 3 };")
+    out.append("enum class CharClass : std::uint8_t { other = 0, letter = 1, number = 2, punctuation = 3, mark = 4 };")
     out.append("")
     out.append("namespace unicode_tables {")
     out.append("")
-    out.append("// (first code point << 2) | CharClass, ascending; a range runs up to the next entry's first code point.")
+    out.append("// (first code point << 3) | CharClass, ascending; a range runs up to the next entry's first code point.")
     out.append("inline constexpr std::uint32_t kClassRanges[] = {")
     for i in range(0, len(starts), 8):
         out.append("    " + " ".join("0x%07X," % s for s in starts[i:i + 8]))

@@ -20,14 +20,15 @@ inline CharClass char_class(char32_t cp) {
         if ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') return CharClass::letter;
         if (cp >= '0' && cp <= '9') return CharClass::number;
     }
-    const std::uint32_t key = (std::uint32_t(cp) << 2) | 3u;
+    const std::uint32_t key = (std::uint32_t(cp) << 3) | 7u;
     const auto* it = std::upper_bound(std::begin(unicode_tables::kClassRanges), std::end(unicode_tables::kClassRanges), key);
-    return static_cast<CharClass>(*(it - 1) & 3u);
+    return static_cast<CharClass>(*(it - 1) & 7u);
 }
 
 inline bool is_letter(char32_t cp) { return char_class(cp) == CharClass::letter; }
 inline bool is_number(char32_t cp) { return char_class(cp) == CharClass::number; }
 inline bool is_punctuation(char32_t cp) { return char_class(cp) == CharClass::punctuation; }
+inline bool is_mark(char32_t cp) { return char_class(cp) == CharClass::mark; }
 
 inline bool is_whitespace(char32_t cp) {
     if (cp < 0x80) return cp == ' ' || (cp >= '\t' && cp <= '\r');
