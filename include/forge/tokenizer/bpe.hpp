@@ -1,6 +1,7 @@
 #pragma once
-// Byte-level BPE encoding as llama.cpp does it: pre-tokenize, write each pre-token's bytes in the GPT-2
-// alphabet, then within each pre-token apply the best-ranked merge (leftmost on ties) until none applies.
+// BPE encoding as llama.cpp does it: pre-tokenize, write each pre-token's bytes in the GPT-2 alphabet (for a
+// byte-level vocabulary; Gemma 4's keeps the UTF-8 as it is), then within each pre-token apply the
+// best-ranked merge (leftmost on ties) until none applies.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -18,9 +19,12 @@ namespace forge::tokenizer {
 
 namespace detail {
 
-// Encodes one pre-token, given in the GPT-2 alphabet (one character per original byte).
+inline bool all_newlines(std::string_view word) { return word.find_first_not_of('\n') == std::string_view::npos; }
+
+// Encodes one pre-token, given in the vocabulary's alphabet.
 inline void bpe_encode_word(const Vocab& vocab, std::string_view word, std::vector<std::int32_t>& out, std::string& scratch) {
-    if (vocab.options().ignore_merges) {
+    // Gemma 4's newline runs are tokens of their own, whatever the merges would make of them.
+    if (vocab.options().ignore_merges || (vocab.options().pre == PreTokenizer::gemma4 && all_newlines(word))) {
         if (const auto id = vocab.find(word)) {
             out.push_back(*id);
             return;
@@ -37,7 +41,11 @@ inline void bpe_encode_word(const Vocab& vocab, std::string_view word, std::vect
             out.push_back(*id);
             continue;
         }
-        // A merge whose result is not a token: one token per byte character instead.
+        // A merge whose result is not a token: one token per byte instead.
+        if (!vocab.options().byte_level()) {
+            for (const char c : piece) out.push_back(byte_fallback_token(vocab, static_cast<unsigned char>(c)));
+            continue;
+        }
         for (std::size_t pos = 0; pos < piece.size();) {
             const std::string_view ch = piece.substr(pos, utf8_step(piece, pos).length);
             if (const auto id = vocab.find(ch)) {
@@ -62,9 +70,13 @@ inline void bpe_encode(const Vocab& vocab, std::string_view text, std::vector<st
     for (const std::size_t end : pre_tokenize(vocab.options().pre, cps)) {
         piece_bytes.clear();
         for (std::size_t i = begin; i < end; ++i) append_utf8(piece_bytes, cps[i]);
-        word.clear();
-        for (const char c : piece_bytes) append_utf8(word, byte_to_char(static_cast<unsigned char>(c)));
-        detail::bpe_encode_word(vocab, word, out, scratch);
+        if (vocab.options().byte_level()) {
+            word.clear();
+            for (const char c : piece_bytes) append_utf8(word, byte_to_char(static_cast<unsigned char>(c)));
+            detail::bpe_encode_word(vocab, word, out, scratch);
+        } else {
+            detail::bpe_encode_word(vocab, piece_bytes, out, scratch);
+        }
         begin = end;
     }
 }

@@ -9,25 +9,10 @@
 #include <string_view>
 #include <vector>
 
-#include "forge/core/error.hpp"
 #include "forge/tokenizer/merge.hpp"
 #include "forge/tokenizer/vocab.hpp"
 
 namespace forge::tokenizer {
-
-namespace detail {
-
-// SentencePiece's byte fallback: <0xXX>, else the byte itself as a token, else the unknown token.
-inline std::int32_t spm_byte_token(const Vocab& vocab, unsigned char byte) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    const char name[] = {'<', '0', 'x', hex[byte >> 4], hex[byte & 15], '>'};
-    if (const auto id = vocab.find(std::string_view(name, sizeof name))) return *id;
-    if (const auto id = vocab.find(std::string_view(reinterpret_cast<const char*>(&byte), 1))) return *id;
-    if (vocab.special().unk != kNoToken) return vocab.special().unk;
-    throw Error("the vocabulary has no token for byte 0x" + std::string(name + 3, 2) + " and no unknown token");
-}
-
-}  // namespace detail
 
 // Encodes `text`, valid UTF-8 whose spaces are already escaped as U+2581, appending the ids to `out`.
 inline void spm_encode(const Vocab& vocab, std::string_view text, std::vector<std::int32_t>& out) {
@@ -44,7 +29,7 @@ inline void spm_encode(const Vocab& vocab, std::string_view text, std::vector<st
         if (const auto id = vocab.find(piece)) {
             out.push_back(*id);
         } else {
-            for (const char c : piece) out.push_back(detail::spm_byte_token(vocab, static_cast<unsigned char>(c)));
+            for (const char c : piece) out.push_back(byte_fallback_token(vocab, static_cast<unsigned char>(c)));
         }
     }
 }

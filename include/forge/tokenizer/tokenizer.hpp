@@ -1,8 +1,8 @@
 #pragma once
 // forge::Tokenizer: text <-> token ids for a model, from its GGUF vocabulary alone. SentencePiece
-// (`tokenizer.ggml.model` = llama) and byte-level BPE (gpt2) vocabularies encode exactly as llama.cpp does;
-// special tokens written in the text (e.g. <|im_start|>) become their ids when asked to. StreamDecoder turns
-// ids into text as they are generated, never cutting a UTF-8 character in two.
+// (`tokenizer.ggml.model` = llama), byte-level BPE (gpt2) and Gemma 4's BPE (gemma4) vocabularies encode
+// exactly as llama.cpp does; special tokens written in the text (e.g. <|im_start|>) become their ids when
+// asked to. StreamDecoder turns ids into text as they are generated, never cutting a UTF-8 character in two.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -56,7 +56,8 @@ public:
             if (bos() == tokenizer::kNoToken) throw Error("cannot add BOS: the vocabulary has no BOS token");
             out.push_back(bos());
         }
-        const bool spm = vocab_.options().model == tokenizer::Model::spm;
+        const tokenizer::VocabOptions& opt = vocab_.options();
+        const bool spm = opt.model == tokenizer::Model::spm;
         bool after_special = true;  // SentencePiece treats the start of the text like the point after a special token
         std::string escaped;
         for (const Fragment& f : split_special(text, parse_special)) {
@@ -66,12 +67,12 @@ public:
                 continue;
             }
             const std::string_view part = text.substr(f.begin, f.length);
-            if (!spm) {
+            if (!opt.escapes_spaces()) {
                 tokenizer::bpe_encode(vocab_, part, out);
                 continue;
             }
             escaped.clear();
-            if (vocab_.options().add_space_prefix && after_special) escaped += kSpaceMark;
+            if (spm && opt.add_space_prefix && after_special) escaped += kSpaceMark;
             for (const char c : part) {
                 if (c == ' ') {
                     escaped += kSpaceMark;
@@ -79,7 +80,11 @@ public:
                     escaped += c;
                 }
             }
-            tokenizer::spm_encode(vocab_, escaped, out);
+            if (spm) {
+                tokenizer::spm_encode(vocab_, escaped, out);
+            } else {
+                tokenizer::bpe_encode(vocab_, escaped, out);
+            }
             after_special = false;
         }
         return out;
@@ -95,14 +100,14 @@ public:
             case TokenType::unknown: return special ? text : std::string();
             case TokenType::user_defined: return text;
             case TokenType::byte: return std::string(1, char(*tokenizer::byte_token_value(text)));
-            case TokenType::normal: return vocab_.options().model == tokenizer::Model::spm ? unescape_spaces(text) : bytes_of(text);
+            case TokenType::normal: return vocab_.options().escapes_spaces() ? unescape_spaces(text) : bytes_of(text);
             default: return std::string();  // unused and undefined tokens have no text
         }
     }
 
-    // The text of `ids`. For SentencePiece vocabularies every U+2581 becomes the space it encodes (also
-    // when byte tokens spell it), and the space prefix added when encoding is dropped, so
-    // decode(encode(text)) == text.
+    // The text of `ids`. For vocabularies that escape spaces (SentencePiece, Gemma 4) every U+2581 becomes
+    // the space it encodes (also when byte tokens spell it), and the space prefix added when encoding is
+    // dropped, so decode(encode(text)) == text.
     std::string decode(std::span<const std::int32_t> ids, bool special = false) const {
         std::string bytes, out;
         for (const std::int32_t id : ids) bytes += decode(id, special);
@@ -121,7 +126,7 @@ public:
 
 private:
     friend class StreamDecoder;
-    static constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
+    static constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581, the visible space of SentencePiece and Gemma 4
 
     struct Fragment {
         std::int32_t token;  // kNoToken: the text [begin, begin + length)
@@ -154,19 +159,19 @@ private:
         return frags;
     }
 
-    // Appends the text of `bytes` to `out`, one character at a time: U+2581 as a space for SentencePiece,
+    // Appends the text of `bytes` to `out`, one character at a time: U+2581 as a space where spaces are escaped,
     // and, while `at_start`, without the space prefix. Unless `final`, stops before a character that the
     // bytes end inside of; returns the bytes consumed. Invalid bytes are copied, or with `replace_invalid`
     // written as U+FFFD.
     std::size_t render(std::string_view bytes, bool final, bool replace_invalid, bool& at_start, std::string& out) const {
-        const bool spm = vocab_.options().model == tokenizer::Model::spm;
+        const bool escapes_spaces = vocab_.options().escapes_spaces();
         std::size_t pos = 0;
         while (pos < bytes.size()) {
             const Utf8Step step = utf8_step(bytes, pos);
             if (step.status == Utf8Step::incomplete && !final) break;
             if (step.status != Utf8Step::ok) {
                 out.append(replace_invalid ? std::string_view("\xEF\xBF\xBD") : bytes.substr(pos, step.length));
-            } else if (spm && step.cp == 0x2581) {
+            } else if (escapes_spaces && step.cp == 0x2581) {
                 if (!(at_start && vocab_.options().add_space_prefix)) out += ' ';
             } else if (!(at_start && step.cp == ' ' && vocab_.options().add_space_prefix)) {
                 out.append(bytes.substr(pos, step.length));

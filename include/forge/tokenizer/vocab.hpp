@@ -22,7 +22,9 @@ namespace forge::tokenizer {
 
 enum class TokenType : std::int32_t { undefined = 0, normal = 1, unknown = 2, control = 3, user_defined = 4, unused = 5, byte = 6 };
 
-enum class Model { spm, bpe };  // tokenizer.ggml.model: "llama" (SentencePiece) or "gpt2" (byte-level BPE)
+// tokenizer.ggml.model: "llama" (SentencePiece), or "gpt2" (BPE; byte-level unless the pre-tokenizer says
+// otherwise) and "gemma4" (BPE over raw UTF-8).
+enum class Model { spm, bpe };
 
 inline constexpr std::int32_t kNoToken = -1;
 
@@ -43,6 +45,11 @@ struct VocabOptions {
     bool add_bos = true;                    // whether prompts start with BOS unless told otherwise
     bool add_space_prefix = true;           // SPM: text is encoded as if it began with a space
     bool ignore_merges = false;             // BPE: a pre-token that is itself a token is not merged
+
+    // Token texts write a space as U+2581: SentencePiece, and Gemma 4's BPE.
+    bool escapes_spaces() const { return model == Model::spm || pre == PreTokenizer::gemma4; }
+    // BPE token texts spell bytes in the GPT-2 alphabet; otherwise they are UTF-8 with <0xXX> byte tokens.
+    bool byte_level() const { return model == Model::bpe && pre != PreTokenizer::gemma4; }
 };
 
 class Vocab {
@@ -97,16 +104,20 @@ public:
         if (*model_name == "llama") {
             opt.model = Model::spm;
             sp.bos = 1, sp.eos = 2, sp.unk = 0;  // SentencePiece's fixed ids, used when the file names none
-        } else if (*model_name == "gpt2") {
+        } else if (*model_name == "gpt2" || *model_name == "gemma4") {
             opt.model = Model::bpe;
-            opt.pre = pre_tokenizer_from_name(f.get_string("tokenizer.ggml.pre").value_or(""));
+            // A gemma4 vocabulary has Gemma 4's pre-tokenizer whatever tokenizer.ggml.pre says.
+            opt.pre = *model_name == "gemma4" ? PreTokenizer::gemma4
+                                              : pre_tokenizer_from_name(f.get_string("tokenizer.ggml.pre").value_or(""));
             opt.add_space_prefix = false;
             opt.ignore_merges = opt.pre == PreTokenizer::llama3;
             opt.add_bos = opt.pre == PreTokenizer::llama3;
         } else {
-            throw Error("unsupported tokenizer.ggml.model " + quoted_text(*model_name) + " (forge reads 'llama' and 'gpt2')");
+            throw Error("unsupported tokenizer.ggml.model " + quoted_text(*model_name) + " (forge reads 'llama', 'gpt2' and 'gemma4')");
         }
         opt.add_bos = f.get_bool("tokenizer.ggml.add_bos_token").value_or(opt.add_bos);
+        // Gemma 4 prompts start with BOS even where a converter wrote add_bos_token = false (llama.cpp does the same).
+        if (opt.pre == PreTokenizer::gemma4) opt.add_bos = true;
         opt.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(opt.add_space_prefix);
 
         auto special_id = [&](const char* key, std::int32_t& id) {
@@ -219,7 +230,8 @@ private:
         eog_.assign(tokens_.size(), false);
         for (const std::int32_t id : {special_.eos, special_.eot, special_.eom})
             if (id != kNoToken) eog_[std::size_t(id)] = true;
-        for (const char* text : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "<|end_of_text|>"}) {
+        for (const char* text : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>",
+                                 "<|end_of_text|>", "<turn|>"}) {
             if (const auto id = find(text)) {
                 eog_[std::size_t(*id)] = true;
                 types_[std::size_t(*id)] = TokenType::control;
@@ -236,5 +248,15 @@ private:
     SpecialTokens special_;
     VocabOptions options_;
 };
+
+// The token for a byte that no piece covers: <0xXX>, else the byte itself as a token, else the unknown token.
+inline std::int32_t byte_fallback_token(const Vocab& vocab, unsigned char byte) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    const char name[] = {'<', '0', 'x', hex[byte >> 4], hex[byte & 15], '>'};
+    if (const auto id = vocab.find(std::string_view(name, sizeof name))) return *id;
+    if (const auto id = vocab.find(std::string_view(reinterpret_cast<const char*>(&byte), 1))) return *id;
+    if (vocab.special().unk != kNoToken) return vocab.special().unk;
+    throw Error("the vocabulary has no token for byte 0x" + std::string(name + 3, 2) + " and no unknown token");
+}
 
 }  // namespace forge::tokenizer
