@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <ostream>
 #include <set>
@@ -325,6 +326,23 @@ TEST(Tokenizer, SpecialTokensInTextOnlyWhenAsked) {
     const Tokenizer& spm = vocab_tokenizer("llama-spm");
     EXPECT_EQ(spm.encode("<s>Hello</s>", false, true), (Ids{1, 15043, 2}));
     EXPECT_EQ(spm.encode("Hello", false), Ids{15043});
+}
+
+// llama.cpp drops the whitespace after Phi-3's special tokens (but <unk>, <s> and <|endoftext|>): after the
+// user-defined </s> even when specials are not parsed, after control tokens when they are.
+TEST(Tokenizer, Phi3DropsWhitespaceAfterSpecialTokens) {
+    const Tokenizer& phi = vocab_tokenizer("phi-3");
+    auto cat = [](std::initializer_list<Ids> parts) {
+        Ids out;
+        for (const Ids& p : parts) out.insert(out.end(), p.begin(), p.end());
+        return out;
+    };
+    EXPECT_EQ(phi.encode("a</s> \n\tb", false), cat({phi.encode("a", false), {2}, phi.encode("b", false)}));
+    EXPECT_EQ(phi.encode("<|user|>\nHi<|end|>\n", false, true), cat({{32010}, phi.encode("Hi", false), {32007}}));
+    EXPECT_EQ(phi.encode("<s> x", false, true), cat({{1}, phi.encode(" x", false)}));
+    EXPECT_EQ(phi.decode(phi.encode("<|user|>\n", false)), "<|user|>\n");  // not parsed: text, nothing dropped
+    const Tokenizer& spm = vocab_tokenizer("llama-spm");
+    EXPECT_EQ(spm.encode("</s>\nb", false, true), cat({{2}, spm.encode("\nb", false)}));
 }
 
 TEST(Tokenizer, InvalidUtf8IsAnErrorNamingTheOffset) {

@@ -133,6 +133,8 @@ private:
         std::size_t begin, length;
     };
 
+    static bool is_ascii_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
     // Cuts special tokens out of `text`, longest tokens first, each one's occurrences left to right.
     std::vector<Fragment> split_special(std::string_view text, bool parse_special) const {
         std::vector<Fragment> frags, next;
@@ -147,10 +149,13 @@ private:
                     continue;
                 }
                 const std::string_view window = text.substr(0, f.begin + f.length);
+                const bool strip = vocab_.strips_space_after(id);
                 std::size_t pos = f.begin;
-                for (std::size_t m; (m = window.find(s, pos)) != std::string_view::npos; pos = m + s.size()) {
+                for (std::size_t m; (m = window.find(s, pos)) != std::string_view::npos;) {
                     if (m > pos) next.push_back({tokenizer::kNoToken, pos, m - pos});
                     next.push_back({id, m, s.size()});
+                    pos = m + s.size();
+                    while (strip && pos < window.size() && is_ascii_space(window[pos])) ++pos;
                 }
                 if (pos < window.size()) next.push_back({tokenizer::kNoToken, pos, window.size() - pos});
             }

@@ -3,6 +3,7 @@
 // merges, the special token ids and the encoding options. Everything is validated when it is built: a
 // mismatched array length, an out-of-range id, a duplicate token or a malformed merge is a forge::Error
 // naming the key and the entry.
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -45,6 +46,7 @@ struct VocabOptions {
     bool add_bos = true;                    // whether prompts start with BOS unless told otherwise
     bool add_space_prefix = true;           // SPM: text is encoded as if it began with a space
     bool ignore_merges = false;             // BPE: a pre-token that is itself a token is not merged
+    bool strip_after_specials = false;      // whitespace after a special token in the text is dropped (Phi-3)
 
     // Token texts write a space as U+2581: SentencePiece, and Gemma 4's BPE.
     bool escapes_spaces() const { return model == Model::spm || pre == PreTokenizer::gemma4; }
@@ -119,6 +121,10 @@ public:
         // Gemma 4 prompts start with BOS even where a converter wrote add_bos_token = false (llama.cpp does the same).
         if (opt.pre == PreTokenizer::gemma4) opt.add_bos = true;
         opt.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix").value_or(opt.add_space_prefix);
+        // llama.cpp knows Phi-3 by its model name alone, and there drops the whitespace after special tokens.
+        std::string name = f.get_string("general.name").value_or("");
+        for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+        opt.strip_after_specials = name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos;
 
         auto special_id = [&](const char* key, std::int32_t& id) {
             const gguf::Value* v = f.find(key);
@@ -167,6 +173,13 @@ public:
     const SpecialTokens& special() const { return special_; }
     const VocabOptions& options() const { return options_; }
     bool is_eog(std::int32_t id) const { return contains(id) && eog_[std::size_t(id)]; }
+
+    // Whether the whitespace that follows special token `id` in a text is dropped: with strip_after_specials,
+    // for every special token but <unk>, <s> and <|endoftext|>.
+    bool strips_space_after(std::int32_t id) const {
+        const std::string& t = text(id);
+        return options_.strip_after_specials && t != "<unk>" && t != "<s>" && t != "<|endoftext|>";
+    }
 
     // The id whose text is exactly `text`, if any.
     std::optional<std::int32_t> find(std::string_view text) const {
