@@ -3,8 +3,9 @@
 # other so both see the same machine. llama.cpp comes from the npm registry: node-llama-cpp ships the
 # llama.cpp source it was built from as a git bundle, which is built here with -march=native.
 #
-#   bench/compare_llama_cpp.sh BUILD_DIR [THREADS] [REPS]
+#   bench/compare_llama_cpp.sh BUILD_DIR [THREADS] [REPS] [MODELS]
 #
+# MODELS, a regular expression, picks the models to compare (all by default).
 # BUILD_DIR is a Release build of forge with forge_cli and bench_model built, and bench_model run once
 # (it writes BUILD_DIR/bench/models/*.gguf). Configure it with -DFORGE_BUILD_ZOO=ON so that forge bench
 # runs these shapes with their compiled traits, as forge run would; without the zoo it runs them on the
@@ -14,6 +15,7 @@ set -euo pipefail
 build=$(cd "${1:?usage: $0 BUILD_DIR [THREADS] [REPS]}" && pwd)
 threads=${2:-2}
 reps=${3:-3}
+only=${4:-.}
 models=$build/bench/models
 llama=$build/llama.cpp
 
@@ -23,17 +25,28 @@ if [[ ! -x $llama/build/bin/llama-bench ]]; then
     git clone -q "$llama/npm/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$llama/src"
     cmake -S "$llama/src" -B "$llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
-    cmake --build "$llama/build" --target llama-bench -j"$(nproc)" >/dev/null
+    cmake --build "$llama/build" --target llama-bench llama-quantize -j"$(nproc)" >/dev/null
 fi
+
+# The K-quant files people download, made from the Q8_0 files by llama.cpp's own quantizer (rows that are
+# not whole 256-value blocks fall back to other types, as in the published files).
+for base in TinyLlama-1.1B-Chat Qwen2.5-0.5B; do
+    for kq in Q4_K_M Q6_K; do
+        [[ -f $models/$base-$kq.gguf ]] || "$llama/build/bin/llama-quantize" --allow-requantize "$models/$base-Q8_0.gguf" \
+            "$models/$base-$kq.gguf" "$kq" >/dev/null 2>&1
+    done
+done
 
 # test rows only: "engine | test | t/s"
 rows() { grep -E '^\| [A-Za-z]' | grep -v '^| model' | awk -F'|' -v e="$1" '{gsub(/ +/, " "); print e " |" $7 "|" $8}'; }
 
 uptime
 for spec in SmolLM2-135M-Q8_0:128 SmolLM2-135M-Q4_0:128 Qwen2.5-0.5B-Q8_0:512 TinyLlama-1.1B-Chat-Q4_0:128,512 \
-            TinyLlama-1.1B-Chat-Q8_0:128; do
+            TinyLlama-1.1B-Chat-Q8_0:128 TinyLlama-1.1B-Chat-Q4_K_M:128 TinyLlama-1.1B-Chat-Q6_K:128 Qwen2.5-0.5B-Q4_K_M:128 \
+            Qwen2.5-0.5B-Q6_K:128; do
     name=${spec%%:*}
     prompts=${spec#*:}
+    [[ $name =~ $only ]] || continue
     echo "== $name"
     "$llama/build/bin/llama-bench" -m "$models/$name.gguf" -t "$threads" -p "$prompts" -n 64 -r "$reps" 2>/dev/null | rows llama.cpp
     for p in ${prompts//,/ }; do
