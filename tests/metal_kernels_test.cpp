@@ -62,6 +62,16 @@ std::unique_ptr<emu::EmuDevice> device_for() {
     return emu::make_device(T::name, std::span(lib.kernels.data(), lib.n_kernels), lib.text.view());
 }
 
+template <class F>
+void expect_error(F&& f, const std::string& needle) {
+    try {
+        f();
+        ADD_FAILURE() << "expected an error containing '" << needle << "'";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+}
+
 // max |a - b| / (max |b| + tiny)
 double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
     double d = 0, m = 0;
@@ -89,27 +99,72 @@ TEST(MetalKernels, RmsNormMatchesCpu) {
         }
 }
 
-// Weights of `type` from random floats, as the CPU reads them.
+// Byte offsets of the f16 scales (and mins) in a block of the types forge only reads: random bytes
+// give every code and packed sub-block scale a block can hold, these get finite scales.
+std::vector<int> f16_fields(DType type) {
+    switch (type) {
+        case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: return {0, 2};
+        case DType::Q5_0: return {0};
+        case DType::Q2_K: return {80, 82};
+        case DType::Q3_K: return {108};
+        case DType::Q6_K: return {208};
+        default: return {};
+    }
+}
+
+// Weights of `type`: random floats quantized where forge writes the type, else random blocks.
 std::vector<std::byte> random_weights(DType type, int rows, int cols, std::mt19937& rng) {
-    const auto f = random_floats(std::size_t(rows) * cols, rng, 0.5f);
     std::vector<std::byte> w(std::size_t(rows) * row_bytes(type, std::size_t(cols)));
-    for (int r = 0; r < rows; ++r)
-        quantize_row(type, &f[std::size_t(r) * cols], w.data() + std::size_t(r) * row_bytes(type, std::size_t(cols)), std::size_t(cols));
+    const auto fields = f16_fields(type);
+    if (fields.empty()) {
+        const auto f = random_floats(std::size_t(rows) * cols, rng, 0.5f);
+        for (int r = 0; r < rows; ++r)
+            quantize_row(type, &f[std::size_t(r) * cols], w.data() + std::size_t(r) * row_bytes(type, std::size_t(cols)), std::size_t(cols));
+        return w;
+    }
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto& b : w) b = std::byte(byte(rng));
+    const std::size_t block = dtype_info(type).block_bytes;
+    std::normal_distribution<float> scale(0.0f, 0.01f);
+    for (std::size_t at = 0; at < w.size(); at += block)
+        for (const int f : fields) {
+            const std::uint16_t h = f32_to_f16(scale(rng));
+            std::memcpy(&w[at + std::size_t(f)], &h, 2);
+        }
     return w;
 }
 
-// Runs matvec (or gemm) on the emulator and cpu::matmul, returns the relative error.
-template <class Traits>
-double matmul_error(DType type, int rows, int cols, int tokens, bool use_gemm, std::mt19937& rng) {
-    auto dev = device_for<Traits>();
-    const auto& cfg = metal_src::library<Traits>.config;
+// Every weight type with kernels, and a device whose library holds them all (TestShape's constants).
+std::uint32_t all_weight_types() {
+    std::uint32_t set = 0;
+    for (const DType t : metal_src::kKernelDTypes) set |= metal_src::dtype_bit(t);
+    return set;
+}
+struct AllTypesDevice {
+    metal::LibraryPtr lib = metal::runtime_library(TestShape::shape, all_weight_types());
+    std::unique_ptr<emu::EmuDevice> dev = emu::make_device("every weight type", std::span(lib->kernels.data(), lib->n_kernels), lib->text.view());
+};
+
+// The weight types whose kernels are checked against dequantize_row.
+constexpr DType kCheckedTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                                   DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Columns of a test row of `type`: whole blocks, more than one where the block is wide.
+int test_cols(DType type) {
+    if (!is_quantized(type)) return 172;
+    return dtype_info(type).block_elems == 256 ? 512 : 96;
+}
+
+// Runs matvec (or gemm) on the emulator and cpu::matmul over dequantize_row, returns the relative error.
+double matmul_error(Device& dev, const KernelConfig& cfg, DType type, int rows, int cols, int tokens, bool use_gemm,
+                    std::mt19937& rng) {
     const auto w = random_weights(type, rows, cols, rng);
     const int x_stride = cols + 3, y_stride = rows + 2;
     const auto x = random_floats(std::size_t(tokens) * x_stride, rng);
-    auto bw = upload(*dev, w), bx = upload(*dev, x), by = dev->new_buffer(std::size_t(tokens) * y_stride * 4);
-    (use_gemm ? gemm : matvec)(dev->encoder(), cfg, type, view<std::byte>(*bw), rows, cols, view<float>(*bx), tokens, x_stride,
+    auto bw = upload(dev, w), bx = upload(dev, x), by = dev.new_buffer(std::size_t(tokens) * y_stride * 4);
+    (use_gemm ? gemm : matvec)(dev.encoder(), cfg, type, view<std::byte>(*bw), rows, cols, view<float>(*bx), tokens, x_stride,
                                view<float>(*by), y_stride);
-    dev->finish();
+    dev.finish();
     std::vector<float> ref(std::size_t(tokens) * y_stride, 0.0f);
     cpu::ThreadPool pool(1);
     cpu::matmul(cpu::WeightView{w.data(), type, rows, cols}, x.data(), tokens, x_stride, ref.data(), y_stride, pool);
@@ -120,23 +175,29 @@ double matmul_error(DType type, int rows, int cols, int tokens, bool use_gemm, s
     return rel_error(a, b);
 }
 
+template <class Traits>
+double matmul_error(DType type, int rows, int cols, int tokens, bool use_gemm, std::mt19937& rng) {
+    auto dev = device_for<Traits>();
+    return matmul_error(*dev, metal_src::library<Traits>.config, type, rows, cols, tokens, use_gemm, rng);
+}
+
 TEST(MetalKernels, MatvecEveryWeightTypeMatchesCpu) {
+    AllTypesDevice d;
     std::mt19937 rng(2);
-    for (const DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0})
+    for (const DType t : kCheckedTypes)
         for (const int rows : {1, 5, 33, 100})
-            for (const int tokens : {1, 3}) {
-                const int cols = is_quantized(t) ? 96 : 172;
-                EXPECT_LE(matmul_error<Llama>(t, rows, cols, tokens, false, rng), 1e-5)
+            for (const int tokens : {1, 3})
+                EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, rows, test_cols(t), tokens, false, rng), 1e-5)
                     << dtype_name(t) << " rows " << rows << " tokens " << tokens;
-            }
 }
 
 TEST(MetalKernels, MatvecTakesRowsLongerThanThreadgroupMemory) {
     // An 8B model's down projection reads rows of 14336 floats (56 KiB): no size of the mat-vec is
     // bounded by the 32 KiB of threadgroup memory.
+    AllTypesDevice d;
     std::mt19937 rng(5);
-    for (const DType t : {DType::F32, DType::Q4_0})
-        EXPECT_LE(matmul_error<Llama>(t, 9, 14336, 1, false, rng), 1e-5) << dtype_name(t);
+    for (const DType t : {DType::F32, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+        EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, 9, 14336, 1, false, rng), 1e-5) << dtype_name(t);
 }
 
 TEST(MetalKernels, SimdgroupMatrixGemmMatchesCpu) {
@@ -146,6 +207,18 @@ TEST(MetalKernels, SimdgroupMatrixGemmMatchesCpu) {
             EXPECT_LE(matmul_error<LlamaQ8>(DType::Q8_0, rows, 64, tokens, true, rng), 1e-5) << "Q8_0 " << rows << "x" << tokens;
             EXPECT_LE(matmul_error<TestShape>(DType::Q4_0, rows, 96, tokens, true, rng), 1e-5) << "Q4_0 " << rows << "x" << tokens;
         }
+}
+
+TEST(MetalKernels, GemmEveryQuantizedTypeMatchesCpu) {
+    AllTypesDevice d;
+    std::mt19937 rng(4);
+    for (const DType t : kCheckedTypes) {
+        if (!is_quantized(t)) continue;
+        for (const int rows : {16, 17, 50})
+            for (const int tokens : {1, 9, 20})
+                EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, rows, test_cols(t), tokens, true, rng), 1e-5)
+                    << dtype_name(t) << " " << rows << "x" << tokens;
+    }
 }
 
 template <class Traits>
@@ -233,20 +306,54 @@ TEST(MetalKernels, ElementwiseKernelsMatchCpu) {
 }
 
 TEST(MetalKernels, EmbeddingEveryWeightTypeMatchesCpu) {
-    auto dev = device_for<Llama>();
+    // Bit for bit: the kernels decode with the CPU dequantizers' float operations in the same order.
+    AllTypesDevice d;
     std::mt19937 rng(7);
-    const int vocab = 37, cols = 64;
-    for (const DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
+    const int vocab = 37;
+    for (const DType t : kCheckedTypes) {
+        const int cols = test_cols(t), out_stride = cols + 4;
         const auto table = random_weights(t, vocab, cols, rng);
         const std::vector<std::int32_t> tokens = {0, 36, 5, 5, 17};
-        auto btable = upload(*dev, table), btok = upload(*dev, tokens), bout = dev->new_buffer(tokens.size() * cols * 4);
-        embed(dev->encoder(), t, view<std::byte>(*btable), vocab, cols, view<std::int32_t>(*btok), int(tokens.size()),
-              view<float>(*bout), cols);
-        std::vector<float> ref(tokens.size() * cols);
-        for (std::size_t i = 0; i < tokens.size(); ++i)
-            dequantize_row(t, table.data() + std::size_t(tokens[i]) * row_bytes(t, cols), &ref[i * cols], cols);
-        EXPECT_EQ(download<float>(*bout, ref.size()), ref) << dtype_name(t);
+        auto btable = upload(*d.dev, table), btok = upload(*d.dev, tokens), bout = d.dev->new_buffer(tokens.size() * out_stride * 4);
+        embed(d.dev->encoder(), t, view<std::byte>(*btable), vocab, cols, view<std::int32_t>(*btok), int(tokens.size()),
+              view<float>(*bout), out_stride);
+        d.dev->finish();
+        const auto got = download<float>(*bout, tokens.size() * out_stride);
+        std::vector<float> ref(static_cast<std::size_t>(cols));
+        for (std::size_t i = 0; i < tokens.size(); ++i) {
+            dequantize_row(t, table.data() + std::size_t(tokens[i]) * row_bytes(t, cols), ref.data(), cols);
+            const std::vector<float> row(got.begin() + std::ptrdiff_t(i * out_stride), got.begin() + std::ptrdiff_t(i * out_stride + cols));
+            EXPECT_EQ(row, ref) << dtype_name(t) << " token " << tokens[i];
+        }
     }
+}
+
+TEST(MetalKernels, LibraryHoldsExactlyItsWeightTypes) {
+    // A Q4_K_M file's types: kernels and decoders of those, and of no other type.
+    const std::uint32_t mix = metal_src::dtype_bit(DType::Q4_K) | metal_src::dtype_bit(DType::Q6_K) | metal_src::dtype_bit(DType::F32);
+    const metal::LibraryPtr lib = metal::runtime_library(TestShape::shape, mix);
+    std::vector<std::string> weight_kernels;
+    for (std::size_t i = 0; i < lib->n_kernels; ++i) {
+        const std::string name(lib->kernels[i].name);
+        if (name.starts_with("matvec_") || name.starts_with("gemm_") || name.starts_with("embed_")) weight_kernels.push_back(name);
+    }
+    std::sort(weight_kernels.begin(), weight_kernels.end());
+    EXPECT_EQ(weight_kernels, (std::vector<std::string>{"embed_f32", "embed_q4_k", "embed_q6_k", "gemm_q4_k", "gemm_q6_k",
+                                                        "matvec_f32", "matvec_q4_k", "matvec_q6_k"}));
+    const std::string_view text = lib->text.view();
+    EXPECT_NE(text.find("q6_k_chunk_at"), std::string_view::npos);
+    EXPECT_EQ(text.find("q8_0_chunk_at"), std::string_view::npos);
+    EXPECT_EQ(text.find("q5_high_bits"), std::string_view::npos);
+    // Every type at once fits the library's capacity, each entry point once.
+    EXPECT_TRUE(metal_src::entry_points_match(*AllTypesDevice{}.lib));
+    // A launch for a type the library does not hold names the types it does.
+    auto dev = emu::make_device("q4_k_m", std::span(lib->kernels.data(), lib->n_kernels), lib->text.view());
+    auto big = dev->new_buffer(1 << 16);
+    const auto f = view<float>(*big);
+    expect_error([&] { matvec(dev->encoder(), lib->config, DType::Q8_0, view<std::byte>(*big), 4, 64, f, 1, 64, f, 4); },
+                 "matvec: weights of type Q8_0 have no kernel in this library (it holds F32, Q4_K, Q6_K)");
+    expect_error([&] { matvec(dev->encoder(), lib->config, DType::Q4_K, view<std::byte>(*big), 4, 96, f, 1, 96, f, 4); },
+                 "Q4_K rows need a multiple of 256 columns");
 }
 
 TEST(MetalKernels, KvAppendRoundsToF16IntoRingRows) {
@@ -287,7 +394,7 @@ std::vector<float> cpu_attention(const Cache& c, const float* q, int heads, int 
         std::copy_n(&c.v[row], kv_dim, &v[std::size_t(j) * kv_dim]);
     }
     std::vector<float> out(std::size_t(heads) * hd), scores(static_cast<std::size_t>(n));
-    for (int h = 0; h < heads; ++h) cpu::attend_head({heads, kv_heads, hd}, h, q, k.data(), v.data(), 0, n - 1, scores.data(), out.data());
+    for (int h = 0; h < heads; ++h) cpu::attend_head({heads, kv_heads, hd, 1.0f / std::sqrt(float(hd))}, h, q, k.data(), v.data(), 0, n - 1, scores.data(), out.data());
     return out;
 }
 
@@ -437,16 +544,6 @@ TEST(MetalKernels, SoftmaxSampleEqualsCpuSampler) {
 
 // ---- launcher argument checks ----
 
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-    try {
-        f();
-        ADD_FAILURE() << "expected an error containing '" << needle << "'";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-}
-
 TEST(MetalLaunchers, RejectInvalidArgumentsBeforeDispatch) {
     auto dev = device_for<Llama>();
     const auto& cfg = metal_src::library<Llama>.config;
@@ -466,7 +563,9 @@ TEST(MetalLaunchers, RejectInvalidArgumentsBeforeDispatch) {
     expect_error([&] { attention(e, cfg, f, h, h, f, 4, 2, 64, 0, 5, 16); }, "head_dim 64 is not the 32 this library was built for");
     expect_error([&] { flash_decode(e, cfg, f, h, h, f, f, 4, 2, 32, 40, 0, 16); }, "exceeds the cache's 16 rows");
     expect_error([&] { matvec(e, cfg, DType::Q8_0, view<std::byte>(*big), 4, 40, f, 1, 40, f, 4); }, "multiple of 32 columns");
-    expect_error([&] { gemm(e, cfg, DType::Q8_0, view<std::byte>(*big), 4, 64, f, 9, 64, f, 4); }, "GEMM only for its layer weight type F32");
+    expect_error([&] { gemm(e, cfg, DType::F16, view<std::byte>(*big), 4, 64, f, 9, 64, f, 4); }, "the GEMM is for quantized weights, not F16");
+    expect_error([&] { gemm(e, cfg, DType::Q5_K, view<std::byte>(*big), 4, 256, f, 9, 256, f, 4); },
+                 "gemm: weights of type Q5_K have no kernel in this library (it holds F32, F16, Q8_0, Q4_0)");
     expect_error([&] { rope(e, cfg, f, f, 1, 4, 2, 16, 256, 128, 0); }, "head_dim 16");
     expect_error([&] { rope(e, cfg, f, view<float>(*small), 1, 4, 2, 32, 256, 128, 0); },
                  "buffer 'freq_factors' holds 4 elements, 16 needed");

@@ -94,21 +94,40 @@ inline void rms_norm(Encoder& e, View<float> x, View<float> w, View<float> y, in
                    {std::uint32_t(rows)}, {256});
 }
 
-// Y[t][r] = dot(W[r], X[t]) for t < n_tokens by mat-vec (one token or a batch, one grid row each). It
-// takes the library's config as gemm does, though no size of it limits the mat-vec.
-inline void matvec(Encoder& e, const KernelConfig&, DType type, View<std::byte> w, int rows, int cols, View<float> x,
+
+namespace detail {
+
+// The checks matvec and gemm share: whole blocks per row, sizes and capacities. Returns the row's bytes.
+inline std::size_t check_product(std::string_view k, DType type, View<std::byte> w, int rows, int cols,
+                                 View<float> x, int n_tokens, int x_stride, View<float> y, int y_stride) {
+    check(rows > 0 && cols > 0 && n_tokens > 0, k, "rows, cols and tokens must be positive");
+    const std::uint32_t block = dtype_info(type).block_elems;
+    check(cols % block == 0, k, std::string(dtype_name(type)) + " rows need a multiple of " + std::to_string(block) + " columns");
+    check(x_stride >= cols && y_stride >= rows, k, "row strides too small");
+    const std::size_t rb = row_bytes(type, std::size_t(cols));
+    check_capacity(w, std::size_t(rows) * rb, k, "w");
+    check_capacity(x, std::size_t(n_tokens - 1) * x_stride + cols, k, "x");
+    check_capacity(y, std::size_t(n_tokens - 1) * y_stride + rows, k, "y");
+    return rb;
+}
+
+// Whether the library has kernels for weights of `type`, else an error naming the types it has.
+inline void check_holds(std::string_view family, const KernelConfig& c, DType type) {
+    check(c.holds(type), family,
+          "weights of type " + std::string(dtype_name(type)) + " have no kernel in this library (it holds " +
+              metal_src::dtype_set_names(c.weight_types) + ")");
+}
+
+}  // namespace detail
+
+// Y[t][r] = dot(W[r], X[t]) for t < n_tokens by mat-vec (one token or a batch, one grid row each), for
+// weights of any type the library holds.
+inline void matvec(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
                    int n_tokens, int x_stride, View<float> y, int y_stride) {
+    detail::check_holds("matvec", c, type);
     const auto name = metal_src::concat<16>("matvec_", metal_src::dtype_suffix(type));
     const std::string_view k = name.view();
-    detail::check(!metal_src::dtype_suffix(type).empty(), "matvec", "weights of type " + std::string(dtype_name(type)) +
-                                                                       " have no kernel (F32, F16, Q8_0, Q4_0)");
-    detail::check(rows > 0 && cols > 0 && n_tokens > 0, k, "rows, cols and tokens must be positive");
-    detail::check(!is_quantized(type) || cols % 32 == 0, k, "quantized rows need a multiple of 32 columns");
-    detail::check(x_stride >= cols && y_stride >= rows, k, "row strides too small");
-    const std::size_t rb = row_bytes(type, std::size_t(cols));
-    detail::check_capacity(w, std::size_t(rows) * rb, k, "w");
-    detail::check_capacity(x, std::size_t(n_tokens - 1) * x_stride + cols, k, "x");
-    detail::check_capacity(y, std::size_t(n_tokens - 1) * y_stride + rows, k, "y");
+    const std::size_t rb = detail::check_product(k, type, w, rows, cols, x, n_tokens, x_stride, y, y_stride);
     const metal_src::MatvecParams p{std::uint32_t(rows), std::uint32_t(cols), detail::u32(rb, k, "row bytes"),
                                     std::uint32_t(x_stride), std::uint32_t(y_stride)};
     detail::encode(e, k, {detail::bind(w), detail::bind(x), detail::bind(y)}, p, 0,
@@ -116,21 +135,14 @@ inline void matvec(Encoder& e, const KernelConfig&, DType type, View<std::byte> 
                    {KernelConfig::kMatvecThreads});
 }
 
-// The same product with simdgroup matrices; only for the quantized type the library was built with.
+// The same product with simdgroup matrices, for the quantized types the library holds.
 inline void gemm(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
                  int n_tokens, int x_stride, View<float> y, int y_stride) {
+    detail::check(is_quantized(type), "gemm", "the GEMM is for quantized weights, not " + std::string(dtype_name(type)));
+    detail::check_holds("gemm", c, type);
     const auto name = metal_src::concat<16>("gemm_", metal_src::dtype_suffix(type));
     const std::string_view k = name.view();
-    detail::check(is_quantized(type) && type == c.weights, "gemm",
-                  "this library has a GEMM only for its layer weight type " + std::string(dtype_name(c.weights)) +
-                      (c.has_gemm() ? "" : " (none: it is not quantized)") + ", not " + std::string(dtype_name(type)));
-    detail::check(rows > 0 && cols > 0 && n_tokens > 0, k, "rows, cols and tokens must be positive");
-    detail::check(cols % 32 == 0, k, "quantized rows need a multiple of 32 columns");
-    detail::check(x_stride >= cols && y_stride >= rows, k, "row strides too small");
-    const std::size_t rb = row_bytes(type, std::size_t(cols));
-    detail::check_capacity(w, std::size_t(rows) * rb, k, "w");
-    detail::check_capacity(x, std::size_t(n_tokens - 1) * x_stride + cols, k, "x");
-    detail::check_capacity(y, std::size_t(n_tokens - 1) * y_stride + rows, k, "y");
+    const std::size_t rb = detail::check_product(k, type, w, rows, cols, x, n_tokens, x_stride, y, y_stride);
     const metal_src::GemmParams p{std::uint32_t(rows), std::uint32_t(cols), detail::u32(rb, k, "row bytes"),
                                   std::uint32_t(n_tokens), std::uint32_t(x_stride), std::uint32_t(y_stride)};
     detail::encode(e, k, {detail::bind(w), detail::bind(x), detail::bind(y)}, p, detail::tg_bytes(metal_src::kGemmThreadgroupFloats),
@@ -142,7 +154,7 @@ inline void gemm(Encoder& e, const KernelConfig& c, DType type, View<std::byte> 
 // Mat-vec for decode and small batches, the GEMM for quantized prefill batches.
 inline void matmul(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
                    int n_tokens, int x_stride, View<float> y, int y_stride) {
-    if (type == c.weights && c.has_gemm() && n_tokens >= kGemmMinTokens)
+    if (c.has_gemm(type) && n_tokens >= kGemmMinTokens)
         gemm(e, c, type, w, rows, cols, x, n_tokens, x_stride, y, y_stride);
     else
         matvec(e, c, type, w, rows, cols, x, n_tokens, x_stride, y, y_stride);
@@ -225,10 +237,12 @@ inline void embed(Encoder& e, DType type, View<std::byte> table, int vocab, int 
                   View<float> out, int out_stride) {
     const auto name = metal_src::concat<16>("embed_", metal_src::dtype_suffix(type));
     const std::string_view k = name.view();
-    detail::check(!metal_src::dtype_suffix(type).empty(), "embed", "embeddings of type " + std::string(dtype_name(type)) +
-                                                                      " have no kernel (F32, F16, Q8_0, Q4_0)");
+    detail::check(!metal_src::dtype_suffix(type).empty(), "embed",
+                  "embeddings of type " + std::string(dtype_name(type)) + " have no kernel (" +
+                      metal_src::dtype_set_names(~std::uint32_t(0)) + ")");
     detail::check(vocab > 0 && cols > 0 && n_tokens > 0 && out_stride >= cols, k, "sizes must be positive");
-    detail::check(!is_quantized(type) || cols % 32 == 0, k, "quantized rows need a multiple of 32 columns");
+    const std::uint32_t block = dtype_info(type).block_elems;
+    detail::check(cols % block == 0, k, std::string(dtype_name(type)) + " rows need a multiple of " + std::to_string(block) + " columns");
     const std::size_t rb = row_bytes(type, std::size_t(cols));
     detail::check_capacity(table, std::size_t(vocab) * rb, k, "table");
     detail::check_capacity(tokens, std::size_t(n_tokens), k, "tokens");
@@ -240,7 +254,7 @@ inline void embed(Encoder& e, DType type, View<std::byte> table, int vocab, int 
     const metal_src::EmbedParams p{std::uint32_t(n_tokens), std::uint32_t(cols), detail::u32(rb, k, "row bytes"),
                                    std::uint32_t(out_stride)};
     detail::encode(e, k, {detail::bind(table), detail::bind(tokens), detail::bind(out)}, p, 0,
-                   {detail::ceil_div(std::size_t(n_tokens) * cols, 256)}, {256});
+                   {detail::ceil_div(std::size_t(n_tokens) * cols / metal_src::embed_elements_per_thread(type), 256)}, {256});
 }
 
 // Stores the K and V of n_tokens rows (at k_offset / v_offset of each src row) as f16 at cache rows

@@ -24,8 +24,8 @@ namespace forge::metal {
 
 // The MSL library a GPU model runs. Compiled traits' library is a constant of the program
 // (metal_src::library<T>, its rules checked by static_assert); a shape read from a file gets the same
-// library assembled by the same code when the model opens. For equal shapes the two texts are
-// byte-identical.
+// library assembled by the same code when the model opens, with kernels for exactly the weight types of
+// the file's matrices. For equal shapes and weight types the two texts are byte-identical.
 using LibraryPtr = std::shared_ptr<const metal_src::Library>;
 
 template <ModelTraits T>
@@ -33,11 +33,14 @@ LibraryPtr compiled_library() {
     return LibraryPtr(&metal_src::library<T>, [](const metal_src::Library*) {});
 }
 
-inline LibraryPtr runtime_library(const ModelShape& s) {
-    auto lib = std::make_shared<metal_src::Library>(metal_src::make_library(metal_src::kernel_config(s)));
+// `weight_types`: the types of the file's matrices (the library holds kernels for each); without it, the
+// types compiled traits of the shape get.
+inline LibraryPtr runtime_library(const ModelShape& s, std::uint32_t weight_types) {
+    auto lib = std::make_shared<metal_src::Library>(metal_src::make_library(metal_src::kernel_config(s, weight_types)));
     if (!metal_src::entry_points_match(*lib)) throw Error("forge metal: the library's text does not declare each of its kernels once");
     return lib;
 }
+inline LibraryPtr runtime_library(const ModelShape& s) { return runtime_library(s, metal_src::shape_weight_types(s)); }
 
 // The GPU forward pass for one model shape, compiled traits or read from the file.
 class GpuModel final : public AnyModel {
@@ -135,8 +138,11 @@ private:
 
     Matrix wrap(const cpu::WeightView& v) {
         if (metal_src::dtype_suffix(v.type).empty())
-            throw Error("the Metal path has no kernels for " + std::string(dtype_name(v.type)) +
-                        " weights (F32, F16, Q8_0, Q4_0); convert the file with forge quantize");
+            throw Error("the Metal path has no kernels for " + std::string(dtype_name(v.type)) + " weights (" +
+                        metal_src::dtype_set_names(~std::uint32_t(0)) + "); convert the file with forge quantize");
+        if (!C.holds(v.type))
+            throw Error("this model's MSL library has no kernels for its " + std::string(dtype_name(v.type)) + " weights (it holds " +
+                        metal_src::dtype_set_names(C.weight_types) + "); open the file without compiled traits");
         return {dev_->wrap(v.data, std::size_t(v.rows) * v.row_stride()), v.type, v.rows, v.cols};
     }
     std::unique_ptr<Buffer> wrap_f32(const float* p, int n) {

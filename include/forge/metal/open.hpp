@@ -41,11 +41,21 @@ inline std::string library_label(const ModelShape& s) {
     return "runtime " + std::string(arch_name(s.arch)) + " head_dim " + std::to_string(s.head_dim) + " " + std::string(dtype_name(s.weights));
 }
 
+// The types of the file's matrices that have kernels: what its library is built for. (A matrix of a type
+// without kernels is refused by name when the model loads its weights.)
+inline std::uint32_t matrix_types(const gguf::File& file) {
+    std::uint32_t types = 0;
+    for (const auto& t : file.tensors())
+        if (t.dims.size() >= 2 && dtype_info(t.type_id) && !metal_src::dtype_suffix(t.dtype()).empty())
+            types |= metal_src::dtype_bit(t.dtype());
+    return types;
+}
+
 inline std::unique_ptr<GpuModel> open_gpu_model(gguf::File file, ModelOptions opt = {}) {
     const ModelShape s = gguf::model_shape(file);
     require_supported_shape(s);
     (void)resolve_context(opt.context, s);  // refused before the library is compiled
-    LibraryPtr lib = runtime_library(s);
+    LibraryPtr lib = runtime_library(s, matrix_types(file));
     auto device = make_device(opt.backend, library_label(s), *lib);
     return std::make_unique<GpuModel>(std::move(file), opt, s, std::move(lib), std::move(device), std::string_view{});
 }

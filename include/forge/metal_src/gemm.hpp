@@ -1,13 +1,15 @@
 #pragma once
-// gemm_<q8_0|q4_0>: Y[t][r] = dot(W[r], X[t]) for a batch of tokens with simdgroup matrices, used by
-// prefill on quantized weights. A threadgroup owns a GEMM_TILE x GEMM_TILE (tokens x rows) output tile;
-// per 32-column step its 128 threads decode the weight tile and load the input tile into threadgroup
-// memory, then each of the 4 simdgroups accumulates one 8x8 sub-tile with simdgroup_multiply_accumulate.
+// gemm_<type>: Y[t][r] = dot(W[r], X[t]) for a batch of tokens with simdgroup matrices, used by prefill
+// on quantized weights of every type (weights.hpp). A threadgroup owns a GEMM_TILE x GEMM_TILE (tokens x
+// rows) output tile; per 32-column step (one chunk of every row) its 128 threads decode the weight tile,
+// four elements per thread from one decode of their chunk's scales, and load the input tile into
+// threadgroup memory, then each of the 4 simdgroups accumulates one 8x8 sub-tile with simdgroup_multiply_accumulate.
 // Partial tiles (rows or tokens not a multiple of GEMM_TILE) are zero-padded on load and masked on
 // store. CPU twin: cpu::matmul.
 #include "forge/metal_src/kernel.hpp"
 #include "forge/metal_src/matvec.hpp"
 #include "forge/metal_src/prelude.hpp"
+#include "forge/metal_src/weights.hpp"
 
 namespace forge::metal_src {
 
@@ -31,9 +33,13 @@ inline constexpr auto kGemmBody = concat<2048>(R"msl({
     const uint sg_row = (sg % 2) * 8;
     simdgroup_float8x8 c = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
     for (uint k0 = 0; k0 < p.cols; k0 += 32) {
+        for (uint i = tid; i < GEMM_TILE * 8; i += ntg.x) {
+            const uint r = i / 8, q = i % 8;
+            const float4 v = row_base + r < p.rows ? w4_)msl", dtype_suffix(T), R"msl((w + (row_base + r) * p.row_bytes, k0 / 32, q) : float4(0.0f);
+            for (uint c = 0; c < 4; ++c) w_tile[r * 32 + 4 * q + c] = v[c];
+        }
         for (uint i = tid; i < GEMM_TILE * 32; i += ntg.x) {
             const uint r = i / 32, k = i % 32;
-            w_tile[i] = row_base + r < p.rows ? w_)msl", dtype_suffix(T), R"msl((w + (row_base + r) * p.row_bytes, k0 + k) : 0.0f;
             x_tile[i] = tok_base + r < p.n_tokens ? x[(tok_base + r) * p.x_stride + k0 + k] : 0.0f;
         }
         threadgroup_barrier(mem_flags::mem_threadgroup);

@@ -4,7 +4,9 @@
 // the emulator's build step prints and compiles the same text, and the static_asserts below check it.
 #include <array>
 #include <cstddef>
+#include <iterator>
 #include <string_view>
+#include <utility>
 
 #include "forge/metal_src/attention.hpp"
 #include "forge/metal_src/constexpr_string.hpp"
@@ -19,12 +21,13 @@
 #include "forge/metal_src/rope.hpp"
 #include "forge/metal_src/softmax.hpp"
 #include "forge/metal_src/softmax_sample.hpp"
+#include "forge/metal_src/weights.hpp"
 #include "forge/traits/model_traits.hpp"
 
 namespace forge::metal_src {
 
-inline constexpr std::size_t kLibraryCapacity = 64 * 1024;
-inline constexpr std::size_t kMaxKernels = 24;
+inline constexpr std::size_t kLibraryCapacity = 96 * 1024;  // every weight type at once takes 75 KiB
+inline constexpr std::size_t kMaxKernels = 48;  // 12 + a mat-vec, an embedding and a GEMM per type
 
 struct Library {
     KernelConfig config;
@@ -47,26 +50,45 @@ inline constexpr std::string_view kParamStructs[] = {
     FlashDecodeParams::msl, FlashReduceParams::msl, SoftmaxSampleParams::msl,
 };
 
+// The kernels and MSL text one weight type brings into a library.
+struct WeightTypeKernels {
+    DType type;
+    KernelSource matvec, embed, gemm;  // gemm: quantized types only
+    std::string_view decoders, readers, accumulate;
+};
+
+template <DType T>
+constexpr WeightTypeKernels weight_type_kernels() {
+    if constexpr (is_quantized(T))
+        return {T, kMatvec<T>, kEmbed<T>, kGemm<T>, decoder_text(T), kChunkReaders<T>.view(), kMatvecAccumulate<T>.view()};
+    else
+        return {T, kMatvec<T>, kEmbed<T>, {}, decoder_text(T), {}, kMatvecAccumulate<T>.view()};
+}
+
+inline constexpr auto kWeightTypeKernels = []<std::size_t... I>(std::index_sequence<I...>) {
+    return std::array{weight_type_kernels<kKernelDTypes[I]>()...};
+}(std::make_index_sequence<std::size(kKernelDTypes)>{});
+
+// The library of `c`: the weight-type kernels and decoders of exactly the types c.weight_types holds.
 constexpr Library make_library(const KernelConfig& c) {
     Library lib;
     lib.config = c;
-    const auto add = [&](const KernelSource& k) { lib.kernels[lib.n_kernels++] = k; };
+    const auto add = [&](const KernelSource& k) {
+        if (lib.n_kernels == kMaxKernels) throw "forge::metal_src::make_library: more kernels than kMaxKernels";
+        lib.kernels[lib.n_kernels++] = k;
+    };
     add(kRmsNorm);
-    add(kMatvec<DType::F32>);
-    add(kMatvec<DType::F16>);
-    add(kMatvec<DType::Q8_0>);
-    add(kMatvec<DType::Q4_0>);
-    if (c.weights == DType::Q8_0) add(kGemm<DType::Q8_0>);
-    if (c.weights == DType::Q4_0) add(kGemm<DType::Q4_0>);
+    for (const auto& w : kWeightTypeKernels)
+        if (c.holds(w.type)) add(w.matvec);
+    for (const auto& w : kWeightTypeKernels)
+        if (c.has_gemm(w.type)) add(w.gemm);
     add(kRope);
     add(kSoftmax);
     add(kSiluMul);
     add(kAdd);
     add(kAddBias);
-    add(kEmbed<DType::F32>);
-    add(kEmbed<DType::F16>);
-    add(kEmbed<DType::Q8_0>);
-    add(kEmbed<DType::Q4_0>);
+    for (const auto& w : kWeightTypeKernels)
+        if (c.holds(w.type)) add(w.embed);
     add(kKvAppend);
     add(kAttention);
     add(kFlashPrefill);
@@ -86,11 +108,14 @@ constexpr Library make_library(const KernelConfig& c) {
         put("\n");
     }
     put(kPreludeHelpers);
-    put(kMatvecBlockDots);
-    put(kMatvecAccumulate<DType::F32>.view());
-    put(kMatvecAccumulate<DType::F16>.view());
-    put(kMatvecAccumulate<DType::Q8_0>.view());
-    put(kMatvecAccumulate<DType::Q4_0>.view());
+    for (const auto& s : kSharedDecoders)
+        if (c.weight_types & s.users) put(s.text);
+    for (const auto& w : kWeightTypeKernels) {
+        if (!c.holds(w.type)) continue;
+        put(w.decoders);
+        put(w.readers);
+        put(w.accumulate);
+    }
     put(kAttentionHelpers);
     for (std::size_t i = 0; i < lib.n_kernels; ++i) {
         put(signature(lib.kernels[i]).view());

@@ -1,12 +1,15 @@
 #pragma once
-// matvec_<type>: Y[t][r] = dot(W[r], X[t]) for weights in F32, F16, Q8_0 or Q4_0. The grid is
+// matvec_<type>: Y[t][r] = dot(W[r], X[t]) for weights of any type with kernels (weights.hpp). The grid is
 // (row groups, tokens): decode is one token, batched prefill one grid row per token. Each of a
-// threadgroup's 8 simdgroups computes MV_ROWS consecutive rows, lanes striding over columns (or Q
-// blocks), reduced with simd_sum. The input is read from device memory, where every simdgroup's reads
-// of it hit the cache: no threadgroup copy, so a row may be of any length (an 8B model's FFN of 14336
-// floats is 56 KiB, over the 32 KiB of threadgroup memory). CPU twin: cpu::matmul.
+// threadgroup's 8 simdgroups computes MV_ROWS consecutive rows, lanes striding over columns (plain types)
+// or 32-element chunks (quantized: a Q block or an eighth of a K-quant super-block, its scales decoded
+// once per chunk), reduced with simd_sum. The input is read from device memory, where every simdgroup's
+// reads of it hit the cache: no threadgroup copy, so a row may be of any length (an 8B model's FFN of
+// 14336 floats is 56 KiB, over the 32 KiB of threadgroup memory); a quantized chunk's 32 inputs are read
+// once into registers for all MV_ROWS rows. CPU twin: cpu::matmul.
 #include "forge/metal_src/kernel.hpp"
 #include "forge/metal_src/prelude.hpp"
+#include "forge/metal_src/weights.hpp"
 
 namespace forge::metal_src {
 
@@ -14,33 +17,7 @@ namespace forge::metal_src {
 FORGE_MSL_PARAMS(MatvecParams, FORGE_MATVEC_FIELDS);
 
 // Lane-partial dot products of MV_ROWS rows starting at row0 (rows past the end re-read the last row;
-// their sums are discarded). Plain types stride lanes over columns, quantized types over blocks.
-inline constexpr std::string_view kMatvecBlockDots = R"msl(// One Q8_0 block (f16 scale + 32 int8) against 32 inputs; int8 pairs are read as shorts
-// because the block's data is only 2-byte aligned.
-inline float q8_0_block_dot(DPTR(const uchar) blk, DPTR(const float) v) {
-    DPTR(const short) qs = DCAST(const short, blk + 2);
-    float s = 0.0f;
-    for (uint k = 0; k < 16; ++k) {
-        const char2 q = as_type<char2>(qs[k]);
-        s += float(q.x) * v[2 * k] + float(q.y) * v[2 * k + 1];
-    }
-    return s * float(DCAST(const half, blk)[0]);
-}
-
-// One Q4_0 block (f16 scale + 16 bytes): byte j holds element j (low nibble) and j + 16 (high).
-inline float q4_0_block_dot(DPTR(const uchar) blk, DPTR(const float) v) {
-    DPTR(const ushort) qs = DCAST(const ushort, blk + 2);
-    float s = 0.0f;
-    for (uint k = 0; k < 8; ++k) {
-        const uchar2 b = as_type<uchar2>(qs[k]);
-        s += float(int(b.x & 15) - 8) * v[2 * k] + float(int(b.y & 15) - 8) * v[2 * k + 1] +
-             float(int(b.x >> 4) - 8) * v[2 * k + 16] + float(int(b.y >> 4) - 8) * v[2 * k + 17];
-    }
-    return s * float(DCAST(const half, blk)[0]);
-}
-
-)msl";
-
+// their sums are discarded).
 template <DType T>
 inline constexpr auto kMatvecAccumulate = concat<1024>(
     "inline void mv_accumulate_", dtype_suffix(T), R"msl((DPTR(const uchar) w, uint row0, uint rows, uint cols,
@@ -48,10 +25,11 @@ inline constexpr auto kMatvecAccumulate = concat<1024>(
     DPTR(const uchar) r[MV_ROWS];
     for (uint k = 0; k < MV_ROWS; ++k) r[k] = w + min(row0 + k, rows - 1) * row_bytes;
 )msl",
-    is_quantized(T) ? concat<256>("    for (uint b = lane; b < cols / 32; b += 32)\n"
-                                  "        for (uint k = 0; k < MV_ROWS; ++k) acc[k] += ", dtype_suffix(T),
-                                  "_block_dot(r[k] + b * ", format_int(row_bytes(T, 32)), ", v + b * 32);\n")
-                    : concat<256>("    for (uint j = lane; j < cols; j += 32) {\n"
+    is_quantized(T) ? concat<384>(R"msl(    for (uint b = lane; b < cols / 32; b += 32) {
+        float xb[32];
+        for (uint l = 0; l < 32; ++l) xb[l] = v[b * 32 + l];
+        for (uint k = 0; k < MV_ROWS; ++k) acc[k] += )msl", dtype_suffix(T), "_block_dot(r[k], b, xb);\n    }\n")
+                    : concat<384>("    for (uint j = lane; j < cols; j += 32) {\n"
                                   "        const float x = v[j];\n"
                                   "        for (uint k = 0; k < MV_ROWS; ++k) acc[k] += w_", dtype_suffix(T),
                                   "(r[k], j) * x;\n    }\n"),

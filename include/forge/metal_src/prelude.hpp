@@ -1,12 +1,13 @@
 #pragma once
 // The start of every forge MSL library: includes, the pointer macros, the model constants baked in from
-// the traits, and the helpers several kernel families share (threadgroup reductions, weight element
-// decoding). The pointer macros are the one seam between Metal and forge's emulator: Metal gets plain
-// address-space pointers; the emulator predefines them as bounds-checked pointers.
+// the traits, and the helpers several kernel families share (threadgroup reductions; the weight decoders
+// are weights.hpp's). The pointer macros are the one seam between Metal and forge's emulator: Metal gets
+// plain address-space pointers; the emulator predefines them as bounds-checked pointers.
 #include <algorithm>
 #include <string_view>
 
 #include "forge/metal_src/constexpr_string.hpp"
+#include "forge/metal_src/weights.hpp"
 #include "forge/traits/model_shape.hpp"
 
 namespace forge::metal_src {
@@ -20,7 +21,7 @@ struct KernelConfig {
     bool rope_neox = false;
     float rope_base = 0;
     float rms_eps = 0;
-    DType weights = DType::F32;  // layer matrices: selects whether the simdgroup-matrix GEMM is built
+    std::uint32_t weight_types = 0;  // dtype_bit of every weight type the library holds kernels for
     bool qkv_bias = false;
 
     // Launch geometry shared by the kernels and their launchers.
@@ -34,17 +35,28 @@ struct KernelConfig {
     static constexpr int kReduceScratch = 32;       // floats for one cross-simdgroup reduction
 
     constexpr int flash_dims_per_thread() const { return (head_dim + kFlashThreads - 1) / kFlashThreads; }
-    constexpr bool has_gemm() const { return weights == DType::Q8_0 || weights == DType::Q4_0; }
+    constexpr bool holds(DType t) const { return (weight_types & dtype_bit(t)) != 0; }
+    // Quantized weights get the simdgroup-matrix GEMM for prefill; plain ones take the mat-vec.
+    constexpr bool has_gemm(DType t) const { return is_quantized(t) && holds(t); }
 };
 
-constexpr KernelConfig kernel_config(const ModelShape& s) {
+// The weight types a library holds kernels for when only the shape is known (compiled traits): the
+// shape's layer type, and the plain and 8/4-bit types embeddings and LM heads commonly come in.
+constexpr std::uint32_t shape_weight_types(const ModelShape& s) {
+    return dtype_bit(s.weights) | dtype_bit(DType::F32) | dtype_bit(DType::F16) | dtype_bit(DType::Q8_0) |
+           dtype_bit(DType::Q4_0);
+}
+
+// `weight_types`: the types of the file's matrices, where the file is known.
+constexpr KernelConfig kernel_config(const ModelShape& s, std::uint32_t weight_types) {
     return {.head_dim = s.head_dim,
             .rope_neox = s.rope_style == RopeStyle::neox,
             .rope_base = s.rope_base,
             .rms_eps = s.rms_eps,
-            .weights = s.weights,
+            .weight_types = weight_types,
             .qkv_bias = s.qkv_bias};
 }
+constexpr KernelConfig kernel_config(const ModelShape& s) { return kernel_config(s, shape_weight_types(s)); }
 
 inline constexpr std::string_view kPreludeHead = R"msl(// forge MSL library: generated at compile time from the model's traits. Do not edit.
 #include <metal_stdlib>
@@ -97,34 +109,6 @@ inline float tg_reduce_max(float v, TPTR(float) scratch, uint lane, uint sg, uin
     return m;
 }
 
-// Element i of a weight row, decoded to float exactly as forge's CPU dequantizers do.
-inline float w_f32(DPTR(const uchar) row, uint i) { return DCAST(const float, row)[i]; }
-inline float w_f16(DPTR(const uchar) row, uint i) { return float(DCAST(const half, row)[i]); }
-inline float w_q8_0(DPTR(const uchar) row, uint i) {
-    DPTR(const uchar) blk = row + (i / 32) * 34;
-    return float(DCAST(const int8_t, blk + 2)[i % 32]) * float(DCAST(const half, blk)[0]);
-}
-inline float w_q4_0(DPTR(const uchar) row, uint i) {
-    DPTR(const uchar) blk = row + (i / 32) * 18;
-    const uint j = i % 32;
-    const uint b = blk[2 + j % 16];
-    const int q = int(j < 16 ? (b & 15u) : (b >> 4)) - 8;
-    return float(q) * float(DCAST(const half, blk)[0]);
-}
-
 )msl";
-
-// The weight-type suffix the kernels' names and helpers use.
-constexpr std::string_view dtype_suffix(DType t) {
-    switch (t) {
-        case DType::F32: return "f32";
-        case DType::F16: return "f16";
-        case DType::Q8_0: return "q8_0";
-        case DType::Q4_0: return "q4_0";
-        default: return "";
-    }
-}
-
-inline constexpr DType kKernelDTypes[] = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0};
 
 }  // namespace forge::metal_src
