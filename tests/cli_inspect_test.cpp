@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "forge/models/catalog.hpp"
+#include "gguf_fixtures.hpp"
 #include "rope_freqs_model.hpp"
 #include "run_process.hpp"
 #include "testdata.hpp"
@@ -122,15 +123,14 @@ TEST(CliInspect, RopeFreqsAreShownWhenPresent) {
               "invalid: tensor 'rope_freqs.weight' value 0 is -1.000000; RoPE frequency factors must be finite and positive");
 }
 
-TEST(CliInspect, KQuantModelShowsUnsupportedTypesAndTheClosestTraits) {
+TEST(CliInspect, KQuantModelShowsItsTypesAndTheClosestTraits) {
     const auto r = inspect(forge::test::model_path("synth-llama256-Q4_K_M.gguf"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(field(r.out, "weights"), "Q4_K");
     EXPECT_EQ(field(r.out, "hidden"), "256");
-    EXPECT_EQ(field(r.out, "shape rules:"), "1 broken");
-    EXPECT_TRUE(contains(r.out, "\n  - weights must be F32, F16, Q8_0 or Q4_0")) << r.out;
-    EXPECT_EQ(field(r.out, "tensor types:"), "F32 x5 Q4_K x13 (unsupported) Q6_K x3 (unsupported)");
-    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\n  blk\.0\.attn_q\.weight +\[256, 256\] +Q4_K +\d+ +36864  unsupported\n)")))
+    EXPECT_EQ(field(r.out, "shape rules:"), "all hold");
+    EXPECT_EQ(field(r.out, "tensor types:"), "F32 x5 Q4_K x13 Q6_K x3");
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\n  blk\.0\.attn_q\.weight +\[256, 256\] +Q4_K +\d+ +36864\n)")))
         << r.out;
     EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\n  blk\.0\.attn_norm\.weight +\[256\] +F32 +\d+ +1024\n)")))
         << r.out;
@@ -142,6 +142,16 @@ TEST(CliInspect, KQuantModelShowsUnsupportedTypesAndTheClosestTraits) {
                                 "  weights: expected Q4_0, found Q4_K\n"))
         << r.out;
     EXPECT_FALSE(contains(r.out, "closest compiled traits: stories260K")) << "stories260K differs in more fields";
+}
+
+TEST(CliInspect, TypesForgeCannotComputeWithAreMarked) {
+    const auto bytes = forge::test::unsupported_type_model_bytes();
+    const TempFile file(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    const auto r = inspect(file.path);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(contains(field(r.out, "tensor types:"), " I32 x1 (unsupported)")) << r.out;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\n  blk\.1\.ffn_down\.weight +\[\d+, \d+\] +I32 +\d+ +\d+  unsupported\n)")))
+        << r.out;
 }
 
 TEST(CliInspect, VocabOnlyFileIsNotAModelButShowsItsVocab) {

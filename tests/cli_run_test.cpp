@@ -186,8 +186,12 @@ TEST(CliErrors, NotAGgufFile) {
 }
 
 TEST(CliErrors, UnsupportedTensorTypeSuggestsQuantize) {
-    expect_one_line_error(run_process({FORGE_CLI, "run", "-m", model_path("synth-llama256-Q4_K_M.gguf")}),
-                          "forge quantize");
+    const std::string path = temp_path("i32.gguf");
+    const auto bytes = unsupported_type_model_bytes();
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    const auto r = run_process({FORGE_CLI, "run", "-m", path});
+    fs::remove(path);
+    expect_one_line_error(r, "forge quantize");
 }
 
 TEST(CliErrors, UnknownArchitecture) {

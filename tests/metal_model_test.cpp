@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <tuple>
 
@@ -21,7 +22,9 @@
 #include "forge/model/open_model.hpp"
 #include "forge/models/catalog.hpp"
 #include "forge/sample/categorical.hpp"
+#include "gguf_fixtures.hpp"
 #include "reference.hpp"
+#include "arch_models.hpp"
 #include "rope_freqs_model.hpp"
 
 namespace forge::test {
@@ -37,7 +40,8 @@ struct Case {
 // F32: the same math as the CPU, only summation order differs (0.002 x std required). F16: both decode
 // the same f16 weights exactly into f32 products, so the same bound holds (measured 2e-4 x std).
 // Q8_0/Q4_0: the CPU quantizes activations to Q8_0 for quantized weights, as llama.cpp does, while the
-// Metal kernels keep them f32; measured 0.032-0.044 x std, bounded at 0.06.
+// Metal kernels keep them f32; measured 0.032-0.044 x std, bounded at 0.06. K-quant mixes: the same
+// bounds; llama.cpp quantizes activations to Q8_K for them (measured 0.087-0.10 x std from it).
 const Case kCases[] = {
     {"stories260K.once.json", "stories260K.gguf", 0.02, 0.002},
     {"synth-llama-f32.json", "synth-llama-f32.gguf", 0.02, 0.002},
@@ -46,6 +50,15 @@ const Case kCases[] = {
     {"synth-llama-q4_0.json", "synth-llama-q4_0.gguf", 0.15, 0.06},
     {"synth-qwen2-q8_0.json", "synth-qwen2-q8_0.gguf", 0.15, 0.06},
     {"synth-llama256-f32.json", "synth-llama256-f32.gguf", 0.02, 0.002},  // a shape no catalog lists
+    // llama.cpp's K-quant mixes of that model: Q2_K (with Q3_K, Q6_K), Q4_K_M (Q4_K, Q6_K), Q5_K_S (Q5_K,
+    // Q6_K), Q6_K; every matrix type, embeddings and LM head included, through its own kernels.
+    {"synth-llama256-Q2_K.json", "synth-llama256-Q2_K.gguf", 0.15, 0.06},
+    {"synth-llama256-Q4_K_M.json", "synth-llama256-Q4_K_M.gguf", 0.15, 0.06},
+    {"synth-llama256-Q5_K_S.json", "synth-llama256-Q5_K_S.gguf", 0.15, 0.06},
+    {"synth-llama256-Q6_K.json", "synth-llama256-Q6_K.gguf", 0.15, 0.06},
+    // qwen3: per-head q/k norms, heads x head_dim wider than hidden; F32, and a Q4_K_M mix.
+    {"synth-qwen3-f32.json", "synth-qwen3-f32.gguf", 0.02, 0.002},
+    {"synth-qwen3-Q4_K_M.json", "synth-qwen3-Q4_K_M.gguf", 0.15, 0.06},
 };
 
 constexpr ModelOptions kEmu{.max_batch = 64, .backend = Backend::metal_emu};
@@ -113,6 +126,17 @@ INSTANTIATE_TEST_SUITE_P(AllReferences, EmulatedMetalLogits, ::testing::ValuesIn
 TEST(EmulatedMetalModel, RopeFreqsMatchCpuAndLlamaCpp) {
     match_cpu_and_llama_cpp("synth-llama-f32-rope-freqs", open_rope_freqs_model, load_reference_file(kRopeFreqsReference), 0.02,
                             0.002);
+}
+
+// phi3 (fused tensors, LongRoPE's factors and attention factor), granite (multipliers) and smollm3
+// (RoPE-free layers) reach the GPU kernels: the F32 bounds above.
+TEST(EmulatedMetalModel, ArchitecturesMatchCpuAndLlamaCpp) {
+    for (const ArchModel& m : kArchModels) {
+        const std::vector<std::byte> bytes = arch_model_bytes(m.shape.arch);
+        const std::string name = std::string("synth-") + m.name + "-f32";
+        match_cpu_and_llama_cpp(name, [&] { return gguf::File::parse(bytes); },
+                                load_reference_file(FORGE_SOURCE_DIR "/tests/data/" + name + ".json"), 0.02, 0.002);
+    }
 }
 
 template <class... T>
@@ -204,6 +228,13 @@ TEST(EmulatedMetalModel, ZooShapesAgreeWithTheCpu) {
     expect_zoo_shape_agrees<models::Llama3_2_1B<DType::Q8_0>>(2);
 }
 
+TEST(EmulatedMetalModel, ZooShapesOfTheNewerArchitecturesAgreeWithTheCpu) {
+    expect_zoo_shape_agrees<models::Qwen3_0_6B<DType::Q8_0>>(2);
+    expect_zoo_shape_agrees<models::SmolLM3_3B<DType::Q8_0>>(4);  // layer 3 without RoPE
+    expect_zoo_shape_agrees<models::Phi3_5_Mini<DType::Q8_0>>(2);
+    expect_zoo_shape_agrees<models::Granite3_3_2B<DType::Q8_0>>(2);
+}
+
 TEST(EmulatedMetalModel, Llama8BShapeCutToTwoLayersAgreesWithTheCpu) {
     expect_zoo_shape_agrees<models::Llama3_1_8B<DType::Q4_0>>(2);
 }
@@ -238,15 +269,20 @@ TEST(EmulatedMetalModel, DeviceSamplerEqualsCpuSampler) {
 
 TEST(EmulatedMetalModel, EntryPointErrors) {
     // What the CPU path refuses, the GPU path refuses with the same words.
-    for (const char* file : {"synth-llama256-Q6_K.gguf", "synth-qwen3-f32.gguf"}) {
+    const auto unsupported_type = unsupported_type_model_bytes();
+    const auto unknown_arch =
+        rewrite(gguf::File::open(model_path("synth-llama-f32.gguf")), {{"general.architecture", gguf::Value::string("bert")}}).bytes();
+    const auto files = {std::pair<const char*, std::function<gguf::File()>>{"I32 weights", [&] { return gguf::File::parse(unsupported_type); }},
+                        {"a bert file", [&] { return gguf::File::parse(unknown_arch); }}};
+    for (const auto& [file, open] : files) {
         std::string cpu, gpu;
         try {
-            open_model(gguf::File::open(model_path(file)));
+            open_model(open());
         } catch (const Error& e) {
             cpu = e.what();
         }
         try {
-            open_model(gguf::File::open(model_path(file)), kEmu);
+            open_model(open(), kEmu);
         } catch (const Error& e) {
             gpu = e.what();
         }

@@ -1,5 +1,6 @@
 // Q8_0 and Q4_0 blocks: hand-worked blocks, error bounds on many kinds of data, agreement with the
-// quantized test models, and the type-dispatched row functions.
+// quantized test models, and the type-dispatched row functions. The read-only types (Q2_K, Q3_K, Q4_1):
+// hand-worked blocks, and llama.cpp's K-quant files decoding to the weights they were quantized from.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,7 +16,9 @@
 #include <vector>
 
 #include "forge/gguf/reader.hpp"
+#include "forge/quant/k_quants.hpp"
 #include "forge/quant/q4_0.hpp"
+#include "forge/quant/q4_1.hpp"
 #include "forge/quant/q8_0.hpp"
 #include "forge/quant/row.hpp"
 #include "testdata.hpp"
@@ -290,6 +293,122 @@ TEST(QuantFiles, MatchQuantizingTheF32Model) {
     EXPECT_LE(differing_codes * 100000, codes);  // at most 1 in 100 000
 }
 
+// --- read-only types: hand-worked blocks and llama.cpp's files -------------------------------------
+// f16 bit patterns of the scales below.
+constexpr std::uint16_t kHalf = 0x3800, kQuarter = 0x3400, kMinusOne = 0xBC00;
+
+// Q2_K: element e is in sub-block e / 16 (scale low nibble, min high nibble of scales[e / 16]); its code is
+// bits 2 * ((e % 128) / 32) of qs[32 * (e / 128) + e % 32]; value = d * scale * code - dmin * min.
+TEST(Q2_K, HandWorkedBlock) {
+    forge::BlockQ2_K b{};
+    b.d = kHalf, b.dmin = kQuarter;
+    b.scales[0] = 0x21, b.scales[2] = 0x13, b.scales[4] = 0x05, b.scales[6] = 0xF7, b.scales[9] = 0x3A;
+    b.qs[0] = 0b11100100;  // elements 0, 32, 64, 96: codes 0, 1, 2, 3
+    b.qs[48] = 0b11;       // element 144 (second half, sub-block 9): code 3
+    std::vector<float> want(256, 0.0f);
+    // Code 0 leaves -dmin * min across each sub-block.
+    for (int i = 0; i < 16; ++i) want[i] = -0.5f, want[32 + i] = -0.25f, want[96 + i] = -3.75f, want[144 + i] = -0.75f;
+    want[0] = -0.5f;   // 0.5 * 1 * 0 - 0.25 * 2
+    want[32] = 1.25f;  // 0.5 * 3 * 1 - 0.25 * 1
+    want[64] = 5.0f;   // 0.5 * 5 * 2
+    want[96] = 6.75f;  // 0.5 * 7 * 3 - 0.25 * 15
+    want[144] = 14.25f;  // 0.5 * 10 * 3 - 0.25 * 3
+    std::vector<float> got(256, 99.0f);
+    forge::dequantize_row(DType::Q2_K, &b, got.data(), got.size());
+    EXPECT_EQ(got, want);
+}
+
+// Q3_K: sub-block j's 6-bit scale has its low nibble in scales[j] (j < 8) or the high nibble of scales[j - 8],
+// its top two bits at bit 2 * (j / 4) of scales[8 + j % 4], and is stored plus 32. The code's low two bits sit
+// as in Q2_K; its third bit is bit e / 32 of hmask[e % 32], and a clear bit subtracts 4.
+TEST(Q3_K, HandWorkedBlock) {
+    forge::BlockQ3_K b{};
+    b.d = kHalf;
+    std::memset(b.hmask, 0xFF, sizeof b.hmask);  // every code 0 -> every value 0 unless set below
+    b.scales[0] = 0x01, b.scales[8] = 0x02;      // sub-block 0: 33 -> 1
+    b.scales[5] = 0x0A, b.scales[9] = 0x08;      // sub-block 5: 42 -> 10
+    b.scales[2] = 0x90, b.scales[10] = 0x10;     // sub-block 10: 25 -> -7
+    b.qs[0] = 0x03;                              // element 0: code 3
+    b.qs[16] = 0x20, b.hmask[16] = 0xFB;         // element 80: code 2 - 4
+    b.qs[37] = 0x04;                             // element 165: code 1
+    b.hmask[31] = 0x7F;                          // element 255 (scale 0 - 32): code 0 - 4
+    std::vector<float> want(256, 0.0f);
+    want[0] = 1.5f;     // 0.5 * 1 * 3
+    want[80] = -10.0f;  // 0.5 * 10 * -2
+    want[165] = -3.5f;  // 0.5 * -7 * 1
+    want[255] = 64.0f;  // 0.5 * -32 * -4
+    std::vector<float> got(256, 99.0f);
+    forge::dequantize_row(DType::Q3_K, &b, got.data(), got.size());
+    EXPECT_EQ(got, want);
+}
+
+// Q4_1: value = code * d + m, nibbles laid out as Q4_0's.
+TEST(Q4_1, HandWorkedBlock) {
+    forge::BlockQ4_1 b{};
+    b.d = kHalf, b.m = kMinusOne;
+    b.qs[0] = 0x3F, b.qs[15] = 0xA0;
+    std::vector<float> want(32, -1.0f);
+    want[0] = 6.5f, want[16] = 0.5f, want[31] = 4.0f;
+    std::vector<float> got(32, 99.0f);
+    forge::dequantize_row(DType::Q4_1, &b, got.data(), got.size());
+    EXPECT_EQ(got, want);
+}
+
+// Each of llama.cpp's K-quant files decodes to the f32 model's weights within its tensor types' error: bounds
+// on the error's RMS relative to the weights' and on its largest value relative to the largest weight of each 32.
+// A misplaced bit or scale would give errors the size of the weights themselves. The bounds are ~10% and
+// ~25% above what these files measure (those shrink about 2x per bit).
+TEST(KQuantFiles, DecodeToTheF32ModelsWeights) {
+    struct Bound {
+        DType type;
+        double rms, max_over_amax;
+    };
+    constexpr Bound kBounds[] = {{DType::Q2_K, 0.33, 0.55}, {DType::Q3_K, 0.17, 0.31}, {DType::Q4_K, 0.08, 0.165},
+                                 {DType::Q5_K, 0.04, 0.092}, {DType::Q6_K, 0.02, 0.027}};
+    const auto f32 = forge::gguf::File::open(forge::test::model_path("synth-llama256-f32.gguf"));
+    std::vector<DType> seen;
+    for (const char* name : {"synth-llama256-Q2_K.gguf", "synth-llama256-Q4_K_M.gguf", "synth-llama256-Q5_K_S.gguf",
+                             "synth-llama256-Q6_K.gguf"}) {
+        const auto q = forge::gguf::File::open(forge::test::model_path(name));
+        for (const auto& t : q.tensors()) {
+            if (t.dtype() == DType::F32) continue;
+            SCOPED_TRACE(std::string(name) + " " + t.name + " " + std::string(t.type_name()));
+            const auto* bound = std::find_if(std::begin(kBounds), std::end(kBounds), [&](const Bound& b) { return b.type == t.dtype(); });
+            ASSERT_NE(bound, std::end(kBounds));
+            seen.push_back(t.dtype());
+            const auto& src = f32.tensor(t.name);
+            ASSERT_EQ(src.dims, t.dims);
+            const auto* x = reinterpret_cast<const float*>(src.data);
+            std::vector<float> y(t.elements);
+            forge::dequantize_row(t.dtype(), t.data, y.data(), y.size());
+            double err2 = 0, x2 = 0, worst = 0;
+            for (std::size_t b = 0; b < y.size(); b += kBlock) {
+                double amax = 0, emax = 0;
+                for (std::size_t i = b; i < b + kBlock; ++i) {
+                    const double e = double(x[i]) - y[i];
+                    err2 += e * e, x2 += double(x[i]) * x[i];
+                    amax = std::max(amax, std::fabs(double(x[i])));
+                    emax = std::max(emax, std::fabs(e));
+                }
+                worst = std::max(worst, emax / amax);
+            }
+            EXPECT_LE(std::sqrt(err2 / x2), bound->rms);
+            EXPECT_LE(worst, bound->max_over_amax);
+        }
+    }
+    for (const Bound& b : kBounds) EXPECT_NE(std::find(seen.begin(), seen.end(), b.type), seen.end()) << forge::dtype_name(b.type);
+}
+
+// Messages that list the computable types name every one of them.
+TEST(DTypes, ComputableListNamesEveryComputableType) {
+    const std::string list = FORGE_COMPUTABLE_TYPES;
+    for (const auto& d : forge::kDTypes) {
+        const bool listed = list.find(std::string(d.name) + ",") != std::string::npos ||
+                            list.find(std::string(d.name) + " ") != std::string::npos || list.ends_with(d.name);
+        EXPECT_EQ(listed, d.computable) << d.name;
+    }
+}
+
 // --- type-dispatched rows -------------------------------------------------------------------------
 
 TEST(QuantRow, DispatchMatchesTheDirectFunctionsAndStaysInBounds) {
@@ -339,8 +458,8 @@ TEST(QuantRow, DispatchMatchesTheDirectFunctionsAndStaysInBounds) {
     }
 }
 
-// Rows can be read from every type forge quantizes from (the K-quants and Q5 included), but written only
-// in the types forge computes with; anything else is an error naming the type.
+// Rows can be read from every type forge computes with, but written only in the types `forge quantize`
+// writes; anything else (activation-only types among them) is an error naming the type.
 TEST(QuantRow, RefusesTypesItCannotConvert) {
     std::vector<float> x(256, 1.0f);
     std::vector<std::byte> buf(4096);
@@ -356,7 +475,7 @@ TEST(QuantRow, RefusesTypesItCannotConvert) {
         const std::string name(forge::dtype_name(t));
         expect_refusal(name, [&] { forge::quantize_row(t, x.data(), buf.data(), x.size()); });
     }
-    for (const DType t : {DType::Q2_K, DType::Q8_1, DType::I8}) {
+    for (const DType t : {DType::Q8_K, DType::Q8_1, DType::I8}) {
         const std::string name(forge::dtype_name(t));
         expect_refusal(name, [&] { forge::dequantize_row(t, buf.data(), x.data(), x.size()); });
     }

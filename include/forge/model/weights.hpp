@@ -39,7 +39,7 @@ namespace detail {
 
 inline std::string unsupported_type(const gguf::TensorInfo& t) {
     return "tensor '" + t.name + "' has type " + std::string(t.type_name()) +
-           ", which forge cannot compute with (F32, F16, BF16, Q8_0, Q4_0); convert the file first: "
+           ", which forge cannot compute with (" FORGE_COMPUTABLE_TYPES "); convert the file first: "
            "forge quantize IN.gguf OUT.gguf q8_0";
 }
 

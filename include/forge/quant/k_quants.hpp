@@ -1,8 +1,8 @@
 #pragma once
-// The K-quants Q4_K, Q5_K and Q6_K that most published GGUFs use: super-blocks of 256 weights in 8 or 16
-// sub-blocks with their own quantized scales. forge does not compute with them; it dequantizes them exactly as
-// ggml's dequantize_row_q4_K / _q5_K / _q6_K do (same float operations in the same order), so that
-// `forge quantize` can turn them into Q8_0 or Q4_0.
+// The K-quants Q2_K to Q6_K that most published GGUFs use: super-blocks of 256 weights in 8 or 16 sub-blocks
+// with their own quantized scales, bit-exact with ggml's block_q*_K. They are dequantized exactly as ggml's
+// dequantize_row_q*_K do (same float operations in the same order), which is what the reference matmul and
+// `forge quantize` read; Q8_K is the activation format their dot products pair with.
 #include <cstddef>
 #include <cstdint>
 
@@ -11,6 +11,26 @@
 namespace forge {
 
 inline constexpr int kQK_K = 256;
+
+// Q2_K: value = d * sc * q - dmin * m, 16 sub-blocks of 16 with a 4-bit scale sc (low nibble of scales[j]) and
+// 4-bit min m (high nibble), q 2 bits. Each 32 bytes of qs hold 128 weights as four 2-bit planes.
+struct BlockQ2_K {
+    std::uint8_t scales[kQK_K / 16];
+    std::uint8_t qs[kQK_K / 4];
+    std::uint16_t d;     // f16 scale of the sub-block scales
+    std::uint16_t dmin;  // f16 scale of the sub-block mins
+};
+static_assert(sizeof(BlockQ2_K) == 84 && alignof(BlockQ2_K) == 2, "BlockQ2_K must match ggml's 84-byte layout");
+
+// Q3_K: value = d * (sc - 32) * (q - 4 * !hbit), 16 sub-blocks of 16 with a 6-bit scale sc, q's low 2 bits in
+// qs (laid out as Q2_K's) and its third bit, inverted, in hmask.
+struct BlockQ3_K {
+    std::uint8_t hmask[kQK_K / 8];
+    std::uint8_t qs[kQK_K / 4];
+    std::uint8_t scales[12];
+    std::uint16_t d;
+};
+static_assert(sizeof(BlockQ3_K) == 110 && alignof(BlockQ3_K) == 2, "BlockQ3_K must match ggml's 110-byte layout");
 
 // Q4_K: value = d * sc * q - dmin * m, 8 sub-blocks of 32 with a 6-bit scale sc and 6-bit min m each, q 4 bits.
 struct BlockQ4_K {
@@ -39,6 +59,63 @@ struct BlockQ6_K {
     std::uint16_t d;
 };
 static_assert(sizeof(BlockQ6_K) == 210 && alignof(BlockQ6_K) == 2, "BlockQ6_K must match ggml's 210-byte layout");
+
+// Q8_K: the activations a K-quant dot product reads: 256 int8 codes, value = q * d, and the sum of each 16 codes
+// (the K-quants with mins subtract min * sum instead of expanding the mins per weight).
+struct BlockQ8_K {
+    float d;
+    std::int8_t qs[kQK_K];
+    std::int16_t bsums[kQK_K / 16];
+};
+static_assert(sizeof(BlockQ8_K) == 292 && alignof(BlockQ8_K) == 4, "BlockQ8_K must match ggml's 292-byte layout");
+
+inline void dequantize_row_q2_K(const BlockQ2_K* in, float* y, std::size_t n) {
+    for (std::size_t b = 0; b < n / kQK_K; ++b) {
+        const float d = f16_to_f32(in[b].d);
+        const float min = f16_to_f32(in[b].dmin);
+        const std::uint8_t* q = in[b].qs;
+        const std::uint8_t* sc = in[b].scales;
+        for (int half = 0; half < 2; ++half, q += 32) {
+            for (int shift = 0; shift < 8; shift += 2) {
+                for (int part = 0; part < 2; ++part, ++sc) {
+                    const float dl = d * float(*sc & 0xF), ml = min * float(*sc >> 4);
+                    for (int l = 0; l < 16; ++l) *y++ = dl * float((q[16 * part + l] >> shift) & 3) - ml;
+                }
+            }
+        }
+    }
+}
+
+// Q3_K's sixteen 6-bit scales, unbiased (sc - 32): low nibbles in bytes 0-7 (sub-blocks 0-7 low, then 8-15
+// high), top bit pairs in bytes 8-11 (byte 8 + j % 4 holds sub-block j's pair at bit 2 * (j / 4)).
+constexpr void k3_scales(const std::uint8_t* s, int* out) {
+    for (int j = 0; j < 16; ++j) {
+        const int low = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+        const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        out[j] = (low | (high << 4)) - 32;
+    }
+}
+
+inline void dequantize_row_q3_K(const BlockQ3_K* in, float* y, std::size_t n) {
+    int scales[16];
+    for (std::size_t b = 0; b < n / kQK_K; ++b) {
+        const float d = f16_to_f32(in[b].d);
+        k3_scales(in[b].scales, scales);
+        const std::uint8_t* q = in[b].qs;
+        const std::uint8_t* hm = in[b].hmask;
+        int is = 0;
+        std::uint8_t m = 1;
+        for (int half = 0; half < 2; ++half, q += 32) {
+            for (int shift = 0; shift < 8; shift += 2, m = std::uint8_t(m << 1)) {
+                for (int part = 0; part < 2; ++part) {
+                    const float dl = d * float(scales[is++]);
+                    for (int l = 16 * part; l < 16 * part + 16; ++l)
+                        *y++ = dl * float(((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+                }
+            }
+        }
+    }
+}
 
 // Sub-block j's 6-bit scale and min, packed in 12 bytes: sub-blocks 0-3 in the low 6 bits of bytes 0-3 (scales)
 // and 4-7 (mins); sub-blocks 4-7 in the nibbles of bytes 8-11 with their top two bits in bytes 0-7's top bits.

@@ -20,7 +20,8 @@ namespace forge {
 
 // The types forge quantize reads.
 inline constexpr DType kQuantizeInputs[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
-                                            DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+                                            DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                                            DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 // llama.cpp's general.file_type for an all-`t` model (enum llama_ftype): MOSTLY_Q8_0 = 7, MOSTLY_Q4_0 = 2.
 inline std::uint32_t llama_file_type(DType t) {

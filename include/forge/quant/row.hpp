@@ -1,6 +1,6 @@
 #pragma once
-// Type-dispatched row conversion between F32 and every type forge computes with, and from Q5_0, Q5_1 and
-// the K-quants (read only: forge quantize turns them into types forge computes with).
+// Type-dispatched row conversion: from every type forge computes with, to F32, F16, BF16, Q8_0 and Q4_0 (the
+// types `forge quantize` writes; the K-quants, Q4_1 and Q5 are read only).
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -9,6 +9,7 @@
 #include "forge/core/error.hpp"
 #include "forge/quant/k_quants.hpp"
 #include "forge/quant/q4_0.hpp"
+#include "forge/quant/q4_1.hpp"
 #include "forge/quant/q5.hpp"
 #include "forge/quant/q8_0.hpp"
 
@@ -29,8 +30,11 @@ inline void dequantize_row(DType t, const void* src, float* dst, std::size_t n) 
         }
         case DType::Q8_0: dequantize_row_q8_0(static_cast<const BlockQ8_0*>(src), dst, n); return;
         case DType::Q4_0: dequantize_row_q4_0(static_cast<const BlockQ4_0*>(src), dst, n); return;
+        case DType::Q4_1: dequantize_row_q4_1(static_cast<const BlockQ4_1*>(src), dst, n); return;
         case DType::Q5_0: dequantize_row_q5_0(static_cast<const BlockQ5_0*>(src), dst, n); return;
         case DType::Q5_1: dequantize_row_q5_1(static_cast<const BlockQ5_1*>(src), dst, n); return;
+        case DType::Q2_K: dequantize_row_q2_K(static_cast<const BlockQ2_K*>(src), dst, n); return;
+        case DType::Q3_K: dequantize_row_q3_K(static_cast<const BlockQ3_K*>(src), dst, n); return;
         case DType::Q4_K: dequantize_row_q4_K(static_cast<const BlockQ4_K*>(src), dst, n); return;
         case DType::Q5_K: dequantize_row_q5_K(static_cast<const BlockQ5_K*>(src), dst, n); return;
         case DType::Q6_K: dequantize_row_q6_K(static_cast<const BlockQ6_K*>(src), dst, n); return;

@@ -22,8 +22,8 @@ inline constexpr float kMaxFloat = 3.40282347e+38f;  // std::isfinite is not con
       "heads must be a multiple of kv_heads (grouped-query attention shares each KV head among heads/kv_heads)")  \
     X(s.head_dim % 4 == 0 && s.head_dim <= kMaxHeadDim,                                                          \
       "head_dim must be a multiple of 4 and at most 256 (the attention and RoPE kernels work on float4 lanes)")   \
-    X(s.weights == DType::F32 || s.weights == DType::F16 || s.weights == DType::Q8_0 || s.weights == DType::Q4_0,  \
-      "weights must be F32, F16, Q8_0 or Q4_0 (convert other types with `forge quantize`)")                     \
+    X(dtype_info(s.weights).computable,                                                                          \
+      "weights must be one of " FORGE_COMPUTABLE_TYPES " (convert other types with `forge quantize`)")           \
     X(!is_quantized(s.weights) || (s.hidden % 32 == 0 && s.ffn % 32 == 0 && s.q_dim() % 32 == 0),              \
       "quantized weights need hidden, ffn and heads*head_dim to be multiples of 32 (Q8_0/Q4_0 blocks hold 32 "   \
       "values along each row)")                                                                                  \
