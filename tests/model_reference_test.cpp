@@ -40,9 +40,14 @@ const Case kCases[] = {
 };
 
 // Files whose matrices mix weight types, as llama.cpp's K-quant files do (Q4_K_M: Q4_K and Q6_K): they run
-// on the runtime shape, since compiled traits fix one layer type.
+// on the runtime shape, since compiled traits fix one layer type. (synth-llama256-Q6_K is Q6_K throughout but
+// has no compiled traits.) llama.cpp quantizes activations to Q8_K for the K-quants.
 const Case kMixedCases[] = {
     {"synth-qwen3-Q4_K_M.json", "synth-qwen3-Q4_K_M.gguf", 0.15},
+    {"synth-llama256-Q2_K.json", "synth-llama256-Q2_K.gguf", 0.15},
+    {"synth-llama256-Q4_K_M.json", "synth-llama256-Q4_K_M.gguf", 0.15},
+    {"synth-llama256-Q5_K_S.json", "synth-llama256-Q5_K_S.gguf", 0.15},
+    {"synth-llama256-Q6_K.json", "synth-llama256-Q6_K.gguf", 0.15},
 };
 
 template <class Traits>
