@@ -33,6 +33,7 @@ namespace {
 using Llama = models::SynthLlama<DType::F32>;        // head_dim 32, adjacent RoPE
 using LlamaQ8 = models::SynthLlama<DType::Q8_0>;     // has gemm_q8_0
 using TestShape = emu_test::KernelTestShape;         // head_dim 64, NeoX, Q4_0 (gemm_q4_0), window 16
+using ScaledShape = emu_test::ScaledAttentionShape;  // granite: q·k scaled by 1/20, not 1/sqrt(32)
 
 std::vector<float> random_floats(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
     std::normal_distribution<float> d(0.0f, scale);
@@ -99,6 +100,27 @@ TEST(MetalKernels, RmsNormMatchesCpu) {
         }
 }
 
+// qwen3's per-head norm: every head of q (or k) inside each token's fused QKV row, in place.
+TEST(MetalKernels, RmsNormOfEachHeadInQkvRowsMatchesCpu) {
+    auto dev = device_for<TestShape>();
+    std::mt19937 rng(11);
+    const float eps = TestShape::shape.rms_eps;
+    for (const int hd : {32, 64, 128})
+        for (const int tokens : {1, 3}) {
+            const int heads = 4, stride = 7 * hd + 3;  // q heads, then k and v, and a gap
+            auto x = random_floats(std::size_t(tokens) * stride, rng, 2.0f), w = random_floats(std::size_t(hd), rng);
+            auto bx = upload(*dev, x), bw = upload(*dev, w);
+            rms_norm_heads(dev->encoder(), view<float>(*bx), view<float>(*bw), hd, heads, tokens, stride);
+            dev->finish();
+            for (int t = 0; t < tokens; ++t)
+                for (int h = 0; h < heads; ++h) {
+                    float* head = &x[std::size_t(t) * stride + std::size_t(h) * hd];
+                    cpu::rmsnorm(head, w.data(), head, hd, eps);
+                }
+            EXPECT_LE(rel_error(download<float>(*bx, x.size()), x), 2e-6) << "head_dim " << hd << " tokens " << tokens;
+        }
+}
+
 // Byte offsets of the f16 scales (and mins) in a block of the types forge only reads: random bytes
 // give every code and packed sub-block scale a block can hold, these get finite scales.
 std::vector<int> f16_fields(DType type) {
@@ -145,10 +167,6 @@ struct AllTypesDevice {
     std::unique_ptr<emu::EmuDevice> dev = emu::make_device("every weight type", std::span(lib->kernels.data(), lib->n_kernels), lib->text.view());
 };
 
-// The weight types whose kernels are checked against dequantize_row.
-constexpr DType kCheckedTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
-                                   DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
-
 // Columns of a test row of `type`: whole blocks, more than one where the block is wide.
 int test_cols(DType type) {
     if (!is_quantized(type)) return 172;
@@ -184,7 +202,7 @@ double matmul_error(DType type, int rows, int cols, int tokens, bool use_gemm, s
 TEST(MetalKernels, MatvecEveryWeightTypeMatchesCpu) {
     AllTypesDevice d;
     std::mt19937 rng(2);
-    for (const DType t : kCheckedTypes)
+    for (const DType t : metal_src::kKernelDTypes)
         for (const int rows : {1, 5, 33, 100})
             for (const int tokens : {1, 3})
                 EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, rows, test_cols(t), tokens, false, rng), 1e-5)
@@ -212,7 +230,7 @@ TEST(MetalKernels, SimdgroupMatrixGemmMatchesCpu) {
 TEST(MetalKernels, GemmEveryQuantizedTypeMatchesCpu) {
     AllTypesDevice d;
     std::mt19937 rng(4);
-    for (const DType t : kCheckedTypes) {
+    for (const DType t : metal_src::kKernelDTypes) {
         if (!is_quantized(t)) continue;
         for (const int rows : {16, 17, 50})
             for (const int tokens : {1, 9, 20})
@@ -237,17 +255,19 @@ void check_rope() {
         for (std::size_t i = 0; i < f.size(); ++i) f[i] = std::min(8.0f, 1.0f + 0.7f * float(i));
         return f;
     }();
+    // LongRoPE's attention factor scales cos and sin (1 elsewhere).
     for (const auto* factors : {&ones, &scaled})
+        for (const float mscale : {1.0f, 1.1902381f})
         for (const int tokens : {1, 5})
             for (const int pos0 : {0, 37}) {
                 auto x = random_floats(std::size_t(tokens) * stride, rng);
                 auto bx = upload(*dev, x), bf = upload(*dev, *factors);
-                rope(dev->encoder(), cfg, view<float>(*bx), view<float>(*bf), tokens, nq, nk, hd, stride, nq * hd, pos0);
+                rope(dev->encoder(), cfg, view<float>(*bx), view<float>(*bf), tokens, nq, nk, hd, stride, nq * hd, pos0, mscale);
                 dev->finish();
                 const float* ff = factors == &ones ? nullptr : factors->data();
                 for (int t = 0; t < tokens; ++t) {
-                    cpu::rope(&x[std::size_t(t) * stride], nq, hd, pos0 + t, s.rope_base, s.rope_style, ff);
-                    cpu::rope(&x[std::size_t(t) * stride + nq * hd], nk, hd, pos0 + t, s.rope_base, s.rope_style, ff);
+                    cpu::rope(&x[std::size_t(t) * stride], nq, hd, pos0 + t, s.rope_base, s.rope_style, ff, mscale);
+                    cpu::rope(&x[std::size_t(t) * stride + nq * hd], nk, hd, pos0 + t, s.rope_base, s.rope_style, ff, mscale);
                 }
                 // The same float expression; only the compiler's choice of sin/cos calls may differ by an ulp.
                 EXPECT_LE(rel_error(download<float>(*bx, x.size()), x), 1e-6)
@@ -302,6 +322,11 @@ TEST(MetalKernels, ElementwiseKernelsMatchCpu) {
             add_bias(dev->encoder(), view<float>(*bx), view<float>(*bias), n, tokens, stride);
             for (int t = 0; t < tokens; ++t) cpu::add_inplace(&x[std::size_t(t) * stride], b.data(), n);
             EXPECT_EQ(download<float>(*bx, x.size()), x);
+
+            // A model's multiplier.
+            scale(dev->encoder(), view<float>(*bx), 0.22f, int(x.size()));
+            cpu::scale_inplace(x.data(), 0.22f, int(x.size()));
+            EXPECT_EQ(download<float>(*bx, x.size()), x);
         }
 }
 
@@ -310,7 +335,7 @@ TEST(MetalKernels, EmbeddingEveryWeightTypeMatchesCpu) {
     AllTypesDevice d;
     std::mt19937 rng(7);
     const int vocab = 37;
-    for (const DType t : kCheckedTypes) {
+    for (const DType t : metal_src::kKernelDTypes) {
         const int cols = test_cols(t), out_stride = cols + 4;
         const auto table = random_weights(t, vocab, cols, rng);
         const std::vector<std::int32_t> tokens = {0, 36, 5, 5, 17};
@@ -384,8 +409,9 @@ Cache random_cache(int capacity, int kv_dim, std::mt19937& rng) {
     return c;
 }
 // cpu::attend_head over positions [first, last] of a ring cache.
+// `attention_scale` as ModelShape's: 0 is 1/sqrt(hd).
 std::vector<float> cpu_attention(const Cache& c, const float* q, int heads, int kv_heads, int hd, int first, int last,
-                                 int capacity) {
+                                 int capacity, float attention_scale = 0.0f) {
     const int kv_dim = kv_heads * hd, n = last - first + 1;
     std::vector<std::uint16_t> k(std::size_t(n) * kv_dim), v(k.size());
     for (int j = 0; j < n; ++j) {
@@ -394,7 +420,8 @@ std::vector<float> cpu_attention(const Cache& c, const float* q, int heads, int 
         std::copy_n(&c.v[row], kv_dim, &v[std::size_t(j) * kv_dim]);
     }
     std::vector<float> out(std::size_t(heads) * hd), scores(static_cast<std::size_t>(n));
-    for (int h = 0; h < heads; ++h) cpu::attend_head({heads, kv_heads, hd, 1.0f / std::sqrt(float(hd))}, h, q, k.data(), v.data(), 0, n - 1, scores.data(), out.data());
+    const float scale = attention_scale != 0.0f ? attention_scale : 1.0f / std::sqrt(float(hd));
+    for (int h = 0; h < heads; ++h) cpu::attend_head({heads, kv_heads, hd, scale}, h, q, k.data(), v.data(), 0, n - 1, scores.data(), out.data());
     return out;
 }
 
@@ -414,7 +441,7 @@ void check_attention(int heads, int kv_heads) {
         auto bq = upload(*dev, q), bout = dev->new_buffer(q.size() * 4);
         attention(dev->encoder(), cfg, view<float>(*bq), view<std::uint16_t>(*bk), view<std::uint16_t>(*bv), view<float>(*bout),
                   heads, kv_heads, hd, s.first, s.last, capacity);
-        const auto ref = cpu_attention(c, q.data(), heads, kv_heads, hd, s.first, s.last, capacity);
+        const auto ref = cpu_attention(c, q.data(), heads, kv_heads, hd, s.first, s.last, capacity, Traits::shape.attention_scale);
         EXPECT_LE(rel_error(download<float>(*bout, ref.size()), ref), 2e-6) << s.first << ".." << s.last;
     }
 }
@@ -422,6 +449,7 @@ void check_attention(int heads, int kv_heads) {
 TEST(MetalKernels, SingleQueryAttentionGqaMatchesCpu) {
     check_attention<Llama>(4, 2);
     check_attention<TestShape>(8, 2);
+    check_attention<ScaledShape>(4, 2);
 }
 
 template <class Traits>
@@ -444,7 +472,7 @@ void check_flash_decode(int heads, int kv_heads) {
         flash_decode(dev->encoder(), cfg, view<float>(*bq), view<std::uint16_t>(*bk), view<std::uint16_t>(*bv), view<float>(*bpart),
                      view<float>(*bout), heads, kv_heads, hd, cs.pos, cs.window, cs.capacity);
         const int first = cs.window > 0 ? std::max(0, cs.pos - cs.window + 1) : 0;
-        const auto ref = cpu_attention(c, q.data(), heads, kv_heads, hd, first, cs.pos, cs.capacity);
+        const auto ref = cpu_attention(c, q.data(), heads, kv_heads, hd, first, cs.pos, cs.capacity, Traits::shape.attention_scale);
         EXPECT_LE(rel_error(download<float>(*bout, ref.size()), ref), 2e-6) << "pos " << cs.pos << " window " << cs.window;
     }
 }
@@ -452,6 +480,7 @@ void check_flash_decode(int heads, int kv_heads) {
 TEST(MetalKernels, SplitKFlashDecodeWithWindowAndRingMatchesCpu) {
     check_flash_decode<Llama>(4, 2);
     check_flash_decode<TestShape>(4, 1);
+    check_flash_decode<ScaledShape>(4, 2);
 }
 
 // flash_decode from a library assembled at run time for a shape of `hd`-wide heads, `heads` query heads
@@ -507,7 +536,8 @@ void check_flash_prefill(int heads, int kv_heads) {
         const auto got = download<float>(*bout, std::size_t(cs.tokens) * out_stride);
         for (int t = 0; t < cs.tokens; ++t) {
             const int last = cs.pos0 + t, first = cs.window > 0 ? std::max(0, last - cs.window + 1) : 0;
-            const auto ref = cpu_attention(c, &q[std::size_t(t) * q_stride], heads, kv_heads, hd, first, last, capacity);
+            const auto ref = cpu_attention(c, &q[std::size_t(t) * q_stride], heads, kv_heads, hd, first, last, capacity,
+                                           Traits::shape.attention_scale);
             const std::vector<float> row(got.begin() + std::ptrdiff_t(t) * out_stride, got.begin() + std::ptrdiff_t(t + 1) * out_stride);
             EXPECT_LE(rel_error(row, ref), 2e-6) << "pos0 " << cs.pos0 << " token " << t << " window " << cs.window;
         }
@@ -517,6 +547,7 @@ void check_flash_prefill(int heads, int kv_heads) {
 TEST(MetalKernels, CausalFlashPrefillWithWindowMatchesCpu) {
     check_flash_prefill<Llama>(4, 2);
     check_flash_prefill<TestShape>(4, 1);
+    check_flash_prefill<ScaledShape>(4, 2);
 }
 
 TEST(MetalKernels, SoftmaxSampleEqualsCpuSampler) {
@@ -582,7 +613,7 @@ TEST(MetalEmulator, ReportsOutOfBoundsAccess) {
     auto& e = dev->encoder();
     auto x = dev->new_buffer(64 * 4), w = dev->new_buffer(64 * 4), y = dev->new_buffer(32 * 4);  // y is half too small
     // Bypass the launcher's checks to let the kernel itself overrun.
-    const metal_src::RmsNormParams p{64, 64, 64};
+    const metal_src::RmsNormParams p{64, 64, 64, 1, 0};
     e.set_kernel("rms_norm");
     e.set_buffer(0, *x, 0);
     e.set_buffer(1, *w, 0);

@@ -89,11 +89,24 @@ inline void rms_norm(Encoder& e, View<float> x, View<float> w, View<float> y, in
     detail::check_capacity(x, std::size_t(rows - 1) * x_stride + n, k, "x");
     detail::check_capacity(w, std::size_t(n), k, "w");
     detail::check_capacity(y, std::size_t(rows - 1) * y_stride + n, k, "y");
-    const metal_src::RmsNormParams p{std::uint32_t(n), std::uint32_t(x_stride), std::uint32_t(y_stride)};
+    const metal_src::RmsNormParams p{std::uint32_t(n), std::uint32_t(x_stride), std::uint32_t(y_stride), std::uint32_t(rows), 0};
     detail::encode(e, k, {detail::bind(x), detail::bind(w), detail::bind(y)}, p, detail::tg_bytes(KernelConfig::kReduceScratch),
                    {std::uint32_t(rows)}, {256});
 }
 
+// RMSNorm in place of each of `heads` heads (head_dim floats, consecutive) in n_tokens rows of `stride`
+// floats: q or k inside the QKV rows (qwen3).
+inline void rms_norm_heads(Encoder& e, View<float> x, View<float> w, int head_dim, int heads, int n_tokens, int stride) {
+    constexpr std::string_view k = "rms_norm";
+    detail::check(head_dim > 0 && heads > 0 && n_tokens > 0, k, "head_dim, heads and tokens must be positive");
+    detail::check(stride >= heads * head_dim, k, "the heads do not fit in rows of " + std::to_string(stride) + " floats");
+    detail::check_capacity(x, std::size_t(n_tokens - 1) * stride + std::size_t(heads) * head_dim, k, "x");
+    detail::check_capacity(w, std::size_t(head_dim), k, "w");
+    const metal_src::RmsNormParams p{std::uint32_t(head_dim), std::uint32_t(head_dim), std::uint32_t(head_dim),
+                                     std::uint32_t(heads), std::uint32_t(stride)};
+    detail::encode(e, k, {detail::bind(x), detail::bind(w), detail::bind(x)}, p, detail::tg_bytes(KernelConfig::kReduceScratch),
+                   {std::uint32_t(heads * n_tokens)}, {256});
+}
 
 namespace detail {
 
@@ -164,7 +177,7 @@ inline void matmul(Encoder& e, const KernelConfig& c, DType type, View<std::byte
 // lone vector), positions pos0, pos0 + 1, ... per row; head_dim/2 freq_factors divide the pairs' angles
 // (all ones: plain RoPE).
 inline void rope(Encoder& e, const KernelConfig& c, View<float> x, View<float> freq_factors, int n_tokens, int n_q_heads,
-                 int n_k_heads, int head_dim, int stride, int k_offset, int pos0) {
+                 int n_k_heads, int head_dim, int stride, int k_offset, int pos0, float mscale = 1.0f) {
     constexpr std::string_view k = "rope";
     detail::check(n_tokens > 0 && n_q_heads > 0 && n_k_heads >= 0, k, "tokens and query heads must be positive");
     detail::check(head_dim == c.head_dim, k, "head_dim " + std::to_string(head_dim) + " is not the " +
@@ -176,7 +189,7 @@ inline void rope(Encoder& e, const KernelConfig& c, View<float> x, View<float> f
     detail::check_capacity(x, std::size_t(n_tokens - 1) * stride + row_end, k, "x");
     detail::check_capacity(freq_factors, std::size_t(head_dim / 2), k, "freq_factors");
     const metal_src::RopeParams p{std::uint32_t(n_tokens), std::uint32_t(n_q_heads), std::uint32_t(n_k_heads),
-                                  std::uint32_t(stride), std::uint32_t(k_offset), std::uint32_t(pos0)};
+                                  std::uint32_t(stride), std::uint32_t(k_offset), std::uint32_t(pos0), mscale};
     const std::size_t threads = std::size_t(n_tokens) * (n_q_heads + n_k_heads) * (head_dim / 2);
     detail::encode(e, k, {detail::bind(x), detail::bind(freq_factors)}, p, 0, {detail::ceil_div(threads, 256)}, {256});
 }
@@ -220,6 +233,15 @@ inline void add(Encoder& e, View<float> a, View<float> b, View<float> out, int n
 
 // a += b.
 inline void add_inplace(Encoder& e, View<float> a, View<float> b, int n) { add(e, a, b, a, n); }
+
+// x *= factor.
+inline void scale(Encoder& e, View<float> x, float factor, int n) {
+    constexpr std::string_view k = "scale";
+    detail::check(n > 0, k, "n must be positive");
+    detail::check_capacity(x, std::size_t(n), k, "x");
+    const metal_src::ScaleParams p{std::uint32_t(n), factor};
+    detail::encode(e, k, {detail::bind(x)}, p, 0, {detail::ceil_div(std::size_t(n), 256)}, {256});
+}
 
 // x[t][i] += bias[i] for n_tokens rows of `stride` floats.
 inline void add_bias(Encoder& e, View<float> x, View<float> bias, int n, int n_tokens, int stride) {

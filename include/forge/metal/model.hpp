@@ -66,7 +66,12 @@ public:
         for (const auto& L : w_.layers) {
             Layer g{wrap_f32(L.attn_norm, S.hidden), wrap(L.wq), wrap(L.wk), wrap(L.wv), wrap(L.wo),
                     wrap_f32(L.ffn_norm, S.hidden), wrap(L.w_gate), wrap(L.w_up), wrap(L.w_down), nullptr,
-                    dev_->new_buffer(std::size_t(context_) * S.kv_dim() * 2), dev_->new_buffer(std::size_t(context_) * S.kv_dim() * 2)};
+                    dev_->new_buffer(std::size_t(context_) * S.kv_dim() * 2), dev_->new_buffer(std::size_t(context_) * S.kv_dim() * 2),
+                    nullptr, nullptr};
+            if (S.qk_norm) {
+                g.q_norm = wrap_f32(L.q_norm, S.head_dim);
+                g.k_norm = wrap_f32(L.k_norm, S.head_dim);
+            }
             if (S.qkv_bias) {
                 g.bias = dev_->new_buffer(std::size_t(kQKV) * 4);
                 auto* b = reinterpret_cast<float*>(g.bias->contents());
@@ -134,6 +139,7 @@ private:
         Matrix w_gate, w_up, w_down;
         std::unique_ptr<Buffer> bias;  // q, k, v biases end to end (qkv_bias models)
         std::unique_ptr<Buffer> k_cache, v_cache;
+        std::unique_ptr<Buffer> q_norm, k_norm;  // qk_norm models: head_dim weights each
     };
 
     Matrix wrap(const cpu::WeightView& v) {
@@ -154,6 +160,15 @@ private:
         matmul(e, C, w.type, view<std::byte>(*w.buffer), w.rows, w.cols, x, n, x_stride, y, y_stride);
     }
 
+    // x += residual_scale * y, a block's output joining the residual stream, as Model::residual_add.
+    void residual_add(Encoder& e, View<float> x, View<float> y, int n) {
+        if (shape_.residual_scale != 1.0f) {
+            scale(e, y, shape_.residual_scale, n);
+            e.barrier();
+        }
+        add_inplace(e, x, y, n);
+    }
+
     // The transformer for n tokens at positions pos_ .. pos_ + n - 1, as Model::forward.
     void forward(const std::int32_t* tokens, int n, float* all_logits) {
         const ModelShape& S = shape_;
@@ -165,7 +180,12 @@ private:
 
         embed(e, embd_.type, view<std::byte>(*embd_.buffer), S.vocab, H, view<std::int32_t>(*tokens_), n, x, H);
         e.barrier();
-        for (auto& L : layers_) {
+        if (S.embedding_scale != 1.0f) {
+            scale(e, x, S.embedding_scale, n * H);
+            e.barrier();
+        }
+        for (int l = 0; l < S.layers; ++l) {
+            auto& L = layers_[std::size_t(l)];
             const auto kc = view<std::uint16_t>(*L.k_cache), vc = view<std::uint16_t>(*L.v_cache);
             // Attention block.
             rms_norm(e, x, view<float>(*L.attn_norm), xb, H, n, H, H);
@@ -178,8 +198,15 @@ private:
                 add_bias(e, qkv, view<float>(*L.bias), kQKV, n, kQKV);
                 e.barrier();
             }
-            rope(e, C, qkv, view<float>(*rope_freqs_), n, S.heads, S.kv_heads, S.head_dim, kQKV, Q, pos_);
-            e.barrier();
+            if (S.qk_norm) {
+                rms_norm_heads(e, qkv, view<float>(*L.q_norm), S.head_dim, S.heads, n, kQKV);
+                rms_norm_heads(e, qkv.at(std::size_t(Q)), view<float>(*L.k_norm), S.head_dim, S.kv_heads, n, kQKV);
+                e.barrier();
+            }
+            if (S.has_rope(l)) {
+                rope(e, C, qkv, view<float>(*rope_freqs_), n, S.heads, S.kv_heads, S.head_dim, kQKV, Q, pos_, w_.rope_mscale);
+                e.barrier();
+            }
             kv_append(e, qkv, kc, vc, n, KV, kQKV, Q, Q + KV, pos_, context_);
             e.barrier();
             if (n == 1)
@@ -190,7 +217,7 @@ private:
             e.barrier();
             project(e, L.wo, att, n, Q, xb, H);
             e.barrier();
-            add_inplace(e, x, xb, n * H);
+            residual_add(e, x, xb, n * H);
             e.barrier();
             // Feed-forward block (SwiGLU), gate and up side by side in one row.
             rms_norm(e, x, view<float>(*L.ffn_norm), xb, H, n, H, H);
@@ -202,7 +229,7 @@ private:
             e.barrier();
             project(e, L.w_down, ffn, n, F, xb, H);
             e.barrier();
-            add_inplace(e, x, xb, n * H);
+            residual_add(e, x, xb, n * H);
             e.barrier();
         }
         // Final norm and LM head: every token's logits when asked, else only the last one's.
@@ -210,6 +237,10 @@ private:
         rms_norm(e, x.at(std::size_t(first) * H), view<float>(*out_norm_), xb, H, n - first, H, H);
         e.barrier();
         project(e, out_w_, xb, n - first, H, view<float>(*logits_), S.vocab);
+        if (S.logit_scale != 1.0f) {
+            e.barrier();
+            scale(e, view<float>(*logits_), 1.0f / S.logit_scale, (n - first) * S.vocab);
+        }
         dev_->finish();
 
         const auto* l = reinterpret_cast<const float*>(logits_->contents());

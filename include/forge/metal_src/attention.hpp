@@ -40,7 +40,7 @@ inline uint window_start(uint pos, uint window) { return (window > 0 && pos + 1 
 inline void flash_attend(DPTR(const float) qh, DPTR(const half) kc, DPTR(const half) vc, uint kv_col, uint kv_dim,
                          uint begin, uint end, uint capacity, TPTR(float) s_tile, uint tid, uint lane, uint sg,
                          thread float& m, thread float& l, thread float* o) {
-    const float scale = 1.0f / sqrt(float(HEAD_DIM));
+    const float scale = KQ_SCALE != 0.0f ? KQ_SCALE : 1.0f / sqrt(float(HEAD_DIM));
     for (uint t0 = begin; t0 < end; t0 += FA_TILE) {
         const uint tn = min(FA_TILE, end - t0);
         for (uint j = sg; j < tn; j += FA_THREADS / 32) {
@@ -86,7 +86,7 @@ inline constexpr KernelSource kAttention{
     const uint n = p.last - p.first + 1;
     TPTR(float) scores = tgm + 32;
     DPTR(const float) qh = q + h * HEAD_DIM;
-    const float scale = 1.0f / sqrt(float(HEAD_DIM));
+    const float scale = KQ_SCALE != 0.0f ? KQ_SCALE : 1.0f / sqrt(float(HEAD_DIM));
     for (uint j = sg; j < n; j += ntg.x / 32) {
         DPTR(const half) kj = k_cache + ((p.first + j) % p.capacity) * kv_dim + kv_col;
         float d = 0.0f;

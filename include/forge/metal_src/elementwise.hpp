@@ -5,6 +5,8 @@
 //   add:      out[i] = a[i] + b[i]; add-in-place binds `out` to the same buffer as `a` (each element is
 //             read before it is written by the same thread). CPU twin: cpu::add_inplace.
 //   add_bias: x[t][i] += bias[i] for every token row (the QKV bias). CPU twin: cpu::add_inplace.
+//   scale:    x[i] *= factor, a model's multiplier (granite's embedding, residual and logit scales).
+//             CPU twin: cpu::scale_inplace.
 #include "forge/metal_src/kernel.hpp"
 
 namespace forge::metal_src {
@@ -14,6 +16,9 @@ FORGE_MSL_PARAMS(SiluMulParams, FORGE_SILU_MUL_FIELDS);
 
 #define FORGE_ADD_FIELDS(F) F(uint, n)
 FORGE_MSL_PARAMS(AddParams, FORGE_ADD_FIELDS);
+
+#define FORGE_SCALE_FIELDS(F) F(uint, n) F(float, factor)
+FORGE_MSL_PARAMS(ScaleParams, FORGE_SCALE_FIELDS);
 
 #define FORGE_ADD_BIAS_FIELDS(F) F(uint, n) F(uint, n_tokens) F(uint, stride)
 FORGE_MSL_PARAMS(AddBiasParams, FORGE_ADD_BIAS_FIELDS);
@@ -44,6 +49,19 @@ inline constexpr KernelSource kAdd{
     const uint gid = tgpig.x * ntg.x + tid;
     if (gid >= p.n) return;
     out[gid] = a[gid] + b[gid];
+}
+)msl"};
+
+inline constexpr KernelSource kScale{
+    .name = "scale",
+    .params = ScaleParams::msl_name,
+    .buffers = {{{"float", "x"}}},
+    .n_buffers = 1,
+    .builtins = kTgpig | kNtg | kTid,
+    .body = R"msl({
+    const uint gid = tgpig.x * ntg.x + tid;
+    if (gid >= p.n) return;
+    x[gid] *= p.factor;
 }
 )msl"};
 

@@ -27,7 +27,7 @@
 namespace forge::metal_src {
 
 inline constexpr std::size_t kLibraryCapacity = 96 * 1024;  // every weight type at once takes 75 KiB
-inline constexpr std::size_t kMaxKernels = 48;  // 12 + a mat-vec, an embedding and a GEMM per type
+inline constexpr std::size_t kMaxKernels = 52;  // 13 + a mat-vec, an embedding and a GEMM per type
 
 struct Library {
     KernelConfig config;
@@ -45,7 +45,7 @@ struct Library {
 // Every parameter struct's MSL text, in one place so each is emitted once.
 inline constexpr std::string_view kParamStructs[] = {
     RmsNormParams::msl,  MatvecParams::msl,       GemmParams::msl,         RopeParams::msl,
-    SoftmaxParams::msl,  SiluMulParams::msl,      AddParams::msl,          AddBiasParams::msl,
+    SoftmaxParams::msl,  SiluMulParams::msl,      AddParams::msl,          ScaleParams::msl,          AddBiasParams::msl,
     EmbedParams::msl,    KvAppendParams::msl,     AttentionParams::msl,    FlashPrefillParams::msl,
     FlashDecodeParams::msl, FlashReduceParams::msl, SoftmaxSampleParams::msl,
 };
@@ -87,6 +87,7 @@ constexpr Library make_library(const KernelConfig& c) {
     add(kSiluMul);
     add(kAdd);
     add(kAddBias);
+    add(kScale);
     for (const auto& w : kWeightTypeKernels)
         if (c.holds(w.type)) add(w.embed);
     add(kKvAppend);

@@ -21,6 +21,7 @@ struct KernelConfig {
     bool rope_neox = false;
     float rope_base = 0;
     float rms_eps = 0;
+    float attention_scale = 0;  // q·k's factor; 0: 1/sqrt(HEAD_DIM)
     std::uint32_t weight_types = 0;  // dtype_bit of every weight type the library holds kernels for
     bool qkv_bias = false;
 
@@ -53,6 +54,7 @@ constexpr KernelConfig kernel_config(const ModelShape& s, std::uint32_t weight_t
             .rope_neox = s.rope_style == RopeStyle::neox,
             .rope_base = s.rope_base,
             .rms_eps = s.rms_eps,
+            .attention_scale = s.attention_scale,
             .weight_types = weight_types,
             .qkv_bias = s.qkv_bias};
 }
@@ -79,6 +81,7 @@ constexpr FixedString<1024> constants_text(const KernelConfig& c) {
         "constant constexpr bool ROPE_NEOX = ", std::string_view(c.rope_neox ? "true" : "false"), ";\n",
         "constant constexpr float ROPE_BASE = ", format_float(c.rope_base), ";\n",
         "constant constexpr float RMS_EPS = ", format_float(c.rms_eps), ";\n",
+        "constant constexpr float KQ_SCALE = ", format_float(c.attention_scale), ";  // 0: 1/sqrt(HEAD_DIM)\n",
         "constant constexpr uint MV_ROWS = ", format_int(KernelConfig::kMatvecRowsPerSimdgroup), ";\n",
         "constant constexpr uint GEMM_TILE = ", format_int(KernelConfig::kGemmTile), ";\n",
         "constant constexpr uint FA_THREADS = ", format_int(KernelConfig::kFlashThreads), ";\n",
