@@ -175,6 +175,35 @@ TEST(EmulatedMetalModel, CompiledTraitsAndRuntimeShapeComputeTheSame) {
     }
 }
 
+TEST(EmulatedMetalModel, MixedTypesGetEachTypesKernelsAndCompiledTraitsRefuseOneTheyLack) {
+    // synth-llama-f16 with one matrix's bytes labelled BF16 (as many bytes): a file of two weight types.
+    const auto f16 = gguf::File::open(model_path("synth-llama-f16.gguf"));
+    const std::vector<std::byte> bytes = rewrite(f16, {}, {{"blk.1.ffn_down.weight", DType::BF16}}).bytes();
+    // Opened by its shape, its library holds the kernels of both, and the GPU computes what the CPU does.
+    auto gpu = open_model(gguf::File::parse(bytes), kEmu);
+    auto cpu = open_model(gguf::File::parse(bytes));
+    const std::vector<std::int32_t> prompt = {1, 17, 200, 31, 99, 7, 300, 12, 45};  // a batch: the GEMM-sized prefill
+    const auto g0 = gpu->prefill(prompt);
+    const std::vector<float> g(g0.begin(), g0.end());
+    const auto c = cpu->prefill(prompt);
+    double sum = 0, sq = 0, dev = 0;
+    for (std::size_t v = 0; v < c.size(); ++v) {
+        sum += c[v], sq += double(c[v]) * c[v];
+        dev = std::max(dev, double(std::fabs(g[v] - c[v])));
+    }
+    const double sd = std::sqrt(sq / double(c.size()) - (sum / double(c.size())) * (sum / double(c.size())));
+    EXPECT_LE(dev, 0.002 * sd) << "max |metal - cpu| = " << dev / sd << " x std";
+    std::printf("[ F16 + BF16 ] metal-emu vs cpu %.2e x std\n", dev / sd);
+    // Compiled traits of its shape, the file unknown when they were built, hold no BF16 kernels.
+    try {
+        open_model<models::SynthLlama<DType::F16>>(gguf::File::parse(bytes), kEmu);
+        FAIL() << "a weight type outside the compiled library must be refused";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("no kernels for its BF16 weights (it holds F32, F16, Q8_0, Q4_0)"), std::string::npos)
+            << e.what();
+    }
+}
+
 // A synthetic model of T's shape cut to `layers` layers (random weights, written by forge's writer): every
 // dimension but the depth is the published model's, its vocabulary of 32k to 152k rows included.
 template <class T>
