@@ -10,6 +10,8 @@
 #include <thread>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
 #include <new>
 #include <limits>
 #include <random>
@@ -49,7 +51,34 @@ struct Matrix {
     cpu::WeightView view;
 };
 
+// Byte offsets of the f16 scales in a block of each type forge reads but does not write.
+std::vector<int> f16_fields(DType type) {
+    switch (type) {
+        case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: return {0, 2};
+        case DType::Q5_0: return {0};
+        case DType::Q2_K: return {80, 82};
+        case DType::Q3_K: return {108};
+        case DType::Q6_K: return {208};
+        default: return {};
+    }
+}
+
 Matrix random_matrix(DType type, int rows, int cols, std::mt19937& rng) {
+    if (const auto fields = f16_fields(type); !fields.empty()) {
+        // Random codes and sub-block scales; the f16 scales random but small (random bits include NaNs).
+        Matrix m;
+        m.data.resize(std::size_t(rows) * row_bytes(type, std::size_t(cols)));
+        for (auto& b : m.data) b = std::byte(rng() & 0xff);
+        std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+        const std::size_t block = dtype_info(type).block_bytes;
+        for (std::size_t b = 0; b < m.data.size(); b += block)
+            for (const int f : fields) {
+                const std::uint16_t h = f32_to_f16(scale(rng));
+                std::memcpy(&m.data[b + std::size_t(f)], &h, 2);
+            }
+        m.view = {m.data.data(), type, rows, cols};
+        return m;
+    }
     std::normal_distribution<float> dist(0.0f, 1.0f);
     std::vector<float> f(std::size_t(rows) * std::size_t(cols));
     for (auto& v : f) v = dist(rng);
@@ -69,15 +98,26 @@ std::vector<float> random_rows(int tokens, int stride, std::mt19937& rng) {
     return x;
 }
 
-// Largest error quantizing x to Q8 blocks may cause in W·x: each code is off by at most half a step
-// (amax/254) plus the f16 rounding of the scale (2^-11 relative per value), times |w|.
-double activation_error_bound(const std::vector<float>& w_row, const float* x, int cols) {
+// Largest error quantizing x to the activation blocks of `type`'s kernel may cause in W·x, w_row being the
+// dequantized row and `row` its bytes. Q8_0 / Q8_1: each code is off by at most half a step (amax/254 over
+// 32 values) plus the f16 rounding of the scale (2^-11 relative per value), times |w|; Q8_1's f16 sum
+// d * sum(codes), which carries the weights' offset m, adds |m| * sum|x| * 2^-11. Q8_K: half a step of
+// amax/127 over 256 values, its float scale's rounding negligible. BF16: each value rounded to 8 bits.
+double activation_error_bound(DType type, const std::byte* row, const std::vector<float>& w_row, const float* x, int cols) {
     double bound = 0;
-    for (int b = 0; b < cols / 32; ++b) {
-        double amax = 0;
-        for (int j = 0; j < 32; ++j) amax = std::max(amax, double(std::fabs(x[b * 32 + j])));
-        for (int j = 0; j < 32; ++j)
-            bound += std::fabs(w_row[std::size_t(b * 32 + j)]) * (amax / 254.0 + std::fabs(x[b * 32 + j]) / 2048.0);
+    if (type == DType::BF16) {
+        for (int c = 0; c < cols; ++c) bound += std::fabs(w_row[std::size_t(c)] * x[c]) / 256.0;
+        return bound * 1.01 + 1e-5;
+    }
+    const int n = dtype_info(type).block_elems == 256 ? 256 : 32;
+    const bool offset = type == DType::Q4_1 || type == DType::Q5_1;
+    for (int b = 0; b < cols / n; ++b) {
+        double amax = 0, xsum = 0;
+        for (int j = 0; j < n; ++j) amax = std::max(amax, double(std::fabs(x[b * n + j]))), xsum += std::fabs(x[b * n + j]);
+        const double f16 = n == 32 ? 1.0 / 2048.0 : 1e-6;
+        for (int j = 0; j < n; ++j)
+            bound += std::fabs(w_row[std::size_t(b * n + j)]) * (amax / 254.0 + std::fabs(x[b * n + j]) * f16);
+        if (offset) bound += std::fabs(f16_to_f32(cpu::load_u16(row + std::size_t(b) * dtype_info(type).block_bytes + 2))) * xsum / 2048.0;
     }
     return bound * 1.01 + 1e-4;
 }
@@ -101,8 +141,9 @@ void check_gemm(DType type, std::uint32_t seed) {
     const bool quant = is_quantized(type);
     for (int iter = 0; iter < 24; ++iter) {
         const int rows = 1 + int(rng() % 37);
-        // Quantized rows of 1 to 40 blocks: odd counts, and more than one 16-block chunk of scales.
-        const int cols = quant ? 32 * (1 + int(rng() % 40)) : 1 + int(rng() % 200);
+        // Quantized rows of 1 to 40 blocks (K-quants: 1 to 6): odd counts, and more than one 16-block chunk of scales.
+        const int block = int(dtype_info(type).block_elems);
+        const int cols = quant ? block * (1 + int(rng() % (block == 256 ? 6 : 40))) : 1 + int(rng() % 200);
         const int tokens = 1 + int(rng() % 40);  // batches past one 16-token group, with a partial one
         const int stride = cols + int(rng() % 5);
         const Matrix m = random_matrix(type, rows, cols, rng);
@@ -121,7 +162,8 @@ void check_gemm(DType type, std::uint32_t seed) {
                 const float* xt = &x[std::size_t(t) * std::size_t(stride)];
                 double& mag = mags[std::size_t(t) * std::size_t(y_stride) + std::size_t(r)];
                 for (int c = 0; c < cols; ++c) mag += std::fabs(w_row[std::size_t(c)] * xt[c]);
-                const double bound = quant ? activation_error_bound(w_row, xt, cols) : 1e-5 * mag + 1e-6;
+                const double bound = quant || type == DType::BF16 ? activation_error_bound(type, m.view.row(r), w_row, xt, cols)
+                                                                  : 1e-5 * mag + 1e-6;
                 const std::size_t i = std::size_t(t) * std::size_t(y_stride) + std::size_t(r);
                 ASSERT_NEAR(got[i], want[i], bound) << dtype_name(type) << " " << rows << "x" << cols << ", token " << t
                                                     << " of " << tokens << ", row " << r;
@@ -149,43 +191,56 @@ class Gemm : public ::testing::TestWithParam<DType> {};
 TEST_P(Gemm, NativeMatchesReferenceMatmul) { check_gemm<cpu::isa::Native>(GetParam(), 1); }
 TEST_P(Gemm, PortableMatchesReferenceMatmul) { check_gemm<cpu::isa::Portable>(GetParam(), 2); }
 
-INSTANTIATE_TEST_SUITE_P(WeightTypes, Gemm, ::testing::Values(DType::F32, DType::F16, DType::Q8_0, DType::Q4_0),
+INSTANTIATE_TEST_SUITE_P(WeightTypes, Gemm,
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                                           DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
-TEST(Gemm, Bf16FallsBackToReference) {
+// BF16 weights see the activations rounded to BF16, as llama.cpp's BF16 dot does: the reference matmul of the
+// rounded activations, not of the originals.
+TEST(Gemm, Bf16RoundsTheActivations) {
     std::mt19937 rng(3);
     cpu::ThreadPool pool(2);
     const Matrix m = random_matrix(DType::BF16, 7, 40, rng);
-    const auto x = random_rows(2, 40, rng);
-    std::vector<float> want(14), got(14);
-    cpu::matmul(m.view, x.data(), 2, 40, want.data(), 7, pool);
+    auto x = random_rows(2, 40, rng);
+    std::vector<float> unrounded(14), want(14), got(14);
+    cpu::matmul(m.view, x.data(), 2, 40, unrounded.data(), 7, pool);
     cpu::GemmInput in;
     in.set(x.data(), 2, 40, 40);
     cpu::gemm(m.view, in, got.data(), 7, pool);
-    EXPECT_EQ(want, got);
+    for (auto& v : x) v = bf16_to_f32(f32_to_bf16(v));
+    cpu::matmul(m.view, x.data(), 2, 40, want.data(), 7, pool);
+    int moved = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        EXPECT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i])));
+        moved += std::fabs(unrounded[i] - want[i]) > 1e-4 * (1 + std::fabs(want[i]));
+    }
+    EXPECT_GT(moved, 0) << "rounding the activations should move the results";
 }
 
+// Every kind of activation input (float, Q8_0 rows of both offsets, Q8_K, Q8_1) shared by one dispatch.
 TEST(Gemm, BatchOfMixedTypesMatchesSeparateCalls) {
     std::mt19937 rng(8);
     cpu::ThreadPool pool(2);
-    const DType types[] = {DType::Q8_0, DType::Q4_0, DType::F16, DType::BF16, DType::F32};
+    const DType types[] = {DType::Q8_0, DType::Q4_0, DType::F16, DType::BF16, DType::F32, DType::Q4_K, DType::Q6_K, DType::Q5_0, DType::Q4_1};
+    constexpr int n = std::size(types);
     std::vector<Matrix> ms;
-    for (int i = 0; i < 5; ++i) ms.push_back(random_matrix(types[i], 13 + 7 * i, 96, rng));
+    for (int i = 0; i < n; ++i) ms.push_back(random_matrix(types[i], 13 + 7 * i, 256, rng));
     for (const int tokens : {1, 5}) {
-        const auto x = random_rows(tokens, 96, rng);
-        std::vector<std::vector<float>> batched(5), separate(5);
+        const auto x = random_rows(tokens, 256, rng);
+        std::vector<std::vector<float>> batched(n), separate(n);
         cpu::GemmInput in;
-        for (int i = 0; i < 5; ++i) {
+        for (int i = 0; i < n; ++i) {
             const int rows = ms[std::size_t(i)].view.rows;
             batched[std::size_t(i)].resize(std::size_t(tokens * rows));
             separate[std::size_t(i)].resize(std::size_t(tokens * rows));
-            in.set(x.data(), tokens, 96, 96);
+            in.set(x.data(), tokens, 256, 256);
             cpu::gemm(ms[std::size_t(i)].view, in, separate[std::size_t(i)].data(), rows, pool);
         }
-        in.set(x.data(), tokens, 96, 96);
+        in.set(x.data(), tokens, 256, 256);
         auto job = [&](int i) { return cpu::GemmJob{ms[std::size_t(i)].view, batched[std::size_t(i)].data(), ms[std::size_t(i)].view.rows}; };
-        cpu::gemm({job(0), job(1), job(2), job(3), job(4)}, in, pool);
-        for (int i = 0; i < 5; ++i) EXPECT_EQ(batched[std::size_t(i)], separate[std::size_t(i)]) << dtype_name(types[i]) << ", " << tokens << " tokens";
+        cpu::gemm({job(0), job(1), job(2), job(3), job(4), job(5), job(6), job(7), job(8)}, in, pool);
+        for (int i = 0; i < n; ++i) EXPECT_EQ(batched[std::size_t(i)], separate[std::size_t(i)]) << dtype_name(types[i]) << ", " << tokens << " tokens";
     }
 }
 
@@ -213,6 +268,8 @@ TEST(Gemm, CompiledRowLengthGivesRuntimeBits) {
         check_compiled_cols<cpu::isa::Native, 96>(type, rng);    // 3 blocks: one partial step
         check_compiled_cols<cpu::isa::Native, 1184>(type, rng);  // 37 blocks: three scale chunks, a 1-block last step
     }
+    for (const DType type : {DType::Q5_0, DType::Q4_1}) check_compiled_cols<cpu::isa::Native, 96>(type, rng);
+    for (const DType type : {DType::Q4_K, DType::Q6_K, DType::Q2_K}) check_compiled_cols<cpu::isa::Native, 768>(type, rng);
 }
 
 TEST(Gemm, CompiledRowLengthRefusesOtherMatrices) {

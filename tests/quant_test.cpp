@@ -20,6 +20,7 @@
 #include "forge/quant/q4_0.hpp"
 #include "forge/quant/q4_1.hpp"
 #include "forge/quant/q8_0.hpp"
+#include "forge/quant/q8_1.hpp"
 #include "forge/quant/row.hpp"
 #include "testdata.hpp"
 
@@ -352,6 +353,46 @@ TEST(Q4_1, HandWorkedBlock) {
     std::vector<float> got(32, 99.0f);
     forge::dequantize_row(DType::Q4_1, &b, got.data(), got.size());
     EXPECT_EQ(got, want);
+}
+
+// Q8_K (the K-quants' activations): the value of largest magnitude maps to -127, so a negative one gives
+// scale 1 / (-127 / max) and codes x * 127 / |max| rounded to nearest-even; bsums sum each 16 codes.
+TEST(Q8_K, HandWorkedBlocks) {
+    std::vector<float> x(256, 0.0f);
+    x[0] = -127.0f, x[1] = 0.5f, x[2] = 1.5f, x[3] = -2.5f, x[4] = 127.0f, x[16] = 3.0f, x[255] = -1.0f;
+    forge::BlockQ8_K b;
+    forge::quantize_row_q8_K(x.data(), &b, x.size());
+    EXPECT_EQ(b.d, 1.0f);
+    const std::int8_t want[] = {-127, 0, 2, -2, 127};
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(b.qs[i], want[i]) << i;
+    EXPECT_EQ(b.qs[16], 3);
+    EXPECT_EQ(b.qs[255], -1);
+    EXPECT_EQ(b.bsums[0], 0);
+    EXPECT_EQ(b.bsums[1], 3);
+    EXPECT_EQ(b.bsums[15], -1);
+    x[4] = 128.0f;  // now the largest magnitude, positive: the scale flips sign
+    forge::quantize_row_q8_K(x.data(), &b, x.size());
+    EXPECT_EQ(b.d, 1.0f / (-127.0f / 128.0f));
+    EXPECT_EQ(b.qs[4], -127);
+    EXPECT_EQ(b.qs[0], 126);  // -127 * (-127 / 128) = 126.01
+    std::fill(x.begin(), x.end(), 0.0f);
+    forge::quantize_row_q8_K(x.data(), &b, x.size());
+    EXPECT_EQ(b.d, 0.0f);
+    EXPECT_TRUE(std::all_of(std::begin(b.qs), std::end(b.qs), [](std::int8_t q) { return q == 0; }));
+}
+
+// Q8_1 (Q4_1's and Q5_1's activations): d = amax / 127 as f16, codes x * 127 / amax rounded to nearest-even,
+// s = d * sum(codes) as f16.
+TEST(Q8_1, HandWorkedBlock) {
+    std::vector<float> x(32, 0.0f);
+    x[0] = 127.0f, x[1] = 0.5f, x[2] = 1.5f, x[3] = -2.5f, x[31] = -100.0f;
+    forge::BlockQ8_1 b;
+    forge::quantize_row_q8_1(x.data(), &b, x.size());
+    EXPECT_EQ(forge::f16_to_f32(b.d), 1.0f);
+    EXPECT_EQ(forge::f16_to_f32(b.s), 27.0f);  // 127 + 0 + 2 - 2 - 100
+    const std::int8_t want[] = {127, 0, 2, -2};
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(b.qs[i], want[i]) << i;
+    EXPECT_EQ(b.qs[31], -100);
 }
 
 // Each of llama.cpp's K-quant files decodes to the f32 model's weights within its tensor types' error: bounds

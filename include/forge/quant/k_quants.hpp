@@ -3,8 +3,10 @@
 // with their own quantized scales, bit-exact with ggml's block_q*_K. They are dequantized exactly as ggml's
 // dequantize_row_q*_K do (same float operations in the same order), which is what the reference matmul and
 // `forge quantize` read; Q8_K is the activation format their dot products pair with.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "forge/core/half.hpp"
 
@@ -68,6 +70,38 @@ struct BlockQ8_K {
     std::int16_t bsums[kQK_K / 16];
 };
 static_assert(sizeof(BlockQ8_K) == 292 && alignof(BlockQ8_K) == 4, "BlockQ8_K must match ggml's 292-byte layout");
+
+// Quantizes n activations (a multiple of 256) exactly as ggml's quantize_row_q8_K_ref: the value of largest
+// magnitude maps to -127 (so codes run -127..127, a +128 clamped), codes rounded to nearest-even, d = 1 / scale
+// unrounded, and each 16 codes' sum kept.
+inline void quantize_row_q8_K(const float* x, BlockQ8_K* out, std::size_t n) {
+    for (std::size_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+        float max = 0.0f, amax = 0.0f;
+        for (int j = 0; j < kQK_K; ++j) {
+            const float ax = x[j] < 0 ? -x[j] : x[j];
+            if (ax > amax) amax = ax, max = x[j];
+        }
+        BlockQ8_K& y = out[b];
+        if (amax == 0.0f) {
+            y = BlockQ8_K{};
+            continue;
+        }
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < kQK_K; ++j) {
+            // Adding 1.5 * 2^23 leaves the nearest-even integer in the low mantissa bits, as ggml's nearest_int.
+            const float v = iscale * x[j] + 12582912.0f;
+            std::int32_t i;
+            std::memcpy(&i, &v, sizeof i);
+            y.qs[j] = static_cast<std::int8_t>(std::min(127, (i & 0x007fffff) - 0x00400000));
+        }
+        for (int j = 0; j < kQK_K / 16; ++j) {
+            int sum = 0;
+            for (int i = 0; i < 16; ++i) sum += y.qs[j * 16 + i];
+            y.bsums[j] = static_cast<std::int16_t>(sum);
+        }
+        y.d = 1.0f / iscale;
+    }
+}
 
 inline void dequantize_row_q2_K(const BlockQ2_K* in, float* y, std::size_t n) {
     for (std::size_t b = 0; b < n / kQK_K; ++b) {

@@ -5,7 +5,7 @@
 // read from memory once per batch and reused from L1 by every token tile. Tile shapes are compile-time
 // constants of the kernel; the driver instantiates every smaller tile for the edges. Where an
 // instruction set has a batch kernel for a weight type (BatchKernel: AVX-512 Q8_0/Q4_0), batches of
-// its kMinTokens or more go to it instead.
+// its kMinTokens or more go to it instead; where it has no kernel for a type at all, the portable one runs.
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -35,6 +35,7 @@ public:
         rows_ = {x, tokens, stride, cols};
         for (auto& s : q8_rows_) s.fresh = false;
         for (auto& s : q8_lanes_) s.fresh = false;
+        q8k_rows_.fresh = q81_rows_.fresh = false;
     }
     const FloatRows& rows() const { return rows_; }
 
@@ -62,16 +63,21 @@ private:
         In rows;
         bool fresh = false;
     };
-    // One slot per input type and weight offset: one instruction set's Q4_0 and Q8_0 layouts differ in it.
+    // One slot per input type and layout an instruction set's kernels may use side by side: its Q4_0 layout
+    // (offset 8), the plain layout (the portable kernels', which it may fall back to) and its Q8_0 layout.
     template <class K, class Self>
     static auto& slot_for(Self& self) {
-        const std::size_t i = K::kLayout.offset == 8;
-        if constexpr (std::is_same_v<typename K::Input, Q8Lanes>) return self.q8_lanes_[i];
-        else return self.q8_rows_[i];
+        using In = typename K::Input;
+        if constexpr (std::is_same_v<In, Q8KRows>) return self.q8k_rows_;
+        else if constexpr (std::is_same_v<In, Q81Rows>) return self.q81_rows_;
+        else if constexpr (std::is_same_v<In, Q8Lanes>) return self.q8_lanes_[K::kLayout.offset == 8];
+        else return self.q8_rows_[K::kLayout.offset == 8 ? 0 : K::kLayout == Q8Layout{} ? 1 : 2];
     }
     FloatRows rows_;
-    Slot<Q8Rows> q8_rows_[2];
+    Slot<Q8Rows> q8_rows_[3];
     Slot<Q8Lanes> q8_lanes_[2];
+    Slot<Q8KRows> q8k_rows_;
+    Slot<Q81Rows> q81_rows_;
 };
 
 namespace detail {
@@ -144,6 +150,10 @@ void gemm_rows(const WeightView& w, const typename K::Input& in, int r0, int r1,
     }
 }
 
+// Isa's kernel for weights W, or the portable one where Isa has none.
+template <class Isa, DType W>
+using KernelOrPortable = std::conditional_t<requires { Kernel<Isa, W>::kRows; }, Kernel<Isa, W>, Kernel<isa::Portable, W>>;
+
 // Calls f.template operator()<K>() with the kernel for `type` and a batch of `tokens`; false when
 // there is none.
 template <class Isa, class F>
@@ -152,16 +162,29 @@ bool with_kernel(DType type, int tokens, F&& f) {
         if constexpr (requires { BatchKernel<Isa, W>::kMinTokens; }) {
             if (tokens >= BatchKernel<Isa, W>::kMinTokens) return f.template operator()<BatchKernel<Isa, W>>();
         }
-        f.template operator()<Kernel<Isa, W>>();
+        f.template operator()<KernelOrPortable<Isa, W>>();
     };
     switch (type) {
         case DType::F32: pick.template operator()<DType::F32>(); return true;
         case DType::F16: pick.template operator()<DType::F16>(); return true;
+        case DType::BF16: pick.template operator()<DType::BF16>(); return true;
         case DType::Q8_0: pick.template operator()<DType::Q8_0>(); return true;
         case DType::Q4_0: pick.template operator()<DType::Q4_0>(); return true;
+        case DType::Q4_1: pick.template operator()<DType::Q4_1>(); return true;
+        case DType::Q5_0: pick.template operator()<DType::Q5_0>(); return true;
+        case DType::Q5_1: pick.template operator()<DType::Q5_1>(); return true;
+        case DType::Q2_K: pick.template operator()<DType::Q2_K>(); return true;
+        case DType::Q3_K: pick.template operator()<DType::Q3_K>(); return true;
+        case DType::Q4_K: pick.template operator()<DType::Q4_K>(); return true;
+        case DType::Q5_K: pick.template operator()<DType::Q5_K>(); return true;
+        case DType::Q6_K: pick.template operator()<DType::Q6_K>(); return true;
         default: return false;
     }
 }
+
+// The row length a kernel is compiled for under gemm<Isa, Cols>: Cols, or 0 (any) for kernels that opt out.
+template <class K, int Cols>
+inline constexpr int kKernelCols = requires { K::kGenericLength; } ? 0 : Cols;
 
 }  // namespace detail
 
@@ -174,7 +197,7 @@ struct GemmJob {
 
 // Every job against the same input in one dispatch (Q, K and V; gate and up): each part of the work
 // is a share of every matrix's rows, so a decode step waits on one barrier, not one per matrix. Weight types
-// without a fast kernel (BF16) take the reference matmul.
+// without a kernel (none that forge computes with) would take the reference matmul.
 //
 // Cols, when not 0, is every matrix's row length known at compile time (a model with compiled traits
 // knows it): the kernels then lay out a row's whole loop at compile time, which measured 1.1-1.35x on
@@ -206,7 +229,7 @@ void gemm(std::initializer_list<GemmJob> jobs, GemmInput& in, ThreadPool& pool) 
                 if (b >= e) return;
                 // Float weights keep the runtime row length: not measured to gain, and one kernel set fewer
                 // for every compiled model to instantiate.
-                if constexpr (QuantizedKernel<K>) detail::gemm_rows<K, Cols>(j.w, in.quantized<K>(), b, e, j.y, std::size_t(j.y_stride));
+                if constexpr (QuantizedKernel<K>) detail::gemm_rows<K, detail::kKernelCols<K, Cols>>(j.w, in.quantized<K>(), b, e, j.y, std::size_t(j.y_stride));
                 else detail::gemm_rows<K, 0>(j.w, in.rows(), b, e, j.y, std::size_t(j.y_stride));
             });
     });
