@@ -40,8 +40,9 @@ struct Case {
 // F32: the same math as the CPU, only summation order differs (0.002 x std required). F16: both decode
 // the same f16 weights exactly into f32 products, so the same bound holds (measured 2e-4 x std).
 // Q8_0/Q4_0: the CPU quantizes activations to Q8_0 for quantized weights, as llama.cpp does, while the
-// Metal kernels keep them f32; measured 0.032-0.044 x std, bounded at 0.06. K-quant mixes: the same
-// bounds; llama.cpp quantizes activations to Q8_K for them (measured 0.087-0.10 x std from it).
+// Metal kernels keep them f32; measured 0.032-0.044 x std, bounded at 0.06. K-quant mixes: the CPU
+// quantizes activations to Q8_K for them, as llama.cpp does, which moves logits further: the Metal path
+// is 0.07-0.10 x std from either (measured), bounded at 0.15.
 const Case kCases[] = {
     {"stories260K.once.json", "stories260K.gguf", 0.02, 0.002},
     {"synth-llama-f32.json", "synth-llama-f32.gguf", 0.02, 0.002},
@@ -52,13 +53,13 @@ const Case kCases[] = {
     {"synth-llama256-f32.json", "synth-llama256-f32.gguf", 0.02, 0.002},  // a shape no catalog lists
     // llama.cpp's K-quant mixes of that model: Q2_K (with Q3_K, Q6_K), Q4_K_M (Q4_K, Q6_K), Q5_K_S (Q5_K,
     // Q6_K), Q6_K; every matrix type, embeddings and LM head included, through its own kernels.
-    {"synth-llama256-Q2_K.json", "synth-llama256-Q2_K.gguf", 0.15, 0.06},
-    {"synth-llama256-Q4_K_M.json", "synth-llama256-Q4_K_M.gguf", 0.15, 0.06},
-    {"synth-llama256-Q5_K_S.json", "synth-llama256-Q5_K_S.gguf", 0.15, 0.06},
-    {"synth-llama256-Q6_K.json", "synth-llama256-Q6_K.gguf", 0.15, 0.06},
+    {"synth-llama256-Q2_K.json", "synth-llama256-Q2_K.gguf", 0.15, 0.15},
+    {"synth-llama256-Q4_K_M.json", "synth-llama256-Q4_K_M.gguf", 0.15, 0.15},
+    {"synth-llama256-Q5_K_S.json", "synth-llama256-Q5_K_S.gguf", 0.15, 0.15},
+    {"synth-llama256-Q6_K.json", "synth-llama256-Q6_K.gguf", 0.15, 0.15},
     // qwen3: per-head q/k norms, heads x head_dim wider than hidden; F32, and a Q4_K_M mix.
     {"synth-qwen3-f32.json", "synth-qwen3-f32.gguf", 0.02, 0.002},
-    {"synth-qwen3-Q4_K_M.json", "synth-qwen3-Q4_K_M.gguf", 0.15, 0.06},
+    {"synth-qwen3-Q4_K_M.json", "synth-qwen3-Q4_K_M.gguf", 0.15, 0.15},
 };
 
 constexpr ModelOptions kEmu{.max_batch = 64, .backend = Backend::metal_emu};
