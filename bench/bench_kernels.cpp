@@ -12,6 +12,9 @@
 #include "forge/gguf/synthetic_model.hpp"
 #include "forge/cpu/kernels/attention.hpp"
 #include "forge/cpu/kernels/gemm.hpp"
+#include "forge/quant/k_quants.hpp"
+#include "forge/quant/q4_1.hpp"
+#include "forge/quant/q5.hpp"
 
 namespace {
 
@@ -29,12 +32,36 @@ std::vector<float> random_floats(std::size_t n) {
     return v;
 }
 
+// Random blocks of a type forge reads but does not write: random codes and sub-block scales, the f16 scales
+// (random bits would include NaNs and infinities) set to a small value.
+std::vector<std::byte> random_blocks(DType type, int rows, int cols, gguf::Rng& rng) {
+    std::vector<std::byte> out(std::size_t(rows) * row_bytes(type, std::size_t(cols)));
+    for (auto& b : out) b = std::byte(rng.next() & 0xff);
+    const std::uint16_t d = f32_to_f16(0.01f);
+    const auto set = [&]<class B>(B*, auto... fields) {
+        for (std::size_t i = 0; i < out.size(); i += sizeof(B)) ((reinterpret_cast<B*>(&out[i])->*fields = d), ...);
+    };
+    switch (type) {
+        case DType::Q4_1: set((BlockQ4_1*)nullptr, &BlockQ4_1::d, &BlockQ4_1::m); break;
+        case DType::Q5_0: set((BlockQ5_0*)nullptr, &BlockQ5_0::d); break;
+        case DType::Q5_1: set((BlockQ5_1*)nullptr, &BlockQ5_1::d, &BlockQ5_1::m); break;
+        case DType::Q2_K: set((BlockQ2_K*)nullptr, &BlockQ2_K::d, &BlockQ2_K::dmin); break;
+        case DType::Q3_K: set((BlockQ3_K*)nullptr, &BlockQ3_K::d); break;
+        case DType::Q4_K: set((BlockQ4_K*)nullptr, &BlockQ4_K::d, &BlockQ4_K::dmin); break;
+        case DType::Q5_K: set((BlockQ5_K*)nullptr, &BlockQ5_K::d, &BlockQ5_K::dmin); break;
+        case DType::Q6_K: set((BlockQ6_K*)nullptr, &BlockQ6_K::d); break;
+        default: throw Error("no random blocks for " + std::string(dtype_name(type)));
+    }
+    return out;
+}
+
 // args: rows, cols, tokens (1 = decode's mat-vec)
 template <DType T, class Isa>
 void BM_Gemm(benchmark::State& state) {
     const int rows = int(state.range(0)), cols = int(state.range(1)), tokens = int(state.range(2));
     gguf::Rng rng(1);
-    const auto w = gguf::random_matrix(T, std::uint64_t(rows), std::uint64_t(cols), rng);
+    const bool written = T == DType::F32 || T == DType::F16 || T == DType::Q8_0 || T == DType::Q4_0;
+    const auto w = written ? gguf::random_matrix(T, std::uint64_t(rows), std::uint64_t(cols), rng) : random_blocks(T, rows, cols, rng);
     const cpu::WeightView view{w.data(), T, rows, cols};
     const auto x = random_floats(std::size_t(tokens) * std::size_t(cols));
     std::vector<float> y(std::size_t(tokens) * std::size_t(rows));
@@ -63,6 +90,27 @@ BENCHMARK(BM_Gemm<DType::F16, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::F32, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Portable>)->Args({5632, 2048, 1})->Args({5632, 2048, 64})->UseRealTime();
 BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Portable>)->Args({5632, 2048, 1})->Args({5632, 2048, 64})->UseRealTime();
+
+// ggml's other block types, as published files mix them (Q4_K_M: Q4_K and Q6_K, Q5_0 where a row is not a
+// whole number of 256-value blocks): decode shapes of a 2048-wide model, and one prefill batch.
+void block_type_shapes(benchmark::internal::Benchmark* b) {
+    for (const auto& [r, c] : {std::pair{2048, 2048}, {5632, 2048}}) b->Args({r, c, 1});
+    b->Args({5632, 2048, 64});
+    b->UseRealTime();
+}
+BENCHMARK(BM_Gemm<DType::Q4_K, cpu::isa::Native>)->Apply(block_type_shapes);
+BENCHMARK(BM_Gemm<DType::Q6_K, cpu::isa::Native>)->Apply(block_type_shapes);
+BENCHMARK(BM_Gemm<DType::Q5_0, cpu::isa::Native>)->Apply(block_type_shapes);
+BENCHMARK(BM_Gemm<DType::Q5_K, cpu::isa::Native>)->Apply(block_type_shapes);
+BENCHMARK(BM_Gemm<DType::Q3_K, cpu::isa::Native>)->Apply(block_type_shapes);
+BENCHMARK(BM_Gemm<DType::Q2_K, cpu::isa::Native>)->Apply(block_type_shapes);
+BENCHMARK(BM_Gemm<DType::Q4_1, cpu::isa::Native>)->Apply(block_type_shapes);
+BENCHMARK(BM_Gemm<DType::Q5_1, cpu::isa::Native>)->Apply(block_type_shapes);
+BENCHMARK(BM_Gemm<DType::BF16, cpu::isa::Native>)->Apply(block_type_shapes);
+BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Native>)->Args({2048, 2048, 1})->UseRealTime();
+BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Native>)->Args({2048, 2048, 1})->UseRealTime();
+BENCHMARK(BM_Gemm<DType::Q4_K, cpu::isa::Portable>)->Args({5632, 2048, 1})->UseRealTime();
+BENCHMARK(BM_Gemm<DType::Q6_K, cpu::isa::Portable>)->Args({5632, 2048, 1})->UseRealTime();
 
 // One query token over `positions` cached positions, every head (TinyLlama: 32 heads, 4 KV heads, 64 dims).
 template <class Isa>

@@ -17,6 +17,7 @@
 #include "forge/core/error.hpp"
 #include "forge/cpu/kernels/kernel.hpp"
 #include "forge/cpu/kernels/kernels_avx512.hpp"
+#include "forge/cpu/kernels/kernels_avx512_blocks.hpp"
 #include "forge/cpu/kernels/kernels_avx512_vnni.hpp"
 #include "forge/cpu/kernels/kernels_avx2.hpp"
 #include "forge/cpu/kernels/kernels_avx2_blocks.hpp"

@@ -1,0 +1,165 @@
+#pragma once
+// AVX-512 VNNI micro-kernels for ggml's other block types that published files are mostly made of: Q4_K and
+// Q6_K against Q8_K activations, Q5_0 against the Q8_0 kernel's activation rows. Each computes exactly the
+// integer sums of the portable kernel (kernels_portable.hpp), so the results differ from it only in float
+// rounding.
+//
+// K-quants: a step is one 256-value super-block, decoded where it is used (decode's one token reads it once).
+// Its codes are made unsigned (Q6_K: q + 32, whose surplus 32 * sum(x) comes off through the activations'
+// block sums) and multiplied with the activation codes by vpmaddubsw into pairs, which vpdpwssd multiplies by
+// each sub-block's scale (spread over its words by one permute) into int32 lanes: the exact scaled block dot.
+#include "forge/cpu/kernels/block_rows.hpp"
+#include "forge/cpu/kernels/kernel.hpp"
+#include "forge/cpu/kernels/kernels_avx512.hpp"
+#include "forge/cpu/kernels/kernels_portable.hpp"
+#include "forge/cpu/simd/hsum.hpp"
+
+#if FORGE_HAVE_AVX512
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "forge/cpu/simd/x86.hpp"
+#include "forge/quant/k_quants.hpp"
+#include "forge/quant/q5.hpp"
+
+namespace forge::cpu {
+
+namespace avx512_blocks {
+
+// Word indices picking each word's sub-block scale out of a vector of scales (one per word): word w of
+// a vector of 64 codes starting at sub-block First, sub-blocks Width codes wide, is code pair 2w, 2w + 1.
+template <int First, int Width>
+alignas(64) inline constexpr std::array<std::int16_t, 32> kScaleWords = [] {
+    std::array<std::int16_t, 32> idx{};
+    for (int w = 0; w < 32; ++w) idx[std::size_t(w)] = std::int16_t(First + 2 * w / Width);
+    return idx;
+}();
+
+template <int First, int Width>
+inline __m512i scale_words(__m512i scales) {
+    return _mm512_permutexvar_epi16(_mm512_load_si512(kScaleWords<First, Width>.data()), scales);
+}
+
+// sum += (unsigned codes . activation codes) pairwise, times each pair's word of `scales`.
+inline __m512i scaled_pairs(__m512i sum, __m512i codes, const std::int8_t* x, __m512i scales) {
+    return _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(codes, _mm512_loadu_si512(x)), scales);
+}
+
+// Shared by the K-quant kernels: a step is one super-block, read in place.
+template <DType W>
+struct KQuantStep : BlockStepKernel<Q8KRows, kQK_K, dtype_info(W).block_bytes> {
+    static constexpr BlockLayout kLayout{};
+    using Acc = __m512;
+    static Acc zero() { return _mm512_setzero_ps(); }
+    static const BlockQ8_K* load_x(const Q8KRows& in, int t, int s) { return in.row(t) + s; }
+    static float reduce(Acc a) { return simd::hsum(a); }
+};
+
+}  // namespace avx512_blocks
+
+// Q4_K: 8 sub-blocks of 32 with 6-bit scales and mins. Each 64 bytes of qs hold sub-blocks 4k..4k+3 as two
+// groups' low nibbles (4k, 4k+2) and high nibbles (4k+1, 4k+3); a 128-bit-lane shuffle puts them in value order.
+template <>
+struct Kernel<isa::Avx512, DType::Q4_K> : avx512_blocks::KQuantStep<DType::Q4_K> {
+    static void madd(Acc& a, const std::byte* block, const BlockQ8_K* x) {
+        using namespace avx512_blocks;
+        const auto& b = *reinterpret_cast<const BlockQ4_K*>(block);
+        // The 12 packed bytes to 8 scales then 8 mins, one byte each, as ggml unpacks them.
+        std::uint32_t u[4];
+        std::memcpy(u, b.scales, 12);
+        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+        const std::uint32_t mins_low = u[1] & 0x3f3f3f3f;
+        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+        u[2] = mins_low;
+        u[0] &= 0x3f3f3f3f;
+        const __m256i sm = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(u)));  // words 0-7 scales, 8-15 mins
+        const __m512i scales = _mm512_zextsi256_si512(sm);
+        // sum over sub-blocks of min * (its two 16-value activation sums): min j against bsums 2j and 2j + 1.
+        const __m256i mins = _mm256_permutexvar_epi16(_mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15), sm);
+        const __m256i min_sums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->bsums)), mins);
+
+        const __m512i nibble = _mm512_set1_epi8(0x0f);
+        __m512i sum = _mm512_setzero_si512();
+        FORGE_UNROLL for (int k = 0; k < 2; ++k) {
+            const __m512i q = _mm512_loadu_si512(b.qs + 64 * k);
+            const __m512i lo = _mm512_and_si512(q, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+            const __m512i first = _mm512_shuffle_i64x2(lo, hi, 0x44), second = _mm512_shuffle_i64x2(lo, hi, 0xee);
+            if (k == 0) {
+                sum = scaled_pairs(sum, first, x->qs, scale_words<0, 32>(scales));
+                sum = scaled_pairs(sum, second, x->qs + 64, scale_words<2, 32>(scales));
+            } else {
+                sum = scaled_pairs(sum, first, x->qs + 128, scale_words<4, 32>(scales));
+                sum = scaled_pairs(sum, second, x->qs + 192, scale_words<6, 32>(scales));
+            }
+        }
+        a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(f16_to_f32(b.d) * x->d), a);
+        a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(min_sums)), _mm512_set1_ps(-(f16_to_f32(b.dmin) * x->d)), a);
+    }
+};
+
+// Q6_K: 16 sub-blocks of 16 with int8 scales, codes q + 32 in 0..63. Per half of 128 values, the 64 bytes of
+// ql hold values 0-63 in their low nibbles and 64-127 in their high ones; each value's two top bits sit in qh
+// (32 bytes, read once for each 256-bit half at the shift its quarter needs).
+template <>
+struct Kernel<isa::Avx512, DType::Q6_K> : avx512_blocks::KQuantStep<DType::Q6_K> {
+    static void madd(Acc& a, const std::byte* block, const BlockQ8_K* x) {
+        using namespace avx512_blocks;
+        const auto& b = *reinterpret_cast<const BlockQ6_K*>(block);
+        const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+        const __m512i scales = _mm512_zextsi256_si512(sc);
+        // The codes' surplus: 32 * sum over sub-blocks of scale * activation sum.
+        const __m256i surplus = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->bsums)), sc);
+
+        const __m512i nibble = _mm512_set1_epi8(0x0f), top = _mm512_set1_epi8(0x30);
+        // Quarters 0, 1 take qh bits 0-1, 2-3 (moved up to bits 4-5); quarters 2, 3 bits 4-5, 6-7.
+        const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+        const __m512i down = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+        __m512i sum = _mm512_setzero_si512();
+        FORGE_UNROLL for (int h = 0; h < 2; ++h) {
+            const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h)));
+            const __m512i first = _mm512_or_si512(_mm512_and_si512(ql, nibble), _mm512_and_si512(_mm512_sllv_epi16(qh, up), top));
+            const __m512i second = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble),
+                                                   _mm512_and_si512(_mm512_srlv_epi16(qh, down), top));
+            if (h == 0) {
+                sum = scaled_pairs(sum, first, x->qs, scale_words<0, 16>(scales));
+                sum = scaled_pairs(sum, second, x->qs + 64, scale_words<4, 16>(scales));
+            } else {
+                sum = scaled_pairs(sum, first, x->qs + 128, scale_words<8, 16>(scales));
+                sum = scaled_pairs(sum, second, x->qs + 192, scale_words<12, 16>(scales));
+            }
+        }
+        sum = _mm512_sub_epi32(sum, _mm512_slli_epi32(_mm512_zextsi256_si512(surplus), 5));
+        a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(f16_to_f32(b.d) * x->d), a);
+    }
+};
+
+// Q5_0 reads the Q8_0 kernel's activations (two blocks a step, codes w + 128): its codes q - 16 become
+// q + 112, the fifth bits spread to bytes by a mask move.
+template <>
+struct Kernel<isa::Avx512, DType::Q5_0> : Kernel<isa::Avx512, DType::Q8_0> {
+    static constexpr bool kGenericLength = true;
+    static __m256i block_codes(const std::byte* blk) {
+        const auto& b = *reinterpret_cast<const BlockQ5_0*>(blk);
+        const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+        const __m128i nibble = _mm_set1_epi8(0x0f);
+        const __m256i low = _mm256_setr_m128i(_mm_and_si128(qs, nibble), _mm_and_si128(_mm_srli_epi16(qs, 4), nibble));
+        std::uint32_t qh;
+        std::memcpy(&qh, b.qh, 4);
+        return _mm256_add_epi8(_mm256_or_si256(low, _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(16))), _mm256_set1_epi8(112));
+    }
+    static WVec load_w(const std::byte* row, int s, int cols) {
+        const std::byte* b0 = row + std::size_t(2 * s) * sizeof(BlockQ5_0);
+        const std::byte* b1 = b0 + sizeof(BlockQ5_0);
+        const bool two = 2 * s + 1 < cols / 32;  // an odd block count leaves the last step half empty
+        const __m512i q = _mm512_inserti64x4(_mm512_zextsi256_si512(block_codes(b0)), two ? block_codes(b1) : _mm256_setzero_si256(), 1);
+        const std::uint32_t h = std::uint32_t(load_u16(b0)) | (two ? std::uint32_t(load_u16(b1)) << 16 : 0u);
+        const __m512 d2 = _mm512_zextps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(int(h))));
+        return {q, _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), d2)};
+    }
+};
+
+}  // namespace forge::cpu
+#endif
