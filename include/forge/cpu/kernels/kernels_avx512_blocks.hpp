@@ -1,6 +1,6 @@
 #pragma once
-// AVX-512 VNNI micro-kernels for ggml's other block types that published files are mostly made of: Q4_K and
-// Q6_K against Q8_K activations, Q5_0 against the Q8_0 kernel's activation rows. Each computes exactly the
+// AVX-512 VNNI micro-kernels for ggml's other block types that published files are made of: the K-quants
+// against Q8_K activations, Q5_0 against the Q8_0 kernel's activation rows. Each computes exactly the
 // integer sums of the portable kernel (kernels_portable.hpp), so the results differ from it only in float
 // rounding.
 //
@@ -47,6 +47,24 @@ inline __m512i scaled_pairs(__m512i sum, __m512i codes, const std::int8_t* x, __
     return _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(codes, _mm512_loadu_si512(x)), scales);
 }
 
+// Two 256-bit halves as one vector: `a` below, `b` above.
+inline __m512i halves(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1); }
+
+// Values 64j .. 64j + 63 of a Q2_K / Q3_K super-block: their 2-bit planes, 2j % 4 and 2j % 4 + 1 of the 32
+// bytes qs + 32 * (j / 2), as bytes 0..3.
+inline __m512i two_bit_codes(const std::uint8_t* qs, int j) {
+    const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (j / 2))));
+    const int shift = 4 * (j % 2);
+    return _mm512_and_si512(_mm512_srlv_epi16(q, halves(_mm256_set1_epi16(short(shift)), _mm256_set1_epi16(short(shift + 2)))),
+                            _mm512_set1_epi8(3));
+}
+
+// Bit 2j (values 64j .. 64j + 31) and bit 2j + 1 (the next 32) of 32 bytes, as a mask of the 64 values.
+inline __mmask64 bit_planes(const std::uint8_t* bits, int j) {
+    const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits)));
+    return _mm512_test_epi8_mask(h, halves(_mm256_set1_epi8(char(1 << (2 * j))), _mm256_set1_epi8(char(1 << (2 * j + 1)))));
+}
+
 // Shared by the K-quant kernels: a step is one super-block, read in place.
 template <DType W>
 struct KQuantStep : BlockStepKernel<Q8KRows, kQK_K, dtype_info(W).block_bytes> {
@@ -59,13 +77,21 @@ struct KQuantStep : BlockStepKernel<Q8KRows, kQK_K, dtype_info(W).block_bytes> {
 
 }  // namespace avx512_blocks
 
-// Q4_K: 8 sub-blocks of 32 with 6-bit scales and mins. Each 64 bytes of qs hold sub-blocks 4k..4k+3 as two
-// groups' low nibbles (4k, 4k+2) and high nibbles (4k+1, 4k+3); a 128-bit-lane shuffle puts them in value order.
-template <>
-struct Kernel<isa::Avx512, DType::Q4_K> : avx512_blocks::KQuantStep<DType::Q4_K> {
+// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins. Each 64 bytes of qs hold sub-blocks 4k..4k+3 as
+// two groups' low nibbles (4k, 4k+2) and high nibbles (4k+1, 4k+3); a 128-bit-lane shuffle puts them in value
+// order. Q5_K adds bit g of qh[l] as the fifth bit of value 32g + l.
+template <DType W>
+    requires(W == DType::Q4_K || W == DType::Q5_K)
+struct Kernel<isa::Avx512, W> : avx512_blocks::KQuantStep<W> {
+    using Acc = __m512;
     static void madd(Acc& a, const std::byte* block, const BlockQ8_K* x) {
         using namespace avx512_blocks;
-        const auto& b = *reinterpret_cast<const BlockQ4_K*>(block);
+        const auto& b = *reinterpret_cast<const std::conditional_t<W == DType::Q4_K, BlockQ4_K, BlockQ5_K>*>(block);
+        // Values 64j .. 64j + 63 with their fifth bits (Q5_K).
+        const auto codes = [&](__m512i nibbles, int j) {
+            if constexpr (W == DType::Q4_K) return nibbles;
+            else return _mm512_mask_add_epi8(nibbles, bit_planes(b.qh, j), nibbles, _mm512_set1_epi8(16));
+        };
         // The 12 packed bytes to 8 scales then 8 mins, one byte each, as ggml unpacks them.
         std::uint32_t u[4];
         std::memcpy(u, b.scales, 12);
@@ -87,11 +113,11 @@ struct Kernel<isa::Avx512, DType::Q4_K> : avx512_blocks::KQuantStep<DType::Q4_K>
             const __m512i lo = _mm512_and_si512(q, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
             const __m512i first = _mm512_shuffle_i64x2(lo, hi, 0x44), second = _mm512_shuffle_i64x2(lo, hi, 0xee);
             if (k == 0) {
-                sum = scaled_pairs(sum, first, x->qs, scale_words<0, 32>(scales));
-                sum = scaled_pairs(sum, second, x->qs + 64, scale_words<2, 32>(scales));
+                sum = scaled_pairs(sum, codes(first, 0), x->qs, scale_words<0, 32>(scales));
+                sum = scaled_pairs(sum, codes(second, 1), x->qs + 64, scale_words<2, 32>(scales));
             } else {
-                sum = scaled_pairs(sum, first, x->qs + 128, scale_words<4, 32>(scales));
-                sum = scaled_pairs(sum, second, x->qs + 192, scale_words<6, 32>(scales));
+                sum = scaled_pairs(sum, codes(first, 2), x->qs + 128, scale_words<4, 32>(scales));
+                sum = scaled_pairs(sum, codes(second, 3), x->qs + 192, scale_words<6, 32>(scales));
             }
         }
         a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(f16_to_f32(b.d) * x->d), a);
@@ -133,6 +159,55 @@ struct Kernel<isa::Avx512, DType::Q6_K> : avx512_blocks::KQuantStep<DType::Q6_K>
         }
         sum = _mm512_sub_epi32(sum, _mm512_slli_epi32(_mm512_zextsi256_si512(surplus), 5));
         a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(f16_to_f32(b.d) * x->d), a);
+    }
+};
+
+// Q2_K / Q3_K: 16 sub-blocks of 16, codes in 2-bit planes. Q2_K: 4-bit scales and mins (the mins against the
+// activations' block sums). Q3_K: 6-bit scales less 32, and a third bit in hmask that, clear, takes 4 off: read
+// as unsigned q + 4, whose surplus 4 * sum(x) comes off through the block sums.
+template <DType W>
+    requires(W == DType::Q2_K || W == DType::Q3_K)
+struct Kernel<isa::Avx512, W> : avx512_blocks::KQuantStep<W> {
+    using Acc = __m512;
+    static void madd(Acc& a, const std::byte* block, const BlockQ8_K* x) {
+        using namespace avx512_blocks;
+        const auto& b = *reinterpret_cast<const std::conditional_t<W == DType::Q2_K, BlockQ2_K, BlockQ3_K>*>(block);
+        __m256i sc;
+        if constexpr (W == DType::Q2_K) {
+            sc = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)), _mm_set1_epi8(0x0f)));
+        } else {
+            // The 12 packed bytes to 16 six-bit scales, one byte each, as ggml unpacks them (k3_scales), less 32.
+            std::uint32_t u[4];
+            std::memcpy(u, b.scales, 12);
+            const std::uint32_t top = u[2];
+            u[2] = ((u[0] >> 4) & 0x0f0f0f0f) | (((top >> 4) & 0x03030303) << 4);
+            u[3] = ((u[1] >> 4) & 0x0f0f0f0f) | (((top >> 6) & 0x03030303) << 4);
+            u[0] = (u[0] & 0x0f0f0f0f) | ((top & 0x03030303) << 4);
+            u[1] = (u[1] & 0x0f0f0f0f) | (((top >> 2) & 0x03030303) << 4);
+            sc = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(u))), _mm256_set1_epi16(32));
+        }
+        const __m512i scales = _mm512_zextsi256_si512(sc);
+        const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->bsums));
+        __m512i sum = _mm512_setzero_si512();
+        FORGE_UNROLL for (int j = 0; j < 4; ++j) {
+            __m512i q = two_bit_codes(b.qs, j);
+            if constexpr (W == DType::Q3_K) q = _mm512_mask_add_epi8(q, bit_planes(b.hmask, j), q, _mm512_set1_epi8(4));
+            const std::int8_t* xq = x->qs + 64 * j;
+            if (j == 0) sum = scaled_pairs(sum, q, xq, scale_words<0, 16>(scales));
+            if (j == 1) sum = scaled_pairs(sum, q, xq, scale_words<4, 16>(scales));
+            if (j == 2) sum = scaled_pairs(sum, q, xq, scale_words<8, 16>(scales));
+            if (j == 3) sum = scaled_pairs(sum, q, xq, scale_words<12, 16>(scales));
+        }
+        if constexpr (W == DType::Q2_K) {
+            const __m256i mins = _mm256_cvtepu8_epi16(_mm_srli_epi16(_mm_andnot_si128(_mm_set1_epi8(0x0f), _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales))), 4));
+            const __m256i min_sums = _mm256_madd_epi16(bsums, mins);
+            a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(f16_to_f32(b.d) * x->d), a);
+            a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(min_sums)), _mm512_set1_ps(-(f16_to_f32(b.dmin) * x->d)), a);
+        } else {
+            const __m256i surplus = _mm256_madd_epi16(bsums, sc);
+            sum = _mm512_sub_epi32(sum, _mm512_slli_epi32(_mm512_zextsi256_si512(surplus), 2));
+            a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(f16_to_f32(b.d) * x->d), a);
+        }
     }
 };
 
