@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <thread>
 #include <vector>
@@ -32,10 +33,17 @@ std::vector<float> random_floats(std::size_t n) {
     return v;
 }
 
-// Random blocks of a type forge reads but does not write: random codes and sub-block scales, the f16 scales
-// (random bits would include NaNs and infinities) set to a small value.
+// Random weights of a type the synthetic models do not use. Blocks: random codes and sub-block scales, the f16
+// scales (random bits would include NaNs and infinities) set to a small value.
 std::vector<std::byte> random_blocks(DType type, int rows, int cols, gguf::Rng& rng) {
     std::vector<std::byte> out(std::size_t(rows) * row_bytes(type, std::size_t(cols)));
+    if (type == DType::BF16) {
+        for (std::size_t i = 0; i < out.size(); i += 2) {
+            const std::uint16_t h = f32_to_bf16(rng.uniform() * 0.05f);
+            std::memcpy(&out[i], &h, 2);
+        }
+        return out;
+    }
     for (auto& b : out) b = std::byte(rng.next() & 0xff);
     const std::uint16_t d = f32_to_f16(0.01f);
     const auto set = [&]<class B>(B*, auto... fields) {

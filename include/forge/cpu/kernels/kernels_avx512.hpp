@@ -22,8 +22,9 @@
 
 namespace forge::cpu {
 
+// BF16 weights see the activations rounded to BF16 (nearest-even, NaNs kept quiet), as the portable kernel does.
 template <DType W>
-    requires(W == DType::F32 || W == DType::F16)
+    requires(W == DType::F32 || W == DType::F16 || W == DType::BF16)
 struct Kernel<isa::Avx512, W> {
     static constexpr int kStep = 16, kRows = 4, kTokens = 4;
     using Input = FloatRows;
@@ -39,10 +40,19 @@ struct Kernel<isa::Avx512, W> {
     static __m512 load_w(const std::byte* row, int s, int cols) {
         const __mmask16 m = mask(cols, s);
         if constexpr (W == DType::F32) return _mm512_maskz_loadu_ps(m, row + std::size_t(s) * kStep * 4);
-        else return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + std::size_t(s) * kStep * 2));
+        else if constexpr (W == DType::F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + std::size_t(s) * kStep * 2));
+        else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + std::size_t(s) * kStep * 2)), 16));
     }
     static __m512 load_x(const Input& in, int t, int s) {
-        return _mm512_maskz_loadu_ps(mask(in.cols, s), in.row(t) + s * kStep);
+        const __m512 x = _mm512_maskz_loadu_ps(mask(in.cols, s), in.row(t) + s * kStep);
+        if constexpr (W != DType::BF16) {
+            return x;
+        } else {
+            const __m512i b = _mm512_castps_si512(x);
+            const __m512i rounded = _mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(_mm512_srli_epi32(b, 16), _mm512_set1_epi32(1))));
+            const __m512i kept = _mm512_mask_or_epi32(rounded, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), b, _mm512_set1_epi32(0x400000));
+            return _mm512_castsi512_ps(_mm512_and_si512(kept, _mm512_set1_epi32(int(0xffff0000u))));
+        }
     }
     static void madd(Acc& a, __m512 w, __m512 x) { a = _mm512_fmadd_ps(w, x, a); }
     static float reduce(Acc a) { return simd::hsum(a); }
