@@ -131,30 +131,38 @@ struct BlockStepKernel {
     static float reduce(Acc a) { return a; }
 };
 
-// A K-quant block's codes in element order (Q2_K..Q6_K as their dequantizers read them, k_quants.hpp).
+// A K-quant block's codes in element order (Q2_K..Q6_K as their dequantizers read them, k_quants.hpp), in
+// loops of 32 contiguous values as ggml's generic code has them, which the compiler vectorises.
 inline void q2_K_codes(const BlockQ2_K& b, std::int8_t* q) {
-    for (int e = 0; e < kQK_K; ++e) q[e] = std::int8_t((b.qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
+    for (int h = 0; h < 2; ++h)
+        for (int plane = 0; plane < 4; ++plane, q += 32)
+            for (int l = 0; l < 32; ++l) q[l] = std::int8_t((b.qs[32 * h + l] >> (2 * plane)) & 3);
 }
 inline void q3_K_codes(const BlockQ3_K& b, std::int8_t* q) {
-    for (int e = 0; e < kQK_K; ++e) {
-        const int low = (b.qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
-        q[e] = std::int8_t(low - ((b.hmask[e % 32] >> (e / 32)) & 1 ? 0 : 4));
-    }
+    for (int h = 0; h < 2; ++h)
+        for (int plane = 0; plane < 4; ++plane, q += 32)
+            for (int l = 0; l < 32; ++l)
+                q[l] = std::int8_t(((b.qs[32 * h + l] >> (2 * plane)) & 3) - 4 + 4 * ((b.hmask[l] >> (4 * h + plane)) & 1));
 }
 // Q4_K, and Q5_K with its fifth bits (qh null for Q4_K).
 inline void q4_K_codes(const std::uint8_t* qs, const std::uint8_t* qh, std::int8_t* q) {
-    for (int e = 0; e < kQK_K; ++e) {
-        const int nibble = (qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF;
-        q[e] = std::int8_t(nibble + (qh && ((qh[e % 32] >> (e / 32)) & 1) ? 16 : 0));
+    for (int g = 0; g < 4; ++g, q += 64, qs += 32) {
+        for (int l = 0; l < 32; ++l) q[l] = std::int8_t(qs[l] & 0xF), q[l + 32] = std::int8_t(qs[l] >> 4);
+        if (qh)
+            for (int l = 0; l < 32; ++l)
+                q[l] = std::int8_t(q[l] + 16 * ((qh[l] >> (2 * g)) & 1)), q[l + 32] = std::int8_t(q[l + 32] + 16 * ((qh[l] >> (2 * g + 1)) & 1));
     }
 }
 inline void q6_K_codes(const BlockQ6_K& b, std::int8_t* q) {
-    for (int e = 0; e < kQK_K; ++e) {
-        const int h = e / 128, quarter = (e % 128) / 32, l = e % 32;
-        const int low = (b.ql[64 * h + l + 32 * (quarter & 1)] >> (4 * (quarter / 2))) & 0xF;
-        const int high = (b.qh[32 * h + l] >> (2 * quarter)) & 3;
-        q[e] = std::int8_t((low | (high << 4)) - 32);
-    }
+    const std::uint8_t* ql = b.ql;
+    const std::uint8_t* qh = b.qh;
+    for (int h = 0; h < 2; ++h, q += 128, ql += 64, qh += 32)
+        for (int l = 0; l < 32; ++l) {
+            q[l] = std::int8_t(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+            q[l + 32] = std::int8_t(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            q[l + 64] = std::int8_t(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            q[l + 96] = std::int8_t(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+        }
 }
 
 // Sum over sub-blocks of `Sub` codes: scale[j] * (codes . activations).
