@@ -21,7 +21,6 @@
 #include "forge/cpu/kernels/kernels_avx512_vnni.hpp"
 #include "forge/cpu/kernels/kernels_avx2.hpp"
 #include "forge/cpu/kernels/kernels_avx2_blocks.hpp"
-#include "forge/cpu/kernels/kernels_avx2_blocks.hpp"
 #include "forge/cpu/kernels/kernels_neon.hpp"
 #include "forge/cpu/kernels/kernels_neon_blocks.hpp"
 #include "forge/cpu/kernels/kernels_portable.hpp"

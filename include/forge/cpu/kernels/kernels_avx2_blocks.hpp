@@ -1,11 +1,12 @@
 #pragma once
-// AVX2 micro-kernels for the K-quants most files are made of (Q4_K, Q5_K, Q6_K) against Q8_K activations; the
-// other block types run the portable kernels. As in the AVX-512 ones (kernels_avx512_blocks.hpp), a step is one
+// AVX2 micro-kernels for the block types most files are made of: Q4_K, Q5_K and Q6_K against Q8_K activations, and
+// Q5_0; the other block types run the portable kernels. As in the AVX-512 ones (kernels_avx512_blocks.hpp), a step is one
 // super-block decoded where it is used, its codes unsigned (Q6_K: q + 32, the surplus taken off through the
 // activations' block sums): vpmaddubsw against the activation codes, vpmaddwd by the sub-block's scale, the same
-// exact integer sums as the portable kernels.
+// exact integer sums as the portable kernels. Q5_0 takes the Q8_0 kernel's multiply.
 #include "forge/cpu/kernels/block_rows.hpp"
 #include "forge/cpu/kernels/kernel.hpp"
+#include "forge/cpu/kernels/kernels_avx2.hpp"
 #include "forge/cpu/kernels/kernels_portable.hpp"
 #include "forge/cpu/simd/hsum.hpp"
 
@@ -16,6 +17,7 @@
 
 #include "forge/cpu/simd/x86.hpp"
 #include "forge/quant/k_quants.hpp"
+#include "forge/quant/q5.hpp"
 
 namespace forge::cpu {
 
@@ -97,6 +99,28 @@ struct Kernel<isa::Avx2, DType::Q6_K> : avx2_blocks::KQuantStep<DType::Q6_K> {
         }
         const float d = f16_to_f32(b.d) * x->d;
         a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sum, _mm256_setr_epi32(32 * surplus, 0, 0, 0, 0, 0, 0, 0))), _mm256_set1_ps(d), a);
+    }
+};
+
+// Q5_0 (published files put it where a row is not a whole number of super-blocks: Qwen2.5-0.5B's 896) reads
+// the Q8_0 kernel's activations and takes its multiply: its codes q - 16 are signed bytes as Q8_0's are. The
+// fifth bits spread to bytes by a byte shuffle and a compare.
+template <>
+struct Kernel<isa::Avx2, DType::Q5_0> : Kernel<isa::Avx2, DType::Q8_0> {
+    static constexpr bool kGenericLength = true;
+    static WVec load_w(const std::byte* row, int s, int) {
+        const auto& b = *reinterpret_cast<const BlockQ5_0*>(row + std::size_t(s) * sizeof(BlockQ5_0));
+        const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+        const __m128i nibble = _mm_set1_epi8(0x0f);
+        const __m256i low = _mm256_setr_m128i(_mm_and_si128(qs, nibble), _mm_and_si128(_mm_srli_epi16(qs, 4), nibble));
+        std::int32_t qh;
+        std::memcpy(&qh, b.qh, 4);
+        // Byte j gets qh's byte j / 8, then keeps bit j % 8.
+        const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(qh), _mm256_setr_epi64x(0, 0x0101010101010101ll,
+                                                                                              0x0202020202020202ll, 0x0303030303030303ll));
+        const __m256i bit = _mm256_set1_epi64x(std::int64_t(0x8040201008040201ull));
+        const __m256i fifth = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
+        return {_mm256_sub_epi8(_mm256_or_si256(low, fifth), _mm256_set1_epi8(16)), f16_to_f32(b.d)};
     }
 };
 
