@@ -65,6 +65,17 @@ inline __mmask64 bit_planes(const std::uint8_t* bits, int j) {
     return _mm512_test_epi8_mask(h, halves(_mm256_set1_epi8(char(1 << (2 * j))), _mm256_set1_epi8(char(1 << (2 * j + 1)))));
 }
 
+// Q4_K/Q5_K's 12 packed bytes to 8 scales then 8 mins, one byte each, as ggml unpacks them, in vector lanes:
+// 32-bit words u0..u2 become [u0 & 3f, (u2 & 0f) | (u0 >> 6) << 4, u1 & 3f, (u2 >> 4 & 0f) | (u1 >> 6) << 4]
+// (per byte). Unpacking in scalar words and reloading them as a vector stalled on store forwarding.
+inline __m128i k4_scales_and_mins(const std::uint8_t* scales) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales));  // bytes 12-15 are the block's qs
+    const __m128i p = _mm_srlv_epi32(_mm_shuffle_epi32(v, 0x98), _mm_setr_epi32(0, 0, 0, 4));  // u0, u2, u1, u2 >> 4
+    const __m128i tops = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(v, 0x50), 6), _mm_set1_epi32(0x03030303)), 4);
+    const __m128i low = _mm_and_si128(p, _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    return _mm_or_si128(low, _mm_and_si128(tops, _mm_setr_epi32(0, -1, 0, -1)));
+}
+
 // Shared by the K-quant kernels: a step is one super-block, read in place.
 template <DType W>
 struct KQuantStep : BlockStepKernel<Q8KRows, kQK_K, dtype_info(W).block_bytes> {
@@ -92,15 +103,7 @@ struct Kernel<isa::Avx512, W> : avx512_blocks::KQuantStep<W> {
             if constexpr (W == DType::Q4_K) return nibbles;
             else return _mm512_mask_add_epi8(nibbles, bit_planes(b.qh, j), nibbles, _mm512_set1_epi8(16));
         };
-        // The 12 packed bytes to 8 scales then 8 mins, one byte each, as ggml unpacks them.
-        std::uint32_t u[4];
-        std::memcpy(u, b.scales, 12);
-        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-        const std::uint32_t mins_low = u[1] & 0x3f3f3f3f;
-        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-        u[2] = mins_low;
-        u[0] &= 0x3f3f3f3f;
-        const __m256i sm = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(u)));  // words 0-7 scales, 8-15 mins
+        const __m256i sm = _mm256_cvtepu8_epi16(k4_scales_and_mins(b.scales));  // words 0-7 scales, 8-15 mins
         const __m512i scales = _mm512_zextsi256_si512(sm);
         // sum over sub-blocks of min * (its two 16-value activation sums): min j against bsums 2j and 2j + 1.
         const __m256i mins = _mm256_permutexvar_epi16(_mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15), sm);
