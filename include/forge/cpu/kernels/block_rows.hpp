@@ -42,6 +42,7 @@ public:
 
     BlockLayout layout() const { return {}; }
     int tokens() const { return tokens_; }
+    int blocks() const { return blocks_; }  // per token
     // Token t's blocks.
     const Block* row(int t) const { return data_.data() + std::size_t(t) * std::size_t(blocks_); }
 

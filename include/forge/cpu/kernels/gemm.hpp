@@ -18,6 +18,7 @@
 #include "forge/cpu/kernels/kernel.hpp"
 #include "forge/cpu/kernels/kernels_avx512.hpp"
 #include "forge/cpu/kernels/kernels_avx512_blocks.hpp"
+#include "forge/cpu/kernels/kernels_avx512_offset_blocks.hpp"
 #include "forge/cpu/kernels/kernels_avx512_vnni.hpp"
 #include "forge/cpu/kernels/kernels_avx2.hpp"
 #include "forge/cpu/kernels/kernels_avx2_blocks.hpp"
