@@ -26,6 +26,7 @@
 #include "forge/model/model.hpp"
 #include "forge/quant/row.hpp"
 #include "testdata.hpp"
+#include "block_fields.hpp"
 
 // Counts heap allocations so the decode loop can be shown to make none. GCC cannot see that this
 // operator new is malloc and flags the matching free.
@@ -50,18 +51,6 @@ struct Matrix {
     std::vector<std::byte> data;
     cpu::WeightView view;
 };
-
-// Byte offsets of the f16 scales in a block of each type forge reads but does not write.
-std::vector<int> f16_fields(DType type) {
-    switch (type) {
-        case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: return {0, 2};
-        case DType::Q5_0: return {0};
-        case DType::Q2_K: return {80, 82};
-        case DType::Q3_K: return {108};
-        case DType::Q6_K: return {208};
-        default: return {};
-    }
-}
 
 Matrix random_matrix(DType type, int rows, int cols, std::mt19937& rng) {
     if (const auto fields = f16_fields(type); !fields.empty()) {

@@ -26,9 +26,12 @@
 #include "forge/sample/categorical.hpp"
 #include "metal_fault_kernels.hpp"
 #include "metal_test_shape.hpp"
+#include "block_fields.hpp"
 
 namespace forge::metal {
 namespace {
+
+using test::f16_fields;
 
 using Llama = models::SynthLlama<DType::F32>;        // head_dim 32, adjacent RoPE
 using LlamaQ8 = models::SynthLlama<DType::Q8_0>;     // has gemm_q8_0
@@ -119,19 +122,6 @@ TEST(MetalKernels, RmsNormOfEachHeadInQkvRowsMatchesCpu) {
                 }
             EXPECT_LE(rel_error(download<float>(*bx, x.size()), x), 2e-6) << "head_dim " << hd << " tokens " << tokens;
         }
-}
-
-// Byte offsets of the f16 scales (and mins) in a block of the types forge only reads: random bytes
-// give every code and packed sub-block scale a block can hold, these get finite scales.
-std::vector<int> f16_fields(DType type) {
-    switch (type) {
-        case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: return {0, 2};
-        case DType::Q5_0: return {0};
-        case DType::Q2_K: return {80, 82};
-        case DType::Q3_K: return {108};
-        case DType::Q6_K: return {208};
-        default: return {};
-    }
 }
 
 // Weights of `type`: random floats quantized where forge writes the type, else random blocks.
