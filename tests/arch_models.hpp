@@ -5,6 +5,7 @@
 // tests/data/synth-ARCH-f32.json (tests/data/README.md says how they were made); kHash pins the bytes
 // llama.cpp ran.
 #include <cstdint>
+#include <ostream>
 #include <span>
 #include <string>
 #include <vector>
@@ -20,6 +21,8 @@ struct ArchModel {
     ModelShape shape;
     std::uint64_t hash;
 };
+// How GoogleTest names a case of it.
+inline void PrintTo(const ArchModel& m, std::ostream* os) { *os << m.name; }
 
 inline constexpr ModelShape kArchBase{.arch = Arch::llama, .vocab = 512, .hidden = 128, .ffn = 384, .layers = 2, .heads = 4,
                                       .kv_heads = 2, .head_dim = 32, .max_context = 64, .rope_base = 10000.0f};
