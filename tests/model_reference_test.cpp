@@ -494,6 +494,18 @@ TEST(ModelErrors, RopeBaseThatOverflowsTheAnglesIsRefused) {
     }
 }
 
+// A head count times a head size beyond an int (found by the GGUF fuzzer): refused by the shape rules,
+// computed without overflow.
+TEST(ModelErrors, HeadsTimesHeadSizeBeyondAnIntIsRefused) {
+    const gguf::File f = gguf::File::open(model_path("stories260K.gguf"));
+    gguf::Writer w = rewrite(f, {{"llama.attention.head_count", gguf::Value::u32(536870916)},
+                                 {"llama.attention.head_count_kv", gguf::Value::u32(536870916)}});
+    w.set("llama.attention.key_length", gguf::Value::u32(64));
+    const std::vector<std::byte> bytes = w.bytes();
+    const std::string msg = error_of([&] { Model<> m(gguf::File::parse(bytes)); });
+    EXPECT_NE(msg.find("heads * head_dim must be at most 2^24"), std::string::npos) << msg;
+}
+
 // synth-llama-f16.gguf with one weight of blk.0.attn_q set to an F16 NaN: a file that parses and matches
 // its shape, whose logits are all NaN.
 std::vector<std::byte> f16_file_with_a_nan_weight() {

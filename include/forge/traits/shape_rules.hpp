@@ -1,6 +1,7 @@
 #pragma once
 // The rules a model shape must obey for forge's kernels, written once. Compiled traits check them with
 // static_assert (traits/model_traits.hpp); a shape read from a file checks them at run time (below).
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,8 @@ namespace forge {
 
 // Largest head_dim the attention kernels keep in registers / threadgroup memory.
 inline constexpr int kMaxHeadDim = 256;
+// Largest heads * head_dim: far beyond any model, and small enough that q_dim() and kv_dim() fit an int.
+inline constexpr std::int64_t kMaxHeadValues = std::int64_t(1) << 24;
 inline constexpr float kMaxFloat = 3.40282347e+38f;  // std::isfinite is not constexpr before C++23
 
 // X(condition on `s`, message). Each condition guards its own divisions so it is safe on any input.
@@ -24,7 +27,9 @@ inline constexpr float kMaxFloat = 3.40282347e+38f;  // std::isfinite is not con
       "head_dim must be a multiple of 4 and at most 256 (the attention and RoPE kernels work on float4 lanes)")   \
     X(dtype_info(s.weights).computable,                                                                          \
       "weights must be one of " FORGE_COMPUTABLE_TYPES " (convert other types with `forge quantize`)")           \
-    X(!is_quantized(s.weights) || (s.hidden % 32 == 0 && s.ffn % 32 == 0 && s.q_dim() % 32 == 0),              \
+    X(std::int64_t(s.heads) * s.head_dim <= kMaxHeadValues,                                                      \
+      "heads * head_dim must be at most 2^24 (the widest attention row forge allocates)")                       \
+    X(!is_quantized(s.weights) || (s.hidden % 32 == 0 && s.ffn % 32 == 0 && std::int64_t(s.heads) * s.head_dim % 32 == 0), \
       "quantized weights need hidden, ffn and heads*head_dim to be multiples of 32 (Q8_0/Q4_0 blocks hold 32 "   \
       "values along each row)")                                                                                  \
     X(s.sliding_window >= 0 && s.sliding_window <= s.max_context,                                                \
