@@ -27,7 +27,8 @@ inline void quantize_row_q8_1(const float* x, BlockQ8_1* out, std::size_t n) {
         for (int j = 0; j < 32; ++j) {
             // Adding and subtracting 1.5 * 2^23 rounds |v| <= 127 to nearest-even.
             const float v = (x[j] * id + 12582912.0f) - 12582912.0f;
-            out[b].qs[j] = static_cast<std::int8_t>(v);
+            // A NaN activation (weights that compute NaN, refused at the logits) quantizes to 0, not to UB.
+            out[b].qs[j] = static_cast<std::int8_t>(v >= -127.0f && v <= 127.0f ? v : 0.0f);
             sum += out[b].qs[j];
         }
         out[b].d = f32_to_f16(d);
