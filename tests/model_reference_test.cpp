@@ -75,6 +75,14 @@ void run_compiled(const Case& c, std::tuple<T...>*) {
     ASSERT_EQ(found, 1) << "no compiled traits named " << stem;
 }
 
+// A case's test name: its reference file's stem, punctuation as underscores.
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+    std::string n = info.param.reference;
+    n = n.substr(0, n.size() - 5);
+    std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
+    return n;
+}
+
 class ReferenceLogits : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ReferenceLogits, RuntimeShapeMatchesLlamaCpp) { run_case<Dynamic>(GetParam()); }
@@ -82,12 +90,7 @@ TEST_P(ReferenceLogits, CompiledTraitsMatchLlamaCpp) {
     run_compiled(GetParam(), static_cast<models::Catalog*>(nullptr));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllReferences, ReferenceLogits, ::testing::ValuesIn(kCases), [](const auto& info) {
-    std::string n = info.param.reference;
-    n = n.substr(0, n.size() - 5);
-    std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
-    return n;
-});
+INSTANTIATE_TEST_SUITE_P(AllReferences, ReferenceLogits, ::testing::ValuesIn(kCases), case_name);
 
 // phi3 (fused QKV and gate/up, LongRoPE), granite (multipliers) and smollm3 (RoPE-free layers): models built
 // here, byte for byte the files llama.cpp's references were made from.
@@ -161,12 +164,7 @@ TEST(KQuantReference, FirstPositionMatchesLlamaCppToRounding) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(KQuantFiles, MixedTypeReferenceLogits, ::testing::ValuesIn(kMixedCases), [](const auto& info) {
-    std::string n = info.param.reference;
-    n = n.substr(0, n.size() - 5);
-    std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
-    return n;
-});
+INSTANTIATE_TEST_SUITE_P(KQuantFiles, MixedTypeReferenceLogits, ::testing::ValuesIn(kMixedCases), case_name);
 
 // Batches smaller than any batch kernel's minimum (cpu::BatchKernel) share every kernel with decode, so
 // a token's logits are bit-identical either way.
