@@ -39,6 +39,11 @@ struct KernelConfig {
     constexpr bool holds(DType t) const { return (weight_types & dtype_bit(t)) != 0; }
     // Quantized weights get the simdgroup-matrix GEMM for prefill; plain ones take the mat-vec.
     constexpr bool has_gemm(DType t) const { return is_quantized(t) && holds(t); }
+    constexpr bool has_any_gemm() const {
+        for (const DType t : kKernelDTypes)
+            if (has_gemm(t)) return true;
+        return false;
+    }
 };
 
 // The weight types a library holds kernels for when only the shape is known (compiled traits): the
@@ -74,8 +79,10 @@ using namespace metal;
 
 )msl";
 
-// Model constants, baked from the traits.
+// Model constants, baked from the traits. GEMM_TILE only where a GEMM kernel uses it (a library of plain
+// weight types has none).
 constexpr FixedString<1024> constants_text(const KernelConfig& c) {
+    const auto gemm_tile = concat<64>("constant constexpr uint GEMM_TILE = ", format_int(KernelConfig::kGemmTile), ";\n");
     return concat<1024>(
         "constant constexpr uint HEAD_DIM = ", format_int(c.head_dim), ";\n",
         "constant constexpr bool ROPE_NEOX = ", std::string_view(c.rope_neox ? "true" : "false"), ";\n",
@@ -83,7 +90,7 @@ constexpr FixedString<1024> constants_text(const KernelConfig& c) {
         "constant constexpr float RMS_EPS = ", format_float(c.rms_eps), ";\n",
         "constant constexpr float KQ_SCALE = ", format_float(c.attention_scale), ";  // 0: 1/sqrt(HEAD_DIM)\n",
         "constant constexpr uint MV_ROWS = ", format_int(KernelConfig::kMatvecRowsPerSimdgroup), ";\n",
-        "constant constexpr uint GEMM_TILE = ", format_int(KernelConfig::kGemmTile), ";\n",
+        c.has_any_gemm() ? gemm_tile.view() : std::string_view(),
         "constant constexpr uint FA_THREADS = ", format_int(KernelConfig::kFlashThreads), ";\n",
         "constant constexpr uint FA_TILE = ", format_int(KernelConfig::kFlashTile), ";\n",
         "constant constexpr uint FA_DPT = ", format_int(c.flash_dims_per_thread()), ";\n\n");
