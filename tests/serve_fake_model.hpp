@@ -70,15 +70,7 @@ public:
         : file_(file), shape_(gguf::model_shape(file)), script_(std::move(script)), gate_(gate), context_(context),
           logits_(std::size_t(shape_.vocab)) {}
 
-    std::span<const float> prefill(std::span<const std::int32_t> tokens, float*) override {
-        if (pos_ == 0) gate_.record_prompt(tokens.size());
-        if (tokens.size() == 1 && pos_ > 0) gate_.pass();  // a decode step
-        pos_ += int(tokens.size());
-        std::fill(logits_.begin(), logits_.end(), 0.0f);
-        logits_[std::size_t(script_[std::size_t(step_++) % script_.size()])] = 10.0f;
-        return logits_;
-    }
-    void reset() override { pos_ = step_ = 0; }
+    std::span<const float> logits() const override { return logits_; }
     int position() const override { return pos_; }
     int context() const override { return context_; }
     int threads() const override { return 1; }
@@ -88,6 +80,20 @@ public:
     std::string_view compiled_name() const override { return "fake"; }
 
 private:
+    std::span<const float> feed(std::span<const std::int32_t> tokens, float*, const AbortCheck&) override {
+        if (pos_ == 0) gate_.record_prompt(tokens.size());
+        if (tokens.size() == 1 && pos_ > 0) gate_.pass();  // a decode step
+        pos_ += int(tokens.size());
+        std::fill(logits_.begin(), logits_.end(), 0.0f);
+        logits_[std::size_t(script_[std::size_t(step_++) % script_.size()])] = 10.0f;
+        return logits_;
+    }
+    void cut(int n) override {
+        pos_ = n;
+        if (n == 0) step_ = 0;
+    }
+    void copy_prefix(AnyModel&, int) const override { throw Error("the fake model holds no cache to copy"); }
+
     gguf::File file_;
     ModelShape shape_;
     std::vector<std::int32_t> script_;

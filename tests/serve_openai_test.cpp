@@ -171,7 +171,7 @@ std::vector<std::string> events(const std::string& chunked) {
 
 TEST(OpenAIRoutes, ModelsHealthAndUnknownRoutes) {
     test::FakeBackend b(2, "Once upon a time");
-    Api api(b.tok, *b.scheduler, ChatFormat::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
     const Reply models = call(api, "GET", "/v1/models");
     EXPECT_EQ(models.status, 200);
     const json::Value m = json::parse(models.body);
@@ -192,7 +192,7 @@ TEST(OpenAIRoutes, ModelsHealthAndUnknownRoutes) {
 TEST(OpenAIRoutes, CompletionHasUsageThatAddsUpAndTimings) {
     test::FakeBackend b(1, "Once upon a time");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, ChatFormat::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
     const Reply r = call(api, "POST", "/v1/completions", R"({"prompt":"The dog","max_tokens":5,"temperature":0})");
     ASSERT_EQ(r.status, 200) << r.body;
     const json::Value v = json::parse(r.body);
@@ -212,7 +212,7 @@ TEST(OpenAIRoutes, CompletionHasUsageThatAddsUpAndTimings) {
 TEST(OpenAIRoutes, StopStringsEndTheReplyAndAreNotIncluded) {
     test::FakeBackend b(1, "Once upon a time there");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, ChatFormat::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
     const Reply r = call(api, "POST", "/v1/chat/completions",
                          R"({"messages":[{"role":"user","content":"hi"}],"temperature":0,"stop":["zzz","time"]})");
     ASSERT_EQ(r.status, 200) << r.body;
@@ -225,7 +225,7 @@ TEST(OpenAIRoutes, StopStringsEndTheReplyAndAreNotIncluded) {
 TEST(OpenAIRoutes, StreamedCompletionEndsWithUsageThenDone) {
     test::FakeBackend b(1, "Once upon a time");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, ChatFormat::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
     const std::size_t n = b.script("Once upon a time").size();
     const Reply r = call(api, "POST", "/v1/completions",
                          R"({"prompt":"The","temperature":0,"stream":true,"stream_options":{"include_usage":true},"max_tokens":)" +

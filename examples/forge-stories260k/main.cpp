@@ -1,9 +1,7 @@
-// forge-stories260k: the bundled tinystories model with its shape fixed at compile time. Handed any other
-// model, it refuses and names every field that differs.
-#include "forge/model/model_adapter.hpp"
-#include "forge/model/open_model.hpp"
-#include "forge/models/stories260k.hpp"
-#include "run_command.hpp"
+// forge-stories260k: the bundled tinystories model with its shape fixed at compile time.
+#include <forge/forge.hpp>
+
+#include "../compiled_model.hpp"
 
 using Traits = forge::models::Stories260K;
 constexpr const forge::ModelShape& kShape = Traits::shape;
@@ -14,12 +12,4 @@ static_assert(kShape.group_size() == 2, "stories260K shares each KV head between
 static_assert(kShape.kv_cache_bytes(kShape.max_context) == 327'680, "stories260K's full-context f16 KV cache is 320 KiB");
 static_assert(kShape.weight_bytes() < 1'200'000, "stories260K's F32 weights fit in 1.2 MB");
 
-int main(int argc, char** argv) {
-    try {
-        return forge::cli::run_command("forge-stories260k", argc, argv, FORGE_DEFAULT_MODEL,
-                                       [](forge::gguf::File f, forge::ModelOptions o) { return forge::open_model<Traits>(std::move(f), o); });
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "forge-stories260k: error: %s\n", e.what());
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return run_compiled_model<Traits>("forge-stories260k", argc, argv, FORGE_DEFAULT_MODEL); }

@@ -1,6 +1,8 @@
 #pragma once
-// forge in one include: files, shapes, quantization, tokenizers, the CPU and GPU models behind
-// open_model(), sampling, generation, the OpenAI-compatible server. Narrower headers work alone too.
+// forge's library in one include: files, shapes, quantization, tokenizers, chat prompts, the CPU and
+// GPU models behind open_model(), LanguageModel, sampling and generation (docs/library.md). The
+// OpenAI-compatible server is apart, in forge/serve.hpp. Narrower headers work alone too.
+#include "forge/chat/template.hpp"
 #include "forge/core/dtype.hpp"
 #include "forge/core/error.hpp"
 #include "forge/core/half.hpp"
@@ -8,9 +10,9 @@
 #include "forge/gguf/model_shape.hpp"
 #include "forge/gguf/reader.hpp"
 #include "forge/gguf/writer.hpp"
-#include "forge/json/json.hpp"
 #include "forge/model/any_model.hpp"
 #include "forge/model/generate.hpp"
+#include "forge/model/language_model.hpp"
 #include "forge/model/model.hpp"
 #include "forge/model/open_model.hpp"
 #include "forge/models/catalog.hpp"
@@ -19,7 +21,6 @@
 #include "forge/quant/row.hpp"
 #include "forge/sample/categorical.hpp"
 #include "forge/sample/sampler.hpp"
-#include "forge/serve/server.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
 #include "forge/traits/model_shape.hpp"
 #include "forge/traits/model_traits.hpp"

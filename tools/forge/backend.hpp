@@ -1,17 +1,11 @@
 #pragma once
 // --backend for every command that runs a model: cpu, metal (Apple GPUs, in builds with FORGE_METAL) or
-// metal-emu (forge's Metal kernels run by the MSL emulator). Every command opens its model through one
-// factory that takes the backend in ModelOptions: forge::open_model, or open_model<Traits> in the example
-// binaries that fix their traits.
-#include <functional>
-#include <memory>
+// metal-emu (forge's Metal kernels run by the MSL emulator), passed to the library in ModelOptions.
 #include <string>
 
 #include "forge/model/any_model.hpp"
 
 namespace forge::cli {
-
-using ModelFactory = std::function<std::unique_ptr<AnyModel>(gguf::File, ModelOptions)>;
 
 inline constexpr const char* kBackendHelp = "cpu|metal|metal-emu";
 

@@ -1,5 +1,10 @@
 #pragma once
 // One function per `forge` subcommand, each in its own .cpp; main.cpp only dispatches.
+#include "forge/model/any_model.hpp"
+
+// Every command opens models as Model<Dynamic>, compiled once, in dynamic_model.cpp.
+FORGE_EXTERN_MODEL(forge::Dynamic);
+
 namespace forge::cli {
 
 int inspect(int argc, char** argv);

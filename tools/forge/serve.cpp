@@ -81,7 +81,7 @@ int serve(int argc, char** argv) {
     const std::string path = args.get_or("--model", FORGE_DEFAULT_MODEL);
     const gguf::File file = gguf::File::open(path);
     const Tokenizer tok = Tokenizer::from_gguf(file);
-    const serve::ChatFormat format = serve::detect_chat_format(file.get_string("tokenizer.chat_template").value_or(""));
+    const chat::Format format = chat::format_of(file);
     std::vector<std::unique_ptr<AnyModel>> models;
     for (int i = 0; i < parallel; ++i)  // each a KV cache of its own over the one shared mapping of the weights
         models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend}));
@@ -90,7 +90,7 @@ int serve(int argc, char** argv) {
     serve::Server server(api, opt);
 
     std::fprintf(stderr, "forge serve: model %s, chat format %s, %d slot(s) of %d tokens on %s, %d thread(s) each\n",
-                 printable(path).c_str(), std::string(serve::chat_format_name(format)).c_str(), parallel, scheduler.context(),
+                 printable(path).c_str(), std::string(chat::format_name(format)).c_str(), parallel, scheduler.context(),
                  std::string(scheduler.front().device_name()).c_str(), threads);
     std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", opt.host.c_str(), server.port());
     std::fflush(stderr);

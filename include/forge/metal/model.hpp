@@ -17,6 +17,7 @@
 #include "forge/metal_src/library.hpp"
 #include "forge/model/any_model.hpp"
 #include "forge/model/prefill.hpp"
+#include "forge/model/sequence.hpp"
 #include "forge/model/weights.hpp"
 #include "forge/sample/categorical.hpp"
 
@@ -96,11 +97,6 @@ public:
         last_.resize(std::size_t(S.vocab));
     }
 
-    std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr) override {
-        prefill_in_batches(shape_, pos_, context_, batch_, tokens, all_logits, last_,
-                           [&](const std::int32_t* t, int n, float* all) { forward(t, n, all); });
-        return last_;
-    }
 
     // Temperature softmax and a categorical draw with uniform u over the last token's logits, on the
     // device; same result as forge::sample_categorical on those logits. Only the GPU path offers it.
@@ -113,8 +109,8 @@ public:
         return {*reinterpret_cast<const std::int32_t*>(sampled_->contents()), *reinterpret_cast<const float*>(logprob_->contents())};
     }
 
-    void reset() override { pos_ = 0; }
     int position() const override { return pos_; }
+    std::span<const float> logits() const override { return has_logits_ ? std::span<const float>(last_) : std::span<const float>(); }
     int context() const override { return context_; }
     int threads() const override { return 1; }  // the device computes; the host thread only encodes
     std::size_t kv_cache_bytes() const override { return shape_.kv_cache_bytes(context_); }
@@ -124,6 +120,34 @@ public:
     std::string_view device_name() const override { return dev_->name(); }
 
 private:
+    std::span<const float> feed(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) override {
+        has_logits_ = false;
+        prefill_in_batches(shape_, pos_, context_, batch_, tokens, all_logits, last_, abort, [&](const std::int32_t* t, int n, float* all) {
+            forward(t, n, all, abort);
+            has_logits_ = true;
+        });
+        return last_;
+    }
+
+    void cut(int n) override {
+        require_truncatable(n, pos_);
+        if (n != pos_) has_logits_ = false;
+        pos_ = n;
+    }
+
+    void copy_prefix(AnyModel& other, int n) const override {
+        auto* to = dynamic_cast<GpuModel*>(&other);
+        if (!to) throw Error("cannot copy a prefix from a GPU model to a model on another backend");
+        require_copyable_prefix(n, pos_, shape_, to->shape_, to->context_);
+        const std::size_t bytes = std::size_t(n) * std::size_t(shape_.kv_dim()) * 2;
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            std::memcpy(to->layers_[l].k_cache->contents(), layers_[l].k_cache->contents(), bytes);
+            std::memcpy(to->layers_[l].v_cache->contents(), layers_[l].v_cache->contents(), bytes);
+        }
+        to->pos_ = n;
+        to->has_logits_ = false;
+    }
+
     int qkv_width() const { return shape_.q_dim() + 2 * shape_.kv_dim(); }
 
     // A weight matrix on the device, with the type and size the launchers need.
@@ -170,7 +194,9 @@ private:
     }
 
     // The transformer for n tokens at positions pos_ .. pos_ + n - 1, as Model::forward.
-    void forward(const std::int32_t* tokens, int n, float* all_logits) {
+    // `abort` is asked before each layer; in a batch the device first finishes the layers encoded so far,
+    // so that a long prefill stops within a layer of the request.
+    void forward(const std::int32_t* tokens, int n, float* all_logits, const AbortCheck& abort) {
         const ModelShape& S = shape_;
         const int H = S.hidden, Q = S.q_dim(), KV = S.kv_dim(), F = S.ffn, kQKV = qkv_width();
         auto& e = dev_->encoder();
@@ -185,6 +211,8 @@ private:
             e.barrier();
         }
         for (int l = 0; l < S.layers; ++l) {
+            if (abort && n > 1) dev_->finish();
+            check_abort(abort, pos_);
             auto& L = layers_[std::size_t(l)];
             const auto kc = view<std::uint16_t>(*L.k_cache), vc = view<std::uint16_t>(*L.v_cache);
             // Attention block.
@@ -259,6 +287,7 @@ private:
     int context_, batch_;
     ModelWeights w_;
     int pos_ = 0;
+    bool has_logits_ = false;
     std::size_t last_row_ = 0;  // row of logits_ holding the last token's logits
     Matrix embd_, out_w_;
     std::unique_ptr<Buffer> out_norm_, rope_freqs_;

@@ -1,26 +1,76 @@
 #pragma once
-// A model of any traits behind one interface, so tools and servers can hold whichever model a file
-// needs. This header has no kernels in it: see model_adapter.hpp for the implementation and
-// open_model.hpp for choosing one.
+// A model of any traits on any backend behind one interface, so programs, tools and servers can hold
+// whichever model a file needs. This header has no kernels in it: see model_adapter.hpp for the CPU
+// implementation, metal/model.hpp for the GPU one, and open_model.hpp for choosing one.
+//
+// A model is one sequence: its KV cache holds the tokens fed since reset(), and tokens() says which.
+// truncate() keeps a prefix, copy_prefix_to() gives a prefix to another model of the same kind and
+// shape, so a conversation (or a prompt shared by requests) is not computed again.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "forge/gguf/reader.hpp"
 #include "forge/model/options.hpp"
+#include "forge/model/prefill.hpp"
 #include "forge/traits/model_shape.hpp"
+#include "forge/traits/model_traits.hpp"
 
 namespace forge {
 
 class AnyModel {
 public:
     virtual ~AnyModel() = default;
-    // As Model::prefill / Model::decode.
-    virtual std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr) = 0;
-    std::span<const float> decode(std::int32_t token) { return prefill(std::span(&token, 1)); }
-    virtual void reset() = 0;
+
+    // Feeds `tokens` at the next positions and returns the last one's logits (valid until the model is
+    // next fed). With `all_logits` (tokens.size() x vocab floats) every token's logits are written there.
+    // `abort` is asked between batches and layers; when it says stop, Cancelled is thrown and the model
+    // keeps the batches it finished (tokens() says which).
+    std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr, const AbortCheck& abort = {}) {
+        const std::size_t before = tokens_.size();
+        try {
+            const auto logits = feed(tokens, all_logits, abort);
+            tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+            return logits;
+        } catch (...) {
+            const std::size_t done = std::size_t(position()) - before;
+            tokens_.insert(tokens_.end(), tokens.begin(), tokens.begin() + std::ptrdiff_t(done));
+            throw;
+        }
+    }
+    std::span<const float> decode(std::int32_t token, const AbortCheck& abort = {}) { return prefill(std::span(&token, 1), nullptr, abort); }
+
+    // The tokens the KV cache holds, position by position.
+    std::span<const std::int32_t> tokens() const { return tokens_; }
+    // The last fed token's logits; empty after truncate() dropped that token, or before anything was fed.
+    virtual std::span<const float> logits() const = 0;
+
+    // Keeps the first n positions; the next token fed goes to position n.
+    void truncate(int n) {
+        cut(n);
+        tokens_.resize(std::size_t(n));
+    }
+    void reset() { truncate(0); }
+    // Truncates the sequence to its longest common prefix with `tokens`, short of the last token (whose
+    // logits only feeding gives). Returns how many positions were kept: tokens that need no feeding again.
+    int keep_prefix_of(std::span<const std::int32_t> tokens) {
+        const std::size_t limit = std::min(tokens_.size(), tokens.empty() ? 0 : tokens.size() - 1);
+        std::size_t n = 0;
+        while (n < limit && tokens_[n] == tokens[n]) ++n;
+        truncate(int(n));
+        return int(n);
+    }
+    // Gives `to` (a model on the same backend with the same shape) this model's first n positions: `to`
+    // then holds them and continues at position n.
+    void copy_prefix_to(AnyModel& to, int n) const {
+        copy_prefix(to, n);
+        to.tokens_.assign(tokens_.begin(), tokens_.begin() + n);
+    }
+
     virtual int position() const = 0;
     virtual int context() const = 0;
     virtual int threads() const = 0;
@@ -31,10 +81,26 @@ public:
     virtual std::string_view compiled_name() const = 0;
     // What computes the model: "cpu", or the GPU device's name.
     virtual std::string_view device_name() const { return "cpu"; }
+
+protected:
+    // What prefill, truncate and copy_prefix_to ask of an implementation; the token bookkeeping is here.
+    virtual std::span<const float> feed(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) = 0;
+    virtual void cut(int n) = 0;
+    virtual void copy_prefix(AnyModel& to, int n) const = 0;
+
+private:
+    std::vector<std::int32_t> tokens_;
 };
 
-// Defined in model_adapter.hpp; instantiated per traits type where the program chooses.
+// Defined in model_adapter.hpp; instantiated where a program opens a CPU model of those traits.
 template <class Traits>
 std::unique_ptr<AnyModel> make_model(gguf::File file, ModelOptions opt);
 
 }  // namespace forge
+
+// In one translation unit, FORGE_INSTANTIATE_MODEL(T) compiles the CPU model of traits T (or
+// forge::Dynamic); FORGE_EXTERN_MODEL(T) in the others keeps them from compiling it again.
+#define FORGE_INSTANTIATE_MODEL(...) \
+    template std::unique_ptr<forge::AnyModel> forge::make_model<__VA_ARGS__>(forge::gguf::File, forge::ModelOptions)
+#define FORGE_EXTERN_MODEL(...) \
+    extern template std::unique_ptr<forge::AnyModel> forge::make_model<__VA_ARGS__>(forge::gguf::File, forge::ModelOptions)

@@ -1,29 +1,53 @@
 #pragma once
-// The generation loop: prefill the prompt as one batch, then sample and decode token by token,
-// streaming text as it is produced. Text that might be the start of a stop string is held back until
-// it is known not to be one, so a stop string never reaches the caller.
+// The generation loop: feed the prompt where the model's sequence stands, then sample and feed token by
+// token, handing each token to the caller as an event (its id, text, log-probability and, on request,
+// the most likely alternatives). Text that might be the start of a stop string is held back until it is
+// known not to be one, so a stop string never reaches the caller.
+//
+// Generation continues the model's sequence: a call after another (with more prompt, or none) goes on
+// from the last token fed, as one long generation would. Every generated token is fed, so afterwards
+// the model's tokens() are what came before, the prompt and the result's tokens; only the last token of
+// a generation that was cancelled or filled the context is not fed.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <numeric>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "forge/model/any_model.hpp"
 #include "forge/sample/sampler.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
 
 namespace forge {
 
-struct GenerationParams {
-    int max_tokens = 128;
-    SamplerParams sampling{};
-    std::vector<std::string> stop;  // stop strings (not included in the output)
-    std::function<bool()> abort;    // asked before each token: true ends generation as `cancelled`
+// The most alternatives a token event carries (OpenAI's top_logprobs limit).
+inline constexpr int kMaxTopLogprobs = 20;
+
+struct TokenLogprob {
+    std::int32_t id;
+    float logprob;
 };
 
-enum class FinishReason { length, eos, stop, cancelled };
+struct GenerationParams {
+    int max_tokens = 256;
+    SamplerParams sampling{};
+    std::vector<std::string> stop{};        // stop strings (not included in the output)
+    std::vector<std::int32_t> stop_tokens{};  // ids that end generation, beside those the vocabulary marks
+    int top_logprobs = 0;                   // alternatives per token event, 0 to kMaxTopLogprobs
+    AbortCheck abort{};                     // asked before each token and between layers: true ends generation as cancelled
+};
+
+enum class FinishReason {
+    length,     // max_tokens generated, or the context is full
+    eos,        // an end-of-generation token: one the vocabulary marks, its BOS, or one of stop_tokens
+    stop,       // a stop string
+    cancelled,  // `abort` said stop, or the event callback returned false
+};
 
 constexpr std::string_view finish_reason_name(FinishReason r) {
     switch (r) {
@@ -35,99 +59,167 @@ constexpr std::string_view finish_reason_name(FinishReason r) {
     return "?";
 }
 
+// One generated token, as the callback sees it (the views are valid during the call).
+struct TokenEvent {
+    std::int32_t id;         // tokenizer::kNoToken on a generation's last event when it only releases held text
+    std::string_view piece;  // the token's own text (the bytes of an unfinished character come with the token finishing it)
+    std::string_view text;   // output that became final with this token: what to print (stop strings never appear)
+    float logprob;           // log-softmax of the model's logits at temperature 1, before any sampling filter
+    std::span<const TokenLogprob> top;  // the top_logprobs most likely tokens, most likely first
+};
+
+// Returning false ends generation at once, as cancelled.
+using TokenCallback = std::function<bool(const TokenEvent&)>;
+
 struct GenerationResult {
-    std::vector<std::int32_t> tokens;  // generated ids (EOS excluded)
+    std::vector<std::int32_t> tokens;  // generated ids (the end-of-generation token excluded)
+    std::vector<float> logprobs;       // each token's log-probability, as in its event
+    std::vector<std::vector<TokenLogprob>> top_logprobs;  // each token's alternatives (when asked for)
     std::string text;
     FinishReason finish = FinishReason::length;
-    int prompt_tokens = 0;
+    int prompt_tokens = 0;  // tokens fed for the prompt by this call
+    std::uint64_t seed = 0;  // the sampler's seed (the random one chosen when none was given)
     double prefill_seconds = 0;
     double decode_seconds = 0;
 };
 
-// `on_text` receives each piece of text as soon as it is final; returning false cancels generation.
-// The model must be at position 0 (call reset()).
-template <class M>
-GenerationResult generate(M& model, const Tokenizer& tok, std::span<const std::int32_t> prompt,
-                          const GenerationParams& params, const std::function<bool(std::string_view)>& on_text = {}) {
+namespace detail {
+
+// log-softmax at temperature 1 of `logits` at `id`, and the `top` most likely tokens into `out`.
+inline float token_logprob(std::span<const float> logits, std::int32_t id, int top, std::vector<TokenLogprob>& out,
+                           std::vector<std::int32_t>& order) {
+    float max = -INFINITY;
+    for (const float l : logits) max = std::fmax(max, l);
+    float sum = 0.0f;
+    for (const float l : logits) sum += std::exp(l - max);
+    const float log_sum = max + std::log(sum);
+    out.clear();
+    if (top > 0) {
+        order.resize(logits.size());
+        std::iota(order.begin(), order.end(), 0);
+        const auto k = std::ptrdiff_t(std::min<std::size_t>(std::size_t(top), logits.size()));
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](std::int32_t a, std::int32_t b) {
+            return logits[std::size_t(a)] > logits[std::size_t(b)] || (logits[std::size_t(a)] == logits[std::size_t(b)] && a < b);
+        });
+        for (std::ptrdiff_t i = 0; i < k; ++i) out.push_back({order[std::size_t(i)], logits[std::size_t(order[std::size_t(i)])] - log_sum});
+    }
+    return logits[std::size_t(id)] - log_sum;
+}
+
+}  // namespace detail
+
+// Feeds `prompt` (may be empty when the model has fed tokens: generation then continues from the last)
+// and generates, calling `on_token` for every token.
+inline GenerationResult generate(AnyModel& model, const Tokenizer& tok, std::span<const std::int32_t> prompt,
+                                 const GenerationParams& params, const TokenCallback& on_token = {}) {
     using clock = std::chrono::steady_clock;
-    if (prompt.empty()) throw Error("the prompt is empty: there is nothing to continue (add BOS)");
-    if (prompt.size() > std::size_t(model.context()))
-        throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " +
-                    std::to_string(model.context()));
-    if (params.max_tokens < 0) throw Error("max_tokens must be >= 0");
+    if (params.max_tokens < 0) throw Error("max_tokens must be >= 0, not " + std::to_string(params.max_tokens));
+    if (params.top_logprobs < 0 || params.top_logprobs > kMaxTopLogprobs)
+        throw Error("top_logprobs must be between 0 and " + std::to_string(kMaxTopLogprobs) + ", not " + std::to_string(params.top_logprobs));
     for (const auto& s : params.stop)
         if (s.empty()) throw Error("stop strings must not be empty");
+    if (prompt.empty() && model.logits().empty())
+        throw Error(model.position() == 0 ? "the prompt is empty: there is nothing to continue (add BOS)"
+                                          : "the prompt is empty and the model's last token was truncated away: feed at least one token");
+    if (prompt.size() > std::size_t(model.context() - model.position()))
+        throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens but the context has room for " +
+                    std::to_string(model.context() - model.position()) + " more (it holds " + std::to_string(model.context()) + ")");
+    const auto ends_generation = [&](std::int32_t id) {
+        return tok.is_eog(id) || id == tok.bos() || std::find(params.stop_tokens.begin(), params.stop_tokens.end(), id) != params.stop_tokens.end();
+    };
 
     GenerationResult r;
     r.prompt_tokens = int(prompt.size());
     Sampler sampler(params.sampling);
+    r.seed = sampler.seed();
+    const auto history = model.tokens();
+    for (const auto t : history) sampler.accept(t);
     for (const auto t : prompt) sampler.accept(t);
 
     const auto t0 = clock::now();
-    std::span<const float> logits = model.prefill(prompt);
+    std::span<const float> logits;
+    try {
+        logits = prompt.empty() ? model.logits() : model.prefill(prompt, nullptr, params.abort);
+    } catch (const Cancelled&) {
+        r.finish = FinishReason::cancelled;
+        r.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        return r;
+    }
     const auto t1 = clock::now();
     r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
-    StreamDecoder decoder(tok, prompt.size() == 1 && prompt[0] == tok.bos());
+    const bool after_bos_only = model.position() == 1 && model.tokens()[0] == tok.bos();
+    StreamDecoder decoder(tok, after_bos_only);
     std::string held;  // decoded text not yet given to the caller
+    std::vector<TokenLogprob> top;
+    std::vector<std::int32_t> order;
 
-    // Emits `held` up to `end` bytes; false if the caller cancelled.
-    const auto emit = [&](std::size_t end) {
-        if (end == 0) return true;
-        const std::string piece = held.substr(0, end);
-        held.erase(0, end);
-        r.text += piece;
-        return !on_text || on_text(piece);
-    };
-    // Keeps back the shortest tail that could still grow into a stop string; trims at a complete one.
-    const auto settle = [&](bool final) -> bool {
+    // How much of `held` is final: all of it at the end; else all but the longest tail that could still
+    // grow into a stop string, backed up to a UTF-8 character boundary. A complete stop string trims
+    // `held` there and finishes generation.
+    const auto settle = [&](bool final) -> std::size_t {
         for (const auto& s : params.stop) {
             if (const auto at = held.find(s); at != std::string::npos) {
                 held.resize(at);
-                emit(held.size());
                 r.finish = FinishReason::stop;
-                return false;
+                return at;
             }
         }
+        if (final) return held.size();
         std::size_t keep = 0;
-        if (!final)
-            for (const auto& s : params.stop)
-                for (std::size_t n = std::min(s.size() - 1, held.size()); n > keep; --n)
-                    if (held.compare(held.size() - n, n, s, 0, n) == 0) {
-                        keep = n;
-                        break;
-                    }
-        // Never split a UTF-8 character between pieces: back up to a character boundary.
+        for (const auto& s : params.stop)
+            for (std::size_t n = std::min(s.size() - 1, held.size()); n > keep; --n)
+                if (held.compare(held.size() - n, n, s, 0, n) == 0) {
+                    keep = n;
+                    break;
+                }
         std::size_t end = held.size() - keep;
         while (end > 0 && end < held.size() && (static_cast<unsigned char>(held[end]) & 0xC0) == 0x80) --end;
-        if (!emit(end)) {
-            r.finish = FinishReason::cancelled;
-            return false;
-        }
-        return true;
+        return end;
+    };
+    // Hands the event to the caller with the first `end` bytes of `held` released; false if it cancelled.
+    const auto emit = [&](std::int32_t id, std::string_view piece, float logprob, std::size_t end) {
+        const std::string released = held.substr(0, end);
+        held.erase(0, end);
+        r.text += released;
+        return !on_token || on_token(TokenEvent{id, piece, released, logprob, top});
     };
 
-    while (int(r.tokens.size()) < params.max_tokens) {
+    for (;;) {
+        if (int(r.tokens.size()) == params.max_tokens) break;
         if (params.abort && params.abort()) {
             r.finish = FinishReason::cancelled;
             break;
         }
         const std::int32_t next = sampler.sample(logits);
-        if (tok.is_eog(next)) {
+        const float logprob = detail::token_logprob(logits, next, params.top_logprobs, top, order);
+        if (ends_generation(next)) {
             r.finish = FinishReason::eos;
             break;
         }
         r.tokens.push_back(next);
+        r.logprobs.push_back(logprob);
+        if (params.top_logprobs > 0) r.top_logprobs.push_back(top);
         sampler.accept(next);
-        held += decoder.push(next);
-        if (!settle(false)) break;
-        if (int(r.tokens.size()) == params.max_tokens) break;
-        if (model.position() >= model.context()) break;  // context full: finish with "length"
-        logits = model.decode(next);
+        const std::string piece = decoder.push(next);
+        held += piece;
+        if (!emit(next, piece, logprob, settle(false))) {
+            r.finish = FinishReason::cancelled;
+            break;
+        }
+        if (model.position() >= model.context()) break;  // the context is full: finish with "length"
+        try {
+            logits = model.decode(next, params.abort);
+        } catch (const Cancelled&) {
+            r.finish = FinishReason::cancelled;
+            break;
+        }
+        if (r.finish == FinishReason::stop) break;
     }
     if (r.finish == FinishReason::length || r.finish == FinishReason::eos) {
         held += decoder.flush();
-        settle(true);
+        top.clear();
+        if (const std::size_t end = settle(true); end > 0) emit(tokenizer::kNoToken, {}, 0.0f, end);
     }
     r.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
     return r;

@@ -3,9 +3,14 @@
 // compile-time constant and the file must match it) or `Dynamic` (the shape is read from the file).
 // The same forward pass serves both, and decode (one token) and prefill (a batch) share every kernel,
 // so a token's logits do not depend on which entry point computed them.
+//
+// A model is one sequence: its KV cache holds the tokens fed since reset(), at positions 0, 1, ... The
+// sequence can be cut back to a prefix (truncate) and a prefix copied into another model of the same
+// shape (copy_prefix_to), so a conversation continues without computing its history again.
 #include <algorithm>
 #include <concepts>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -20,16 +25,14 @@
 #include "forge/cpu/rmsnorm.hpp"
 #include "forge/cpu/thread_pool.hpp"
 #include "forge/gguf/model_shape.hpp"
-#include "forge/model/prefill.hpp"
 #include "forge/model/kv_cache.hpp"
 #include "forge/model/options.hpp"
+#include "forge/model/prefill.hpp"
+#include "forge/model/sequence.hpp"
 #include "forge/model/weights.hpp"
 #include "forge/traits/model_traits.hpp"
 
 namespace forge {
-
-// Tag for Model<Dynamic>: the shape comes from the file at run time.
-struct Dynamic {};
 
 template <class Traits = Dynamic>
     requires std::same_as<Traits, Dynamic> || ModelTraits<Traits>
@@ -39,7 +42,7 @@ public:
 
     explicit Model(gguf::File file, ModelOptions opt = {})
         : file_(std::move(file)), shape_(checked_shape(file_)), context_(resolve_context(opt.context, shape())),
-          weights_(load_weights(file_, shape(), context_)), batch_(std::max(1, opt.max_batch)), pool_(resolve_threads(opt.threads)),
+          weights_(load_weights(file_, shape(), context_)), batch_(std::max(1, opt.max_batch)), pool_(std::make_unique<cpu::ThreadPool>(resolve_threads(opt.threads))),
           cache_(shape().layers, context_, shape().kv_dim()), rope_(batch_, shape().head_dim),
           gemm_hidden_(gemm_for(shape().hidden)), gemm_qdim_(gemm_for(shape().q_dim())), gemm_ffn_(gemm_for(shape().ffn)) {
         if constexpr (kCompiled) require_layer_type(weights_, Traits::shape.weights);
@@ -54,7 +57,7 @@ public:
         gate_.resize(B * s.ffn);
         up_.resize(B * s.ffn);
         logits_.resize(std::size_t(s.vocab));
-        scores_.resize(std::size_t(pool_.size()) * 4 * std::size_t(context_));
+        scores_.resize(std::size_t(pool_->size()) * 4 * std::size_t(context_));
     }
 
     const ModelShape& shape() const {
@@ -64,20 +67,42 @@ public:
     const gguf::File& file() const { return file_; }
     int context() const { return context_; }
     int position() const { return pos_; }
-    int threads() const { return pool_.size(); }
+    int threads() const { return pool_->size(); }
     std::size_t kv_cache_bytes() const { return cache_.bytes(); }
     // Whether every matmul runs kernels unrolled for its row length (always with compiled traits).
     bool row_length_kernels() const { return gemm_hidden_.cols && gemm_qdim_.cols && gemm_ffn_.cols; }
-    void reset() { pos_ = 0; }
+    void reset() { truncate(0); }
+
+    // Keeps the first `n` positions and forgets the rest; the next token fed goes to position n.
+    void truncate(int n) {
+        require_truncatable(n, pos_);
+        if (n != pos_) has_logits_ = false;
+        pos_ = n;
+    }
+
+    // The last fed token's logits, or empty when truncate() has dropped that token (or nothing was fed).
+    std::span<const float> logits() const { return has_logits_ ? std::span<const float>(logits_) : std::span<const float>(); }
+
+    // Gives `to` (a model of the same shape) this model's first `n` positions; `to` continues at position n.
+    void copy_prefix_to(Model& to, int n) const {
+        require_copyable_prefix(n, pos_, shape(), to.shape(), to.context_);
+        cache_.copy_prefix_to(to.cache_, n);
+        to.pos_ = n;
+        to.has_logits_ = false;
+    }
 
     // Feeds one token at the next position; returns its logits (valid until the next call).
     std::span<const float> decode(std::int32_t token) { return prefill(std::span(&token, 1)); }
 
     // Feeds `tokens` at the next positions, in batches. Returns the last token's logits; with
-    // `all_logits` (tokens.size() x vocab floats) every token's logits are written there too.
-    std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr) {
-        prefill_in_batches(shape(), pos_, context_, batch_, tokens, all_logits, logits_,
-                           [&](const std::int32_t* t, int n, float* all) { forward(t, n, all); });
+    // `all_logits` (tokens.size() x vocab floats) every token's logits are written there too. `abort` is
+    // asked between batches and layers: when it says stop, Cancelled is thrown and the batches done stay.
+    std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr, const AbortCheck& abort = {}) {
+        has_logits_ = false;
+        prefill_in_batches(shape(), pos_, context_, batch_, tokens, all_logits, logits_, abort, [&](const std::int32_t* t, int n, float* all) {
+            forward(t, n, all, abort);
+            has_logits_ = true;
+        });
         return logits_;
     }
 
@@ -103,7 +128,7 @@ private:
     }
 
     // The transformer, for n tokens at positions pos_ .. pos_+n-1.
-    void forward(const std::int32_t* tokens, int n, float* all_logits) {
+    void forward(const std::int32_t* tokens, int n, float* all_logits, const AbortCheck& abort) {
         const auto& s = shape();
         const int H = s.hidden, Q = s.q_dim(), KV = s.kv_dim(), F = s.ffn;
         rope_.compute(pos_, n, s.rope_base, weights_.rope_freqs.empty() ? nullptr : weights_.rope_freqs.data(), weights_.rope_mscale);
@@ -114,11 +139,12 @@ private:
         });
 
         for (int l = 0; l < s.layers; ++l) {
+            check_abort(abort, pos_);
             const LayerWeights& L = weights_.layers[std::size_t(l)];
             // Attention block.
             each_token(n, [&](int t) { cpu::rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps); });
             in_.set(xb_.data(), n, H, H);
-            gemm_hidden_.jobs({{L.wq, q_.data(), Q}, {L.wk, k_.data(), KV}, {L.wv, v_.data(), KV}}, in_, pool_);
+            gemm_hidden_.jobs({{L.wq, q_.data(), Q}, {L.wk, k_.data(), KV}, {L.wv, v_.data(), KV}}, in_, *pool_);
             each_token(n, [&](int t) {
                 float *q = &q_[std::size_t(t) * Q], *k = &k_[std::size_t(t) * KV], *v = &v_[std::size_t(t) * KV];
                 if (s.qkv_bias) {
@@ -138,17 +164,17 @@ private:
             });
             attention(l, n);
             in_.set(att_.data(), n, Q, Q);
-            gemm_qdim_.one(L.wo, in_, xb_.data(), H, pool_);
+            gemm_qdim_.one(L.wo, in_, xb_.data(), H, *pool_);
             // Residual, then the feed-forward block (SwiGLU).
             each_token(n, [&](int t) {
                 residual_add(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H]);
                 cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
             });
             in_.set(xb_.data(), n, H, H);
-            gemm_hidden_.jobs({{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}}, in_, pool_);
+            gemm_hidden_.jobs({{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}}, in_, *pool_);
             each_token(n, [&](int t) { cpu::silu_mul_fast(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F); });
             in_.set(gate_.data(), n, F, F);
-            gemm_ffn_.one(L.w_down, in_, xb_.data(), H, pool_);
+            gemm_ffn_.one(L.w_down, in_, xb_.data(), H, *pool_);
             each_token(n, [&](int t) { residual_add(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H]); });
         }
 
@@ -157,12 +183,12 @@ private:
         for (int t = first; t < n; ++t) cpu::rmsnorm(&x_[std::size_t(t) * H], weights_.output_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
         if (all_logits) {
             in_.set(xb_.data(), n, H, H);
-            gemm_hidden_.one(weights_.output, in_, all_logits, s.vocab, pool_);
+            gemm_hidden_.one(weights_.output, in_, all_logits, s.vocab, *pool_);
             if (s.logit_scale != 1.0f) cpu::scale_inplace(all_logits, 1.0f / s.logit_scale, n * s.vocab);
             std::copy_n(all_logits + std::size_t(n - 1) * s.vocab, s.vocab, logits_.begin());
         } else {
             in_.set(&xb_[std::size_t(n - 1) * H], 1, H, H);
-            gemm_hidden_.one(weights_.output, in_, logits_.data(), s.vocab, pool_);
+            gemm_hidden_.one(weights_.output, in_, logits_.data(), s.vocab, *pool_);
             if (s.logit_scale != 1.0f) cpu::scale_inplace(logits_.data(), 1.0f / s.logit_scale, s.vocab);
         }
         pos_ += n;
@@ -179,7 +205,7 @@ private:
     template <class F>
     void each_token(int n, F&& f) {
         if (n == 1) return f(0);
-        pool_.parallel_for(std::size_t(n), [&](std::size_t b, std::size_t e) {
+        pool_->parallel_for(std::size_t(n), [&](std::size_t b, std::size_t e) {
             for (std::size_t t = b; t < e; ++t) f(int(t));
         });
     }
@@ -194,8 +220,8 @@ private:
         const std::size_t heads = std::size_t(s.heads), Q = std::size_t(s.q_dim()), C = std::size_t(context_);
         const int fours = s.sliding_window > 0 ? 0 : n / 4;
         const std::size_t four_units = std::size_t(fours) * heads, units = four_units + std::size_t(n - 4 * fours) * heads;
-        const int parts = pool_.parts_for(units);
-        pool_.run(parts, [&](int part, int thread) {
+        const int parts = pool_->parts_for(units);
+        pool_->run(parts, [&](int part, int thread) {
             float* scores = &scores_[std::size_t(thread) * 4 * C];
             for (std::size_t i = units * std::size_t(part) / std::size_t(parts); i < units * std::size_t(part + 1) / std::size_t(parts); ++i) {
                 const int h = int(i % heads);
@@ -220,7 +246,8 @@ private:
     ModelWeights weights_;
     int batch_;
     int pos_ = 0;
-    cpu::ThreadPool pool_;
+    bool has_logits_ = false;
+    std::unique_ptr<cpu::ThreadPool> pool_;  // held by pointer so that the model can move
     KVCache cache_;
     cpu::RopeTable rope_;  // the batch's rotation angles, shared by every layer
     cpu::GemmInput in_;  // the input of the next matmuls, quantized once for all of them

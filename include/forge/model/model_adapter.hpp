@@ -1,7 +1,7 @@
 #pragma once
-// Model<Traits> behind the AnyModel interface. Including this header instantiates the kernels for
-// every traits type make_model is called with; FORGE_INSTANTIATE_MODEL(T) does it for one type in
-// its own translation unit.
+// Model<Traits> behind the AnyModel interface. Calling make_model<T> (open_model does) instantiates the
+// CPU kernels for T there; FORGE_INSTANTIATE_MODEL(T) does it in a translation unit of its own, and
+// FORGE_EXTERN_MODEL(T) tells other translation units that it is done.
 #include "forge/model/any_model.hpp"
 #include "forge/model/model.hpp"
 #include "forge/models/catalog.hpp"
@@ -12,10 +12,7 @@ template <class Traits>
 class ModelAdapter final : public AnyModel {
 public:
     ModelAdapter(gguf::File file, ModelOptions opt) : m_(std::move(file), opt) {}
-    std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits) override {
-        return m_.prefill(tokens, all_logits);
-    }
-    void reset() override { m_.reset(); }
+    std::span<const float> logits() const override { return m_.logits(); }
     int position() const override { return m_.position(); }
     int context() const override { return m_.context(); }
     int threads() const override { return m_.threads(); }
@@ -34,6 +31,16 @@ public:
     }
 
 private:
+    std::span<const float> feed(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) override {
+        return m_.prefill(tokens, all_logits, abort);
+    }
+    void cut(int n) override { m_.truncate(n); }
+    void copy_prefix(AnyModel& to, int n) const override {
+        auto* other = dynamic_cast<ModelAdapter*>(&to);
+        if (!other) throw Error("cannot copy a prefix from a CPU model to a model on another backend or of other traits");
+        m_.copy_prefix_to(other->m_, n);
+    }
+
     Model<Traits> m_;
 };
 
@@ -43,6 +50,3 @@ std::unique_ptr<AnyModel> make_model(gguf::File file, ModelOptions opt) {
 }
 
 }  // namespace forge
-
-#define FORGE_INSTANTIATE_MODEL(...) \
-    template std::unique_ptr<forge::AnyModel> forge::make_model<__VA_ARGS__>(forge::gguf::File, forge::ModelOptions)

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "forge/core/error.hpp"
 #include "forge/traits/model_shape.hpp"
@@ -35,9 +36,10 @@ inline Backend parse_backend(std::string_view name) {
 
 struct ModelOptions {
     int context = 0;      // KV-cache positions; 0 = the model's max_context, capped at kDefaultContextCap
-    int threads = 1;      // worker threads for the CPU kernels
+    int threads = 0;      // worker threads for the CPU kernels; 0 = one per hardware thread
     int max_batch = 256;  // prefill processes tokens in batches of at most this many: a batch reads the weights once
     Backend backend = Backend::cpu;
+    bool check_tensors = false;  // scan every weight for NaN and infinity before loading (as llama.cpp's --check-tensors)
 };
 
 inline constexpr int kDefaultContextCap = 4096;
@@ -76,8 +78,10 @@ inline int resolve_context(int requested, const ModelShape& s) {
 }
 
 inline int resolve_threads(int threads) {
+    if (threads == 0) return std::clamp(int(std::thread::hardware_concurrency()), 1, kMaxThreads);
     if (threads < 1 || threads > kMaxThreads)
-        throw Error("threads must be between 1 and " + std::to_string(kMaxThreads) + ", not " + std::to_string(threads));
+        throw Error("threads must be between 1 and " + std::to_string(kMaxThreads) + " (or 0 for one per hardware thread), not " +
+                    std::to_string(threads));
     return threads;
 }
 

@@ -3,11 +3,16 @@
 // top-k -> top-p -> min-p -> temperature -> categorical draw. Seeded: the same seed, logits and history
 // give the same tokens on every platform (the generator and the float draw are spelled out, not left to
 // the standard library's implementation-defined distributions).
+//
+// The defaults sample from the model's own distribution (temperature 1, no filter), as the OpenAI API
+// and Hugging Face do; each filter is on only when its field is set, and without a seed every sampler
+// draws its own (seed() says which, to repeat a run).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <deque>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <span>
 #include <vector>
@@ -23,18 +28,18 @@ inline constexpr float kGreedyBelowTemperature = 1e-5f;
 inline constexpr float kMinRepeatPenalty = 1e-3f, kMaxRepeatPenalty = 1e3f;
 
 struct SamplerParams {
-    float temperature = 0.8f;  // 0 (or below kGreedyBelowTemperature): greedy
-    int top_k = 40;            // 0: off
-    float top_p = 0.95f;       // 1: off
-    float min_p = 0.05f;       // 0: off
+    float temperature = 1.0f;  // 0 (or below kGreedyBelowTemperature): greedy
+    int top_k = 0;             // 0: off
+    float top_p = 1.0f;        // 1: off
+    float min_p = 0.0f;        // 0: off
     float repeat_penalty = 1.0f;
     int repeat_last_n = 64;
-    std::uint64_t seed = 0;
+    std::optional<std::uint64_t> seed{};  // none: a random seed
 };
 
 class Sampler {
 public:
-    explicit Sampler(SamplerParams p) : p_(p), rng_(p.seed) { check(p); }
+    explicit Sampler(SamplerParams p) : p_(p), seed_(p.seed.value_or(random_seed())), rng_(seed_) { check(p); }
 
     // Throws forge::Error naming the first parameter out of its range.
     static void check(const SamplerParams& p) {
@@ -47,6 +52,8 @@ public:
     }
 
     const SamplerParams& params() const { return p_; }
+    // The seed drawing the tokens: the one given, or the random one chosen.
+    std::uint64_t seed() const { return seed_; }
 
     // A uniform float in [0, 1) from the top 24 bits of the generator: exact and portable.
     float next_uniform() { return float(rng_() >> 40) * 0x1p-24f; }
@@ -101,7 +108,13 @@ private:
         for (std::size_t i = keep; i < n; ++i) work_[std::size_t(order_[i])] = -INFINITY;
     }
 
+    static std::uint64_t random_seed() {
+        std::random_device rd;
+        return (std::uint64_t(rd()) << 32) ^ rd();
+    }
+
     SamplerParams p_;
+    std::uint64_t seed_;
     std::mt19937_64 rng_;
     std::deque<std::int32_t> history_;
     std::vector<float> work_;

@@ -20,7 +20,7 @@
 
 #include "forge/json/json.hpp"
 #include "forge/model/generate.hpp"
-#include "forge/serve/chat_template.hpp"
+#include "forge/chat/template.hpp"
 #include "forge/serve/http.hpp"
 #include "forge/serve/scheduler.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
@@ -57,14 +57,14 @@ public:
 // The sampling and stopping fields shared by both completion routes.
 struct CompletionOptions {
     std::optional<int> max_tokens;  // none: until EOS or the context is full
-    SamplerParams sampling{.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f};  // OpenAI's defaults
+    SamplerParams sampling{};  // OpenAI's defaults, which are the library's: temperature 1, no filter
     std::vector<std::string> stop;
     bool stream = false;
     bool include_usage = false;  // stream_options.include_usage
 };
 
 struct ChatRequest {
-    std::vector<ChatMessage> messages;
+    std::vector<chat::Message> messages;
     CompletionOptions options;
 };
 
@@ -130,7 +130,7 @@ inline CompletionOptions parse_options(const json::Value& body) {
     o.sampling.repeat_penalty = float_in(body, "repeat_penalty", o.sampling.repeat_penalty, 0.001, 10);
     // OpenAI seeds are signed 64-bit; the sampler takes the same bits.
     const auto seed = integer_in(body, "seed", -(std::int64_t(1) << 53), std::int64_t(1) << 53);
-    o.sampling.seed = seed ? std::uint64_t(*seed) : std::random_device{}();
+    if (seed) o.sampling.seed = std::uint64_t(*seed);
     if (const json::Value* n = member(body, "n"); n && !(n->is_number() && n->as_number() == 1))
         throw bad_field("n", "must be 1: forge returns one choice");
     if (const json::Value* stop = member(body, "stop")) {
@@ -230,10 +230,10 @@ inline CompletionRequest parse_completion_request(std::string_view body_text) {
 // The routes, served from one tokenizer and one scheduler.
 class Api {
 public:
-    Api(const Tokenizer& tok, Scheduler& scheduler, ChatFormat format, std::string model_id)
+    Api(const Tokenizer& tok, Scheduler& scheduler, chat::Format format, std::string model_id)
         : tok_(tok), scheduler_(scheduler), format_(format), model_id_(std::move(model_id)) {}
 
-    ChatFormat chat_format() const { return format_; }
+    chat::Format chat_format() const { return format_; }
     const std::string& model_id() const { return model_id_; }
     // Requests still waiting for a slot are refused with 503; running ones may go on for `deadline`,
     // then stop, and their replies say the server shut down.
@@ -277,7 +277,7 @@ private:
         if (path == "/v1/models") return send_json(out, req, models());
         if (path == "/v1/chat/completions") {
             ChatRequest c = parse_chat_request(req.body);
-            return complete(req, out, encode_chat(tok_, format_, c.messages), c.options, "messages", true);
+            return complete(req, out, chat::encode(tok_, format_, c.messages), c.options, "messages", true);
         }
         CompletionRequest c = parse_completion_request(req.body);
         const auto prompt = encode_text(c.prompt);
@@ -372,8 +372,9 @@ private:
         if (!alive) return false;
         GenerationResult r;
         try {
-            r = generate(lease->model(), tok_, prompt, params, [&](std::string_view piece) {
-                const json::Value c = chat ? chunk(json::Object{{"content", piece}}, {}) : chunk(piece, {});
+            r = generate(lease->model(), tok_, prompt, params, [&](const TokenEvent& e) {
+                if (e.text.empty()) return true;
+                const json::Value c = chat ? chunk(json::Object{{"content", e.text}}, {}) : chunk(e.text, {});
                 return out.send(http::sse_event(json::dump(c)));
             });
         } catch (const std::exception& e) {
@@ -435,7 +436,7 @@ private:
     const Tokenizer& tok_;
     Scheduler& scheduler_;
     std::atomic<std::chrono::steady_clock::rep> stop_at_{std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
-    ChatFormat format_;
+    chat::Format format_;
     std::string model_id_;
     std::time_t started_ = std::time(nullptr);
     std::uint64_t id_base_ = std::uint64_t(std::random_device{}()) << 32;

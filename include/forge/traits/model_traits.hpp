@@ -15,6 +15,9 @@
 
 namespace forge {
 
+// In place of traits (Model<Dynamic>, open_model<Dynamic>): the shape comes from the file at run time.
+struct Dynamic {};
+
 template <class T>
 concept HasModelShape = requires {
     { T::name } -> std::convertible_to<std::string_view>;
