@@ -1,5 +1,5 @@
 #pragma once
-// Chat prompts. A GGUF file carries its chat format as a Jinja template (`tokenizer.chat_template`);
+// Chat prompts (forge::chat). A GGUF file carries its chat format as a Jinja template (`tokenizer.chat_template`);
 // forge does not run Jinja but recognises the five common families from the template's text and renders
 // them itself: ChatML, Llama-2, Llama-3, Zephyr and Mistral, with ChatML when nothing matches.
 // The template's markers (<|im_start|>, [INST], <s>, ...) become special tokens when the vocabulary has
@@ -12,34 +12,38 @@
 #include <utility>
 #include <vector>
 
+#include "forge/gguf/reader.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
 
-namespace forge::serve {
+namespace forge::chat {
 
-enum class ChatFormat { chatml, llama2, llama3, zephyr, mistral };
+enum class Format { chatml, llama2, llama3, zephyr, mistral };
 
-constexpr std::string_view chat_format_name(ChatFormat f) {
+constexpr std::string_view format_name(Format f) {
     switch (f) {
-        case ChatFormat::chatml: return "chatml";
-        case ChatFormat::llama2: return "llama2";
-        case ChatFormat::llama3: return "llama3";
-        case ChatFormat::zephyr: return "zephyr";
-        case ChatFormat::mistral: return "mistral";
+        case Format::chatml: return "chatml";
+        case Format::llama2: return "llama2";
+        case Format::llama3: return "llama3";
+        case Format::zephyr: return "zephyr";
+        case Format::mistral: return "mistral";
     }
     return "?";
 }
 
 // The family a Jinja chat template belongs to, from the markers it writes.
-inline ChatFormat detect_chat_format(std::string_view tmpl) {
+inline Format detect_format(std::string_view tmpl) {
     const auto has = [&](std::string_view s) { return tmpl.find(s) != std::string_view::npos; };
-    if (has("<|im_start|>")) return ChatFormat::chatml;
-    if (has("<|start_header_id|>")) return ChatFormat::llama3;
-    if (has("<|user|>") && has("<|assistant|>")) return ChatFormat::zephyr;
-    if (has("[INST]")) return has("<<SYS>>") ? ChatFormat::llama2 : ChatFormat::mistral;
-    return ChatFormat::chatml;
+    if (has("<|im_start|>")) return Format::chatml;
+    if (has("<|start_header_id|>")) return Format::llama3;
+    if (has("<|user|>") && has("<|assistant|>")) return Format::zephyr;
+    if (has("[INST]")) return has("<<SYS>>") ? Format::llama2 : Format::mistral;
+    return Format::chatml;
 }
 
-struct ChatMessage {
+// The family of a model file's chat template (ChatML when the file has none).
+inline Format format_of(const gguf::File& file) { return detect_format(file.get_string("tokenizer.chat_template").value_or("")); }
+
+struct Message {
     std::string role;  // "system", "user" or "assistant"
     std::string content;
 };
@@ -81,7 +85,7 @@ private:
 // template writes it. `bos` and `eos` are the vocabulary's texts for those tokens. Formats without a
 // system role (Llama-2, Mistral) put the system text at the head of the first user message, as their
 // templates do.
-inline std::vector<PromptPart> render_chat(ChatFormat format, std::span<const ChatMessage> messages, std::string_view bos,
+inline std::vector<PromptPart> render(Format format, std::span<const Message> messages, std::string_view bos,
                                            std::string_view eos) {
     detail::PromptBuilder p;
     std::string system;
@@ -90,21 +94,21 @@ inline std::vector<PromptPart> render_chat(ChatFormat format, std::span<const Ch
     bool system_pending = !system.empty();
 
     switch (format) {
-        case ChatFormat::chatml:
+        case Format::chatml:
             for (const auto& m : messages) p.marker("<|im_start|>").text(m.role + "\n" + m.content).marker("<|im_end|>").text("\n");
             p.marker("<|im_start|>").text("assistant\n");
             break;
-        case ChatFormat::llama3:
+        case Format::llama3:
             p.marker(bos);
             for (const auto& m : messages)
                 p.marker("<|start_header_id|>").text(m.role).marker("<|end_header_id|>").text("\n\n").text(detail::trim(m.content)).marker("<|eot_id|>");
             p.marker("<|start_header_id|>").text("assistant").marker("<|end_header_id|>").text("\n\n");
             break;
-        case ChatFormat::zephyr:
+        case Format::zephyr:
             for (const auto& m : messages) p.marker("<|" + m.role + "|>").text("\n" + m.content).marker(eos).text("\n");
             p.marker("<|assistant|>").text("\n");
             break;
-        case ChatFormat::llama2:
+        case Format::llama2:
             for (const auto& m : messages) {
                 if (m.role == "user") {
                     const std::string content = system_pending ? "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + m.content : m.content;
@@ -115,7 +119,7 @@ inline std::vector<PromptPart> render_chat(ChatFormat format, std::span<const Ch
                 }
             }
             break;
-        case ChatFormat::mistral:
+        case Format::mistral:
             p.marker(bos);
             for (const auto& m : messages) {
                 if (m.role == "user") {
@@ -146,10 +150,10 @@ inline std::string_view token_text_or(const Tokenizer& tok, std::int32_t id, std
 // Token ids for a chat prompt. A marker the vocabulary has as a control or user-defined token is that
 // token; any other marker is text. Runs of text are encoded whole, as if the prompt were one string
 // split at its special tokens. BOS comes first when the vocabulary adds one, and never twice.
-inline std::vector<std::int32_t> encode_chat(const Tokenizer& tok, ChatFormat format, std::span<const ChatMessage> messages) {
+inline std::vector<std::int32_t> encode(const Tokenizer& tok, Format format, std::span<const Message> messages) {
     using tokenizer::TokenType;
-    const bool llama3 = format == ChatFormat::llama3;
-    const auto parts = render_chat(format, messages, token_text_or(tok, tok.bos(), llama3 ? "<|begin_of_text|>" : "<s>"),
+    const bool llama3 = format == Format::llama3;
+    const auto parts = render(format, messages, token_text_or(tok, tok.bos(), llama3 ? "<|begin_of_text|>" : "<s>"),
                                    token_text_or(tok, tok.eos(), llama3 ? "<|end_of_text|>" : "</s>"));
     std::vector<std::int32_t> ids;
     if (tok.add_bos() && tok.bos() != tokenizer::kNoToken) ids.push_back(tok.bos());
@@ -172,4 +176,4 @@ inline std::vector<std::int32_t> encode_chat(const Tokenizer& tok, ChatFormat fo
     return ids;
 }
 
-}  // namespace forge::serve
+}  // namespace forge::chat
