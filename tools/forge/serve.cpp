@@ -25,7 +25,7 @@ namespace {
 
 constexpr const char* kServeUsage =
     "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--threads N] [-c CONTEXT]\n"
-    "                   [--backend cpu|metal|metal-emu]\n"
+    "                   [--backend cpu|metal|metal-emu] [--check-tensors]\n"
     "                   [--max-connections N] [--max-body BYTES] [--timeout SECONDS] [--shutdown-timeout SECONDS]\n"
     "  --port 0 picks a free port; the address is printed on stderr once the server is ready.\n"
     "  --parallel N generates for N requests at once (one KV cache each); more wait in arrival order.\n"
@@ -42,7 +42,7 @@ constexpr const char* kServeUsage =
 int serve(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"},
                                  {"--ctx-size", "-c"}, {"--backend", ""}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
-                                 {"--help", "-h", false}});
+                                 {"--check-tensors", "", false}, {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kServeUsage, FORGE_DEFAULT_MODEL);
         return 0;
@@ -84,7 +84,8 @@ int serve(int argc, char** argv) {
     const chat::Format format = chat::format_of(file);
     std::vector<std::unique_ptr<AnyModel>> models;
     for (int i = 0; i < parallel; ++i)  // each a KV cache of its own over the one shared mapping of the weights
-        models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend}));
+        models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend,
+                                           .check_tensors = i == 0 && args.has("--check-tensors")}));
     serve::Scheduler scheduler(std::move(models));
     serve::Api api(tok, scheduler, format, std::filesystem::path(path).stem().string());
     serve::Server server(api, opt);
