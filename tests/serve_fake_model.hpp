@@ -80,9 +80,12 @@ public:
     std::string_view compiled_name() const override { return "fake"; }
 
 private:
+    // The server cuts a slot's sequence back before each request (to the prefix it reuses): the next feed
+    // is that request's prompt, and the feeds after it are decode steps.
     std::span<const float> feed(std::span<const std::int32_t> tokens, float*, const AbortCheck&) override {
-        if (pos_ == 0) gate_.record_prompt(tokens.size());
-        if (tokens.size() == 1 && pos_ > 0) gate_.pass();  // a decode step
+        if (prompt_next_) gate_.record_prompt(std::size_t(pos_) + tokens.size());
+        else gate_.pass();
+        prompt_next_ = false;
         pos_ += int(tokens.size());
         std::fill(logits_.begin(), logits_.end(), 0.0f);
         logits_[std::size_t(script_[std::size_t(step_++) % script_.size()])] = 10.0f;
@@ -90,7 +93,8 @@ private:
     }
     void cut(int n) override {
         pos_ = n;
-        if (n == 0) step_ = 0;
+        step_ = 0;
+        prompt_next_ = true;
     }
     void copy_prefix(AnyModel&, int) const override { throw Error("the fake model holds no cache to copy"); }
 
@@ -101,6 +105,7 @@ private:
     int context_;
     std::vector<float> logits_;
     int pos_ = 0, step_ = 0;
+    bool prompt_next_ = true;
 };
 
 // The bundled model's file and tokenizer, and `slots` fake models that write `script` over and over.

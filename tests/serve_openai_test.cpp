@@ -6,6 +6,7 @@
 #include <string>
 
 #include "forge/json/json.hpp"
+#include "forge/model/open_model.hpp"
 #include "forge/serve/openai.hpp"
 #include "serve_fake_model.hpp"
 
@@ -207,6 +208,48 @@ TEST(OpenAIRoutes, CompletionHasUsageThatAddsUpAndTimings) {
     EXPECT_EQ(u.at("total_tokens").as_number(), u.at("prompt_tokens").as_number() + 5);
     for (const char* t : {"queue_ms", "prefill_ms", "prefill_tokens_per_second", "decode_ms", "decode_tokens_per_second"})
         EXPECT_TRUE(v.at("timings").at(t).is_number()) << t;
+}
+
+// Two slots of the real bundled model: the second turn of a conversation goes to the slot holding the
+// first, feeds only what is new, and answers exactly as a fresh slot computing everything would.
+TEST(OpenAIRoutes, ASecondTurnReusesTheFirstTurnsCacheAndAnswersAsAFreshSlotWould) {
+    const auto file = gguf::File::open(test::model_path("stories260K.gguf"));
+    const Tokenizer tok = Tokenizer::from_gguf(file);
+    const auto server = [&] {
+        std::vector<std::unique_ptr<AnyModel>> models;
+        for (int i = 0; i < 2; ++i) models.push_back(open_model(file, {.threads = 1}));
+        return std::make_unique<Scheduler>(std::move(models));
+    };
+    const auto chat = [&](Api& api, const std::string& messages) {
+        const Reply r = call(api, "POST", "/v1/chat/completions", R"({"temperature":0,"max_tokens":12,"messages":)" + messages + "}");
+        EXPECT_EQ(r.status, 200) << r.body;
+        return json::parse(r.body);
+    };
+    const auto cached = [](const json::Value& v) { return v.at("usage").at("prompt_tokens_details").at("cached_tokens").as_number(); };
+
+    auto slots = server();
+    Api api(tok, *slots, chat::Format::chatml, "stories");
+    const std::string first_turn = R"([{"role":"user","content":"Tell me about a dog."}])";
+    const json::Value first = chat(api, first_turn);
+    EXPECT_EQ(cached(first), 0);
+    // Another conversation in between takes the other slot and leaves this one's cache alone.
+    EXPECT_EQ(cached(chat(api, R"([{"role":"user","content":"A cat sat."}])")), 0);
+    const std::string reply = first.at("choices").as_array().at(0).at("message").at("content").as_string();
+    json::Value reply_json(reply);
+    const std::string second_turn = R"([{"role":"user","content":"Tell me about a dog."},{"role":"assistant","content":)" +
+                                    json::dump(reply_json) + R"(},{"role":"user","content":"And then?"}])";
+    const json::Value second = chat(api, second_turn);
+    EXPECT_GE(cached(second), first.at("usage").at("prompt_tokens").as_number());
+    EXPECT_LT(cached(second), second.at("usage").at("prompt_tokens").as_number());
+    EXPECT_EQ(second.at("timings").at("prefill_tokens").as_number(),
+              second.at("usage").at("prompt_tokens").as_number() - cached(second));
+
+    auto fresh_slots = server();
+    Api fresh(tok, *fresh_slots, chat::Format::chatml, "stories");
+    const json::Value again = chat(fresh, second_turn);
+    EXPECT_EQ(cached(again), 0);
+    EXPECT_EQ(again.at("choices").as_array().at(0).at("message").at("content").as_string(),
+              second.at("choices").as_array().at(0).at("message").at("content").as_string());
 }
 
 TEST(OpenAIRoutes, StopStringsEndTheReplyAndAreNotIncluded) {

@@ -301,7 +301,7 @@ private:
     json::Value health() const {
         const auto s = scheduler_.stats();
         return json::Object{{"status", "ok"}, {"slots", s.slots}, {"slots_busy", s.busy}, {"queued", s.queued},
-                            {"served", std::size_t(s.served)}};
+                            {"served", std::size_t(s.served)}, {"cached_tokens", s.cached_tokens}};
     }
 
     json::Value models() const {
@@ -333,12 +333,21 @@ private:
         const std::string id = (chat ? "chatcmpl-" : "cmpl-") + next_id();
         const std::int64_t created = std::time(nullptr);
         const auto queued_at = std::chrono::steady_clock::now();
-        auto lease = scheduler_.acquire([&] { return out.hung_up(); });
+        auto lease = scheduler_.acquire(prompt, [&] { return out.hung_up(); });
         if (!lease) {
             if (out.hung_up()) return false;
             throw ApiError{503, "the server is shutting down", "server_error", {}, "shutting_down"};
         }
         const double queue_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - queued_at).count();
+        // The slot's sequence keeps what it shares with this prompt; only the rest is fed.
+        const int cached = lease->model().keep_prefix_of(prompt);
+        const auto to_feed = std::span(prompt).subspan(std::size_t(cached));
+        const auto usage = [&](const GenerationResult& r) {
+            return json::Object{{"prompt_tokens", prompt.size()},
+                                {"completion_tokens", r.tokens.size()},
+                                {"total_tokens", prompt.size() + r.tokens.size()},
+                                {"prompt_tokens_details", json::Object{{"cached_tokens", cached}}}};
+        };
 
         const auto chunk = [&](json::Value delta_or_text, json::Value finish) {
             json::Object choice{{"index", 0}};
@@ -350,7 +359,7 @@ private:
         };
 
         if (!opt.stream) {
-            const GenerationResult r = generate(lease->model(), tok_, prompt, params);
+            const GenerationResult r = generate(lease->model(), tok_, to_feed, params);
             lease.reset();  // the slot is free before the reply is written, however slowly the client reads it
             if (r.finish == FinishReason::cancelled) {
                 if (past_stop_deadline()) out.send(error_response(shut_down(r), false));
@@ -363,7 +372,7 @@ private:
             choice.emplace_back("finish_reason", finish_reason_name(r.finish));
             json::Value body = head_fields(id, chat ? "chat.completion" : "text_completion", created, json::Array{json::Value(std::move(choice))});
             body.set("usage", usage(r));
-            body.set("timings", timings(r, queue_ms));
+            body.set("timings", timings(r, queue_ms, cached));
             return send_json(out, req, body);
         }
 
@@ -372,7 +381,7 @@ private:
         if (!alive) return false;
         GenerationResult r;
         try {
-            r = generate(lease->model(), tok_, prompt, params, [&](const TokenEvent& e) {
+            r = generate(lease->model(), tok_, to_feed, params, [&](const TokenEvent& e) {
                 if (e.text.empty()) return true;
                 const json::Value c = chat ? chunk(json::Object{{"content", e.text}}, {}) : chunk(e.text, {});
                 return out.send(http::sse_event(json::dump(c)));
@@ -391,7 +400,7 @@ private:
         if (opt.include_usage) {
             json::Value u = head_fields(id, chat ? "chat.completion.chunk" : "text_completion", created, json::Array{});
             u.set("usage", usage(r));
-            u.set("timings", timings(r, queue_ms));
+            u.set("timings", timings(r, queue_ms, cached));
             tail += http::sse_event(json::dump(u));
         }
         tail += http::sse_event("[DONE]");
@@ -403,16 +412,13 @@ private:
         return json::Object{{"id", id}, {"object", object}, {"created", created}, {"model", model_id_}, {"choices", std::move(choices)}};
     }
 
-    static json::Value usage(const GenerationResult& r) {
-        return json::Object{{"prompt_tokens", r.prompt_tokens},
-                            {"completion_tokens", r.tokens.size()},
-                            {"total_tokens", std::size_t(r.prompt_tokens) + r.tokens.size()}};
-    }
-
     // forge's own: where the time went.
-    static json::Value timings(const GenerationResult& r, double queue_ms) {
+    // `cached`: prompt tokens the slot already held, not fed again.
+    static json::Value timings(const GenerationResult& r, double queue_ms, int cached) {
         const auto per_second = [](double n, double s) { return s > 0 ? n / s : 0.0; };
         return json::Object{{"queue_ms", queue_ms},
+                            {"cached_tokens", cached},
+                            {"prefill_tokens", r.prompt_tokens},
                             {"prefill_ms", r.prefill_seconds * 1e3},
                             {"prefill_tokens_per_second", per_second(r.prompt_tokens, r.prefill_seconds)},
                             {"decode_ms", r.decode_seconds * 1e3},

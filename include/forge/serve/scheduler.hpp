@@ -2,6 +2,12 @@
 // Generation slots for the server: N models (each with its own KV cache, all sharing one weight mapping)
 // and a first-come, first-served queue for the requests that find them all busy. A slot is handed
 // straight to the longest-waiting request when it frees, so a burst of newcomers cannot overtake it.
+//
+// A slot keeps its sequence after a request: a request that finds several slots free takes the one whose
+// tokens share the longest prefix with its prompt (the previous turn of its conversation), when that is
+// at least half the prompt, else the least recently used slot, and feeds only what it does not share
+// (AnyModel::keep_prefix_of).
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -10,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -27,7 +34,7 @@ public:
     Scheduler(const Scheduler&) = delete;
     Scheduler& operator=(const Scheduler&) = delete;
 
-    // A slot's model for as long as the lease lives, reset to position 0.
+    // A slot's model for as long as the lease lives, holding whatever its last request left.
     class Lease {
     public:
         Lease(Lease&& o) noexcept : owner_(std::exchange(o.owner_, nullptr)), model_(o.model_) {}
@@ -44,14 +51,20 @@ public:
         AnyModel* model_;
     };
 
-    // Waits for a slot, in arrival order. `abandoned` is asked now and then while waiting; when it says
-    // true (the client left) or the scheduler is stopping, the wait ends without a slot.
-    std::optional<Lease> acquire(const std::function<bool()>& abandoned) {
+    // Waits for a slot, in arrival order; among free slots, the one holding the longest prefix of
+    // `prompt`. `abandoned` is asked now and then while waiting; when it says true (the client left) or
+    // the scheduler is stopping, the wait ends without a slot.
+    std::optional<Lease> acquire(std::span<const std::int32_t> prompt, const std::function<bool()>& abandoned) {
         std::unique_lock lock(mu_);
         Waiter me;
         if (!free_.empty() && queue_.empty()) {
-            me.model = free_.back();
-            free_.pop_back();
+            auto best = std::max_element(free_.begin(), free_.end(), [&](AnyModel* a, AnyModel* b) {
+                return common_prefix(*a, prompt) < common_prefix(*b, prompt);  // the first of equals: least recently freed
+            });
+            // A prefix that is only a chat template's opening is not worth another conversation's cache.
+            if (2 * common_prefix(**best, prompt) < prompt.size()) best = free_.begin();
+            me.model = *best;
+            free_.erase(best);
         } else {
             queue_.push_back(&me);
             while (!me.model) {
@@ -63,8 +76,6 @@ public:
             }
         }
         ++busy_;
-        lock.unlock();
-        me.model->reset();
         return Lease(this, me.model);
     }
 
@@ -78,10 +89,13 @@ public:
     struct Stats {
         int slots, busy, queued;
         std::uint64_t served;
+        std::size_t cached_tokens;  // held by the free slots, for requests to reuse
     };
     Stats stats() const {
         std::lock_guard lock(mu_);
-        return {int(models_.size()), busy_, int(queue_.size()), served_};
+        std::size_t cached = 0;
+        for (const AnyModel* m : free_) cached += m->tokens().size();
+        return {int(models_.size()), busy_, int(queue_.size()), served_, cached};
     }
 
     // Every slot's model has the same context length.
@@ -96,12 +110,17 @@ private:
         std::condition_variable cv;
     };
 
+    static std::size_t common_prefix(const AnyModel& m, std::span<const std::int32_t> prompt) {
+        const auto held = m.tokens();
+        return std::size_t(std::mismatch(held.begin(), held.end(), prompt.begin(), prompt.end()).first - held.begin());
+    }
+
     void release(AnyModel* m) {
         std::lock_guard lock(mu_);
         --busy_;
         ++served_;
         if (queue_.empty()) {
-            free_.push_back(m);
+            free_.push_back(m);  // the most recently freed last
             return;
         }
         Waiter* next = queue_.front();
