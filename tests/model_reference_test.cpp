@@ -473,7 +473,7 @@ TEST(ModelErrors, ContextIsCheckedBeforeTheCacheExists) {
     const gguf::File f = gguf::File::open(model_path("stories260K.gguf"));
     EXPECT_NE(error_of([&] { Model<> m(f, {.context = 2'000'000}); }).find("exceeds the model's maximum of 512"), std::string::npos);
     EXPECT_NE(error_of([&] { Model<> m(f, {.context = -5}); }).find("context -5 is negative"), std::string::npos);
-    EXPECT_NE(error_of([&] { Model<> m(f, {.threads = 0}); }).find("threads must be between 1 and 1024"), std::string::npos);
+    EXPECT_NE(error_of([&] { Model<> m(f, {.threads = -1}); }).find("threads must be between 1 and 1024 (or 0 for one per hardware thread), not -1"), std::string::npos);
     // A file whose context would need more memory than the machine has: refused with both sizes.
     const std::vector<std::byte> bytes = rewrite(f, {{"llama.context_length", gguf::Value::u32(1u << 30)}}).bytes();
     const gguf::File huge = gguf::File::parse(bytes);

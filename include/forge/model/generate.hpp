@@ -122,8 +122,8 @@ inline GenerationResult generate(AnyModel& model, const Tokenizer& tok, std::spa
         throw Error(model.position() == 0 ? "the prompt is empty: there is nothing to continue (add BOS)"
                                           : "the prompt is empty and the model's last token was truncated away: feed at least one token");
     if (prompt.size() > std::size_t(model.context() - model.position()))
-        throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens but the context has room for " +
-                    std::to_string(model.context() - model.position()) + " more (it holds " + std::to_string(model.context()) + ")");
+        throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens but the context holds " + std::to_string(model.context()) +
+                    (model.position() > 0 ? " and " + std::to_string(model.position()) + " are in use" : std::string()));
     const auto ends_generation = [&](std::int32_t id) {
         return tok.is_eog(id) || id == tok.bos() || std::find(params.stop_tokens.begin(), params.stop_tokens.end(), id) != params.stop_tokens.end();
     };
