@@ -126,7 +126,7 @@ TEST_P(Sequences, AbortStopsALongPrefillBetweenLayersKeepingFinishedBatches) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Sequences, ::testing::Values(Backend::cpu, Backend::metal_emu),
-                         [](const auto& info) { return info.param == Backend::cpu ? std::string("cpu") : std::string("metal_emu"); });
+                         [](const auto& info) { return info.param == Backend::cpu ? std::string("Cpu") : std::string("EmulatedMetal"); });
 
 TEST(Abort, FromAnotherThreadEndsAPrefillAndTheGeneration) {
     auto m = open_stories(Backend::cpu, {.context = 512, .max_batch = 1});
