@@ -86,7 +86,7 @@ private:
 // system role (Llama-2, Mistral) put the system text at the head of the first user message, as their
 // templates do.
 inline std::vector<PromptPart> render(Format format, std::span<const Message> messages, std::string_view bos,
-                                           std::string_view eos) {
+                   std::string_view eos) {
     detail::PromptBuilder p;
     std::string system;
     for (const auto& m : messages)
