@@ -3,6 +3,7 @@
 // with usage counts that add up and forge's timings.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "forge/json/json.hpp"
@@ -73,6 +74,11 @@ TEST(OpenAIRequest, SamplingFieldsAreTypeAndRangeChecked) {
     expect_chat_refused(R"(,"stream":"yes")", "stream", "must be a boolean");
     expect_chat_refused(R"(,"stream_options":1)", "stream_options", "must be an object");
     expect_chat_refused(R"(,"stream_options":{"include_usage":1})", "include_usage", "must be a boolean");
+    expect_chat_refused(R"(,"logprobs":1)", "logprobs", "must be a boolean");
+    expect_chat_refused(R"(,"logprobs":true,"top_logprobs":21)", "top_logprobs", "between 0 and 20");
+    expect_chat_refused(R"(,"top_logprobs":2)", "top_logprobs", "needs \"logprobs\": true");
+    expect_refused(parse_completion_request, R"({"prompt":"a","logprobs":6})", "logprobs", "between 0 and 5");
+    expect_refused(parse_completion_request, R"({"prompt":"a","logprobs":true})", "logprobs", "must be an integer");
 }
 
 TEST(OpenAIRequest, SamplingNumbersAreCheckedAsTheFloatsTheSamplerUses) {
@@ -291,6 +297,85 @@ TEST(OpenAIRoutes, StreamedCompletionEndsWithUsageThenDone) {
         text += c.at("choices").as_array()[0].at("text").as_string();
     }
     EXPECT_EQ(text, " Once upon a time");
+}
+
+// The fake model puts a logit of 10 on its scripted token and 0 on the other 511: each token's
+// log-probability is 10 - log(e^10 + 511), and the alternatives after it tie at -log(e^10 + 511), lowest id first.
+const double kScriptedLogprob = 10.0 - std::log(std::exp(10.0) + 511.0), kOtherLogprob = -std::log(std::exp(10.0) + 511.0);
+
+TEST(OpenAIRoutes, ChatLogprobsComeBackPerTokenWithTheirAlternatives) {
+    test::FakeBackend b(1, "Once upon a time");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    const auto script = b.script("Once upon a time");
+    const Reply r = call(api, "POST", "/v1/chat/completions",
+                         R"({"messages":[{"role":"user","content":"hi"}],"temperature":0,"logprobs":true,"top_logprobs":3,"max_tokens":)" +
+                             std::to_string(script.size()) + "}");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json::Value body = json::parse(r.body);
+    const json::Value& choice = body.at("choices").as_array().at(0);
+    const json::Array& content = choice.at("logprobs").at("content").as_array();
+    ASSERT_EQ(content.size(), script.size());
+    std::string text;
+    for (std::size_t i = 0; i < content.size(); ++i) {
+        const json::Value& e = content[i];
+        text += e.at("token").as_string();
+        EXPECT_NEAR(e.at("logprob").as_number(), kScriptedLogprob, 1e-5);
+        std::string bytes;
+        for (const auto& c : e.at("bytes").as_array()) bytes += char(int(c.as_number()));
+        EXPECT_EQ(bytes, e.at("token").as_string());
+        const json::Array& top = e.at("top_logprobs").as_array();
+        ASSERT_EQ(top.size(), 3u);
+        EXPECT_EQ(top[0].at("token").as_string(), e.at("token").as_string());
+        EXPECT_NEAR(top[1].at("logprob").as_number(), kOtherLogprob, 1e-5);
+        EXPECT_EQ(top[1].at("token").as_string(), b.tok.decode(script[i] == 0 ? 1 : 0, true));
+    }
+    EXPECT_EQ(text, " Once upon a time");
+    EXPECT_EQ(choice.at("message").at("content").as_string(), text);
+}
+
+TEST(OpenAIRoutes, LogprobsStreamWithTheTextTheyMadeAndInTheLegacyShape) {
+    test::FakeBackend b(1, "Once upon a time");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    const auto script = b.script("Once upon a time");
+    const std::string n = std::to_string(script.size());
+    // Streamed chat: every token's entry arrives, in the chunks whose text it made.
+    const Reply streamed = call(api, "POST", "/v1/chat/completions",
+                                R"({"messages":[{"role":"user","content":"hi"}],"temperature":0,"logprobs":true,"stream":true,"max_tokens":)" + n + "}");
+    ASSERT_EQ(streamed.status, 200);
+    std::size_t entries = 0;
+    for (const auto& ev : events(streamed.body)) {
+        if (ev == "[DONE]") continue;
+        const json::Value chunk = json::parse(ev);
+        const json::Value& c = chunk.at("choices").as_array().at(0);
+        if (c.at("logprobs").is_null()) continue;  // the role chunk
+        std::string tokens;
+        for (const auto& e : c.at("logprobs").at("content").as_array()) {
+            tokens += e.at("token").as_string();
+            EXPECT_TRUE(e.at("top_logprobs").as_array().empty());
+            ++entries;
+        }
+        if (c.at("delta").find("content")) {
+            EXPECT_EQ(tokens, c.at("delta").at("content").as_string());
+        }
+    }
+    EXPECT_EQ(entries, script.size());
+    // The legacy completions route: tokens, their logprobs, alternatives as {token: logprob}, offsets.
+    const Reply legacy = call(api, "POST", "/v1/completions", R"({"prompt":"The","temperature":0,"logprobs":2,"max_tokens":)" + n + "}");
+    ASSERT_EQ(legacy.status, 200) << legacy.body;
+    const json::Value legacy_body = json::parse(legacy.body);
+    const json::Value& choice = legacy_body.at("choices").as_array().at(0);
+    const json::Value& lp = choice.at("logprobs");
+    ASSERT_EQ(lp.at("tokens").as_array().size(), script.size());
+    std::string text;
+    for (std::size_t i = 0; i < script.size(); ++i) {
+        EXPECT_EQ(lp.at("text_offset").as_array()[i].as_number(), double(text.size()));
+        text += lp.at("tokens").as_array()[i].as_string();
+        EXPECT_NEAR(lp.at("token_logprobs").as_array()[i].as_number(), kScriptedLogprob, 1e-5);
+        EXPECT_EQ(lp.at("top_logprobs").as_array()[i].as_object().size(), 2u);
+    }
+    EXPECT_EQ(text, choice.at("text").as_string());
 }
 
 }  // namespace

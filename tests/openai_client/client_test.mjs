@@ -1,5 +1,5 @@
 // forge serve through the official openai client: a plain and a streamed chat completion, the models
-// list, a legacy completion, and an error surfacing as the client's APIError. Greedy sampling makes
+// list, a legacy completion, logprobs, and an error surfacing as the client's APIError. Greedy sampling makes
 // the plain and streamed replies comparable.
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -75,6 +75,22 @@ await check('legacy completion', async () => {
   assert.equal(r.object, 'text_completion');
   assert.ok(r.choices[0].text.length > 0);
   usageAddsUp(r.usage, 16);
+});
+
+await check('logprobs with alternatives, in the shape the client types', async () => {
+  const r = await client.chat.completions.create({
+    model, messages, max_tokens: 12, temperature: 0, logprobs: true, top_logprobs: 3,
+  });
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.length, r.usage.completion_tokens);
+  assert.equal(content.map((e) => e.token).join(''), r.choices[0].message.content);
+  for (const e of content) {
+    assert.ok(e.logprob <= 0, `logprob ${e.logprob}`);
+    assert.deepEqual(e.bytes, [...Buffer.from(e.token, 'utf8')]);
+    assert.equal(e.top_logprobs.length, 3);
+    assert.equal(e.top_logprobs[0].token, e.token, 'greedy: the chosen token is the most likely');
+    assert.ok(e.top_logprobs[0].logprob >= e.top_logprobs[1].logprob && e.top_logprobs[1].logprob >= e.top_logprobs[2].logprob);
+  }
 });
 
 await check('a bad request is an APIError naming the field', async () => {

@@ -94,4 +94,17 @@ inline void append_utf8(std::string& out, char32_t cp) {
     }
 }
 
+// `bytes` as valid UTF-8: each invalid or cut-off sequence becomes U+FFFD, as a display of raw bytes
+// (a token that holds part of a character) must be valid text.
+inline std::string valid_utf8(std::string_view bytes) {
+    std::string out;
+    for (std::size_t pos = 0; pos < bytes.size();) {
+        const Utf8Step step = utf8_step(bytes, pos);
+        if (step.status == Utf8Step::ok) out.append(bytes.substr(pos, step.length));
+        else append_utf8(out, U'\uFFFD');
+        pos += step.length;
+    }
+    return out;
+}
+
 }  // namespace forge

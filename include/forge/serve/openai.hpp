@@ -14,13 +14,15 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "forge/chat/template.hpp"
+#include "forge/core/utf8.hpp"
 #include "forge/json/json.hpp"
 #include "forge/model/generate.hpp"
-#include "forge/chat/template.hpp"
 #include "forge/serve/http.hpp"
 #include "forge/serve/scheduler.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
@@ -61,6 +63,8 @@ struct CompletionOptions {
     std::vector<std::string> stop;
     bool stream = false;
     bool include_usage = false;  // stream_options.include_usage
+    bool logprobs = false;       // each token's log-probability in the reply
+    int top_logprobs = 0;        // and this many alternatives
 };
 
 struct ChatRequest {
@@ -117,8 +121,18 @@ inline bool boolean(const json::Value& body, const std::string& name) {
     return v->as_bool();
 }
 
-inline CompletionOptions parse_options(const json::Value& body) {
+// `chat`: the chat route's fields (logprobs a boolean, top_logprobs up to 20) rather than the legacy
+// completions route's (logprobs the number of alternatives, up to 5).
+inline CompletionOptions parse_options(const json::Value& body, bool chat) {
     CompletionOptions o;
+    if (chat) {
+        o.logprobs = boolean(body, "logprobs");
+        o.top_logprobs = int(integer_in(body, "top_logprobs", 0, kMaxTopLogprobs).value_or(0));
+        if (member(body, "top_logprobs") && !o.logprobs) throw bad_field("top_logprobs", "needs \"logprobs\": true");
+    } else if (const auto n = integer_in(body, "logprobs", 0, 5)) {
+        o.logprobs = true;
+        o.top_logprobs = int(*n);
+    }
     constexpr std::int64_t kMaxTokens = 1 << 30;
     const auto max_tokens = member(body, "max_completion_tokens") ? integer_in(body, "max_completion_tokens", 0, kMaxTokens)
                                                                   : integer_in(body, "max_tokens", 0, kMaxTokens);
@@ -207,7 +221,7 @@ inline ChatRequest parse_chat_request(std::string_view body_text) {
         if (!content && r_name != "assistant") throw detail::bad_field(at + ".content", "is required");
         r.messages.push_back({r_name, content ? detail::message_text(*content, at + ".content") : std::string()});
     }
-    r.options = detail::parse_options(body);
+    r.options = detail::parse_options(body, true);
     return r;
 }
 
@@ -223,9 +237,60 @@ inline CompletionRequest parse_completion_request(std::string_view body_text) {
     } else {
         throw detail::bad_field("prompt", "must be a string (or an array of one string)");
     }
-    r.options = detail::parse_options(body);
+    r.options = detail::parse_options(body, false);
     return r;
 }
+
+// The `logprobs` of a reply or of a stream's chunk, from the tokens added since the last take(): the chat
+// route's shape ({"content": [{token, logprob, bytes, top_logprobs}]}) or the legacy completions route's
+// ({tokens, token_logprobs, top_logprobs, text_offset}). Log-probabilities are the model's (log-softmax of
+// its logits at temperature 1); a token's text is its bytes as valid UTF-8 (U+FFFD for part of a
+// character), its exact bytes under "bytes".
+class LogprobsWriter {
+public:
+    LogprobsWriter(const Tokenizer& tok, bool chat) : tok_(tok), chat_(chat) {}
+
+    void add(std::int32_t id, float logprob, std::span<const TokenLogprob> top) {
+        const std::string bytes = tok_.decode(id, true);
+        if (chat_) {
+            json::Object e = entry(bytes, logprob);
+            json::Array alternatives;
+            for (const auto& t : top) alternatives.emplace_back(entry(tok_.decode(t.id, true), t.logprob));
+            e.emplace_back("top_logprobs", std::move(alternatives));
+            content_.emplace_back(std::move(e));
+        } else {
+            tokens_.emplace_back(valid_utf8(bytes));
+            token_logprobs_.emplace_back(double(logprob));
+            json::Object alternatives;
+            for (const auto& t : top) alternatives.emplace_back(valid_utf8(tok_.decode(t.id, true)), double(t.logprob));
+            top_.emplace_back(std::move(alternatives));
+            offsets_.emplace_back(offset_);
+            offset_ += bytes.size();
+        }
+    }
+
+    json::Value take() {
+        json::Value v = chat_ ? json::Value(json::Object{{"content", std::move(content_)}})
+                              : json::Value(json::Object{{"tokens", std::move(tokens_)},
+                                                         {"token_logprobs", std::move(token_logprobs_)},
+                                                         {"top_logprobs", std::move(top_)},
+                                                         {"text_offset", std::move(offsets_)}});
+        content_.clear(), tokens_.clear(), token_logprobs_.clear(), top_.clear(), offsets_.clear();
+        return v;
+    }
+
+private:
+    static json::Object entry(const std::string& bytes, float logprob) {
+        json::Array raw;
+        for (const char c : bytes) raw.emplace_back(int(static_cast<unsigned char>(c)));
+        return json::Object{{"token", valid_utf8(bytes)}, {"logprob", double(logprob)}, {"bytes", std::move(raw)}};
+    }
+
+    const Tokenizer& tok_;
+    bool chat_;
+    json::Array content_, tokens_, token_logprobs_, top_, offsets_;
+    std::size_t offset_ = 0;  // of the next token's text in the completion
+};
 
 // The routes, served from one tokenizer and one scheduler.
 class Api {
@@ -323,6 +388,7 @@ private:
         params.max_tokens = std::min(opt.max_tokens.value_or(context), context - int(prompt.size()));
         params.sampling = opt.sampling;
         params.stop = opt.stop;
+        params.top_logprobs = opt.top_logprobs;
         params.abort = [&] { return past_stop_deadline() || out.hung_up(); };
         try {
             Sampler::check(params.sampling);  // refused here, as a 400, rather than after a stream has begun
@@ -349,11 +415,13 @@ private:
                                 {"prompt_tokens_details", json::Object{{"cached_tokens", cached}}}};
         };
 
+        // Tokens wait here until the text they made is sent (text held back for a stop string waits).
+        LogprobsWriter logprobs(tok_, chat);
         const auto chunk = [&](json::Value delta_or_text, json::Value finish) {
             json::Object choice{{"index", 0}};
             if (chat) choice.emplace_back("delta", std::move(delta_or_text));
             else choice.emplace_back("text", std::move(delta_or_text));
-            choice.emplace_back("logprobs", json::Value());
+            choice.emplace_back("logprobs", opt.logprobs ? logprobs.take() : json::Value());
             choice.emplace_back("finish_reason", std::move(finish));
             return head_fields(id, chat ? "chat.completion.chunk" : "text_completion", created, json::Array{json::Value(std::move(choice))});
         };
@@ -368,7 +436,10 @@ private:
             json::Object choice{{"index", 0}};
             if (chat) choice.emplace_back("message", json::Object{{"role", "assistant"}, {"content", r.text}});
             else choice.emplace_back("text", r.text);
-            choice.emplace_back("logprobs", json::Value());
+            if (opt.logprobs)
+                for (std::size_t i = 0; i < r.tokens.size(); ++i)
+                    logprobs.add(r.tokens[i], r.logprobs[i], opt.top_logprobs > 0 ? std::span<const TokenLogprob>(r.top_logprobs[i]) : std::span<const TokenLogprob>());
+            choice.emplace_back("logprobs", opt.logprobs ? logprobs.take() : json::Value());
             choice.emplace_back("finish_reason", finish_reason_name(r.finish));
             json::Value body = head_fields(id, chat ? "chat.completion" : "text_completion", created, json::Array{json::Value(std::move(choice))});
             body.set("usage", usage(r));
@@ -382,6 +453,7 @@ private:
         GenerationResult r;
         try {
             r = generate(lease->model(), tok_, to_feed, params, [&](const TokenEvent& e) {
+                if (opt.logprobs && e.id != tokenizer::kNoToken) logprobs.add(e.id, e.logprob, e.top);
                 if (e.text.empty()) return true;
                 const json::Value c = chat ? chunk(json::Object{{"content", e.text}}, {}) : chunk(e.text, {});
                 return out.send(http::sse_event(json::dump(c)));
