@@ -33,6 +33,7 @@ stop_server() {
     kill -TERM "$pid"
     timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid"
   fi
+  rm -f "$fifo"
 }
 trap stop_server EXIT
 
