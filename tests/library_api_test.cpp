@@ -103,7 +103,7 @@ TEST_P(Sequences, BadTruncationsAndCopiesAreRefused) {
 
 TEST_P(Sequences, AbortStopsALongPrefillBetweenLayersKeepingFinishedBatches) {
     auto m = open_stories(GetParam(), {.context = 512, .max_batch = 16});
-    std::vector<std::int32_t> tokens(400);
+    std::vector<std::int32_t> tokens(100);
     for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = std::int32_t(3 + i % 500);
     // stories260K has 5 layers: a batch asks once before it and once per layer. Stop in the 4th batch's 3rd layer.
     int asked = 0;
