@@ -146,11 +146,12 @@ struct Reply {
     std::string head, body;
 };
 
-Reply call(Api& api, const std::string& method, const std::string& target, const std::string& body = "") {
+Reply call(Api& api, const std::string& method, const std::string& target, const std::string& body = "", http::Headers headers = {}) {
     http::Request req;
     req.method = method;
     req.target = target;
     req.body = body;
+    req.headers = std::move(headers);
     Recorder r;
     EXPECT_TRUE(api.handle(req, r));
     const auto end = r.out.find("\r\n\r\n");
@@ -376,6 +377,52 @@ TEST(OpenAIRoutes, LogprobsStreamWithTheTextTheyMadeAndInTheLegacyShape) {
         EXPECT_EQ(lp.at("top_logprobs").as_array()[i].as_object().size(), 2u);
     }
     EXPECT_EQ(text, choice.at("text").as_string());
+}
+
+TEST(OpenAIRoutes, AnApiKeyGuardsEveryRouteButHealth) {
+    test::FakeBackend b(1, "Once");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories", "s3cret-key");
+    EXPECT_EQ(call(api, "GET", "/health").status, 200);
+    for (const http::Headers& wrong : {http::Headers{}, http::Headers{{"authorization", "Bearer s3cret-kex"}},
+                                       http::Headers{{"authorization", "Bearer s3cret-key2"}}, http::Headers{{"authorization", "s3cret-key"}},
+                                       http::Headers{{"authorization", "Basic s3cret-key"}}}) {
+        const Reply r = call(api, "GET", "/v1/models", "", wrong);
+        EXPECT_EQ(r.status, 401);
+        EXPECT_NE(r.head.find("WWW-Authenticate: Bearer"), std::string::npos);
+        EXPECT_EQ(json::parse(r.body).at("error").at("code").as_string(), "invalid_api_key");
+    }
+    EXPECT_EQ(call(api, "GET", "/v1/models", "", {{"authorization", "Bearer s3cret-key"}}).status, 200);
+    EXPECT_EQ(call(api, "POST", "/tokenize", R"({"content":"hi"})").status, 401);
+    EXPECT_TRUE(detail::equal_in_constant_time("abc", "abc"));
+    EXPECT_FALSE(detail::equal_in_constant_time("abc", "abd"));
+    EXPECT_FALSE(detail::equal_in_constant_time("abc", "ab"));
+    EXPECT_FALSE(detail::equal_in_constant_time("", "a"));
+}
+
+TEST(OpenAIRoutes, TokenizeAndDetokenizeRoundTrip) {
+    test::FakeBackend b(1, "Once");
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    const Reply t = call(api, "POST", "/tokenize", R"({"content":"Once upon a time","add_special":true})");
+    ASSERT_EQ(t.status, 200) << t.body;
+    json::Array ids;
+    std::vector<std::int32_t> want = b.tok.encode("Once upon a time", true);
+    const json::Value tokenized = json::parse(t.body);
+    for (const auto& id : tokenized.at("tokens").as_array()) ids.push_back(id);
+    ASSERT_EQ(ids.size(), want.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i].as_number(), want[i]);
+    const Reply d = call(api, "POST", "/detokenize", json::dump(json::Object{{"tokens", ids}}));
+    ASSERT_EQ(d.status, 200) << d.body;
+    EXPECT_EQ(json::parse(d.body).at("content").as_string(), "Once upon a time");
+    // Without add_special: the same ids less the BOS the vocabulary adds.
+    EXPECT_EQ(json::parse(call(api, "POST", "/tokenize", R"({"content":"Once upon a time"})").body).at("tokens").as_array().size(), want.size() - 1);
+    for (const char* bad : {R"({"tokens":[1,512]})", R"({"tokens":[-1]})", R"({"tokens":[1.5]})", R"({"tokens":"1"})", R"({})"}) {
+        const Reply r = call(api, "POST", "/detokenize", bad);
+        EXPECT_EQ(r.status, 400) << bad;
+        EXPECT_EQ(json::parse(r.body).at("error").at("param").as_string(), "tokens") << bad;
+    }
+    EXPECT_EQ(call(api, "POST", "/tokenize", R"({"content":5})").status, 400);
+    EXPECT_EQ(call(api, "GET", "/tokenize").status, 405);
 }
 
 }  // namespace

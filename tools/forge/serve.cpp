@@ -25,7 +25,7 @@ namespace {
 
 constexpr const char* kServeUsage =
     "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--threads N] [-c CONTEXT]\n"
-    "                   [--backend cpu|metal|metal-emu] [--check-tensors]\n"
+    "                   [--backend cpu|metal|metal-emu] [--check-tensors] [--api-key KEY]\n"
     "                   [--max-connections N] [--max-body BYTES] [--timeout SECONDS] [--shutdown-timeout SECONDS]\n"
     "  --port 0 picks a free port; the address is printed on stderr once the server is ready.\n"
     "  --parallel N generates for N requests at once (one KV cache each); more wait in arrival order.\n"
@@ -33,6 +33,7 @@ constexpr const char* kServeUsage =
     "  --max-body B largest request body in bytes (default 1048576); a request may send twice that plus\n"
     "                   its head in all, chunk framing included.\n"
     "  --timeout S read and write timeout for slow clients (default 10).\n"
+    "  --api-key KEY   every route but /health wants 'Authorization: Bearer KEY' (401 otherwise).\n"
     "  --shutdown-timeout S on SIGTERM/SIGINT, running generations may go on this long, then stop (default 5);\n"
     "                   a second signal exits at once.\n"
     "  without -m: %s\n";
@@ -42,7 +43,7 @@ constexpr const char* kServeUsage =
 int serve(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"},
                                  {"--ctx-size", "-c"}, {"--backend", ""}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
-                                 {"--check-tensors", "", false}, {"--help", "-h", false}});
+                                 {"--check-tensors", "", false}, {"--api-key", ""}, {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kServeUsage, FORGE_DEFAULT_MODEL);
         return 0;
@@ -87,7 +88,9 @@ int serve(int argc, char** argv) {
         models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend,
                                            .check_tensors = i == 0 && args.has("--check-tensors")}));
     serve::Scheduler scheduler(std::move(models));
-    serve::Api api(tok, scheduler, format, std::filesystem::path(path).stem().string());
+    const std::string api_key = args.get_or("--api-key", "");
+    if (args.has("--api-key") && api_key.empty()) throw Error("--api-key must not be empty");
+    serve::Api api(tok, scheduler, format, std::filesystem::path(path).stem().string(), api_key);
     serve::Server server(api, opt);
 
     std::fprintf(stderr, "forge serve: model %s, chat format %s, %d slot(s) of %d tokens on %s, %d thread(s) each\n",

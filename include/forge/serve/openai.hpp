@@ -292,11 +292,24 @@ private:
     std::size_t offset_ = 0;  // of the next token's text in the completion
 };
 
-// The routes, served from one tokenizer and one scheduler.
+namespace detail {
+
+// a == b in a time that depends on their lengths only, not on where they differ: an API key compared
+// byte by byte with an early exit tells an attacker, by the reply's timing, how much of a guess is right.
+inline bool equal_in_constant_time(std::string_view a, std::string_view b) {
+    unsigned char diff = a.size() == b.size() ? 0 : 1;
+    for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+    return diff == 0;
+}
+
+}  // namespace detail
+
+// The routes, served from one tokenizer and one scheduler. With an `api_key`, every route but /health
+// wants `Authorization: Bearer <api_key>` and answers 401 otherwise, as OpenAI does.
 class Api {
 public:
-    Api(const Tokenizer& tok, Scheduler& scheduler, chat::Format format, std::string model_id)
-        : tok_(tok), scheduler_(scheduler), format_(format), model_id_(std::move(model_id)) {}
+    Api(const Tokenizer& tok, Scheduler& scheduler, chat::Format format, std::string model_id, std::string api_key = {})
+        : tok_(tok), scheduler_(scheduler), format_(format), model_id_(std::move(model_id)), api_key_(std::move(api_key)) {}
 
     chat::Format chat_format() const { return format_; }
     const std::string& model_id() const { return model_id_; }
@@ -328,7 +341,8 @@ private:
         struct Route {
             std::string_view path, method;
         };
-        static constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"}, {"/health", "GET"}};
+        static constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
+                                            {"/health", "GET"}, {"/tokenize", "POST"}, {"/detokenize", "POST"}};
         const Route* r = nullptr;
         for (const auto& candidate : kRoutes)
             if (candidate.path == path) r = &candidate;
@@ -339,7 +353,20 @@ private:
             return out.send(error_response(e, req.keep_alive, {{"Allow", std::string(r->method)}})) && req.keep_alive;
         }
         if (path == "/health") return send_json(out, req, health());
+        if (!api_key_.empty()) {
+            const std::string* auth = req.header("authorization");
+            constexpr std::string_view kBearer = "Bearer ";
+            const bool ok = auth && auth->size() >= kBearer.size() && auth->compare(0, kBearer.size(), kBearer) == 0 &&
+                            detail::equal_in_constant_time(std::string_view(*auth).substr(kBearer.size()), api_key_);
+            if (!ok) {
+                const ApiError e{401, "missing or incorrect API key: send the header 'Authorization: Bearer <key>'", "invalid_request_error",
+                                 {}, "invalid_api_key"};
+                return out.send(error_response(e, req.keep_alive, {{"WWW-Authenticate", "Bearer"}})) && req.keep_alive;
+            }
+        }
         if (path == "/v1/models") return send_json(out, req, models());
+        if (path == "/tokenize") return send_json(out, req, tokenize(detail::parse_body(req.body)));
+        if (path == "/detokenize") return send_json(out, req, detokenize(detail::parse_body(req.body)));
         if (path == "/v1/chat/completions") {
             ChatRequest c = parse_chat_request(req.body);
             return complete(req, out, chat::encode(tok_, format_, c.messages), c.options, "messages", true);
@@ -361,6 +388,36 @@ private:
 
     static bool send_json(Responder& out, const http::Request& req, const json::Value& v) {
         return out.send(http::response(200, "application/json", json::dump(v), req.keep_alive)) && req.keep_alive;
+    }
+
+    // As llama-server's: {"content", "add_special"} -> {"tokens"}; add_special adds BOS where the model does.
+    json::Value tokenize(const json::Value& body) const {
+        const json::Value* content = detail::member(body, "content");
+        if (!content) throw detail::bad_field("content", "is required");
+        if (!content->is_string()) throw detail::bad_field("content", std::string("must be a string, got ") + content->type_name());
+        std::vector<std::int32_t> ids;
+        try {
+            ids = tok_.encode(content->as_string(), detail::boolean(body, "add_special") && tok_.add_bos());
+        } catch (const Error& e) {
+            throw detail::bad_field("content", std::string("cannot be tokenized: ") + e.what());
+        }
+        json::Array tokens;
+        for (const auto id : ids) tokens.emplace_back(int(id));
+        return json::Object{{"tokens", std::move(tokens)}};
+    }
+
+    // {"tokens"} -> {"content"}: the text of the ids (special tokens' text left out, as in a reply).
+    json::Value detokenize(const json::Value& body) const {
+        const json::Value* tokens = detail::member(body, "tokens");
+        if (!tokens) throw detail::bad_field("tokens", "is required");
+        if (!tokens->is_array()) throw detail::bad_field("tokens", std::string("must be an array, got ") + tokens->type_name());
+        std::vector<std::int32_t> ids;
+        for (const auto& t : tokens->as_array()) {
+            if (!t.is_number() || t.as_number() != std::floor(t.as_number()) || t.as_number() < 0 || t.as_number() >= tok_.vocab().size())
+                throw detail::bad_field("tokens", "must hold token ids between 0 and " + std::to_string(tok_.vocab().size() - 1));
+            ids.push_back(std::int32_t(t.as_number()));
+        }
+        return json::Object{{"content", valid_utf8(tok_.decode(ids))}};
     }
 
     json::Value health() const {
@@ -516,6 +573,7 @@ private:
     std::atomic<std::chrono::steady_clock::rep> stop_at_{std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
     chat::Format format_;
     std::string model_id_;
+    std::string api_key_;  // empty: no key asked for
     std::time_t started_ = std::time(nullptr);
     std::uint64_t id_base_ = std::uint64_t(std::random_device{}()) << 32;
     std::atomic<std::uint64_t> id_counter_{0};
