@@ -55,14 +55,16 @@ public:
         tokens_.resize(std::size_t(n));
     }
     void reset() { truncate(0); }
+    // How many of `tokens`, from the first, the sequence holds.
+    std::size_t common_prefix(std::span<const std::int32_t> tokens) const {
+        return std::size_t(std::mismatch(tokens_.begin(), tokens_.end(), tokens.begin(), tokens.end()).first - tokens_.begin());
+    }
     // Truncates the sequence to its longest common prefix with `tokens`, short of the last token (whose
     // logits only feeding gives). Returns how many positions were kept: tokens that need no feeding again.
     int keep_prefix_of(std::span<const std::int32_t> tokens) {
-        const std::size_t limit = std::min(tokens_.size(), tokens.empty() ? 0 : tokens.size() - 1);
-        std::size_t n = 0;
-        while (n < limit && tokens_[n] == tokens[n]) ++n;
-        truncate(int(n));
-        return int(n);
+        const int n = int(std::min(common_prefix(tokens), tokens.empty() ? 0 : tokens.size() - 1));
+        truncate(n);
+        return n;
     }
     // Gives `to` (a model on the same backend with the same shape) this model's first n positions: `to`
     // then holds them and continues at position n.

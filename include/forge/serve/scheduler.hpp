@@ -59,10 +59,10 @@ public:
         Waiter me;
         if (!free_.empty() && queue_.empty()) {
             auto best = std::max_element(free_.begin(), free_.end(), [&](AnyModel* a, AnyModel* b) {
-                return common_prefix(*a, prompt) < common_prefix(*b, prompt);  // the first of equals: least recently freed
+                return a->common_prefix(prompt) < b->common_prefix(prompt);  // the first of equals: least recently freed
             });
             // A prefix that is only a chat template's opening is not worth another conversation's cache.
-            if (2 * common_prefix(**best, prompt) < prompt.size()) best = free_.begin();
+            if (2 * (*best)->common_prefix(prompt) < prompt.size()) best = free_.begin();
             me.model = *best;
             free_.erase(best);
         } else {
@@ -109,11 +109,6 @@ private:
         AnyModel* model = nullptr;
         std::condition_variable cv;
     };
-
-    static std::size_t common_prefix(const AnyModel& m, std::span<const std::int32_t> prompt) {
-        const auto held = m.tokens();
-        return std::size_t(std::mismatch(held.begin(), held.end(), prompt.begin(), prompt.end()).first - held.begin());
-    }
 
     void release(AnyModel* m) {
         std::lock_guard lock(mu_);
