@@ -1,10 +1,10 @@
 #pragma once
 // The emulator executor: a metal::Device whose kernels are the compiled MSL of one library, run on the
-// CPU. Launches execute when dispatched (in order, so barriers are implied). Every dispatch is checked before it runs: the kernel exists, every
-// buffer it declares is bound, the parameter bytes have the struct's size, threadgroup memory is set
-// when the kernel uses it and within Apple's 32 KiB, at most 1024 threads per group. Threadgroups run one
+// CPU. Launches execute when dispatched (in order, so barriers are implied). Every dispatch is checked
+// before it runs (the kernel exists, and metal/dispatch_rules.hpp's rules). Threadgroups run one
 // after another on the calling thread (a GPU gives no order among them, so neither may a kernel).
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <span>
 #include <string>
@@ -12,6 +12,7 @@
 
 #include "forge/core/error.hpp"
 #include "forge/metal/device.hpp"
+#include "forge/metal/dispatch_rules.hpp"
 #include "forge/metal/emu/library.hpp"
 #include "forge/metal/emu/runtime.hpp"
 #include "forge/metal_src/kernel.hpp"
@@ -71,26 +72,18 @@ public:
 
     void dispatch(Size3 groups, Size3 threads) override {
         require_kernel();
+        std::array<bool, metal_src::kMaxBuffers> bound{};
+        for (std::size_t i = 0; i < source_->n_buffers; ++i) bound[i] = bound_[i].lo != nullptr;
+        const auto& params = bound_[source_->n_buffers].bytes;
+        check_dispatch({*source_, bound, params.size(), entry_->params_size, threadgroup_bytes_, groups, threads}, prefix());
         Launch launch;
         launch.kernel = source_->name.data();
         launch.entry = entry_->entry;
-        for (std::size_t i = 0; i < source_->n_buffers; ++i) {
-            if (!bound_[i].lo) throw Error(prefix() + "buffer " + std::to_string(i) + " ('" + std::string(source_->buffers[i].name) + "') is not bound");
+        for (std::size_t i = 0; i < source_->n_buffers; ++i)
             launch.buffers.push_back(Region{bound_[i].lo, bound_[i].hi, "buffer " + std::to_string(i) + " '" + std::string(source_->buffers[i].name) + "'"});
-        }
-        const auto& params = bound_[source_->n_buffers].bytes;
-        if (params.size() != entry_->params_size || params.size() > sizeof(launch.params))
-            throw Error(prefix() + "parameters are " + std::to_string(params.size()) + " bytes, the kernel's struct " +
-                        std::to_string(entry_->params_size));
+        if (params.size() > sizeof(launch.params)) throw Error(prefix() + "parameters of " + std::to_string(params.size()) + " bytes are over the emulator's limit");
         std::memcpy(launch.params, params.data(), params.size());
         launch.params_size = params.size();
-        if (threadgroup_bytes_ > kThreadgroupMemoryLimit)
-            throw Error(prefix() + "threadgroup memory of " + std::to_string(threadgroup_bytes_) +
-                        " bytes is over budget (the limit is " + std::to_string(kThreadgroupMemoryLimit) + ")");
-        if (source_->threadgroup_memory && threadgroup_bytes_ == 0) throw Error(prefix() + "threadgroup memory is not set");
-        if (threads.count() == 0 || threads.count() > kMaxThreadsPerGroup)
-            throw Error(prefix() + std::to_string(threads.count()) + " threads per threadgroup (1 to 1024 allowed)");
-        if (groups.count() == 0) throw Error(prefix() + "empty grid");
         launch.threadgroup_bytes = threadgroup_bytes_;
         launch.groups[0] = groups.x, launch.groups[1] = groups.y, launch.groups[2] = groups.z;
         launch.threads[0] = threads.x, launch.threads[1] = threads.y, launch.threads[2] = threads.z;

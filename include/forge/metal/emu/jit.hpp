@@ -12,21 +12,11 @@
 //   FORGE_EMU_CACHE    the cache folder (default $XDG_CACHE_HOME/forge/metal-emu, ~/.cache/forge/metal-emu)
 //   FORGE_EMU_INCLUDE  forge's include folder (default: the one this header was compiled from)
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <mutex>
 #include <span>
@@ -37,13 +27,12 @@
 
 #include "forge/core/error.hpp"
 #include "forge/metal/emu/library.hpp"
+#include "forge/metal/toolchain.hpp"
 #include "forge/metal_src/kernel.hpp"
 
 #ifndef FORGE_EMU_DEFAULT_CXX
 #define FORGE_EMU_DEFAULT_CXX "c++"
 #endif
-
-extern char** environ;
 
 namespace forge::metal::emu::jit {
 
@@ -104,122 +93,16 @@ inline std::string translation_unit(std::string_view library_name, std::span<con
     return o.str();
 }
 
-namespace detail {
-
-inline std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? v : "";
-}
-
-class Fnv1a {
-public:
-    Fnv1a& add(std::string_view s) {
-        for (const char c : s) h_ = (h_ ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-        h_ = (h_ ^ 0xff) * 0x100000001b3ull;  // a separator, so ("ab","c") and ("a","bc") differ
-        return *this;
-    }
-    std::string hex() const {
-        char buf[17];
-        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
-        return buf;
-    }
-
-private:
-    std::uint64_t h_ = 0xcbf29ce484222325ull;
-};
-
-inline std::string read_all(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Writes `content` to `path` through a temporary name, so a reader never sees half a file.
-inline void write_atomically(const fs::path& path, const std::string& content) {
-    const fs::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << content;
-        if (!out) throw Error("metal emulator: cannot write " + tmp.string());
-    }
-    fs::rename(tmp, path);
-}
-
-}  // namespace detail
 
 inline std::string compiler() {
-    const std::string c = detail::env("FORGE_EMU_CXX");
+    const std::string c = toolchain::env("FORGE_EMU_CXX");
     return c.empty() ? FORGE_EMU_DEFAULT_CXX : c;
 }
 
-inline fs::path cache_dir() {
-    if (const std::string d = detail::env("FORGE_EMU_CACHE"); !d.empty()) return d;
-    if (const std::string x = detail::env("XDG_CACHE_HOME"); !x.empty()) return fs::path(x) / "forge" / "metal-emu";
-    if (const std::string h = detail::env("HOME"); !h.empty()) return fs::path(h) / ".cache" / "forge" / "metal-emu";
-    return fs::temp_directory_path() / ("forge-metal-emu-" + std::to_string(::getuid()));
-}
-
-// forge's include folder: the generated translation units include the shim from it.
-inline fs::path include_dir() {
-    fs::path dir = detail::env("FORGE_EMU_INCLUDE");
-    if (dir.empty()) dir = fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
-    std::error_code ec;
-    if (!fs::exists(dir / "forge" / "metal" / "emu" / "shim.hpp", ec))
-        throw Error("metal emulator: forge's headers are not at '" + dir.string() +
-                    "' (they are needed to compile MSL libraries): set FORGE_EMU_INCLUDE to forge's include folder");
-    return fs::absolute(dir);
-}
-
-// `name` found on PATH (or as given, when it names a path), or empty.
-inline std::string find_program(const std::string& name) {
-    if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
-    std::string_view path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
-    while (!path.empty()) {
-        const auto colon = path.find(':');
-        const fs::path candidate = fs::path(path.substr(0, colon)) / name;
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-        if (colon == std::string_view::npos) break;
-        path.remove_prefix(colon + 1);
-    }
-    return "";
-}
+inline fs::path cache_dir() { return toolchain::cache_dir("FORGE_EMU_CACHE", "metal-emu"); }
 
 inline std::vector<std::string> compile_flags(const fs::path& include) {
     return {"-std=c++20", "-O2", "-fPIC", "-shared", "-w", "-I" + include.string(), "-I" + (include / "forge/metal/emu/msl").string()};
-}
-
-// A hash of the headers a generated translation unit includes from forge (the shim, the runtime and
-// what they include), so an object built against other headers is never loaded.
-inline std::string headers_hash(const fs::path& include) {
-    std::vector<fs::path> files;
-    for (const char* dir : {"forge/metal/emu", "forge/core"})
-        for (const auto& e : fs::recursive_directory_iterator(include / dir))
-            if (e.is_regular_file()) files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    detail::Fnv1a h;
-    for (const auto& f : files) h.add(fs::relative(f, include).string()).add(detail::read_all(f));
-    return h.hex();
-}
-
-// Runs the compiler; its output goes to `log`. Returns the exit status (127: it could not be run).
-inline int run_compiler(const std::string& cxx, const std::vector<std::string>& args, const fs::path& log) {
-    std::vector<std::string> argv_s = {cxx};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    pid_t pid = 0;
-    const int rc = posix_spawnp(&pid, cxx.c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) return 127;
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 // The library's entry points, compiled (or found in the cache) and loaded. Loaded objects stay for the
@@ -230,11 +113,11 @@ inline const LibraryTable& load(std::string_view library_name, std::span<const m
     static std::map<std::string, const LibraryTable*> loaded;
     std::lock_guard lock(mu);
 
-    const fs::path include = include_dir();
+    const fs::path include = toolchain::include_dir("forge/metal/emu/shim.hpp");
     const std::string cxx = compiler();
     const std::string tu_probe = translation_unit(library_name, kernels, "library.metal");
-    detail::Fnv1a key;
-    key.add(kAbi).add(cxx).add(text).add(tu_probe).add(headers_hash(include));
+    toolchain::Fnv1a key;
+    key.add(kAbi).add(cxx).add(text).add(tu_probe).add(toolchain::headers_hash(include, {"forge/metal/emu", "forge/core"}));
     for (const auto& f : compile_flags(include)) key.add(f);
     const std::string id = key.hex();
     if (const auto it = loaded.find(id); it != loaded.end()) return *it->second;
@@ -245,26 +128,24 @@ inline const LibraryTable& load(std::string_view library_name, std::span<const m
     if (ec) throw Error("metal emulator: cannot create the cache folder '" + dir.string() + "': " + ec.message() + " (set FORGE_EMU_CACHE)");
     const fs::path so = dir / (id + ".so");
     if (!fs::exists(so)) {
-        const std::string found = find_program(cxx);
+        const std::string found = toolchain::find_program(cxx);
         if (found.empty())
             throw Error("metal emulator: the C++ compiler '" + cxx +
                         "' is not installed; the emulator compiles each MSL library with it when a model loads: install "
                         "g++ or clang++ (Debian: apt-get install g++), or set FORGE_EMU_CXX to a C++20 compiler");
         const fs::path metal = dir / (id + ".metal"), tu = dir / (id + ".cpp"), log = dir / (id + ".log");
-        detail::write_atomically(metal, std::string(text));
-        detail::write_atomically(tu, translation_unit(library_name, kernels, metal.string()));
+        toolchain::write_atomically(metal, std::string(text));
+        toolchain::write_atomically(tu, translation_unit(library_name, kernels, metal.string()));
         if (::isatty(2))
             std::fprintf(stderr, "forge: compiling the Metal library '%.*s' for the emulator with %s (once; cached in %s)\n",
                          int(library_name.size()), library_name.data(), cxx.c_str(), dir.c_str());
         const fs::path tmp = so.string() + ".tmp" + std::to_string(::getpid());
         std::vector<std::string> args = compile_flags(include);
         args.insert(args.end(), {"-o", tmp.string(), tu.string()});
-        const int status = run_compiler(found, args, log);
+        const int status = toolchain::run_compiler(found, args, log);
         if (status != 0) {
-            std::string out = detail::read_all(log);
-            if (out.size() > 2000) out = out.substr(0, 2000) + "...";
             throw Error("metal emulator: compiling the MSL library '" + std::string(library_name) + "' with " + cxx + " failed (exit " +
-                        std::to_string(status) + "; the text is " + metal.string() + "): " + out);
+                        std::to_string(status) + "; the text is " + metal.string() + "): " + toolchain::log_excerpt(log));
         }
         fs::rename(tmp, so);
     }

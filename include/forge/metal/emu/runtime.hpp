@@ -74,8 +74,6 @@ forge_emu_switch:
 namespace forge::metal::emu {
 
 inline constexpr std::uint32_t kSimdWidth = 32;
-inline constexpr std::uint32_t kMaxThreadsPerGroup = 1024;
-inline constexpr std::size_t kThreadgroupMemoryLimit = 32 * 1024;
 
 // A bound buffer (or a group's threadgroup memory): what a checked pointer may touch.
 struct Region {
