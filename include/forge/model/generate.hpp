@@ -2,7 +2,10 @@
 // The generation loop: feed the prompt where the model's sequence stands, then sample and feed token by
 // token, handing each token to the caller as an event (its id, text, log-probability and, on request,
 // the most likely alternatives). Text that might be the start of a stop string is held back until it is
-// known not to be one, so a stop string never reaches the caller.
+// known not to be one, so a stop string never reaches the caller. With a grammar constraint, only tokens
+// that keep the text a prefix of the grammar's language are sampled (the others' logits become -inf in a
+// copy; the token's logprob stays the model's own), and generation ends as `eos` once the text is complete
+// and nothing may follow.
 //
 // Generation continues the model's sequence: a call after another (with more prompt, or none) goes on
 // from the last token fed, as one long generation would. Every generated token is fed, so afterwards
@@ -14,11 +17,13 @@
 #include <cstdint>
 #include <functional>
 #include <numeric>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "forge/grammar/token_mask.hpp"
 #include "forge/model/any_model.hpp"
 #include "forge/sample/sampler.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
@@ -40,11 +45,14 @@ struct GenerationParams {
     std::vector<std::int32_t> stop_tokens{};  // ids that end generation, beside those the vocabulary marks
     int top_logprobs = 0;                   // alternatives per token event, 0 to kMaxTopLogprobs
     AbortCheck abort{};                     // asked before each token and between layers: true ends generation as cancelled
+    // The output must match this grammar (generation advances a copy; see grammar/token_mask.hpp).
+    std::optional<grammar::TokenConstraint> constraint{};
 };
 
 enum class FinishReason {
     length,     // max_tokens generated, or the context is full
-    eos,        // an end-of-generation token: one the vocabulary marks, its BOS, or one of stop_tokens
+    eos,        // an end-of-generation token: one the vocabulary marks, its BOS, or one of stop_tokens; or the
+                // constraint's grammar is complete and allows nothing more
     stop,       // a stop string
     cancelled,  // `abort` said stop, or the event callback returned false
 };
@@ -153,6 +161,8 @@ inline GenerationResult generate(AnyModel& model, const Tokenizer& tok, std::spa
     std::string held;  // decoded text not yet given to the caller
     std::vector<TokenLogprob> top;
     std::vector<std::int32_t> order;
+    std::optional<grammar::TokenConstraint> constraint = params.constraint;
+    std::vector<float> allowed_logits;
 
     // How much of `held` is final: all of it at the end; else all but the longest tail that could still
     // grow into a stop string, backed up to a UTF-8 character boundary. A complete stop string trims
@@ -186,17 +196,35 @@ inline GenerationResult generate(AnyModel& model, const Tokenizer& tok, std::spa
     };
 
     for (;;) {
+        if (constraint && constraint->complete() && !constraint->can_continue()) {
+            r.finish = FinishReason::eos;
+            break;
+        }
         if (int(r.tokens.size()) == params.max_tokens) break;
         if (params.abort && params.abort()) {
             r.finish = FinishReason::cancelled;
             break;
         }
-        const std::int32_t next = sampler.sample(logits);
+        std::span<const float> sample_from = logits;
+        if (constraint) {
+            allowed_logits.assign(logits.begin(), logits.end());
+            if (constraint->mask(allowed_logits, params.stop_tokens) == 0) {
+                // Complete, but the tokens that would end it are not in the vocabulary: end here.
+                if (constraint->complete()) {
+                    r.finish = FinishReason::eos;
+                    break;
+                }
+                throw Error("grammar: no token of the vocabulary can continue the text " + quoted_text(r.text + held));
+            }
+            sample_from = allowed_logits;
+        }
+        const std::int32_t next = sampler.sample(sample_from);
         const float logprob = detail::token_logprob(logits, next, params.top_logprobs, top, order);
         if (ends_generation(next)) {
             r.finish = FinishReason::eos;
             break;
         }
+        if (constraint) constraint->accept(next);
         r.tokens.push_back(next);
         r.logprobs.push_back(logprob);
         if (params.top_logprobs > 0) r.top_logprobs.push_back(top);
