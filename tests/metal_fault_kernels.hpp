@@ -1,5 +1,6 @@
 #pragma once
-// Deliberately broken kernels, compiled into the emulator so its tests can show each fault is reported.
+// Deliberately broken kernels, so the executors' tests can show each fault is reported: the emulator's
+// own reports, and compute-sanitizer's on the CUDA executor (a race the emulator cannot see).
 #include <array>
 
 #include "forge/metal_src/kernel.hpp"
@@ -36,10 +37,36 @@ inline constexpr metal_src::KernelSource kFaultKernels[] = {
     out[tid] = v;
 }
 )msl"},
+    // Each thread publishes a value in threadgroup memory and reads its neighbour's, with the barrier
+    // between; missing_barrier is the same without it, a race.
+    {.name = "exchange",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"float", "out"}}},
+     .n_buffers = 1,
+     .threadgroup_memory = true,
+     .builtins = metal_src::kTid,
+     .body = R"msl({
+    tgm[tid] = float(tid);
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[tid] = tgm[(tid + 1) % p.n];
+}
+)msl"},
+    {.name = "missing_barrier",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"float", "out"}}},
+     .n_buffers = 1,
+     .threadgroup_memory = true,
+     .builtins = metal_src::kTid,
+     .body = R"msl({
+    tgm[tid] = float(tid);
+    out[tid] = tgm[(tid + 1) % p.n];
+}
+)msl"},
 };
 
 inline constexpr auto kFaultLibraryText = metal_src::concat<4096>(
     metal_src::kPreludeHead, FaultParams::msl, "\n", metal_src::signature(kFaultKernels[0]), kFaultKernels[0].body, "\n",
-    metal_src::signature(kFaultKernels[1]), kFaultKernels[1].body);
+    metal_src::signature(kFaultKernels[1]), kFaultKernels[1].body, "\n", metal_src::signature(kFaultKernels[2]),
+    kFaultKernels[2].body, "\n", metal_src::signature(kFaultKernels[3]), kFaultKernels[3].body);
 
 }  // namespace forge::metal::emu_test

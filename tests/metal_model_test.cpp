@@ -64,14 +64,16 @@ const Case kCases[] = {
 
 constexpr ModelOptions kEmu{.max_batch = 64, .backend = Backend::metal_emu};
 
-// Teacher-forced logits of the emulated GPU model and the CPU model, each opened by `open`, against each
-// other and against llama.cpp's reference.
+// Teacher-forced logits of the GPU model on `executor` (the emulator unless given) and the CPU model,
+// each opened by `open`, against each other and against llama.cpp's reference.
 template <class Open>
 void match_cpu_and_llama_cpp(const std::string& label, Open&& open, const Reference& ref, double llama_tolerance,
-                             double cpu_tolerance) {
-    auto gpu = open_model(open(), kEmu);
+                             double cpu_tolerance, Backend executor = Backend::metal_emu) {
+    ModelOptions options = kEmu;
+    options.backend = executor;
+    auto gpu = open_model(open(), options);
     auto cpu = open_model(open());
-    EXPECT_NE(gpu->device_name().find("metal emulator"), std::string::npos) << gpu->device_name();
+    EXPECT_NE(gpu->device_name().find(executor == Backend::metal_emu ? "metal emulator" : "cuda"), std::string::npos) << gpu->device_name();
     const int V = gpu->shape().vocab;
     const std::size_t P = ref.prompt.size();
     std::vector<float> g(P * std::size_t(V)), k(P * std::size_t(V));
@@ -104,8 +106,8 @@ void match_cpu_and_llama_cpp(const std::string& label, Open&& open, const Refere
     EXPECT_LE(vs_llama, llama_tolerance * sd) << "max |metal - llama.cpp| = " << vs_llama / sd << " x std";
     EXPECT_LE(vs_cpu, cpu_tolerance * sd) << "max |metal - cpu| = " << vs_cpu / sd << " x std";
     EXPECT_GT(argmax_checked, 0);
-    std::printf("[ %s ] metal-emu vs cpu %.2e x std (bound %.3f), vs llama.cpp %.4f x std (bound %.2f), %zu positions\n",
-                label.c_str(), vs_cpu / sd, cpu_tolerance, vs_llama / sd, llama_tolerance, ref.steps.size());
+    std::printf("[ %s ] %s vs cpu %.2e x std (bound %.3f), vs llama.cpp %.4f x std (bound %.2f), %zu positions\n", label.c_str(),
+                std::string(backend_name(executor)).c_str(), vs_cpu / sd, cpu_tolerance, vs_llama / sd, llama_tolerance, ref.steps.size());
 }
 
 class EmulatedMetalLogits : public ::testing::TestWithParam<Case> {};
@@ -116,12 +118,27 @@ TEST_P(EmulatedMetalLogits, MatchCpuAndLlamaCpp) {
                             c.llama_tolerance, c.cpu_tolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllReferences, EmulatedMetalLogits, ::testing::ValuesIn(kCases), [](const auto& info) {
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
     std::string n = info.param.reference;
     n = n.substr(0, n.size() - 5);
     std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(static_cast<unsigned char>(ch)); }, '_');
     return n;
-});
+}
+
+INSTANTIATE_TEST_SUITE_P(AllReferences, EmulatedMetalLogits, ::testing::ValuesIn(kCases), case_name);
+
+// The same models on the CUDA executor: the MSL text compiled by nvcc, run on an NVIDIA GPU with its
+// lanes truly parallel, within the same bounds.
+class CudaMetalLogits : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaMetalLogits, MatchCpuAndLlamaCpp) {
+    if (const std::string why = metal::cuda::jit::unavailable_reason(); !why.empty()) GTEST_SKIP() << "no CUDA executor here: " << why;
+    const Case& c = GetParam();
+    match_cpu_and_llama_cpp(c.reference, [&] { return gguf::File::open(model_path(c.model)); }, load_reference(c.reference),
+                            c.llama_tolerance, c.cpu_tolerance, Backend::metal_cuda);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllReferences, CudaMetalLogits, ::testing::ValuesIn(kCases), case_name);
 
 // Llama-3 RoPE frequency factors (rope_freqs.weight) reach the rope kernel: the F32 bounds above.
 TEST(EmulatedMetalModel, RopeFreqsMatchCpuAndLlamaCpp) {

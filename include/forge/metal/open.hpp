@@ -6,13 +6,15 @@
 // ModelOptions::backend; open_gpu_model<T> is the compiled-traits form, whose library text is a
 // constant of the program.
 //
-// The emulator compiles with the host's C++ compiler (metal/emu/jit.hpp); Metal itself needs an Apple
-// build configured with -DFORGE_METAL=ON (elsewhere it is refused, naming the alternative).
+// The emulator compiles with the host's C++ compiler (metal/emu/jit.hpp), the CUDA executor with nvcc
+// (metal/cuda/jit.hpp); Metal itself needs an Apple build configured with -DFORGE_METAL=ON (elsewhere it
+// is refused, naming the alternative).
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "forge/gguf/model_shape.hpp"
+#include "forge/metal/cuda/device.hpp"
 #include "forge/metal/emu/open.hpp"
 #include "forge/metal/model.hpp"
 #include "forge/model/options.hpp"
@@ -23,10 +25,13 @@
 
 namespace forge::metal {
 
-// The device that runs `lib` for `backend` (metal or metal-emu); `label` names the library in messages.
+// The device that runs `lib` for `backend` (metal, metal-emu or metal-cuda); `label` names the library in messages.
 inline std::unique_ptr<Device> make_device(Backend backend, std::string_view label, const metal_src::Library& lib) {
-    if (backend == Backend::metal_emu) return emu::make_device(label, std::span(lib.kernels.data(), lib.n_kernels), lib.text.view());
-    if (backend != Backend::metal) throw Error("the GPU path runs on the metal or metal-emu backend, not " + std::string(backend_name(backend)));
+    const std::span kernels(lib.kernels.data(), lib.n_kernels);
+    if (backend == Backend::metal_emu) return emu::make_device(label, kernels, lib.text.view());
+    if (backend == Backend::metal_cuda) return cuda::make_device(label, kernels, lib.text.view());
+    if (backend != Backend::metal)
+        throw Error("the GPU path runs on the metal, metal-emu or metal-cuda backend, not " + std::string(backend_name(backend)));
 #if defined(FORGE_METAL)
     return make_metal_device(lib.text.view());
 #elif defined(__APPLE__)

@@ -16,22 +16,24 @@
 namespace forge {
 
 // What computes a model: the CPU kernels, Metal on an Apple GPU, or forge's Metal kernels run by the
-// MSL emulator (any machine with a C++ compiler; the Metal path's text, executed on the CPU).
-enum class Backend : std::uint8_t { cpu, metal, metal_emu };
+// MSL emulator (any machine with a C++ compiler; the Metal path's text, executed on the CPU) or by the
+// CUDA executor (the same text compiled by nvcc for an NVIDIA GPU: a proof on parallel hardware).
+enum class Backend : std::uint8_t { cpu, metal, metal_emu, metal_cuda };
 
 constexpr std::string_view backend_name(Backend b) {
     switch (b) {
         case Backend::cpu: return "cpu";
         case Backend::metal: return "metal";
         case Backend::metal_emu: return "metal-emu";
+        case Backend::metal_cuda: return "metal-cuda";
     }
     return "?";
 }
 
 inline Backend parse_backend(std::string_view name) {
-    for (const Backend b : {Backend::cpu, Backend::metal, Backend::metal_emu})
+    for (const Backend b : {Backend::cpu, Backend::metal, Backend::metal_emu, Backend::metal_cuda})
         if (backend_name(b) == name) return b;
-    throw Error("unknown backend '" + std::string(name) + "' (cpu, metal or metal-emu)");
+    throw Error("unknown backend '" + std::string(name) + "' (cpu, metal, metal-emu or metal-cuda)");
 }
 
 struct ModelOptions {
