@@ -263,6 +263,39 @@ TEST(CliServe, SigtermStopsLongGenerationsAtTheDeadlineAndSaysSo) {
     std::filesystem::remove(model);
 }
 
+// Browser access and monitoring through the real server: two allowed origins (the option repeats),
+// a preflight without the key, a streamed reply marked for its origin, and /metrics counting the work.
+TEST(CliServe, CorsOriginsAndMetrics) {
+    ServeProcess server(FORGE_CLI, {"--threads", "1", "--api-key", "k", "--cors-origin", "https://a.example", "--cors-origin",
+                                    "http://localhost:5173"});
+    TestClient c(server.port());
+    c.send("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:5173\r\n"
+           "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization, content-type\r\n\r\n");
+    const HttpResponse preflight = c.response();
+    EXPECT_EQ(preflight.status, 204);
+    EXPECT_EQ(preflight.headers.at("access-control-allow-origin"), "http://localhost:5173");
+    EXPECT_EQ(preflight.headers.at("access-control-allow-headers"), "Authorization, Content-Type");
+
+    c.send(post("/v1/chat/completions", chat(8, true), "Authorization: Bearer k\r\nOrigin: https://a.example\r\n"));
+    const HttpResponse head = c.head();
+    ASSERT_EQ(head.status, 200);
+    EXPECT_EQ(head.headers.at("access-control-allow-origin"), "https://a.example");
+    double generated = -1;
+    while (auto e = c.next_event()) {  // to the body's end, so the next response is read from its start
+        if (*e == "[DONE]") continue;
+        const json::Value chunk = json::parse(*e);
+        if (chunk.find("usage")) generated = chunk.at("usage").at("completion_tokens").as_number();
+    }
+
+    c.send(get("/metrics", "Authorization: Bearer k\r\n"));
+    const HttpResponse m = c.response();
+    ASSERT_EQ(m.status, 200);
+    EXPECT_NE(m.body.find("forge_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1\n"), std::string::npos) << m.body;
+    EXPECT_NE(m.body.find("\nforge_generated_tokens_total " + std::to_string(int(generated)) + "\n"), std::string::npos) << m.body;
+    EXPECT_NE(m.body.find("\nforge_time_to_first_token_seconds_count 1\n"), std::string::npos) << m.body;
+    EXPECT_EQ(m.headers.count("access-control-allow-origin"), 0u) << "no Origin, no CORS header";
+}
+
 TEST(CliServe, BadOptionsAreOneLineErrors) {
     for (const auto& [args, fragment] : std::vector<std::pair<std::vector<std::string>, std::string>>{
              {{"--parallel", "0"}, "--parallel"},
@@ -272,6 +305,7 @@ TEST(CliServe, BadOptionsAreOneLineErrors) {
              {{"--timeout", "0"}, "--timeout"},
              {{"--shutdown-timeout", "-1"}, "--shutdown-timeout"},
              {{"-c", "-5"}, "context -5 is negative"},
+             {{"--cors-origin", "https://app.example/path"}, "--cors-origin"},
              {{"--bogus"}, "unknown option"}}) {
         std::vector<std::string> cmd = {FORGE_CLI, "serve", "--port", "0"};
         cmd.insert(cmd.end(), args.begin(), args.end());

@@ -382,7 +382,7 @@ TEST(OpenAIRoutes, LogprobsStreamWithTheTextTheyMadeAndInTheLegacyShape) {
 TEST(OpenAIRoutes, AnApiKeyGuardsEveryRouteButHealth) {
     test::FakeBackend b(1, "Once");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories", "s3cret-key");
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories", {.api_key = "s3cret-key"});
     EXPECT_EQ(call(api, "GET", "/health").status, 200);
     for (const http::Headers& wrong : {http::Headers{}, http::Headers{{"authorization", "Bearer s3cret-kex"}},
                                        http::Headers{{"authorization", "Bearer s3cret-key2"}}, http::Headers{{"authorization", "s3cret-key"}},
@@ -423,6 +423,173 @@ TEST(OpenAIRoutes, TokenizeAndDetokenizeRoundTrip) {
     }
     EXPECT_EQ(call(api, "POST", "/tokenize", R"({"content":5})").status, 400);
     EXPECT_EQ(call(api, "GET", "/tokenize").status, 405);
+}
+
+// The value of header `name` in a reply's head, or "" when absent.
+std::string header_of(const Reply& r, const std::string& name) {
+    const std::string key = "\r\n" + name + ": ";
+    const auto at = r.head.find(key);
+    if (at == std::string::npos) return {};
+    const auto begin = at + key.size();
+    return r.head.substr(begin, r.head.find("\r\n", begin) - begin);
+}
+
+TEST(OpenAICors, WithoutOriginsRepliesCarryNoCorsHeaders) {
+    test::FakeBackend b(1, "Once");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    const http::Headers from_page = {{"origin", "https://app.example"}};
+    EXPECT_EQ(call(api, "GET", "/v1/models", "", from_page).head.find("Access-Control"), std::string::npos);
+    const Reply preflight = call(api, "OPTIONS", "/v1/chat/completions", "", {{"origin", "https://app.example"}, {"access-control-request-method", "POST"}});
+    EXPECT_EQ(preflight.status, 204);
+    EXPECT_EQ(header_of(preflight, "Allow"), "POST, OPTIONS");
+    EXPECT_EQ(preflight.head.find("Access-Control"), std::string::npos) << "a browser must be refused";
+}
+
+TEST(OpenAICors, AllowedOriginsGetPreflightAndEveryReplyMarked) {
+    test::FakeBackend b(1, "Once upon a time");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories",
+            {.api_key = "k", .cors_origins = {"https://app.example", "http://localhost:3000"}});
+    const http::Headers allowed = {{"origin", "http://localhost:3000"}, {"authorization", "Bearer k"}};
+
+    // Preflight needs no key; it names the method, the headers a client sends, and how long to cache it.
+    const Reply preflight = call(api, "OPTIONS", "/v1/chat/completions", "", {{"origin", "https://app.example"}});
+    EXPECT_EQ(preflight.status, 204);
+    EXPECT_EQ(preflight.head.find("Content-Length"), std::string::npos);
+    EXPECT_EQ(header_of(preflight, "Access-Control-Allow-Origin"), "https://app.example");
+    EXPECT_EQ(header_of(preflight, "Access-Control-Allow-Methods"), "POST, OPTIONS");
+    EXPECT_EQ(header_of(preflight, "Access-Control-Allow-Headers"), "Authorization, Content-Type");
+    EXPECT_EQ(header_of(preflight, "Access-Control-Max-Age"), "86400");
+    EXPECT_EQ(header_of(preflight, "Vary"), "Origin");
+    // Another origin's preflight is answered without permission.
+    const Reply other = call(api, "OPTIONS", "/v1/models", "", {{"origin", "https://evil.example"}});
+    EXPECT_EQ(other.status, 204);
+    EXPECT_EQ(header_of(other, "Access-Control-Allow-Origin"), "");
+    EXPECT_EQ(header_of(other, "Access-Control-Allow-Methods"), "");
+    EXPECT_EQ(call(api, "OPTIONS", "/v2/nothing", "", {{"origin", "https://app.example"}}).status, 404);
+
+    // Replies of every kind carry the origin: JSON, errors (401, 400, 405), streams.
+    EXPECT_EQ(header_of(call(api, "GET", "/v1/models", "", allowed), "Access-Control-Allow-Origin"), "http://localhost:3000");
+    const Reply unauthorized = call(api, "GET", "/v1/models", "", {{"origin", "https://app.example"}});
+    EXPECT_EQ(unauthorized.status, 401);
+    EXPECT_EQ(header_of(unauthorized, "Access-Control-Allow-Origin"), "https://app.example");
+    EXPECT_EQ(header_of(unauthorized, "WWW-Authenticate"), "Bearer");
+    const Reply bad = call(api, "POST", "/v1/chat/completions", R"({"messages":[]})", allowed);
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(header_of(bad, "Access-Control-Allow-Origin"), "http://localhost:3000");
+    EXPECT_EQ(header_of(call(api, "DELETE", "/v1/models", "", allowed), "Access-Control-Allow-Origin"), "http://localhost:3000");
+    const Reply stream = call(api, "POST", "/v1/chat/completions",
+                              R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":2,"stream":true})", allowed);
+    EXPECT_EQ(stream.status, 200);
+    EXPECT_EQ(header_of(stream, "Access-Control-Allow-Origin"), "http://localhost:3000");
+    EXPECT_EQ(header_of(call(api, "GET", "/v1/models", "", {{"origin", "https://evil.example"}, {"authorization", "Bearer k"}}),
+                        "Access-Control-Allow-Origin"),
+              "");
+
+    Api any(b.tok, *b.scheduler, chat::Format::chatml, "stories", {.cors_origins = {"*"}});
+    const Reply r = call(any, "GET", "/health", "", {{"origin", "https://whoever.example"}});
+    EXPECT_EQ(header_of(r, "Access-Control-Allow-Origin"), "*");
+    EXPECT_EQ(header_of(r, "Vary"), "") << "the answer does not depend on Origin";
+}
+
+TEST(OpenAICors, OriginsAreCheckedAsBrowsersSendThem) {
+    for (const char* good : {"*", "https://app.example", "http://localhost:3000", "http://[::1]:8080", "chrome-extension://abcdef"})
+        EXPECT_TRUE(is_cors_origin(good)) << good;
+    for (const char* bad : {"", "app.example", "https://", "https://app.example/", "https://app.example/path", "://x", "https://a b",
+                            "https://user@app.example", "**"})
+        EXPECT_FALSE(is_cors_origin(bad)) << bad;
+}
+
+// The value of an unlabelled sample, or of one whose labels are `labels`, in a Prometheus exposition.
+double sample_of(const std::string& text, const std::string& name_and_labels) {
+    const auto at = text.find("\n" + name_and_labels + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + name_and_labels.size() + 2));
+}
+
+TEST(OpenAIMetrics, CountersFollowTheWorkInPrometheusText) {
+    test::FakeBackend b(2, "Once upon a time");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories", {.api_key = "k"});
+    const http::Headers key = {{"authorization", "Bearer k"}};
+    const std::string body = R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":3,"temperature":0})";
+    const Reply first = call(api, "POST", "/v1/chat/completions", body, key);
+    ASSERT_EQ(first.status, 200);
+    const Reply second =
+        call(api, "POST", "/v1/chat/completions", R"({"stream":true,"stream_options":{"include_usage":true},)" + body.substr(1), key);
+    ASSERT_EQ(second.status, 200);
+    EXPECT_EQ(call(api, "POST", "/v1/chat/completions", R"({"messages":[]})", key).status, 400);
+    EXPECT_EQ(call(api, "GET", "/no/such/route/1", "", key).status, 404);
+    EXPECT_EQ(call(api, "GET", "/no/such/route/2", "", key).status, 404);
+    EXPECT_EQ(call(api, "GET", "/metrics").status, 401) << "behind the key like every route but /health";
+
+    const Reply m = call(api, "GET", "/metrics", "", key);
+    ASSERT_EQ(m.status, 200);
+    EXPECT_EQ(header_of(m, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    const std::string& t = m.body;
+    const double prompt = json::parse(first.body).at("usage").at("prompt_tokens").as_number();
+    EXPECT_EQ(sample_of(t, "forge_requests_total{route=\"/v1/chat/completions\",status=\"200\"}"), 2);
+    EXPECT_EQ(sample_of(t, "forge_requests_total{route=\"/v1/chat/completions\",status=\"400\"}"), 1);
+    EXPECT_EQ(sample_of(t, "forge_requests_total{route=\"other\",status=\"404\"}"), 2) << "unknown paths share one series";
+    EXPECT_EQ(sample_of(t, "forge_requests_total{route=\"/metrics\",status=\"401\"}"), 1);
+    EXPECT_EQ(sample_of(t, "forge_prompt_tokens_total"), 2 * prompt);
+    // The second request found the first one's prompt in its slot.
+    const auto streamed = events(second.body);
+    const double cached = json::parse(streamed[streamed.size() - 2]).at("usage").at("prompt_tokens_details").at("cached_tokens").as_number();
+    EXPECT_GT(cached, 0);
+    EXPECT_EQ(sample_of(t, "forge_prompt_cached_tokens_total"), cached);
+    EXPECT_EQ(sample_of(t, "forge_generated_tokens_total"), 6);
+    EXPECT_EQ(sample_of(t, "forge_requests_running"), 0);
+    EXPECT_EQ(sample_of(t, "forge_requests_queued"), 0);
+    EXPECT_EQ(sample_of(t, "forge_slots"), 2);
+    EXPECT_GT(sample_of(t, "forge_slots_cached_tokens"), 0);
+    for (const std::string h : {"forge_time_to_first_token_seconds", "forge_request_duration_seconds"}) {
+        EXPECT_NE(t.find("# TYPE " + h + " histogram\n"), std::string::npos) << h;
+        EXPECT_EQ(sample_of(t, h + "_count"), 2) << h;
+        EXPECT_EQ(sample_of(t, h + "_bucket{le=\"+Inf\"}"), 2) << h;
+        EXPECT_GE(sample_of(t, h + "_sum"), 0) << h;
+        // Buckets are cumulative: never decreasing.
+        double last = 0;
+        for (std::size_t at = 0; (at = t.find(h + "_bucket{", at)) != std::string::npos; ++at) {
+            const double v = std::stod(t.substr(t.find("} ", at) + 2));
+            EXPECT_GE(v, last);
+            last = v;
+        }
+    }
+    // Every line is a comment or `name{labels} value`; every family has HELP and TYPE.
+    for (std::size_t at = 0; at < t.size();) {
+        const std::size_t eol = t.find('\n', at);
+        ASSERT_NE(eol, std::string::npos) << "the exposition ends with a newline";
+        const std::string line = t.substr(at, eol - at);
+        at = eol + 1;
+        if (line.rfind("# ", 0) == 0) {
+            EXPECT_TRUE(line.rfind("# HELP forge_", 0) == 0 || line.rfind("# TYPE forge_", 0) == 0) << line;
+            continue;
+        }
+        EXPECT_EQ(line.rfind("forge_", 0), 0u) << line;
+        EXPECT_NO_THROW(std::stod(line.substr(line.rfind(' ') + 1))) << line;
+    }
+    for (const char* counter : {"forge_requests_total", "forge_prompt_tokens_total", "forge_prompt_cached_tokens_total", "forge_generated_tokens_total"})
+        EXPECT_NE(t.find(std::string("# TYPE ") + counter + " counter\n"), std::string::npos) << counter;
+}
+
+TEST(OpenAIRoutes, EveryWholeReplyHasUsageAndNMustBeOne) {
+    test::FakeBackend b(1, "Once");
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    for (const auto& [route, body] : {std::pair{"/v1/chat/completions", R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":1,"n":1})"},
+                                      std::pair{"/v1/completions", R"({"prompt":"hi","max_tokens":1,"n":1})"}}) {
+        const Reply r = call(api, "POST", route, body);
+        ASSERT_EQ(r.status, 200) << route;
+        const json::Value v = json::parse(r.body);
+        const json::Value& u = v.at("usage");
+        EXPECT_EQ(u.at("completion_tokens").as_number(), 1) << route;
+        EXPECT_EQ(u.at("total_tokens").as_number(), u.at("prompt_tokens").as_number() + 1) << route;
+    }
+    const Reply two = call(api, "POST", "/v1/completions", R"({"prompt":"hi","n":2})");
+    EXPECT_EQ(two.status, 400);
+    EXPECT_EQ(json::parse(two.body).at("error").at("param").as_string(), "n");
 }
 
 }  // namespace

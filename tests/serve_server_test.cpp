@@ -265,7 +265,7 @@ TEST(Server, ErrorsComeInOpenAIShapeWithTheirStatus) {
         return r;
     };
     expect_error(get("/v1/nothing"), 404, "/v1/nothing");
-    EXPECT_EQ(expect_error(get("/v1/chat/completions"), 405, "POST").headers.at("allow"), "POST");
+    EXPECT_EQ(expect_error(get("/v1/chat/completions"), 405, "POST").headers.at("allow"), "POST, OPTIONS");
     expect_error(post("/v1/chat/completions", "{\"messages\": [}"), 400, "not valid JSON");
     expect_error(post("/v1/chat/completions", "{}"), 400, "'messages' is required", "messages");
     expect_error(post("/v1/chat/completions", chat_body(false, 4, std::string(300, 'x'))), 400, "context", "messages",

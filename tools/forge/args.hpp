@@ -36,6 +36,7 @@ public:
             } else {
                 if (i + 1 >= argc) throw Error("option " + std::string(a) + " needs a value");
                 values_[std::string(o->name)] = argv[++i];
+                every_[std::string(o->name)].emplace_back(argv[i]);
             }
         }
     }
@@ -47,6 +48,11 @@ public:
         return it->second;
     }
     std::string get_or(std::string_view name, std::string fallback) const { return get(name).value_or(std::move(fallback)); }
+    // Every value of an option given more than once, in order (get() has the last).
+    std::vector<std::string> all(std::string_view name) const {
+        const auto it = every_.find(std::string(name));
+        return it == every_.end() ? std::vector<std::string>{} : it->second;
+    }
 
     template <class T>
     T number(std::string_view name, T fallback) const {
@@ -72,6 +78,7 @@ private:
 
     std::vector<Option> options_;
     std::map<std::string, std::string> values_;
+    std::map<std::string, std::vector<std::string>> every_;
     std::vector<std::string> positional_;
 };
 

@@ -25,7 +25,7 @@ namespace {
 
 constexpr const char* kServeUsage =
     "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--threads N] [-c CONTEXT]\n"
-    "                   [--backend cpu|metal|metal-emu] [--check-tensors] [--api-key KEY]\n"
+    "                   [--backend cpu|metal|metal-emu] [--check-tensors] [--api-key KEY] [--cors-origin ORIGIN]...\n"
     "                   [--max-connections N] [--max-body BYTES] [--timeout SECONDS] [--shutdown-timeout SECONDS]\n"
     "  --port 0 picks a free port; the address is printed on stderr once the server is ready.\n"
     "  --parallel N generates for N requests at once (one KV cache each); more wait in arrival order.\n"
@@ -34,6 +34,8 @@ constexpr const char* kServeUsage =
     "                   its head in all, chunk framing included.\n"
     "  --timeout S read and write timeout for slow clients (default 10).\n"
     "  --api-key KEY   every route but /health wants 'Authorization: Bearer KEY' (401 otherwise).\n"
+    "  --cors-origin O browser pages from origin O (scheme://host[:port], or * for any) may call the API;\n"
+    "                   repeat for more origins. Without it, replies carry no CORS headers.\n"
     "  --shutdown-timeout S on SIGTERM/SIGINT, running generations may go on this long, then stop (default 5);\n"
     "                   a second signal exits at once.\n"
     "  without -m: %s\n";
@@ -43,7 +45,7 @@ constexpr const char* kServeUsage =
 int serve(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"},
                                  {"--ctx-size", "-c"}, {"--backend", ""}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
-                                 {"--check-tensors", "", false}, {"--api-key", ""}, {"--help", "-h", false}});
+                                 {"--check-tensors", "", false}, {"--api-key", ""}, {"--cors-origin", ""}, {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kServeUsage, FORGE_DEFAULT_MODEL);
         return 0;
@@ -88,9 +90,12 @@ int serve(int argc, char** argv) {
         models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend,
                                            .check_tensors = i == 0 && args.has("--check-tensors")}));
     serve::Scheduler scheduler(std::move(models));
-    const std::string api_key = args.get_or("--api-key", "");
-    if (args.has("--api-key") && api_key.empty()) throw Error("--api-key must not be empty");
-    serve::Api api(tok, scheduler, format, std::filesystem::path(path).stem().string(), api_key);
+    serve::ApiOptions api_options{.api_key = args.get_or("--api-key", ""), .cors_origins = args.all("--cors-origin")};
+    if (args.has("--api-key") && api_options.api_key.empty()) throw Error("--api-key must not be empty");
+    for (const auto& origin : api_options.cors_origins)
+        if (!serve::is_cors_origin(origin))
+            throw Error("--cors-origin must be * or an origin such as https://app.example:8443 (scheme://host[:port], no path), not '" + printable(origin) + "'");
+    serve::Api api(tok, scheduler, format, std::filesystem::path(path).stem().string(), std::move(api_options));
     serve::Server server(api, opt);
 
     std::fprintf(stderr, "forge serve: model %s, chat format %s, %d slot(s) of %d tokens on %s, %d thread(s) each\n",

@@ -57,7 +57,9 @@ inline std::string_view reason_phrase(int status) {
     switch (status) {
         case 100: return "Continue";
         case 200: return "OK";
+        case 204: return "No Content";
         case 400: return "Bad Request";
+        case 401: return "Unauthorized";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";
         case 408: return "Request Timeout";
@@ -379,11 +381,11 @@ private:
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-// A complete response with a Content-Length body.
+// A complete response with a Content-Length body (a 204 has neither).
 inline std::string response(int status, std::string_view content_type, std::string_view body, bool keep_alive, const Headers& extra = {}) {
     std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason_phrase(status)) + "\r\n";
     if (!content_type.empty()) out += "Content-Type: " + std::string(content_type) + "\r\n";
-    out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    if (status != 204) out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     out += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
     for (const auto& [k, v] : extra) out += k + ": " + v + "\r\n";
     out += "\r\n";
@@ -392,10 +394,11 @@ inline std::string response(int status, std::string_view content_type, std::stri
 }
 
 // The head of a Server-Sent Events response; its body is sent as chunks (so the connection can be kept).
-inline std::string sse_head(bool keep_alive) {
-    return std::string("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                       "Transfer-Encoding: chunked\r\n") +
-           (keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n") + "\r\n";
+inline std::string sse_head(bool keep_alive, const Headers& extra = {}) {
+    std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
+    out += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+    for (const auto& [k, v] : extra) out += k + ": " + v + "\r\n";
+    return out + "\r\n";
 }
 
 // One chunk of a chunked body (never empty: an empty chunk would end the body).

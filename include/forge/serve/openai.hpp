@@ -6,10 +6,12 @@
 // server ignores what it does not know.
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <functional>
 #include <optional>
@@ -17,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "forge/chat/template.hpp"
@@ -24,6 +27,7 @@
 #include "forge/json/json.hpp"
 #include "forge/model/generate.hpp"
 #include "forge/serve/http.hpp"
+#include "forge/serve/metrics.hpp"
 #include "forge/serve/scheduler.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
 
@@ -304,12 +308,30 @@ inline bool equal_in_constant_time(std::string_view a, std::string_view b) {
 
 }  // namespace detail
 
-// The routes, served from one tokenizer and one scheduler. With an `api_key`, every route but /health
-// wants `Authorization: Bearer <api_key>` and answers 401 otherwise, as OpenAI does.
+// "*", or an origin as a browser sends it in its Origin header: scheme://host[:port], nothing after.
+inline bool is_cors_origin(std::string_view o) {
+    if (o == "*") return true;
+    const std::size_t sep = o.find("://");
+    if (sep == std::string_view::npos || sep == 0 || sep + 3 == o.size()) return false;
+    const auto scheme_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.'; };
+    const auto host_char = [](char c) { return c > ' ' && c < 127 && std::string_view("/?#@\\").find(c) == std::string_view::npos; };
+    return std::all_of(o.begin(), o.begin() + std::ptrdiff_t(sep), scheme_char) && std::all_of(o.begin() + std::ptrdiff_t(sep + 3), o.end(), host_char);
+}
+
+struct ApiOptions {
+    // Every route but /health (and CORS preflight) wants `Authorization: Bearer <api_key>` and answers 401
+    // otherwise, as OpenAI does. Empty: no key.
+    std::string api_key{};
+    // Origins whose browser pages may call the API ("https://app.example:8443", or "*" for any). Empty:
+    // replies carry no CORS headers, so browsers refuse cross-origin calls.
+    std::vector<std::string> cors_origins{};
+};
+
+// The routes, served from one tokenizer and one scheduler.
 class Api {
 public:
-    Api(const Tokenizer& tok, Scheduler& scheduler, chat::Format format, std::string model_id, std::string api_key = {})
-        : tok_(tok), scheduler_(scheduler), format_(format), model_id_(std::move(model_id)), api_key_(std::move(api_key)) {}
+    Api(const Tokenizer& tok, Scheduler& scheduler, chat::Format format, std::string model_id, ApiOptions options = {})
+        : tok_(tok), scheduler_(scheduler), format_(format), model_id_(std::move(model_id)), options_(std::move(options)) {}
 
     chat::Format chat_format() const { return format_; }
     const std::string& model_id() const { return model_id_; }
@@ -321,49 +343,113 @@ public:
     }
 
     // Answers `req`; false when the connection must close (the client is gone or a reply broke off).
-    bool handle(const http::Request& req, Responder& out) {
+    bool handle(const http::Request& req, Responder& client) {
+        StatusRecorder out(client);
+        bool keep = false;
         try {
-            return route(req, out);
+            keep = route(req, out);
         } catch (const ApiError& e) {
-            return out.send(error_response(e, req.keep_alive)) && req.keep_alive;
+            keep = out.send(error_response(e, req.keep_alive, cors_headers(req))) && req.keep_alive;
         } catch (const std::exception& e) {
-            return out.send(error_response({500, e.what(), "server_error"}, req.keep_alive)) && req.keep_alive;
+            keep = out.send(error_response({500, e.what(), "server_error"}, req.keep_alive, cors_headers(req))) && req.keep_alive;
         }
+        metrics_.count_request(route_label(req.path()), out.status);
+        return keep;
     }
+
+    const Metrics& metrics() const { return metrics_; }
 
     static std::string error_response(const ApiError& e, bool keep_alive, const http::Headers& extra = {}) {
         return http::response(e.status, "application/json", error_json(e), keep_alive, extra);
     }
 
 private:
+    struct Route {
+        std::string_view path, method;
+    };
+    static constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
+                                        {"/health", "GET"},  {"/metrics", "GET"},  {"/tokenize", "POST"}, {"/detokenize", "POST"}};
+
+    static const Route* find_route(std::string_view path) {
+        for (const auto& r : kRoutes)
+            if (r.path == path) return &r;
+        return nullptr;
+    }
+    static std::string_view route_label(std::string_view path) { return find_route(path) ? path : "other"; }
+
+    // Passes a reply on and notes its status; 499 until a reply begins (the client left before one).
+    class StatusRecorder final : public Responder {
+    public:
+        explicit StatusRecorder(Responder& out) : out_(out) {}
+        bool send(std::string_view bytes) override {
+            if (status == 499 && bytes.size() >= 12 && bytes.substr(0, 5) == "HTTP/") status = std::atoi(std::string(bytes.substr(9, 3)).c_str());
+            return out_.send(bytes);
+        }
+        bool hung_up() override { return out_.hung_up(); }
+        int status = 499;
+
+    private:
+        Responder& out_;
+    };
+
+    // A reply's CORS headers: Access-Control-Allow-Origin when the request's Origin is allowed; none
+    // without --cors-origin. With a list of origins the answer depends on Origin, which caches must know.
+    http::Headers cors_headers(const http::Request& req) const {
+        const auto& allowed = options_.cors_origins;
+        if (allowed.empty()) return {};
+        const bool any = std::find(allowed.begin(), allowed.end(), "*") != allowed.end();
+        http::Headers h;
+        if (!any) h.emplace_back("Vary", "Origin");
+        const std::string* origin = req.header("origin");
+        if (origin && (any || std::find(allowed.begin(), allowed.end(), *origin) != allowed.end()))
+            h.emplace_back("Access-Control-Allow-Origin", any ? "*" : *origin);
+        return h;
+    }
+
+    static http::Headers joined(http::Headers a, const http::Headers& b) {
+        a.insert(a.end(), b.begin(), b.end());
+        return a;
+    }
+
+    bool send_error(Responder& out, const http::Request& req, const ApiError& e, const http::Headers& extra) const {
+        return out.send(error_response(e, req.keep_alive, joined(extra, cors_headers(req)))) && req.keep_alive;
+    }
+
     bool route(const http::Request& req, Responder& out) {
         const std::string_view path = req.path();
-        struct Route {
-            std::string_view path, method;
-        };
-        static constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
-                                            {"/health", "GET"}, {"/tokenize", "POST"}, {"/detokenize", "POST"}};
-        const Route* r = nullptr;
-        for (const auto& candidate : kRoutes)
-            if (candidate.path == path) r = &candidate;
+        const Route* r = find_route(path);
         if (!r) throw ApiError{404, "no route for " + req.method + " " + std::string(path), "invalid_request_error", {}, "not_found"};
+        const std::string allow = std::string(r->method) + ", OPTIONS";
+        // A browser's CORS preflight carries no credentials, so it is answered before the key is asked for.
+        if (req.method == "OPTIONS") {
+            http::Headers h = joined({{"Allow", allow}}, cors_headers(req));
+            if (h.back().first == "Access-Control-Allow-Origin")
+                h = joined(h, {{"Access-Control-Allow-Methods", allow},
+                               {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
+                               {"Access-Control-Max-Age", "86400"}});
+            return out.send(http::response(204, {}, {}, req.keep_alive, h)) && req.keep_alive;
+        }
         if (req.method != r->method) {
             const ApiError e{405, std::string(path) + " accepts " + std::string(r->method) + ", not " + req.method, "invalid_request_error", {},
                              "method_not_allowed"};
-            return out.send(error_response(e, req.keep_alive, {{"Allow", std::string(r->method)}})) && req.keep_alive;
+            return send_error(out, req, e, {{"Allow", allow}});
         }
         if (path == "/health") return send_json(out, req, health());
-        if (!api_key_.empty()) {
+        if (!options_.api_key.empty()) {
             const std::string* auth = req.header("authorization");
             constexpr std::string_view kBearer = "Bearer ";
             const bool ok = auth && auth->size() >= kBearer.size() && auth->compare(0, kBearer.size(), kBearer) == 0 &&
-                            detail::equal_in_constant_time(std::string_view(*auth).substr(kBearer.size()), api_key_);
+                            detail::equal_in_constant_time(std::string_view(*auth).substr(kBearer.size()), options_.api_key);
             if (!ok) {
                 const ApiError e{401, "missing or incorrect API key: send the header 'Authorization: Bearer <key>'", "invalid_request_error",
                                  {}, "invalid_api_key"};
-                return out.send(error_response(e, req.keep_alive, {{"WWW-Authenticate", "Bearer"}})) && req.keep_alive;
+                return send_error(out, req, e, {{"WWW-Authenticate", "Bearer"}});
             }
         }
+        if (path == "/metrics")
+            return out.send(http::response(200, "text/plain; version=0.0.4; charset=utf-8", metrics_.text(scheduler_.stats()), req.keep_alive,
+                                           cors_headers(req))) &&
+                   req.keep_alive;
         if (path == "/v1/models") return send_json(out, req, models());
         if (path == "/tokenize") return send_json(out, req, tokenize(detail::parse_body(req.body)));
         if (path == "/detokenize") return send_json(out, req, detokenize(detail::parse_body(req.body)));
@@ -386,8 +472,8 @@ private:
         }
     }
 
-    static bool send_json(Responder& out, const http::Request& req, const json::Value& v) {
-        return out.send(http::response(200, "application/json", json::dump(v), req.keep_alive)) && req.keep_alive;
+    bool send_json(Responder& out, const http::Request& req, const json::Value& v) const {
+        return out.send(http::response(200, "application/json", json::dump(v), req.keep_alive, cors_headers(req))) && req.keep_alive;
     }
 
     // As llama-server's: {"content", "add_special"} -> {"tokens"}; add_special adds BOS where the model does.
@@ -465,6 +551,20 @@ private:
         // The slot's sequence keeps what it shares with this prompt; only the rest is fed.
         const int cached = lease->model().keep_prefix_of(prompt);
         const auto to_feed = std::span(prompt).subspan(std::size_t(cached));
+        metrics_.prompt_tokens += prompt.size();
+        metrics_.cached_prompt_tokens += std::uint64_t(cached);
+        bool first_token = true;
+        const auto count_token = [&](const TokenEvent& e) {
+            if (e.id == tokenizer::kNoToken) return;
+            ++metrics_.generated_tokens;
+            if (std::exchange(first_token, false))
+                metrics_.time_to_first_token.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - queued_at).count());
+        };
+        struct DurationObserver {
+            Histogram& h;
+            std::chrono::steady_clock::time_point since;
+            ~DurationObserver() { h.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count()); }
+        } observe_duration{metrics_.request_duration, queued_at};
         const auto usage = [&](const GenerationResult& r) {
             return json::Object{{"prompt_tokens", prompt.size()},
                                 {"completion_tokens", r.tokens.size()},
@@ -484,10 +584,13 @@ private:
         };
 
         if (!opt.stream) {
-            const GenerationResult r = generate(lease->model(), tok_, to_feed, params);
+            const GenerationResult r = generate(lease->model(), tok_, to_feed, params, [&](const TokenEvent& e) {
+                count_token(e);
+                return true;
+            });
             lease.reset();  // the slot is free before the reply is written, however slowly the client reads it
             if (r.finish == FinishReason::cancelled) {
-                if (past_stop_deadline()) out.send(error_response(shut_down(r), false));
+                if (past_stop_deadline()) out.send(error_response(shut_down(r), false, cors_headers(req)));
                 return false;
             }
             json::Object choice{{"index", 0}};
@@ -504,12 +607,13 @@ private:
             return send_json(out, req, body);
         }
 
-        bool alive = out.send(http::sse_head(req.keep_alive));
+        bool alive = out.send(http::sse_head(req.keep_alive, cors_headers(req)));
         if (alive && chat) alive = out.send(http::sse_event(json::dump(chunk(json::Object{{"role", "assistant"}, {"content", ""}}, {}))));
         if (!alive) return false;
         GenerationResult r;
         try {
             r = generate(lease->model(), tok_, to_feed, params, [&](const TokenEvent& e) {
+                count_token(e);
                 if (opt.logprobs && e.id != tokenizer::kNoToken) logprobs.add(e.id, e.logprob, e.top);
                 if (e.text.empty()) return true;
                 const json::Value c = chat ? chunk(json::Object{{"content", e.text}}, {}) : chunk(e.text, {});
@@ -573,7 +677,8 @@ private:
     std::atomic<std::chrono::steady_clock::rep> stop_at_{std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
     chat::Format format_;
     std::string model_id_;
-    std::string api_key_;  // empty: no key asked for
+    ApiOptions options_;
+    Metrics metrics_;
     std::time_t started_ = std::time(nullptr);
     std::uint64_t id_base_ = std::uint64_t(std::random_device{}()) << 32;
     std::atomic<std::uint64_t> id_counter_{0};
