@@ -68,13 +68,22 @@ public:
     std::size_t size() const { return elements_.size(); }
     const ByteSet& byte_set(std::uint32_t i) const { return byte_sets_[i]; }
     const std::string& rule_name(std::uint32_t r) const { return names_[r]; }
+    // Whether rule `r` matches the empty text, and the bytes its texts can start with.
+    bool nullable(std::uint32_t r) const { return rule_nullable_[r]; }
+    const ByteSet& first(std::uint32_t r) const { return byte_sets_[rule_first_[r]]; }
+    // The same for alternative `i` of alternatives() (counted over all rules, from alt_begin(r)).
+    std::uint32_t alt_begin(std::uint32_t r) const { return alt_begin_[r]; }
+    bool alt_nullable(std::uint32_t i) const { return alt_nullable_[i]; }
+    const ByteSet& alt_first(std::uint32_t i) const { return byte_sets_[alt_first_[i]]; }
 
 private:
     friend class Builder;
     std::vector<Element> elements_;          // every alternative, each closed by an `end` element
     std::vector<std::uint32_t> alt_starts_;  // rule by rule
     std::vector<std::uint32_t> alt_begin_;   // rule r's alternatives are alt_starts_[alt_begin_[r]..alt_begin_[r+1])
-    std::vector<ByteSet> byte_sets_;
+    std::vector<ByteSet> byte_sets_;  // the elements' byte classes, and the first-byte sets below
+    std::vector<std::uint32_t> rule_first_, alt_first_;
+    std::vector<char> rule_nullable_, alt_nullable_;
     std::vector<std::string> names_;
     std::uint32_t root_ = 0;
 };
@@ -431,6 +440,7 @@ private:
 
         void finish() {
             check();
+            first_sets();
             for (const auto& alts : rules) {
                 g.alt_begin_.push_back(std::uint32_t(g.alt_starts_.size()));
                 for (const auto& alt : alts) {
@@ -442,11 +452,47 @@ private:
             g.alt_begin_.push_back(std::uint32_t(g.alt_starts_.size()));
         }
 
+        // The bytes each rule and alternative can start with, by fixpoint (in reverse, as rules mostly
+        // refer to rules made after them).
+        void first_sets() {
+            const auto& nullable = g.rule_nullable_;
+            std::vector<ByteSet> rule_first(rules.size());
+            const auto alt_first = [&](const std::vector<Element>& alt) {
+                ByteSet f;
+                for (const Element e : alt) {
+                    const ByteSet& add = e.kind == Element::bytes ? g.byte_sets_[e.index] : rule_first[e.index];
+                    for (std::size_t w = 0; w < f.bits.size(); ++w) f.bits[w] |= add.bits[w];
+                    if (e.kind == Element::bytes || !nullable[e.index]) break;
+                }
+                return f;
+            };
+            for (bool changed = true; changed;) {
+                changed = false;
+                for (std::size_t r = rules.size(); r-- > 0;) {
+                    ByteSet f = rule_first[r];
+                    for (const auto& alt : rules[r]) {
+                        const ByteSet a = alt_first(alt);
+                        for (std::size_t w = 0; w < f.bits.size(); ++w) f.bits[w] |= a.bits[w];
+                    }
+                    if (f != rule_first[r]) rule_first[r] = f, changed = true;
+                }
+            }
+            for (std::size_t r = 0; r < rules.size(); ++r) {
+                g.rule_first_.push_back(byte_element(rule_first[r]).index);
+                for (const auto& alt : rules[r]) {
+                    g.alt_first_.push_back(byte_element(alt_first(alt)).index);
+                    g.alt_nullable_.push_back(std::all_of(alt.begin(), alt.end(), [&](Element e) { return e.kind == Element::rule && nullable[e.index]; }));
+                }
+            }
+        }
+
         // Nullable and productive rules by fixpoint, then a search for a rule reachable from itself
         // without a byte matched in between (left recursion: the matcher would expand it forever).
         void check() {
             const std::size_t n = rules.size();
-            std::vector<char> nullable(n, 0), productive(n, 0);
+            std::vector<char>& nullable = g.rule_nullable_;
+            nullable.assign(n, 0);
+            std::vector<char> productive(n, 0);
             for (bool changed = true; changed;) {
                 changed = false;
                 for (std::size_t r = 0; r < n; ++r)

@@ -16,6 +16,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "forge/core/error.hpp"
@@ -87,10 +88,13 @@ private:
 };
 
 // A grammar's state over a vocabulary: copy it to branch, as generation copies the one it is given.
+// The masks of the last `cached_states` distinct states are kept: a state recurs often (inside an
+// unbounded string, each character leaves the same state), and then its mask is a copy.
 class TokenConstraint {
 public:
-    TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const VocabTrie> vocab, MatchLimits limits = {})
-        : vocab_(std::move(vocab)), matcher_(std::move(grammar), limits) {
+    TokenConstraint(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const VocabTrie> vocab, MatchLimits limits = {},
+                    std::size_t cached_states = 16)
+        : vocab_(std::move(vocab)), matcher_(std::move(grammar), limits), cached_states_(cached_states) {
         if (!vocab_) throw Error("grammar: the constraint needs a vocabulary");
     }
 
@@ -101,9 +105,18 @@ public:
     // allowed[id] = 1 for every token that may come next, else 0. `also_end` are further tokens that
     // end generation (e.g. a request's stop tokens): allowed exactly when the grammar is complete.
     void allowed(std::vector<char>& allowed, std::span<const std::int32_t> also_end = {}) {
-        allowed.assign(std::size_t(vocab_->vocab_size()), 0);
-        levels_.resize(vocab_->longest_ + 1);
-        walk(0, matcher_.heads(), 0, allowed);
+        matcher_.signature(key_);
+        if (const auto it = std::find_if(cache_.begin(), cache_.end(), [&](const auto& c) { return c.first == key_; }); it != cache_.end()) {
+            allowed = it->second;
+        } else {
+            allowed.assign(std::size_t(vocab_->vocab_size()), 0);
+            levels_.resize(vocab_->longest_ + 1);
+            walk(0, matcher_.heads(), 0, allowed);
+            if (cached_states_ > 0) {
+                if (cache_.size() == cached_states_) cache_.erase(cache_.begin());
+                cache_.emplace_back(key_, allowed);
+            }
+        }
         const char end = matcher_.complete() ? 1 : 0;
         for (const std::int32_t id : vocab_->end_tokens()) allowed[std::size_t(id)] = end;
         for (const std::int32_t id : also_end)
@@ -146,7 +159,7 @@ private:
             matcher_.step(from, nodes[c].byte, next);
             if (!next.dead()) {
                 for (std::uint32_t i = nodes[c].ids_begin; i < nodes[c].ids_end; ++i) allowed[std::size_t(vocab_->ids_[i])] = 1;
-                if (!next.tops.empty() && c + 1 < nodes[c].end) walk(c, next, depth + 1, allowed);
+                if (c + 1 < nodes[c].end) walk(c, next, depth + 1, allowed);
             }
             matcher_.rewind(mark);
         }
@@ -154,6 +167,9 @@ private:
 
     std::shared_ptr<const VocabTrie> vocab_;
     Matcher matcher_;
+    std::size_t cached_states_;
+    std::vector<std::pair<std::vector<std::uint32_t>, std::vector<char>>> cache_;  // (state signature, its walk's result), oldest first
+    std::vector<std::uint32_t> key_;
     std::vector<Heads> levels_;  // the stacks after each byte of the current trie path
     std::vector<char> allowed_;
 };
