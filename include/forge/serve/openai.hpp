@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <ctime>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <span>
@@ -24,6 +26,8 @@
 
 #include "forge/chat/template.hpp"
 #include "forge/core/utf8.hpp"
+#include "forge/grammar/json_schema.hpp"
+#include "forge/grammar/token_mask.hpp"
 #include "forge/json/json.hpp"
 #include "forge/model/generate.hpp"
 #include "forge/serve/http.hpp"
@@ -69,6 +73,7 @@ struct CompletionOptions {
     bool include_usage = false;  // stream_options.include_usage
     bool logprobs = false;       // each token's log-probability in the reply
     int top_logprobs = 0;        // and this many alternatives
+    std::shared_ptr<const grammar::Grammar> grammar;  // the reply must match it (response_format, forced tool calls)
 };
 
 struct ChatRequest {
@@ -175,6 +180,45 @@ inline CompletionOptions parse_options(const json::Value& body, bool chat) {
     return o;
 }
 
+// Builds a grammar for a request field; what the schema compiler refuses (an unsupported keyword, a
+// grammar too large) is a 400 naming the field, with the compiler's words for where and why.
+template <class Make>
+std::shared_ptr<const grammar::Grammar> grammar_for(const std::string& field, Make make) {
+    try {
+        grammar::Builder b;
+        grammar::JsonGrammar json(b);
+        return std::make_shared<const grammar::Grammar>(b.build(make(b, json)));
+    } catch (const Error& e) {
+        throw bad_field(field, std::string("cannot be enforced: ") + e.what());
+    }
+}
+
+// response_format: text (the default), json_object (any JSON object) or json_schema (JSON valid against
+// the schema, enforced whether or not `strict` is set).
+inline std::shared_ptr<const grammar::Grammar> response_format_grammar(const json::Value& body) {
+    const json::Value* rf = member(body, "response_format");
+    if (!rf) return nullptr;
+    if (!rf->is_object()) throw bad_field("response_format", std::string("must be an object, got ") + rf->type_name());
+    const json::Value* type = member(*rf, "type");
+    if (!type || !type->is_string()) throw bad_field("response_format.type", "is required: 'text', 'json_object' or 'json_schema'");
+    const std::string& t = type->as_string();
+    if (t == "text") return nullptr;
+    if (t == "json_object")
+        return grammar_for("response_format", [](grammar::Builder&, grammar::JsonGrammar& json) { return json.document(json.any_object()); });
+    if (t != "json_schema") throw bad_field("response_format.type", "must be 'text', 'json_object' or 'json_schema', got '" + t + "'");
+    const json::Value* js = member(*rf, "json_schema");
+    if (!js || !js->is_object()) throw bad_field("response_format.json_schema", "is required with type 'json_schema' (an object with 'schema')");
+    if (const json::Value* name = member(*js, "name"); name && !name->is_string())
+        throw bad_field("response_format.json_schema.name", std::string("must be a string, got ") + name->type_name());
+    if (const json::Value* strict = member(*js, "strict"); strict && !strict->is_bool())
+        throw bad_field("response_format.json_schema.strict", std::string("must be a boolean, got ") + strict->type_name());
+    const json::Value* schema = member(*js, "schema");
+    if (!schema) throw bad_field("response_format.json_schema.schema", "is required");
+    if (!schema->is_object()) throw bad_field("response_format.json_schema.schema", std::string("must be an object, got ") + schema->type_name());
+    return grammar_for("response_format.json_schema.schema",
+                       [&](grammar::Builder&, grammar::JsonGrammar& json) { return json.document(json.schema(*schema)); });
+}
+
 inline json::Value parse_body(std::string_view body) {
     json::Value v;
     try {
@@ -226,6 +270,7 @@ inline ChatRequest parse_chat_request(std::string_view body_text) {
         r.messages.push_back({r_name, content ? detail::message_text(*content, at + ".content") : std::string()});
     }
     r.options = detail::parse_options(body, true);
+    r.options.grammar = detail::response_format_grammar(body);
     return r;
 }
 
@@ -533,6 +578,7 @@ private:
         params.stop = opt.stop;
         params.top_logprobs = opt.top_logprobs;
         params.abort = [&] { return past_stop_deadline() || out.hung_up(); };
+        if (opt.grammar) params.constraint.emplace(opt.grammar, vocab_trie());
         try {
             Sampler::check(params.sampling);  // refused here, as a 400, rather than after a stream has begun
         } catch (const Error& e) {
@@ -664,6 +710,12 @@ private:
         return buf;
     }
 
+    // The vocabulary as constrained decoding walks it: built on the first request that needs it, then shared.
+    std::shared_ptr<const grammar::VocabTrie> vocab_trie() const {
+        std::call_once(vocab_trie_once_, [&] { vocab_trie_ = std::make_shared<const grammar::VocabTrie>(tok_); });
+        return vocab_trie_;
+    }
+
     bool past_stop_deadline() const { return std::chrono::steady_clock::now().time_since_epoch().count() > stop_at_.load(); }
 
     // Where a generation cut short by the shutdown deadline says so.
@@ -679,6 +731,8 @@ private:
     std::string model_id_;
     ApiOptions options_;
     Metrics metrics_;
+    mutable std::once_flag vocab_trie_once_;
+    mutable std::shared_ptr<const grammar::VocabTrie> vocab_trie_;
     std::time_t started_ = std::time(nullptr);
     std::uint64_t id_base_ = std::uint64_t(std::random_device{}()) << 32;
     std::atomic<std::uint64_t> id_counter_{0};
