@@ -62,11 +62,26 @@ inline constexpr metal_src::KernelSource kFaultKernels[] = {
     out[tid] = tgm[(tid + 1) % p.n];
 }
 )msl"},
+    // Lanes publish a value and read their neighbour's within the simdgroup: ordered by a
+    // simdgroup_barrier when p.n is not 0, a race when it is.
+    {.name = "simd_exchange",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"float", "out"}}},
+     .n_buffers = 1,
+     .threadgroup_memory = true,
+     .builtins = metal_src::kTid,
+     .body = R"msl({
+    tgm[tid] = float(tid);
+    if (p.n != 0) simdgroup_barrier(mem_flags::mem_threadgroup);
+    out[tid] = tgm[tid ^ 1];
+}
+)msl"},
 };
 
-inline constexpr auto kFaultLibraryText = metal_src::concat<4096>(
+inline constexpr auto kFaultLibraryText = metal_src::concat<6144>(
     metal_src::kPreludeHead, FaultParams::msl, "\n", metal_src::signature(kFaultKernels[0]), kFaultKernels[0].body, "\n",
     metal_src::signature(kFaultKernels[1]), kFaultKernels[1].body, "\n", metal_src::signature(kFaultKernels[2]),
-    kFaultKernels[2].body, "\n", metal_src::signature(kFaultKernels[3]), kFaultKernels[3].body);
+    kFaultKernels[2].body, "\n", metal_src::signature(kFaultKernels[3]), kFaultKernels[3].body, "\n",
+    metal_src::signature(kFaultKernels[4]), kFaultKernels[4].body);
 
 }  // namespace forge::metal::emu_test

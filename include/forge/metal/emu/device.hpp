@@ -102,18 +102,19 @@ private:
     }
     std::string prefix() const { return "metal emulator: kernel '" + std::string(source_->name) + "': "; }
 
+    // Threadgroups in a drawn order (the runner's generator): no kernel may depend on one.
     void run(const Launch& launch, Size3 groups) {
-        for (std::uint32_t z = 0; z < groups.z; ++z)
-            for (std::uint32_t y = 0; y < groups.y; ++y)
-                for (std::uint32_t x = 0; x < groups.x; ++x) {
-                    const std::uint32_t g[3] = {x, y, z};
-                    runner_.run(launch, g);
-                }
+        runner_.shuffled(group_order_, std::uint32_t(groups.count()));
+        for (const std::uint32_t i : group_order_) {
+            const std::uint32_t g[3] = {i % groups.x, i / groups.x % groups.y, i / (groups.x * groups.y)};
+            runner_.run(launch, g);
+        }
     }
 
     std::span<const metal_src::KernelSource> sources_;
     const LibraryTable& table_;
     GroupRunner runner_;
+    std::vector<std::uint32_t> group_order_;
     const metal_src::KernelSource* source_ = nullptr;
     const KernelTableEntry* entry_ = nullptr;
     std::vector<Binding> bound_;

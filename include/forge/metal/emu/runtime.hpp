@@ -1,16 +1,24 @@
 #pragma once
 // The emulator's execution model: MSL kernels compiled as C++ run one threadgroup at a time per OS
 // thread, each GPU thread a user-space fiber. A fiber runs until it reaches a threadgroup barrier or a
-// simdgroup operation; the scheduler then runs the others. A simdgroup operation completes when every
-// live lane of its 32-wide simdgroup has reached one (lanes that returned are inactive, as on the GPU); a
-// threadgroup barrier completes when every thread of the group has reached it. Anything else (a barrier
-// some thread returned before, lanes of one simdgroup waiting on different operations) is reported as a
-// forge::Error, as are out-of-bounds or misaligned accesses through the checked pointers below.
+// simdgroup operation; the scheduler then runs the others, in an order drawn afresh each round from a
+// seeded generator ($FORGE_EMU_SEED), as threadgroups are run in a drawn order: a GPU promises no order,
+// so neither may a kernel. A simdgroup operation completes when every live lane of its 32-wide simdgroup
+// has reached one (lanes that returned are inactive, as on the GPU); a threadgroup barrier completes when
+// every thread of the group has reached it. Anything else (a barrier some thread returned before, lanes
+// of one simdgroup waiting on different operations) is reported as a forge::Error, as are out-of-bounds
+// or misaligned accesses through the checked pointers below, and races on threadgroup memory: every
+// access through a threadgroup pointer is recorded (who wrote and read each 2-byte unit since the last
+// barrier), and a read or write by one thread of what another wrote, or a write of what another read,
+// with no threadgroup_barrier between (nor a simdgroup_barrier, for lanes of one simdgroup) is a race,
+// whatever order the threads happened to run in.
 #include <ucontext.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -189,7 +197,92 @@ struct FiberOps {
     void* runner;
     std::uint32_t (*simd_op)(void* runner, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg);
     void (*threadgroup_barrier)(void* runner);
+    // The current thread read or wrote `bytes` of threadgroup memory at `offset` (throws KernelFault on a race).
+    void (*tg_access)(void* runner, std::size_t offset, std::size_t bytes, bool write);
+    std::uint32_t (*lane)(void* runner);  // the current thread's index in its simdgroup
 };
+
+// What an element of threadgroup memory is in the emulator: reading it and writing it are told apart
+// and reported to the scheduler's race detector. (forge's kernels keep scalars there.)
+template <class T>
+class TgRef {
+public:
+    TgRef(T& v, std::size_t offset, const FiberOps* ops) : v_(v), offset_(offset), ops_(ops) {}
+    TgRef(const TgRef&) = default;
+
+    operator T() const {
+        ops_->tg_access(ops_->runner, offset_, sizeof(T), false);
+        return v_;
+    }
+    TgRef& operator=(const T& x) {
+        ops_->tg_access(ops_->runner, offset_, sizeof(T), true);
+        v_ = x;
+        return *this;
+    }
+    TgRef& operator=(const TgRef& o) { return *this = T(o); }
+    TgRef& operator+=(const T& x) { return *this = T(*this) + x; }
+    TgRef& operator-=(const T& x) { return *this = T(*this) - x; }
+    TgRef& operator*=(const T& x) { return *this = T(*this) * x; }
+    TgRef& operator/=(const T& x) { return *this = T(*this) / x; }
+
+private:
+    T& v_;
+    std::size_t offset_;
+    const FiberOps* ops_;
+};
+
+// A threadgroup pointer: a checked pointer (Ptr) whose elements are TgRefs. What TPTR(T) means in the
+// emulator, a type of its own, as MSL's address spaces are.
+template <class T>
+class TgPtr {
+public:
+    TgPtr() = default;
+    TgPtr(Ptr<T> p, const FiberOps* ops) : p_(p), ops_(ops) {}
+    template <class U>
+        requires(!std::is_same_v<U, T> && std::is_convertible_v<U*, T*>)
+    TgPtr(const TgPtr<U>& o) : p_(o.ptr()), ops_(o.ops()) {}
+
+    TgRef<T> operator*() const { return (*this)[0]; }
+    template <class I>
+        requires std::is_integral_v<I>
+    TgRef<T> operator[](I i) const {
+        T& v = p_[i];
+        return TgRef<T>(v, offset_of(&v), ops_);
+    }
+    template <class I>
+        requires std::is_integral_v<I>
+    TgPtr operator+(I i) const {
+        return TgPtr(p_ + i, ops_);
+    }
+    template <class I>
+        requires std::is_integral_v<I>
+    TgPtr& operator+=(I i) {
+        p_ += i;
+        return *this;
+    }
+
+    // `n` elements from here, bounds-checked; the caller reports what it touches with note().
+    T* span(std::size_t n) const { return p_.span(n); }
+    // The calling thread read or wrote element `i` (for operations that access a tile through span()).
+    void note(std::size_t i, bool write) const { ops_->tg_access(ops_->runner, offset_of(&p_.span(i + 1)[i]), sizeof(T), write); }
+    std::uint32_t lane() const { return ops_->lane(ops_->runner); }
+
+    const Ptr<T>& ptr() const { return p_; }
+    const FiberOps* ops() const { return ops_; }
+
+private:
+    std::size_t offset_of(const T* v) const {
+        return std::size_t(reinterpret_cast<const std::byte*>(v) - p_.region()->lo);
+    }
+
+    Ptr<T> p_;
+    const FiberOps* ops_ = nullptr;
+};
+
+template <class T, class U>
+TgPtr<T> tg_ptr_cast(const TgPtr<U>& p) {
+    return TgPtr<T>(ptr_cast<T>(p.ptr()), p.ops());
+}
 
 // What every thread of a dispatch shares.
 struct Launch {
@@ -216,7 +309,7 @@ struct ThreadCtx {
         const Region& r = launch->buffers[index];
         return Ptr<T>(r.lo, &r);
     }
-    Ptr<float> threadgroup_memory() const { return Ptr<float>(tg_region->lo, tg_region); }
+    TgPtr<float> threadgroup_memory() const { return TgPtr<float>(Ptr<float>(tg_region->lo, tg_region), ops); }
     template <class P>
     const P& params() const {
         return *reinterpret_cast<const P*>(launch->params);
@@ -229,7 +322,10 @@ inline thread_local GroupRunner* tls_runner = nullptr;
 // Runs threadgroups of one dispatch on the calling OS thread. Stacks are kept between groups.
 class GroupRunner {
 public:
-    GroupRunner() = default;
+    // $FORGE_EMU_SEED seeds the order threads and threadgroups run in (a fixed default: runs repeat).
+    GroupRunner() {
+        if (const char* seed = std::getenv("FORGE_EMU_SEED")) random_ = std::strtoull(seed, nullptr, 0);
+    }
     GroupRunner(const GroupRunner&) = delete;
     GroupRunner& operator=(const GroupRunner&) = delete;
 
@@ -243,6 +339,10 @@ public:
         // Threadgroup memory starts as NaN bytes so a read before any write shows up in results.
         if (launch.threadgroup_bytes) std::memset(tg_mem_.data(), 0xff, launch.threadgroup_bytes);
         launch_ = &launch;
+        ++group_run_;
+        epoch_ = 0;
+        sg_epochs_.assign((n + kSimdWidth - 1) / kSimdWidth, 0);
+        if (shadow_.size() < launch.threadgroup_bytes / 2 + 1) shadow_.resize(launch.threadgroup_bytes / 2 + 1);
         for (std::uint32_t t = 0; t < n; ++t) {
             Fiber& f = fibers_[t];
             f.ctx = ThreadCtx{&launch, &tg_region_, &ops_, {g[0], g[1], g[2]}, t, t % kSimdWidth, t / kSimdWidth};
@@ -275,8 +375,62 @@ public:
         yield();
     }
 
+    // Race detection: the current thread accessed [offset, offset + bytes) of threadgroup memory.
+    void tg_access(std::size_t offset, std::size_t bytes, bool write) {
+        const std::uint32_t t = current_->ctx.tid, sg = t / kSimdWidth, sg_epoch = sg_epochs_[sg];
+        // Another thread's access is ordered before this one by a barrier of the group, which resets the
+        // record below, or, for a lane of the same simdgroup, by a simdgroup_barrier since.
+        const auto ordered = [&](std::uint32_t u, std::uint32_t u_sg_epoch) {
+            return u == t || (u / kSimdWidth == sg && u_sg_epoch < sg_epoch);
+        };
+        for (std::size_t unit = offset / 2; unit < (offset + bytes + 1) / 2; ++unit) {
+            Shadow& sh = shadow_[unit];
+            if (sh.group_run != group_run_ || sh.epoch != epoch_) sh = Shadow{group_run_, epoch_};
+            const auto race = [&](const char* what, std::uint32_t u) {
+                throw KernelFault{std::string("race on threadgroup memory at byte offset ") + std::to_string(unit * 2) + ": thread " +
+                                  std::to_string(t) + " " + what + " thread " + std::to_string(u) +
+                                  " with no threadgroup_barrier between (nor a simdgroup_barrier in one simdgroup)"};
+            };
+            if (sh.writer != kNobody && !ordered(sh.writer, sh.writer_sg_epoch))
+                race(write ? "overwrites what was written by" : "reads what was written by", sh.writer);
+            if (write) {
+                for (int r = 0; r < 2; ++r)
+                    if (sh.reader[r] != kNobody && !ordered(sh.reader[r], sh.reader_sg_epoch[r])) race("overwrites what was read by", sh.reader[r]);
+                sh.writer = t;
+                sh.writer_sg_epoch = sg_epoch;
+            } else if (sh.reader[0] != t && sh.reader[1] != t) {
+                // Two distinct readers are enough: a later writer is either one of them or races with one.
+                const int r = sh.reader[0] == kNobody ? 0 : sh.reader[1] == kNobody ? 1 : -1;
+                if (r >= 0) sh.reader[r] = t, sh.reader_sg_epoch[r] = sg_epoch;
+            }
+        }
+    }
+    std::uint32_t current_lane() const { return current_->ctx.lane; }
+
+    // The next draw of the scheduling order's generator (splitmix64).
+    std::uint64_t random() {
+        std::uint64_t z = (random_ += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    }
+    // 0..n-1 in a drawn order.
+    void shuffled(std::vector<std::uint32_t>& order, std::uint32_t n) {
+        order.resize(n);
+        for (std::uint32_t i = 0; i < n; ++i) order[i] = i;
+        for (std::uint32_t i = n; i > 1; --i) std::swap(order[i - 1], order[random() % i]);
+    }
+
 private:
     enum class State : std::uint8_t { ready, wait_simd, wait_barrier, done, faulted };
+
+    static constexpr std::uint32_t kNobody = ~0u;
+    // Who wrote and read a 2-byte unit of threadgroup memory in the current barrier epoch of a group run.
+    struct Shadow {
+        std::uint32_t group_run = 0, epoch = 0;
+        std::uint32_t writer = kNobody, writer_sg_epoch = 0;
+        std::uint32_t reader[2] = {kNobody, kNobody}, reader_sg_epoch[2] = {0, 0};
+    };
 
     struct Fiber {
 #ifdef FORGE_EMU_ASM_SWITCH
@@ -398,7 +552,8 @@ private:
 
     void schedule(const Launch& launch, const std::uint32_t g[3]) {
         for (;;) {
-            for (std::uint32_t t = 0; t < n_; ++t) {
+            shuffled(order_, n_);
+            for (const std::uint32_t t : order_) {
                 Fiber& f = fibers_[t];
                 if (f.state != State::ready) continue;
                 resume(f);
@@ -417,6 +572,7 @@ private:
             }
             if (at_barrier + returned == n_ && returned == 0) {
                 for (std::uint32_t t = 0; t < n_; ++t) fibers_[t].state = State::ready;
+                ++epoch_;
                 continue;
             }
             if (at_barrier + returned == n_)
@@ -463,6 +619,7 @@ private:
             f.bits = combine(op, f.kind, bits, active, t - lo, f.arg);
             f.state = State::ready;
         }
+        if (op == SimdOp::barrier) ++sg_epochs_[s];
         return true;
     }
 
@@ -524,11 +681,20 @@ private:
                   [](void* r, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg) {
                       return static_cast<GroupRunner*>(r)->simd_op(op, bits, kind, arg);
                   },
-                  [](void* r) { static_cast<GroupRunner*>(r)->threadgroup_barrier(); }};
+                  [](void* r) { static_cast<GroupRunner*>(r)->threadgroup_barrier(); },
+                  [](void* r, std::size_t offset, std::size_t bytes, bool write) {
+                      static_cast<GroupRunner*>(r)->tg_access(offset, bytes, write);
+                  },
+                  [](void* r) { return static_cast<GroupRunner*>(r)->current_lane(); }};
     std::vector<Fiber> fibers_;
     std::vector<std::unique_ptr<std::byte[]>> stacks_;
     std::vector<std::byte> tg_mem_;
     Region tg_region_;
+    std::vector<Shadow> shadow_;
+    std::uint32_t group_run_ = 0, epoch_ = 0;
+    std::vector<std::uint32_t> sg_epochs_;
+    std::vector<std::uint32_t> order_;
+    std::uint64_t random_ = 0x5eed;
     const Launch* launch_ = nullptr;
     Fiber* current_ = nullptr;
     std::uint32_t n_ = 0;

@@ -1,11 +1,12 @@
 #pragma once
 // MSL as C++: what forge's generated MSL text needs to compile as C++20 and run on the emulator's
-// fibers. Address-space qualifiers (device, thread) and `kernel` are empty (`constant` is const); DPTR/TPTR are checked
-// pointers; half is software IEEE binary16 with round-to-nearest-even (forge::f32_to_f16, the same
-// rounding the CPU KV cache uses); simdgroup and threadgroup operations go to the fiber scheduler;
-// simdgroup matrices are held whole by every lane (each lane computes the full 8x8 product, so a
-// simdgroup's lanes agree, as the hardware's distributed fragments do). Math functions are the
-// float overloads of <cmath>, fast:: variants included.
+// fibers. Address-space qualifiers (device, thread) and `kernel` are empty (`constant` is const); DPTR
+// and TPTR are checked pointers of distinct types, TPTR's accesses also race-checked (runtime.hpp); half
+// is software IEEE binary16 with round-to-nearest-even (forge::f32_to_f16, the same rounding the CPU KV
+// cache uses); simdgroup and threadgroup operations go to the fiber scheduler; simdgroup matrices are
+// held whole by every lane (each lane computes the full 8x8 product, so a simdgroup's lanes agree, as
+// the hardware's distributed fragments do). Math functions are the float overloads of <cmath>, fast::
+// variants included.
 //
 // Include this before the MSL text; a translation unit holding MSL must silence only attribute
 // warnings ([[buffer(0)]] and the built-in attributes mean nothing to a C++ compiler).
@@ -150,6 +151,23 @@ template <class T>
 T min(T a, T b) {
     return a < b ? a : b;
 }
+// An element of threadgroup memory takes part as its value.
+template <class T>
+T max(forge::metal::emu::TgRef<T> a, T b) {
+    return max(T(a), b);
+}
+template <class T>
+T max(T a, forge::metal::emu::TgRef<T> b) {
+    return max(a, T(b));
+}
+template <class T>
+T min(forge::metal::emu::TgRef<T> a, T b) {
+    return min(T(a), b);
+}
+template <class T>
+T min(T a, forge::metal::emu::TgRef<T> b) {
+    return min(a, T(b));
+}
 namespace fast {
 inline float exp(float x) { return std::exp(x); }
 inline float rsqrt(float x) { return 1.0f / std::sqrt(x); }
@@ -227,22 +245,39 @@ simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T v) {
     return r;
 }
 
+// On threadgroup memory, a simdgroup's load or store is one collective access: lane l touches only its
+// fragment, row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1 of an 8x8 matrix (the CUDA executor's
+// distribution), and that is what the race detector hears of.
+template <class P>
+void note_fragment(const forge::metal::emu::Ptr<P>&, std::size_t, int, int, bool) {}
+template <class P>
+void note_fragment(const forge::metal::emu::TgPtr<P>& p, std::size_t stride, int outer, int inner, bool write) {
+    const std::uint32_t lane = p.lane();
+    const std::size_t r = lane / 4, c = lane % 4 * 2;
+    if (int(r) >= outer) return;
+    for (std::size_t k = c; k < c + 2 && int(k) < inner; ++k) p.note(r * stride + k, write);
+}
+
 // Element (r, c) is src[(origin.y + r) * stride + origin.x + c], or with transpose src[(origin.y + c) *
 // stride + origin.x + r]; the whole footprint is bounds-checked.
-template <class T, int Cols, int Rows, class P>
-void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const forge::metal::emu::Ptr<P>& src, ulong stride = Cols,
-                    ulong2 origin = ulong2(0, 0), bool transpose = false) {
+template <class T, int Cols, int Rows, template <class> class Pointer, class P>
+void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const Pointer<P>& src, ulong stride = Cols, ulong2 origin = ulong2(0, 0),
+                    bool transpose = false) {
     const int outer = transpose ? Cols : Rows, inner = transpose ? Rows : Cols;
-    const P* base = (src + origin.y * stride + origin.x).span(std::size_t(outer - 1) * stride + std::size_t(inner));
+    const auto at = src + origin.y * stride + origin.x;
+    const P* base = at.span(std::size_t(outer - 1) * stride + std::size_t(inner));
+    note_fragment(at, stride, outer, inner, false);
     for (int r = 0; r < Rows; ++r)
         for (int c = 0; c < Cols; ++c) d.m[r][c] = T(transpose ? base[std::size_t(c) * stride + r] : base[std::size_t(r) * stride + c]);
 }
 
-template <class T, int Cols, int Rows, class P>
-void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, const forge::metal::emu::Ptr<P>& dst, ulong stride = Cols,
-                     ulong2 origin = ulong2(0, 0), bool transpose = false) {
+template <class T, int Cols, int Rows, template <class> class Pointer, class P>
+void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, const Pointer<P>& dst, ulong stride = Cols, ulong2 origin = ulong2(0, 0),
+                     bool transpose = false) {
     const int outer = transpose ? Cols : Rows, inner = transpose ? Rows : Cols;
-    P* base = (dst + origin.y * stride + origin.x).span(std::size_t(outer - 1) * stride + std::size_t(inner));
+    const auto at = dst + origin.y * stride + origin.x;
+    P* base = at.span(std::size_t(outer - 1) * stride + std::size_t(inner));
+    note_fragment(at, stride, outer, inner, true);
     for (int r = 0; r < Rows; ++r)
         for (int c = 0; c < Cols; ++c) (transpose ? base[std::size_t(c) * stride + r] : base[std::size_t(r) * stride + c]) = P(a.m[r][c]);
 }
@@ -270,6 +305,6 @@ void simdgroup_multiply_accumulate(simdgroup_matrix<T, N, M>& d, const simdgroup
 #define thread
 #define constant const
 #define DPTR(T) ::forge::metal::emu::Ptr<T>
-#define TPTR(T) ::forge::metal::emu::Ptr<T>
+#define TPTR(T) ::forge::metal::emu::TgPtr<T>
 #define DCAST(T, p) ::forge::metal::emu::ptr_cast<T>(p)
-#define TCAST(T, p) ::forge::metal::emu::ptr_cast<T>(p)
+#define TCAST(T, p) ::forge::metal::emu::tg_ptr_cast<T>(p)
