@@ -1,5 +1,6 @@
 // forge serve through the official openai client: a plain and a streamed chat completion, the models
-// list, a legacy completion, logprobs, and an error surfacing as the client's APIError. Greedy sampling makes
+// list, a legacy completion, logprobs, a json_schema reply that validates, and an error surfacing as the
+// client's APIError. Greedy sampling makes
 // the plain and streamed replies comparable.
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -91,6 +92,44 @@ await check('logprobs with alternatives, in the shape the client types', async (
     assert.equal(e.top_logprobs[0].token, e.token, 'greedy: the chosen token is the most likely');
     assert.ok(e.top_logprobs[0].logprob >= e.top_logprobs[1].logprob && e.top_logprobs[1].logprob >= e.top_logprobs[2].logprob);
   }
+});
+
+await check('a json_schema reply parses and validates, with the 512-token vocabulary too', async () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      title: { type: 'string', maxLength: 20 },
+      year: { type: 'integer', minimum: 0 },
+      tags: { type: 'array', items: { enum: ['cat', 'dog', 'sun'] }, minItems: 1, maxItems: 3 },
+      happy: { type: 'boolean' },
+    },
+    required: ['title', 'year', 'tags', 'happy'],
+    additionalProperties: false,
+  };
+  for (const temperature of [0, 1]) {
+    const r = await client.chat.completions.create({
+      model, messages, max_tokens: 150, temperature, seed: 5,
+      response_format: { type: 'json_schema', json_schema: { name: 'story', strict: true, schema } },
+    });
+    assert.equal(r.choices[0].finish_reason, 'stop', r.choices[0].message.content);
+    const v = JSON.parse(r.choices[0].message.content);
+    assert.deepEqual(Object.keys(v).sort(), ['happy', 'tags', 'title', 'year']);
+    assert.equal(typeof v.title, 'string');
+    assert.ok([...v.title].length <= 20, v.title);
+    assert.ok(Number.isInteger(v.year) && v.year >= 0, String(v.year));
+    assert.ok(Array.isArray(v.tags) && v.tags.length >= 1 && v.tags.length <= 3, JSON.stringify(v.tags));
+    for (const t of v.tags) assert.ok(['cat', 'dog', 'sun'].includes(t), t);
+    assert.equal(typeof v.happy, 'boolean');
+  }
+  // A keyword the schema compiler does not take is refused up front, naming it.
+  await assert.rejects(client.chat.completions.create({
+    model, messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: 'a+' } } },
+  }), (e) => {
+    assert.equal(e.status, 400);
+    assert.equal(e.param, 'response_format.json_schema.schema');
+    assert.match(e.message, /pattern/);
+    return true;
+  });
 });
 
 await check('a bad request is an APIError naming the field', async () => {
