@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "forge/gguf/reader.hpp"
+#include "forge/json/json.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
 
 namespace forge::chat {
@@ -43,9 +44,22 @@ inline Format detect_format(std::string_view tmpl) {
 // The family of a model file's chat template (ChatML when the file has none).
 inline Format format_of(const gguf::File& file) { return detect_format(file.get_string("tokenizer.chat_template").value_or("")); }
 
+// A call the assistant made, as the OpenAI API carries it: templates index `tool_call.function.arguments`
+// and iterate it as a mapping, so the arguments are a JSON object, not its text.
+struct ToolCall {
+    std::string id;
+    std::string name;
+    json::Value arguments;  // a JSON object
+};
+
+// One turn. An aggregate, so {"user", "Hi"} is a message.
 struct Message {
-    std::string role;  // "system", "user" or "assistant"
+    std::string role;  // "system", "user", "assistant" or "tool"
     std::string content;
+    // Defaulted so that {"user", "Hi"} leaves them empty without a missing-initializer warning.
+    std::vector<ToolCall> tool_calls = {};  // the assistant's calls
+    std::string tool_call_id = {};          // a tool result: the call it answers
+    std::string name = {};                  // a tool result: the function's name
 };
 
 // A rendered prompt in order: markers the template writes (candidates for special tokens) and text.
