@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # forge's Metal kernels on an NVIDIA GPU: builds the kernel and model tests, runs their CUDA cases, then
-# runs them under compute-sanitizer's racecheck, synccheck and memcheck. For a machine with an NVIDIA
+# runs them under compute-sanitizer's racecheck, synccheck and memcheck, then measures the kernels'
+# throughput (bench/metal_cuda_throughput.cpp). For a machine with an NVIDIA
 # driver, nvcc and compute-sanitizer (CI has none; there these cases are skipped). Results recorded in
 # docs/metal-on-cuda.md came from this script on the project's H200.
 #   tools/cuda-executor-check.sh TESTDATA_DIR [GOOGLETEST_SOURCE_DIR]
@@ -33,4 +34,7 @@ for tool in racecheck synccheck memcheck; do
   compute-sanitizer --tool "$tool" "$models" --gtest_filter="${SANITIZED_MODELS:-*CudaMetalLogits*stories*:*CudaMetalLogits*qwen3_Q4*}" |
     grep -E 'PASSED|FAILED|SUMMARY'
 done
+echo "== throughput (bench/metal_cuda_throughput.cpp)"
+g++ -std=c++20 -O2 -Iinclude bench/metal_cuda_throughput.cpp -o "$build/metal_cuda_throughput" -ldl -pthread &&
+  "$build/metal_cuda_throughput"
 echo "== done in $((SECONDS - start)) s"

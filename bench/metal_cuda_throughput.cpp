@@ -1,0 +1,108 @@
+// forge's Metal kernels on an NVIDIA GPU through the CUDA executor: how much of the device's memory
+// bandwidth the decode mat-vec reaches, and how much of its FP32 rate the prefill GEMM reaches, on the
+// matrices of the zoo's shapes. A proxy for the kernels' memory behaviour and occupancy: it says nothing
+// about speed on Apple GPUs. Run on a machine with an NVIDIA driver and nvcc:
+//   metal_cuda_throughput [PEAK_GBPS] [PEAK_FP32_TFLOPS]   (defaults: the H200's 4800 GB/s, 67 TFLOP/s)
+// Results go to docs/metal-on-cuda.md.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "forge/metal/cuda/device.hpp"
+#include "forge/metal/launch.hpp"
+#include "forge/metal/open.hpp"
+#include "forge/quant/row.hpp"
+
+using namespace forge;
+
+namespace {
+
+struct Matrix {
+    const char* shape;
+    int rows, cols;
+};
+
+// Seconds per call of `launch`, from enough calls to run for about 0.3 s after one warm-up.
+template <class F>
+double seconds_per_call(metal::Device& dev, F&& launch) {
+    launch();
+    dev.finish();
+    using clock = std::chrono::steady_clock;
+    int calls = 1;
+    for (;;) {
+        const auto t0 = clock::now();
+        for (int i = 0; i < calls; ++i) launch();
+        dev.finish();
+        const double s = std::chrono::duration<double>(clock::now() - t0).count();
+        if (s > 0.3) return s / calls;
+        calls *= 2;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const double peak_gbps = argc > 1 ? std::atof(argv[1]) : 4800.0;
+    const double peak_tflops = argc > 2 ? std::atof(argv[2]) : 67.0;
+    if (const std::string why = metal::cuda::jit::unavailable_reason(); !why.empty()) {
+        std::fprintf(stderr, "no CUDA executor here: %s\n", why.c_str());
+        return 1;
+    }
+    // Every weight type's kernels in one library (head_dim 128, as the 1B-8B shapes have).
+    const ModelShape shape{.vocab = 32, .hidden = 4096, .ffn = 14336, .layers = 1, .heads = 32, .kv_heads = 8, .head_dim = 128,
+                           .max_context = 4096};
+    std::uint32_t types = 0;
+    for (const DType t : metal_src::kKernelDTypes) types |= metal_src::dtype_bit(t);
+    const metal::LibraryPtr lib = metal::runtime_library(shape, types);
+    auto dev = metal::cuda::make_device("throughput", std::span(lib->kernels.data(), lib->n_kernels), lib->text.view());
+    std::printf("device: %.*s; peaks: %.0f GB/s, %.0f FP32 TFLOP/s\n\n", int(dev->name().size()), dev->name().data(), peak_gbps,
+                peak_tflops);
+
+    const Matrix matrices[] = {{"SmolLM2-135M ffn", 1536, 576}, {"TinyLlama-1.1B ffn", 5632, 2048},
+                               {"Llama-3.1-8B qkv", 6144, 4096}, {"Llama-3.1-8B ffn", 14336, 4096}};
+    std::mt19937 rng(1);
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    std::printf("| kernel | matrix | type | tokens | time | rate | share of peak |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+    for (const DType type : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+        for (const Matrix& m : matrices) {
+            if (m.cols % int(dtype_info(type).block_elems) != 0) continue;  // K-quant rows are 256-wide blocks
+            const std::size_t rb = row_bytes(type, std::size_t(m.cols));
+            auto w = dev->new_buffer(rb * std::size_t(m.rows));
+            // Quantized random rows where forge writes the type; random bytes (the time is the same) elsewhere.
+            std::vector<float> row(std::size_t(m.cols));
+            std::uniform_int_distribution<int> byte(0, 255);
+            for (int r = 0; r < m.rows; ++r) {
+                std::byte* dst = w->contents() + rb * std::size_t(r);
+                if (type == DType::F16 || type == DType::Q8_0 || type == DType::Q4_0) {
+                    for (auto& v : row) v = normal(rng);
+                    quantize_row(type, row.data(), dst, std::size_t(m.cols));
+                } else {
+                    for (std::size_t i = 0; i < rb; ++i) dst[i] = std::byte(byte(rng));
+                }
+            }
+            for (const int tokens : {1, 512}) {
+                const bool use_gemm = tokens > 1;
+                if (use_gemm && !is_quantized(type)) continue;
+                auto x = dev->new_buffer(std::size_t(tokens) * m.cols * 4), y = dev->new_buffer(std::size_t(tokens) * m.rows * 4);
+                for (int i = 0; i < tokens * m.cols; ++i) reinterpret_cast<float*>(x->contents())[i] = normal(rng);
+                const double s = seconds_per_call(*dev, [&] {
+                    (use_gemm ? metal::gemm : metal::matvec)(dev->encoder(), lib->config, type, metal::view<std::byte>(*w), m.rows,
+                                                             m.cols, metal::view<float>(*x), tokens, m.cols, metal::view<float>(*y), m.rows);
+                });
+                if (use_gemm) {
+                    const double tflops = 2.0 * tokens * m.rows * m.cols / s / 1e12;
+                    std::printf("| gemm | %s %dx%d | %s | %d | %.3f ms | %.2f TFLOP/s | %.1f%% |\n", m.shape, m.rows, m.cols,
+                                std::string(dtype_name(type)).c_str(), tokens, s * 1e3, tflops, 100 * tflops / peak_tflops);
+                } else {
+                    const double gbps = (double(rb) * m.rows + 4.0 * (m.cols + m.rows)) / s / 1e9;
+                    std::printf("| matvec | %s %dx%d | %s | 1 | %.1f us | %.0f GB/s | %.1f%% |\n", m.shape, m.rows, m.cols,
+                                std::string(dtype_name(type)).c_str(), s * 1e6, gbps, 100 * gbps / peak_gbps);
+                }
+            }
+        }
+    }
+    return 0;
+}
