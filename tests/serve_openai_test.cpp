@@ -47,8 +47,8 @@ TEST(OpenAIRequest, MessagesAreCheckedOneByOne) {
     expect_refused(parse_chat_request, R"({"messages":[1]})", "messages[0]", "must be an object, got number");
     expect_refused(parse_chat_request, R"({"messages":[{"content":"x"}]})", "messages[0].role", "is required");
     expect_refused(parse_chat_request, R"({"messages":[{"role":5,"content":"x"}]})", "messages[0].role", "must be a string");
-    expect_refused(parse_chat_request, R"({"messages":[{"role":"user","content":"a"},{"role":"tool","content":"x"}]})", "messages[1].role",
-                   "'tool'");
+    expect_refused(parse_chat_request, R"({"messages":[{"role":"user","content":"a"},{"role":"function","content":"x"}]})", "messages[1].role",
+                   "'function'");
     expect_refused(parse_chat_request, R"({"messages":[{"role":"user"}]})", "messages[0].content", "is required");
     expect_refused(parse_chat_request, R"({"messages":[{"role":"user","content":5}]})", "messages[0].content", "got number");
     expect_refused(parse_chat_request, R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{}}]}]})",
@@ -78,6 +78,12 @@ TEST(OpenAIRequest, SamplingFieldsAreTypeAndRangeChecked) {
     expect_chat_refused(R"(,"logprobs":true,"top_logprobs":21)", "top_logprobs", "between 0 and 20");
     expect_chat_refused(R"(,"top_logprobs":2)", "top_logprobs", "needs \"logprobs\": true");
     expect_refused(parse_completion_request, R"({"prompt":"a","logprobs":6})", "logprobs", "between 0 and 5");
+    // What forge cannot do is refused, not dropped.
+    expect_chat_refused(R"(,"logit_bias":{"50256":-100})", "logit_bias", "not supported");
+    expect_refused(parse_completion_request, R"({"prompt":"a","echo":true})", "echo", "not supported");
+    expect_refused(parse_completion_request, R"({"prompt":"a","best_of":3})", "best_of", "must be 1");
+    expect_refused(parse_completion_request, R"({"prompt":"a","suffix":"end"})", "suffix", "not supported");
+    EXPECT_NO_THROW(parse_completion_request(R"({"prompt":"a","echo":false,"best_of":1,"suffix":"","logit_bias":{}})"));
     expect_refused(parse_completion_request, R"({"prompt":"a","logprobs":true})", "logprobs", "must be an integer");
 }
 
@@ -651,6 +657,188 @@ TEST(OpenAIRoutes, JsonSchemaRepliesParseAndValidateWithTheBundledModel) {
         EXPECT_EQ(pet.at("age").as_number(), std::floor(pet.at("age").as_number())) << text;
         EXPECT_TRUE(pet.at("kind").as_string() == "cat" || pet.at("kind").as_string() == "dog") << text;
     }
+}
+
+const std::string kWeatherTool =
+    R"({"type":"function","function":{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string","maxLength":16}},"required":["city"]}}})";
+
+TEST(OpenAIRequest, ToolsAndToolChoiceAreChecked) {
+    expect_chat_refused(R"(,"tools":{})", "tools", "must be an array");
+    expect_chat_refused(R"(,"tools":[1])", "tools[0]", "must be an object");
+    expect_chat_refused(R"(,"tools":[{"type":"code_interpreter"}])", "tools[0].type", "must be 'function'");
+    expect_chat_refused(R"(,"tools":[{"type":"function"}])", "tools[0].function", "is required");
+    expect_chat_refused(R"(,"tools":[{"type":"function","function":{}}])", "tools[0].function.name", "is required");
+    expect_chat_refused(R"(,"tools":[{"type":"function","function":{"name":"get weather"}}])", "tools[0].function.name", "letters, digits");
+    expect_chat_refused(R"(,"tools":[{"type":"function","function":{"name":"f","parameters":"{}"}}])", "tools[0].function.parameters", "must be a JSON schema object");
+    expect_chat_refused(R"(,"tools":[{"type":"function","function":{"name":"f","description":5}}])", "tools[0].function.description", "must be a string");
+    expect_chat_refused(",\"tools\":[" + kWeatherTool + "," + kWeatherTool + "]", "tools[1].function.name", "declared twice");
+    expect_chat_refused(",\"tools\":[" + kWeatherTool + "],\"tool_choice\":\"always\"", "tool_choice", "got 'always'");
+    expect_chat_refused(",\"tools\":[" + kWeatherTool + "],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}", "tool_choice",
+                        "'f', which is not in 'tools'");
+    expect_chat_refused(",\"tools\":[" + kWeatherTool + "],\"tool_choice\":{\"type\":\"function\"}", "tool_choice", "when an object");
+    expect_chat_refused(",\"tool_choice\":\"required\"", "tool_choice", "needs 'tools'");
+    expect_chat_refused(",\"tools\":[" + kWeatherTool + "],\"parallel_tool_calls\":1", "parallel_tool_calls", "must be a boolean");
+    expect_chat_refused(",\"tools\":[" + kWeatherTool + R"(],"tool_choice":"required","response_format":{"type":"json_object"})", "response_format",
+                        "cannot be combined");
+
+    const ChatRequest r = parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"tools":[)" + kWeatherTool +
+                                             R"(],"tool_choice":{"type":"function","function":{"name":"get_weather"}},"parallel_tool_calls":false})");
+    EXPECT_EQ(r.tools.size(), 1u);
+    EXPECT_EQ(r.tool_choice, ToolChoice::named);
+    EXPECT_EQ(r.tool_name, "get_weather");
+    EXPECT_FALSE(r.parallel_tool_calls);
+    EXPECT_TRUE(r.forces_call());
+    const ChatRequest none = parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"tools":[)" + kWeatherTool + R"(],"tool_choice":"none"})");
+    EXPECT_FALSE(none.uses_tools());
+    EXPECT_TRUE(parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"tools":[)" + kWeatherTool + "]}").uses_tools());
+}
+
+TEST(OpenAIRequest, ToolMessagesAndAssistantCallsBecomeChatMessages) {
+    const ChatRequest r = parse_chat_request(R"({"messages":[
+        {"role":"user","content":"Weather in Paris?","name":"ann"},
+        {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\": \"Paris\"}"}}]},
+        {"role":"tool","tool_call_id":"call_1","content":"18 C, sunny"}]})");
+    ASSERT_EQ(r.messages.size(), 3u);
+    EXPECT_EQ(r.messages[0].name, "ann");
+    ASSERT_EQ(r.messages[1].tool_calls.size(), 1u);
+    EXPECT_EQ(r.messages[1].tool_calls[0].id, "call_1");
+    EXPECT_EQ(r.messages[1].tool_calls[0].name, "get_weather");
+    EXPECT_EQ(json::dump(r.messages[1].tool_calls[0].arguments), R"({"city":"Paris"})") << "arguments arrive as a string and are parsed";
+    EXPECT_EQ(r.messages[1].content, "");
+    EXPECT_EQ(r.messages[2].role, "tool");
+    EXPECT_EQ(r.messages[2].tool_call_id, "call_1");
+    EXPECT_EQ(r.messages[2].content, "18 C, sunny");
+
+    const auto refused = [](const std::string& message, const std::string& param, const std::string& fragment) {
+        expect_refused(parse_chat_request, R"({"messages":[{"role":"user","content":"a"},)" + message + "]}", param, fragment);
+    };
+    refused(R"({"role":"tool","content":"x"})", "messages[1].tool_call_id", "is required");
+    refused(R"({"role":"tool","tool_call_id":"c"})", "messages[1].content", "is required");
+    refused(R"({"role":"user","content":"x","name":1})", "messages[1].name", "must be a string");
+    refused(R"({"role":"user","content":"x","tool_calls":[]})", "messages[1].tool_calls", "belongs to assistant messages");
+    refused(R"({"role":"assistant","tool_calls":{}})", "messages[1].tool_calls", "must be an array");
+    refused(R"({"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f","arguments":"{}"}}]})", "messages[1].tool_calls[0].id",
+            "is required");
+    refused(R"({"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":{}}}]})",
+            "messages[1].tool_calls[0].function.arguments", "must be a string");
+    refused(R"({"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":"{city: Paris}"}}]})",
+            "messages[1].tool_calls[0].function.arguments", "must be a JSON object in a string");
+    refused(R"({"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":"[1]"}}]})",
+            "messages[1].tool_calls[0].function.arguments", "got array");
+    refused(R"({"role":"assistant","tool_calls":[{"id":"c","type":"x","function":{"name":"f","arguments":"{}"}}]})",
+            "messages[1].tool_calls[0].type", "must be 'function'");
+}
+
+const std::string kScriptedCall = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+
+std::string weather_request(const std::string& extra) {
+    return R"({"messages":[{"role":"user","content":"Weather in Paris?"}],"temperature":0,"tools":[)" + kWeatherTool + "]" + extra + "}";
+}
+
+TEST(OpenAIRoutes, AReplyThatCallsAToolComesBackAsToolCalls) {
+    test::FakeBackend b(1, kScriptedCall);
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    const std::string n = std::to_string(b.script(kScriptedCall).size());
+    const Reply r = call(api, "POST", "/v1/chat/completions", weather_request(",\"max_tokens\":" + n));
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json::Value v = json::parse(r.body);
+    const json::Value& choice = v.at("choices").as_array().at(0);
+    EXPECT_EQ(choice.at("finish_reason").as_string(), "tool_calls");
+    EXPECT_TRUE(choice.at("message").at("content").is_null()) << "only calls: content is null";
+    const json::Array& calls = choice.at("message").at("tool_calls").as_array();
+    ASSERT_EQ(calls.size(), 1u);
+    EXPECT_EQ(calls[0].at("id").as_string().rfind("call_", 0), 0u);
+    EXPECT_EQ(calls[0].at("type").as_string(), "function");
+    EXPECT_EQ(calls[0].at("function").at("name").as_string(), "get_weather");
+    EXPECT_EQ(calls[0].at("function").at("arguments").as_string(), R"({"city":"Paris"})") << "arguments as a string of JSON";
+    EXPECT_EQ(v.at("usage").at("completion_tokens").as_number(), b.script(kScriptedCall).size());
+
+    // tool_choice none: no tools, no reading for calls.
+    const Reply plain = call(api, "POST", "/v1/chat/completions", weather_request(",\"tool_choice\":\"none\",\"max_tokens\":" + n));
+    const json::Value pv = json::parse(plain.body);
+    EXPECT_EQ(pv.at("choices").as_array().at(0).at("message").at("content").as_string(), " " + kScriptedCall);
+    EXPECT_FALSE(pv.at("choices").as_array().at(0).at("message").find("tool_calls"));
+    EXPECT_EQ(pv.at("choices").as_array().at(0).at("finish_reason").as_string(), "length");
+}
+
+TEST(OpenAIRoutes, StreamedToolCallsArriveAsDeltasWithIndexIdAndName) {
+    const std::string two = "Checking.\n" + kScriptedCall + "\n" + kScriptedCall;
+    test::FakeBackend b(1, two, 512);
+    b.gate.open();
+    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    const std::string n = std::to_string(b.script(two).size());
+    for (const bool parallel : {true, false}) {
+        const Reply r = call(api, "POST", "/v1/chat/completions",
+                             weather_request(",\"stream\":true,\"max_tokens\":" + n + ",\"parallel_tool_calls\":" + (parallel ? "true" : "false")));
+        ASSERT_EQ(r.status, 200);
+        std::string content, finish;
+        std::vector<json::Value> deltas;
+        for (const auto& ev : events(r.body)) {
+            if (ev == "[DONE]") continue;
+            const json::Value chunk = json::parse(ev);
+            const json::Value& c = chunk.at("choices").as_array().at(0);
+            if (const json::Value* t = c.at("delta").find("content")) content += t->as_string();
+            if (const json::Value* t = c.at("delta").find("tool_calls")) deltas.push_back(t->as_array().at(0));
+            if (!c.at("finish_reason").is_null()) finish = c.at("finish_reason").as_string();
+        }
+        EXPECT_EQ(content, " Checking.");
+        EXPECT_EQ(finish, "tool_calls");
+        ASSERT_EQ(deltas.size(), parallel ? 2u : 1u);
+        for (std::size_t i = 0; i < deltas.size(); ++i) {
+            EXPECT_EQ(deltas[i].at("index").as_number(), double(i));
+            EXPECT_EQ(deltas[i].at("id").as_string().size(), 29u);
+            EXPECT_EQ(deltas[i].at("function").at("name").as_string(), "get_weather");
+            EXPECT_EQ(deltas[i].at("function").at("arguments").as_string(), R"({"city":"Paris"})");
+        }
+    }
+}
+
+// The bundled model knows nothing of tools; a forced call is valid all the same.
+TEST(OpenAIRoutes, AForcedToolCallIsValidWithTheBundledModel) {
+    const auto file = gguf::File::open(test::model_path("stories260K.gguf"));
+    const Tokenizer tok = Tokenizer::from_gguf(file);
+    std::vector<std::unique_ptr<AnyModel>> models;
+    models.push_back(open_model(file, {.threads = 1}));
+    Scheduler slots(std::move(models));
+    Api api(tok, slots, chat::Format::chatml, "stories");
+    for (const std::string choice : {R"("required")", R"({"type":"function","function":{"name":"get_weather"}})"}) {
+        for (const bool stream : {false, true}) {
+            const Reply r = call(api, "POST", "/v1/chat/completions",
+                                 weather_request(",\"max_tokens\":100,\"parallel_tool_calls\":false,\"tool_choice\":" + choice +
+                                                 ",\"stream\":" + (stream ? "true" : "false")));
+            ASSERT_EQ(r.status, 200) << r.body;
+            json::Value fn;
+            std::string finish;
+            if (stream) {
+                for (const auto& ev : events(r.body)) {
+                    if (ev == "[DONE]") continue;
+                    const json::Value chunk = json::parse(ev);
+                    const json::Value& c = chunk.at("choices").as_array().at(0);
+                    if (const json::Value* t = c.at("delta").find("tool_calls")) fn = t->as_array().at(0).at("function");
+                    if (!c.at("finish_reason").is_null()) finish = c.at("finish_reason").as_string();
+                }
+            } else {
+                const json::Value v = json::parse(r.body);
+                fn = v.at("choices").as_array().at(0).at("message").at("tool_calls").as_array().at(0).at("function");
+                finish = v.at("choices").as_array().at(0).at("finish_reason").as_string();
+            }
+            EXPECT_EQ(finish, "tool_calls") << r.body;
+            ASSERT_TRUE(fn.is_object()) << r.body;
+            EXPECT_EQ(fn.at("name").as_string(), "get_weather");
+            const json::Value args = json::parse(fn.at("arguments").as_string());
+            EXPECT_EQ(args.as_object().size(), 1u) << fn.at("arguments").as_string();
+            EXPECT_LE(args.at("city").as_string().size(), 16u);
+        }
+    }
+    // A parameter schema the grammar cannot enforce is refused, naming the tool's field.
+    const Reply bad = call(api, "POST", "/v1/chat/completions",
+                           R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"required","tools":[)" + kWeatherTool +
+                               R"(,{"type":"function","function":{"name":"f","parameters":{"type":"object","patternProperties":{}}}}]})");
+    EXPECT_EQ(bad.status, 400);
+    const json::Value e = json::parse(bad.body).at("error");
+    EXPECT_EQ(e.at("param").as_string(), "tools[1].function.parameters");
+    EXPECT_NE(e.at("message").as_string().find("patternProperties"), std::string::npos) << e.at("message").as_string();
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // forge serve through the official openai client: a plain and a streamed chat completion, the models
-// list, a legacy completion, logprobs, a json_schema reply that validates, and an error surfacing as the
-// client's APIError. Greedy sampling makes
+// list, a legacy completion, logprobs, a json_schema reply that validates, forced tool calls (whole and
+// streamed) whose arguments match their schema, and an error surfacing as the client's APIError. Greedy sampling makes
 // the plain and streamed replies comparable.
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -130,6 +130,68 @@ await check('a json_schema reply parses and validates, with the 512-token vocabu
     assert.match(e.message, /pattern/);
     return true;
   });
+});
+
+await check('a forced tool call returns valid tool_calls, whole and streamed, and the conversation goes on', async () => {
+  const tools = [{
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Current weather for a city',
+      parameters: {
+        type: 'object',
+        properties: { city: { type: 'string', maxLength: 24 }, unit: { enum: ['C', 'F'] } },
+        required: ['city', 'unit'],
+        additionalProperties: false,
+      },
+    },
+  }];
+  const ask = [{ role: 'user', content: 'What is the weather in Paris?' }];
+  const valid = (call) => {
+    assert.match(call.id, /^call_/);
+    assert.equal(call.type, 'function');
+    assert.equal(call.function.name, 'get_weather');
+    const args = JSON.parse(call.function.arguments);
+    assert.deepEqual(Object.keys(args).sort(), ['city', 'unit']);
+    assert.equal(typeof args.city, 'string');
+    assert.ok([...args.city].length <= 24, args.city);
+    assert.ok(['C', 'F'].includes(args.unit), args.unit);
+  };
+  for (const tool_choice of ['required', { type: 'function', function: { name: 'get_weather' } }]) {
+    const r = await client.chat.completions.create({ model, messages: ask, tools, tool_choice, max_tokens: 120, temperature: 0 });
+    const message = r.choices[0].message;
+    assert.equal(r.choices[0].finish_reason, 'tool_calls');
+    assert.equal(message.content, null);
+    assert.ok(message.tool_calls.length >= 1);
+    message.tool_calls.forEach(valid);
+    // The reply goes back as the assistant's turn, with each call's result.
+    const next = await client.chat.completions.create({
+      model, max_tokens: 8, temperature: 0, tools,
+      messages: [...ask, message, ...message.tool_calls.map((c) => ({ role: 'tool', tool_call_id: c.id, content: '18 C, sunny' }))],
+    });
+    assert.equal(typeof next.choices[0].message.content, 'string');
+  }
+  const stream = await client.chat.completions.create({
+    model, messages: ask, tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 120, temperature: 1, seed: 9, stream: true,
+  });
+  const calls = [];
+  let finish = null;
+  for await (const chunk of stream) {
+    for (const choice of chunk.choices) {
+      for (const d of choice.delta?.tool_calls ?? []) {
+        calls[d.index] ??= { id: d.id, type: d.type, function: { name: '', arguments: '' } };
+        calls[d.index].function.name += d.function?.name ?? '';
+        calls[d.index].function.arguments += d.function?.arguments ?? '';
+      }
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+  }
+  assert.equal(finish, 'tool_calls');
+  assert.equal(calls.length, 1, 'parallel_tool_calls: false');
+  calls.forEach(valid);
+  const none = await client.chat.completions.create({ model, messages: ask, tools, tool_choice: 'none', max_tokens: 8, temperature: 0 });
+  assert.equal(typeof none.choices[0].message.content, 'string');
+  assert.equal(none.choices[0].message.tool_calls, undefined);
 });
 
 await check('a bad request is an APIError naming the field', async () => {

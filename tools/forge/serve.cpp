@@ -90,7 +90,9 @@ int serve(int argc, char** argv) {
         models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend,
                                            .check_tensors = i == 0 && args.has("--check-tensors")}));
     serve::Scheduler scheduler(std::move(models));
-    serve::ApiOptions api_options{.api_key = args.get_or("--api-key", ""), .cors_origins = args.all("--cors-origin")};
+    serve::ApiOptions api_options{.api_key = args.get_or("--api-key", ""),
+                                  .cors_origins = args.all("--cors-origin"),
+                                  .tool_call_format = chat::tool_call_format(file.get_string("tokenizer.chat_template").value_or(""))};
     if (args.has("--api-key") && api_options.api_key.empty()) throw Error("--api-key must not be empty");
     for (const auto& origin : api_options.cors_origins)
         if (!serve::is_cors_origin(origin))
@@ -98,8 +100,9 @@ int serve(int argc, char** argv) {
     serve::Api api(tok, scheduler, format, std::filesystem::path(path).stem().string(), std::move(api_options));
     serve::Server server(api, opt);
 
-    std::fprintf(stderr, "forge serve: model %s, chat format %s, %d slot(s) of %d tokens on %s, %d thread(s) each\n",
-                 printable(path).c_str(), std::string(chat::format_name(format)).c_str(), parallel, scheduler.context(),
+    std::fprintf(stderr, "forge serve: model %s, chat format %s, tool calls %s, %d slot(s) of %d tokens on %s, %d thread(s) each\n",
+                 printable(path).c_str(), std::string(chat::format_name(format)).c_str(),
+                 std::string(chat::tool_call_format_name(api.options().tool_call_format)).c_str(), parallel, scheduler.context(),
                  std::string(scheduler.front().device_name()).c_str(), threads);
     std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", opt.host.c_str(), server.port());
     std::fflush(stderr);

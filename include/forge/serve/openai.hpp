@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "forge/chat/template.hpp"
+#include "forge/chat/tool_calls.hpp"
 #include "forge/core/utf8.hpp"
 #include "forge/grammar/json_schema.hpp"
 #include "forge/grammar/token_mask.hpp"
@@ -76,9 +77,21 @@ struct CompletionOptions {
     std::shared_ptr<const grammar::Grammar> grammar;  // the reply must match it (response_format, forced tool calls)
 };
 
+enum class ToolChoice { automatic, none, required, named };
+
 struct ChatRequest {
     std::vector<chat::Message> messages;
     CompletionOptions options;
+    json::Array tools;  // as sent: [{"type": "function", "function": {name, description, parameters}}], checked
+    ToolChoice tool_choice = ToolChoice::automatic;
+    std::string tool_name;  // the function tool_choice names
+    bool parallel_tool_calls = true;
+    bool response_format = false;  // response_format asked for structured output
+
+    // Tools are offered to the model and its reply read for calls.
+    bool uses_tools() const { return !tools.empty() && tool_choice != ToolChoice::none; }
+    // The reply must be calls (tool_choice required, or naming a function).
+    bool forces_call() const { return uses_tools() && (tool_choice == ToolChoice::required || tool_choice == ToolChoice::named); }
 };
 
 struct CompletionRequest {
@@ -156,6 +169,9 @@ inline CompletionOptions parse_options(const json::Value& body, bool chat) {
     if (seed) o.sampling.seed = std::uint64_t(*seed);
     if (const json::Value* n = member(body, "n"); n && !(n->is_number() && n->as_number() == 1))
         throw bad_field("n", "must be 1: forge returns one choice");
+    // Fields whose effect forge cannot give are refused rather than silently dropped.
+    if (const json::Value* bias = member(body, "logit_bias"); bias && !(bias->is_object() && bias->as_object().empty()))
+        throw bad_field("logit_bias", "is not supported");
     if (const json::Value* stop = member(body, "stop")) {
         constexpr std::size_t kMaxStops = 4;  // as OpenAI
         if (stop->is_string()) {
@@ -247,6 +263,103 @@ inline std::string message_text(const json::Value& content, const std::string& n
 
 }  // namespace detail
 
+namespace detail {
+
+inline const std::string& string_in(const json::Value& obj, const std::string& key, const std::string& at) {
+    const json::Value* v = member(obj, key);
+    if (!v) throw bad_field(at + "." + key, "is required");
+    if (!v->is_string()) throw bad_field(at + "." + key, std::string("must be a string, got ") + v->type_name());
+    return v->as_string();
+}
+
+// OpenAI's function names: 1 to 64 letters, digits, '_' and '-'.
+inline bool is_function_name(std::string_view n) {
+    return !n.empty() && n.size() <= 64 &&
+           std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+}
+
+// An assistant message's tool_calls: [{id, type: "function", function: {name, arguments}}], arguments
+// being a JSON object written as a string (as OpenAI's replies give them, and clients send them back).
+inline std::vector<chat::ToolCall> message_tool_calls(const json::Value& calls, const std::string& at) {
+    if (!calls.is_array()) throw bad_field(at, std::string("must be an array, got ") + calls.type_name());
+    std::vector<chat::ToolCall> out;
+    for (std::size_t j = 0; j < calls.as_array().size(); ++j) {
+        const json::Value& c = calls.as_array()[j];
+        const std::string cat = at + "[" + std::to_string(j) + "]";
+        if (!c.is_object()) throw bad_field(cat, std::string("must be an object, got ") + c.type_name());
+        if (const json::Value* type = member(c, "type"); type && !(type->is_string() && type->as_string() == "function"))
+            throw bad_field(cat + ".type", "must be 'function'");
+        const json::Value* fn = member(c, "function");
+        if (!fn || !fn->is_object()) throw bad_field(cat + ".function", "is required (an object with name and arguments)");
+        chat::ToolCall call{string_in(c, "id", cat), string_in(*fn, "name", cat + ".function"), json::Object{}};
+        const std::string& args = string_in(*fn, "arguments", cat + ".function");
+        try {
+            call.arguments = json::parse(args);
+        } catch (const Error& e) {
+            throw bad_field(cat + ".function.arguments", std::string("must be a JSON object in a string: ") + e.what());
+        }
+        if (!call.arguments.is_object())
+            throw bad_field(cat + ".function.arguments", std::string("must be a JSON object in a string, got ") + call.arguments.type_name());
+        out.push_back(std::move(call));
+    }
+    return out;
+}
+
+inline json::Array parse_tools(const json::Value& body) {
+    const json::Value* tools = member(body, "tools");
+    if (!tools) return {};
+    if (!tools->is_array()) throw bad_field("tools", std::string("must be an array, got ") + tools->type_name());
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < tools->as_array().size(); ++i) {
+        const json::Value& t = tools->as_array()[i];
+        const std::string at = "tools[" + std::to_string(i) + "]";
+        if (!t.is_object()) throw bad_field(at, std::string("must be an object, got ") + t.type_name());
+        const json::Value* type = member(t, "type");
+        if (!type || !type->is_string() || type->as_string() != "function") throw bad_field(at + ".type", "must be 'function'");
+        const json::Value* fn = member(t, "function");
+        if (!fn || !fn->is_object()) throw bad_field(at + ".function", "is required (an object with name, description, parameters)");
+        const std::string& name = string_in(*fn, "name", at + ".function");
+        if (!is_function_name(name)) throw bad_field(at + ".function.name", "must be 1 to 64 letters, digits, '_' or '-', got '" + name + "'");
+        if (std::find(names.begin(), names.end(), name) != names.end()) throw bad_field(at + ".function.name", "'" + name + "' is declared twice");
+        names.push_back(name);
+        if (const json::Value* d = member(*fn, "description"); d && !d->is_string())
+            throw bad_field(at + ".function.description", std::string("must be a string, got ") + d->type_name());
+        if (const json::Value* p = member(*fn, "parameters"); p && !p->is_object())
+            throw bad_field(at + ".function.parameters", std::string("must be a JSON schema object, got ") + p->type_name());
+        if (const json::Value* st = member(*fn, "strict"); st && !st->is_bool())
+            throw bad_field(at + ".function.strict", std::string("must be a boolean, got ") + st->type_name());
+    }
+    return tools->as_array();
+}
+
+inline void parse_tool_choice(const json::Value& body, ChatRequest& r) {
+    const json::Value* choice = member(body, "tool_choice");
+    if (choice && choice->is_string()) {
+        const std::string& c = choice->as_string();
+        if (c == "auto") r.tool_choice = ToolChoice::automatic;
+        else if (c == "none") r.tool_choice = ToolChoice::none;
+        else if (c == "required") r.tool_choice = ToolChoice::required;
+        else throw bad_field("tool_choice", "must be 'auto', 'none', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}, got '" + c + "'");
+    } else if (choice && choice->is_object()) {
+        const json::Value* type = member(*choice, "type");
+        const json::Value* fn = member(*choice, "function");
+        const json::Value* name = fn && fn->is_object() ? member(*fn, "name") : nullptr;
+        if (!type || !type->is_string() || type->as_string() != "function" || !name || !name->is_string())
+            throw bad_field("tool_choice", "must be {\"type\": \"function\", \"function\": {\"name\": ...}} when an object");
+        const bool declared = std::any_of(r.tools.begin(), r.tools.end(), [&](const json::Value& t) {
+            return t.at("function").at("name").as_string() == name->as_string();
+        });
+        if (!declared) throw bad_field("tool_choice", "names '" + name->as_string() + "', which is not in 'tools'");
+        r.tool_choice = ToolChoice::named;
+        r.tool_name = name->as_string();
+    } else if (choice) {
+        throw bad_field("tool_choice", std::string("must be a string or an object, got ") + choice->type_name());
+    }
+    if ((r.tool_choice == ToolChoice::required) && r.tools.empty()) throw bad_field("tool_choice", "'required' needs 'tools'");
+}
+
+}  // namespace detail
+
 inline ChatRequest parse_chat_request(std::string_view body_text) {
     const json::Value body = detail::parse_body(body_text);
     ChatRequest r;
@@ -263,14 +376,33 @@ inline ChatRequest parse_chat_request(std::string_view body_text) {
         if (!role->is_string()) throw detail::bad_field(at + ".role", std::string("must be a string, got ") + role->type_name());
         std::string r_name = role->as_string();
         if (r_name == "developer") r_name = "system";  // OpenAI's newer name for the system role
-        if (r_name != "system" && r_name != "user" && r_name != "assistant")
-            throw detail::bad_field(at + ".role", "must be 'system', 'user' or 'assistant', got '" + role->as_string() + "'");
+        if (r_name != "system" && r_name != "user" && r_name != "assistant" && r_name != "tool")
+            throw detail::bad_field(at + ".role", "must be 'system', 'user', 'assistant' or 'tool', got '" + role->as_string() + "'");
         const json::Value* content = detail::member(m, "content");
         if (!content && r_name != "assistant") throw detail::bad_field(at + ".content", "is required");
-        r.messages.push_back({r_name, content ? detail::message_text(*content, at + ".content") : std::string()});
+        chat::Message message{r_name, content ? detail::message_text(*content, at + ".content") : std::string()};
+        if (const json::Value* name = detail::member(m, "name")) {
+            if (!name->is_string()) throw detail::bad_field(at + ".name", std::string("must be a string, got ") + name->type_name());
+            message.name = name->as_string();
+        }
+        if (r_name == "tool") message.tool_call_id = detail::string_in(m, "tool_call_id", at);
+        if (const json::Value* calls = detail::member(m, "tool_calls")) {
+            if (r_name != "assistant") throw detail::bad_field(at + ".tool_calls", "belongs to assistant messages");
+            message.tool_calls = detail::message_tool_calls(*calls, at + ".tool_calls");
+        }
+        r.messages.push_back(std::move(message));
     }
     r.options = detail::parse_options(body, true);
     r.options.grammar = detail::response_format_grammar(body);
+    r.response_format = r.options.grammar != nullptr;
+    r.tools = detail::parse_tools(body);
+    detail::parse_tool_choice(body, r);
+    if (const json::Value* p = detail::member(body, "parallel_tool_calls")) {
+        if (!p->is_bool()) throw detail::bad_field("parallel_tool_calls", std::string("must be a boolean, got ") + p->type_name());
+        r.parallel_tool_calls = p->as_bool();
+    }
+    if (r.forces_call() && r.response_format)
+        throw detail::bad_field("response_format", "cannot be combined with a forced tool call (tool_choice 'required' or naming a function)");
     return r;
 }
 
@@ -287,6 +419,11 @@ inline CompletionRequest parse_completion_request(std::string_view body_text) {
         throw detail::bad_field("prompt", "must be a string (or an array of one string)");
     }
     r.options = detail::parse_options(body, false);
+    if (detail::boolean(body, "echo")) throw detail::bad_field("echo", "is not supported: the reply never repeats the prompt");
+    if (const json::Value* b = detail::member(body, "best_of"); b && !(b->is_number() && b->as_number() == 1))
+        throw detail::bad_field("best_of", "must be 1: forge returns one choice");
+    if (const json::Value* suffix = detail::member(body, "suffix"); suffix && !(suffix->is_string() && suffix->as_string().empty()))
+        throw detail::bad_field("suffix", "is not supported");
     return r;
 }
 
@@ -370,6 +507,8 @@ struct ApiOptions {
     // Origins whose browser pages may call the API ("https://app.example:8443", or "*" for any). Empty:
     // replies carry no CORS headers, so browsers refuse cross-origin calls.
     std::vector<std::string> cors_origins{};
+    // How the model's template has it write tool calls (chat::tool_call_format of the template's text).
+    chat::ToolCallFormat tool_call_format = chat::ToolCallFormat::hermes;
 };
 
 // The routes, served from one tokenizer and one scheduler.
@@ -379,6 +518,7 @@ public:
         : tok_(tok), scheduler_(scheduler), format_(format), model_id_(std::move(model_id)), options_(std::move(options)) {}
 
     chat::Format chat_format() const { return format_; }
+    const ApiOptions& options() const { return options_; }
     const std::string& model_id() const { return model_id_; }
     // Requests still waiting for a slot are refused with 503; running ones may go on for `deadline`,
     // then stop, and their replies say the server shut down.
@@ -500,7 +640,10 @@ private:
         if (path == "/detokenize") return send_json(out, req, detokenize(detail::parse_body(req.body)));
         if (path == "/v1/chat/completions") {
             ChatRequest c = parse_chat_request(req.body);
-            return complete(req, out, chat::encode(tok_, format_, c.messages), c.options, "messages", true);
+            if (c.forces_call()) c.options.grammar = forced_call_grammar(c);
+            std::optional<ToolReading> tools;
+            if (c.uses_tools()) tools = ToolReading{options_.tool_call_format, c.parallel_tool_calls && c.tool_choice != ToolChoice::named};
+            return complete(req, out, chat::encode(tok_, format_, c.messages), c.options, "messages", true, tools);
         }
         CompletionRequest c = parse_completion_request(req.body);
         const auto prompt = encode_text(c.prompt);
@@ -563,9 +706,49 @@ private:
                                                               {"owned_by", "forge"}, {"context_length", scheduler_.context()}}}}};
     }
 
-    // One completion, streamed or whole. `chat` picks the chat shapes over the text-completion ones.
+    // The grammar of the calls a request forces: any of its tools (or the one it names), arguments valid
+    // against the tool's parameter schema, in the template's format.
+    std::shared_ptr<const grammar::Grammar> forced_call_grammar(const ChatRequest& c) const {
+        std::vector<chat::ToolSchema> schemas;
+        std::vector<std::size_t> index;  // of each schema's tool in the request
+        for (std::size_t i = 0; i < c.tools.size(); ++i) {
+            const json::Value& fn = c.tools[i].at("function");
+            const std::string& name = fn.at("name").as_string();
+            if (c.tool_choice == ToolChoice::named && name != c.tool_name) continue;
+            const json::Value* params = detail::member(fn, "parameters");
+            schemas.push_back({name, params ? *params : json::Value()});
+            index.push_back(i);
+        }
+        try {
+            return std::make_shared<const grammar::Grammar>(
+                chat::tool_call_grammar(options_.tool_call_format, schemas, c.parallel_tool_calls && c.tool_choice != ToolChoice::named));
+        } catch (const chat::ToolSchemaError& e) {
+            throw detail::bad_field("tools[" + std::to_string(index[e.index]) + "].function.parameters", std::string("cannot be enforced: ") + e.what());
+        } catch (const Error& e) {
+            throw detail::bad_field("tools", std::string("cannot be enforced: ") + e.what());
+        }
+    }
+
+    // How a chat reply is read for tool calls: in the template's format, keeping one call or all.
+    struct ToolReading {
+        chat::ToolCallFormat format;
+        bool parallel;
+    };
+
+    // A call as OpenAI's replies carry it (arguments as a string of JSON); `index` for a stream's delta.
+    static json::Value tool_call_json(const chat::ToolCall& c, std::optional<std::size_t> index) {
+        json::Object o;
+        if (index) o.emplace_back("index", *index);
+        o.emplace_back("id", c.id);
+        o.emplace_back("type", "function");
+        o.emplace_back("function", json::Object{{"name", c.name}, {"arguments", json::dump(c.arguments)}});
+        return o;
+    }
+
+    // One completion, streamed or whole. `chat` picks the chat shapes over the text-completion ones;
+    // `tools`, a chat reply read for tool calls.
     bool complete(const http::Request& req, Responder& out, const std::vector<std::int32_t>& prompt, const CompletionOptions& opt,
-                  const char* prompt_field, bool chat) {
+                  const char* prompt_field, bool chat, std::optional<ToolReading> tools = std::nullopt) {
         const int context = scheduler_.context();
         if (prompt.size() >= std::size_t(context))
             throw ApiError{400,
@@ -640,13 +823,30 @@ private:
                 return false;
             }
             json::Object choice{{"index", 0}};
-            if (chat) choice.emplace_back("message", json::Object{{"role", "assistant"}, {"content", r.text}});
-            else choice.emplace_back("text", r.text);
+            std::string_view finish = finish_reason_name(r.finish);
+            if (chat && tools) {
+                chat::ParsedReply parsed = chat::parse_tool_calls(tools->format, r.text);
+                if (!tools->parallel && parsed.tool_calls.size() > 1) parsed.tool_calls.erase(parsed.tool_calls.begin() + 1, parsed.tool_calls.end());
+                json::Object message{{"role", "assistant"}};
+                // Only calls: content is null, as OpenAI's.
+                message.emplace_back("content", parsed.tool_calls.empty() || !parsed.content.empty() ? json::Value(parsed.content) : json::Value());
+                if (!parsed.tool_calls.empty()) {
+                    json::Array calls;
+                    for (const auto& c : parsed.tool_calls) calls.push_back(tool_call_json(c, std::nullopt));
+                    message.emplace_back("tool_calls", std::move(calls));
+                    finish = "tool_calls";
+                }
+                choice.emplace_back("message", std::move(message));
+            } else if (chat) {
+                choice.emplace_back("message", json::Object{{"role", "assistant"}, {"content", r.text}});
+            } else {
+                choice.emplace_back("text", r.text);
+            }
             if (opt.logprobs)
                 for (std::size_t i = 0; i < r.tokens.size(); ++i)
                     logprobs.add(r.tokens[i], r.logprobs[i], opt.top_logprobs > 0 ? std::span<const TokenLogprob>(r.top_logprobs[i]) : std::span<const TokenLogprob>());
             choice.emplace_back("logprobs", opt.logprobs ? logprobs.take() : json::Value());
-            choice.emplace_back("finish_reason", finish_reason_name(r.finish));
+            choice.emplace_back("finish_reason", finish);
             json::Value body = head_fields(id, chat ? "chat.completion" : "text_completion", created, json::Array{json::Value(std::move(choice))});
             body.set("usage", usage(r));
             body.set("timings", timings(r, queue_ms, cached));
@@ -656,12 +856,26 @@ private:
         bool alive = out.send(http::sse_head(req.keep_alive, cors_headers(req)));
         if (alive && chat) alive = out.send(http::sse_event(json::dump(chunk(json::Object{{"role", "assistant"}, {"content", ""}}, {}))));
         if (!alive) return false;
+        // With tools, text goes through the call parser first; calls go out whole, each in its own delta.
+        std::optional<chat::ToolCallParser> parser;
+        if (chat && tools) parser.emplace(tools->format);
+        std::size_t calls_sent = 0;
+        const auto send_parsed = [&](chat::ParsedReply p) {
+            bool ok = p.content.empty() || out.send(http::sse_event(json::dump(chunk(json::Object{{"content", p.content}}, {}))));
+            for (const auto& c : p.tool_calls) {
+                if (!ok || (!tools->parallel && calls_sent == 1)) break;
+                const json::Object delta{{"tool_calls", json::Array{tool_call_json(c, calls_sent++)}}};
+                ok = out.send(http::sse_event(json::dump(chunk(delta, {}))));
+            }
+            return ok;
+        };
         GenerationResult r;
         try {
             r = generate(lease->model(), tok_, to_feed, params, [&](const TokenEvent& e) {
                 count_token(e);
                 if (opt.logprobs && e.id != tokenizer::kNoToken) logprobs.add(e.id, e.logprob, e.top);
                 if (e.text.empty()) return true;
+                if (parser) return send_parsed(parser->feed(e.text));
                 const json::Value c = chat ? chunk(json::Object{{"content", e.text}}, {}) : chunk(e.text, {});
                 return out.send(http::sse_event(json::dump(c)));
             });
@@ -675,7 +889,9 @@ private:
             if (past_stop_deadline()) out.send(http::sse_event(error_json(shut_down(r))) + http::sse_event("[DONE]") + std::string(http::kLastChunk));
             return false;
         }
-        std::string tail = http::sse_event(json::dump(chunk(chat ? json::Value(json::Object{}) : json::Value(""), finish_reason_name(r.finish))));
+        if (parser && !send_parsed(parser->finish())) return false;
+        const std::string_view finish = calls_sent > 0 ? "tool_calls" : finish_reason_name(r.finish);
+        std::string tail = http::sse_event(json::dump(chunk(chat ? json::Value(json::Object{}) : json::Value(""), finish)));
         if (opt.include_usage) {
             json::Value u = head_fields(id, chat ? "chat.completion.chunk" : "text_completion", created, json::Array{});
             u.set("usage", usage(r));
