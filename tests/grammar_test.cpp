@@ -297,6 +297,12 @@ TEST(JsonSchema, HostileSchemasFailCleanly) {
     const auto g = std::make_shared<const Grammar>(json_schema_grammar(json::Object{{"enum", json::Value(std::move(values))}}));
     EXPECT_TRUE(matches(g, R"("value 349993")"));
     EXPECT_EQ(rejected_at(g, R"("value 349994")"), 12u);
+    // Values that are prefixes of each other, 900 levels of branching.
+    json::Array nested;
+    for (int i = 1; i <= 900; ++i) nested.push_back(json::Value(std::string(std::size_t(i), 'a')));
+    const auto prefixes = std::make_shared<const Grammar>(json_schema_grammar(json::Object{{"enum", json::Value(std::move(nested))}}));
+    EXPECT_TRUE(matches(prefixes, "\"" + std::string(900, 'a') + "\""));
+    EXPECT_EQ(rejected_at(prefixes, "\"" + std::string(901, 'a') + "\""), 901u);
     // Sizes past the grammar's limit.
     EXPECT_NE(err(json::Object{{"const", std::string(3'000'000, 'x')}}).find("elements"), std::string::npos);
 }
@@ -339,33 +345,36 @@ TEST(TokenMask, TrieWalkEqualsMatchingEachToken) {
 }
 
 TEST(TokenMask, EndTokensOnlyWhenCompleteAndMissingOnesEndCleanly) {
-    // A vocabulary without end-of-generation tokens.
-    tokenizer::Vocab v({"<0x61>", "a", "aa", "b", "<ctl>"}, {}, {tokenizer::TokenType::byte, tokenizer::TokenType::normal, tokenizer::TokenType::normal,
-                                                                  tokenizer::TokenType::normal, tokenizer::TokenType::control},
-                       {}, {}, tokenizer::VocabOptions{.model = tokenizer::Model::spm, .add_bos = false});
+    // A vocabulary without end-of-generation tokens, with a control and a user-defined token.
+    using tokenizer::TokenType;
+    tokenizer::Vocab v({"<0x61>", "a", "aa", "b", "<ctl>", "<u>"}, {},
+                       {TokenType::byte, TokenType::normal, TokenType::normal, TokenType::normal, TokenType::control, TokenType::user_defined}, {},
+                       {}, tokenizer::VocabOptions{.model = tokenizer::Model::spm, .add_bos = false});
     const Tokenizer tok(std::move(v));
     const auto vocab = std::make_shared<const VocabTrie>(tok);
     Builder b;
-    const auto g = std::make_shared<const Grammar>(b.build(b.seq({b.repeat(b.literal("a"), 1, 3), b.optional(b.literal("<ctl>"))})));
+    const auto g = std::make_shared<const Grammar>(b.build(b.seq({b.repeat(b.literal("a"), 1, 3), b.optional(b.literal("<u>"))})));
     TokenConstraint c(g, vocab);
-    std::vector<float> logits(6, 0.0f);  // one past the vocabulary, as a padded output layer has
+    std::vector<float> logits(7, 0.0f);  // one past the vocabulary, as a padded output layer has
     EXPECT_EQ(c.mask(logits), 3u);       // <0x61>, a, aa
     EXPECT_EQ(logits[3], -INFINITY);
-    EXPECT_EQ(logits[5], -INFINITY);
+    EXPECT_EQ(logits[6], -INFINITY);
     c.accept(2);  // aa
-    logits.assign(6, 0.0f);
-    EXPECT_EQ(c.mask(logits), 3u);  // <0x61>, a, and the control token's text
-    EXPECT_EQ(logits[4], 0.0f);
-    c.accept(4);
+    logits.assign(7, 0.0f);
+    // <0x61>, a, and the user-defined token's text; a control token writes nothing, so never.
+    EXPECT_EQ(c.mask(logits), 3u);
+    EXPECT_EQ(logits[4], -INFINITY);
+    EXPECT_EQ(logits[5], 0.0f);
+    c.accept(5);
     EXPECT_TRUE(c.complete());
     EXPECT_FALSE(c.can_continue());
-    logits.assign(6, 0.0f);
+    logits.assign(7, 0.0f);
     EXPECT_EQ(c.mask(logits), 0u);  // complete: nothing but the (missing) end tokens
     // Stop tokens given by the caller end generation like the vocabulary's own.
     std::vector<char> allowed;
     const std::int32_t stop = 3;
     c.allowed(allowed, std::span(&stop, 1));
-    EXPECT_EQ(allowed, (std::vector<char>{0, 0, 0, 1, 0}));
+    EXPECT_EQ(allowed, (std::vector<char>{0, 0, 0, 1, 0, 0}));
 }
 
 // --- Generation under a schema ---

@@ -495,7 +495,7 @@ private:
             std::vector<char> productive(n, 0);
             for (bool changed = true; changed;) {
                 changed = false;
-                for (std::size_t r = 0; r < n; ++r)
+                for (std::size_t r = n; r-- > 0;)  // rules mostly refer to later ones: few passes this way
                     for (const auto& alt : rules[r]) {
                         bool all_null = true, all_prod = true;
                         for (const Element e : alt) {

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -372,12 +373,13 @@ private:
             Expr kv;
         };
         std::vector<Prop> required, optional;
-        std::vector<std::string> names, required_names;
+        std::vector<std::string> names;
+        std::set<std::string> required_names;
         if (const json::Value* r = s.find("required")) {
             if (!r->is_array()) fail("'required' must be an array", path);
             for (const auto& n : r->as_array()) {
                 if (!n.is_string()) fail("'required' must be an array of strings", path);
-                required_names.push_back(n.as_string());
+                required_names.insert(n.as_string());
             }
         }
         if (const json::Value* props = s.find("properties")) {
@@ -386,13 +388,14 @@ private:
             for (const auto& [name, p] : props->as_object()) {
                 const Expr value = visit(p, path + "/properties" + segment(name), depth + 1);
                 const Expr kv = b_.seq({b_.literal(json::dump(json::Value(name))), ws_, b_.literal(":"), ws_, value, ws_});
-                const bool req = std::find(required_names.begin(), required_names.end(), name) != required_names.end();
+                const bool req = required_names.count(name) > 0;
                 (req ? required : optional).push_back({name, kv});
                 names.push_back(name);
             }
         }
+        const std::set<std::string> listed(names.begin(), names.end());
         for (const auto& n : required_names)
-            if (std::find(names.begin(), names.end(), n) == names.end()) fail("required property '" + n + "' is not in 'properties'", path);
+            if (!listed.count(n)) fail("required property '" + n + "' is not in 'properties'", path);
         std::optional<Expr> extra_value;
         if (const json::Value* a = s.find("additionalProperties")) {
             if (a->is_bool()) {

@@ -2,9 +2,10 @@
 // Grammar-constrained sampling: which tokens of a vocabulary may come next so that the text stays a
 // prefix of the grammar's language, and advancing on the token chosen.
 //
-// VocabTrie holds every token's bytes (decode(id, special = true): control and user-defined tokens
-// match their text literally, e.g. Qwen's <tool_call>) in a byte trie, built once per tokenizer and
-// shared by every constraint. The mask is a walk of that trie from the matcher's state: a subtree is
+// VocabTrie holds every token's bytes, as generation writes them (Tokenizer::decode(id)), in a byte
+// trie built once per tokenizer and shared by every constraint: user-defined tokens such as Qwen's
+// <tool_call> match their text literally; control tokens write nothing, so they are never allowed
+// (the grammar would see text the output lacks). The mask is a walk of that trie from the matcher's state: a subtree is
 // skipped as soon as its prefix can't continue the text, so a state like "inside a string" costs a walk
 // of the vocabulary's shared prefixes, not a match per token. Tokens that end generation (the
 // vocabulary's end-of-generation tokens and BOS) are allowed exactly when the grammar is complete;
@@ -37,7 +38,7 @@ public:
                 ends_.push_back(id);
                 continue;
             }
-            bytes_[std::size_t(id)] = tok.decode(id, true);
+            bytes_[std::size_t(id)] = tok.decode(id);
             if (!bytes_[std::size_t(id)].empty()) order.push_back(id);
         }
         std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) { return bytes_[std::size_t(a)] < bytes_[std::size_t(b)]; });
