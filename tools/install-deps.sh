@@ -10,6 +10,7 @@ packages=(
   libgtest-dev         # tests
   libbenchmark-dev     # bench/
   curl                 # the server test's error cases
+  nginx                # the load-balancer test (two forge serve replicas behind it)
 )
 
 missing=()
