@@ -97,6 +97,9 @@ private:
 // Defined in model_adapter.hpp; instantiated where a program opens a CPU model of those traits.
 template <class Traits>
 std::unique_ptr<AnyModel> make_model(gguf::File file, ModelOptions opt);
+// The same for the GPU path (metal or metal-emu): defined in open_model.hpp.
+template <class Traits>
+std::unique_ptr<AnyModel> make_gpu_model(gguf::File file, ModelOptions opt);
 
 }  // namespace forge
 
@@ -106,3 +109,9 @@ std::unique_ptr<AnyModel> make_model(gguf::File file, ModelOptions opt);
     template std::unique_ptr<forge::AnyModel> forge::make_model<__VA_ARGS__>(forge::gguf::File, forge::ModelOptions)
 #define FORGE_EXTERN_MODEL(...) \
     extern template std::unique_ptr<forge::AnyModel> forge::make_model<__VA_ARGS__>(forge::gguf::File, forge::ModelOptions)
+// The same pair for the GPU forward pass and its MSL text; FORGE_INSTANTIATE_GPU_MODEL needs
+// forge/model/open_model.hpp.
+#define FORGE_INSTANTIATE_GPU_MODEL(...) \
+    template std::unique_ptr<forge::AnyModel> forge::make_gpu_model<__VA_ARGS__>(forge::gguf::File, forge::ModelOptions)
+#define FORGE_EXTERN_GPU_MODEL(...) \
+    extern template std::unique_ptr<forge::AnyModel> forge::make_gpu_model<__VA_ARGS__>(forge::gguf::File, forge::ModelOptions)
