@@ -1,9 +1,7 @@
 #pragma once
 // One function per `forge` subcommand, each in its own .cpp; main.cpp only dispatches.
-#include "forge/model/any_model.hpp"
-
-// Every command opens models as Model<Dynamic>, compiled once, in dynamic_model.cpp.
-FORGE_EXTERN_MODEL(forge::Dynamic);
+// Every command opens models of the file's shape, compiled once (dynamic_model.hpp).
+#include "dynamic_model.hpp"
 
 namespace forge::cli {
 
