@@ -1,8 +1,9 @@
 // `forge serve` end to end with the bundled model: greedy generation over HTTP is exactly llama2.c's
 // reference text (whole and streamed, and at temperatures too small to sample with), concurrent clients
 // all get answers, streamed chunks are valid JSON and UTF-8 and end with [DONE], a chunk-extension flood
-// leaves memory bounded, SIGTERM and SIGINT stop it cleanly and within the shutdown deadline, and bad
-// options are one-line errors.
+// leaves memory bounded, SIGTERM and SIGINT stop it cleanly and within the shutdown deadline, CORS and
+// /metrics work, forced tool calls and json_schema replies follow their schemas, and bad options are
+// one-line errors.
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -294,6 +295,46 @@ TEST(CliServe, CorsOriginsAndMetrics) {
     EXPECT_NE(m.body.find("\nforge_generated_tokens_total " + std::to_string(int(generated)) + "\n"), std::string::npos) << m.body;
     EXPECT_NE(m.body.find("\nforge_time_to_first_token_seconds_count 1\n"), std::string::npos) << m.body;
     EXPECT_EQ(m.headers.count("access-control-allow-origin"), 0u) << "no Origin, no CORS header";
+}
+
+// Structured output through the real server and model: a forced call's arguments and a json_schema
+// reply both follow their schemas.
+TEST(CliServe, ForcedToolCallsAndJsonSchemaRepliesFollowTheirSchemas) {
+    ServeProcess server(FORGE_CLI, {"--threads", "1"});
+    TestClient c(server.port());
+    const json::Value schema = json::parse(R"({"type":"object","properties":{"city":{"type":"string","maxLength":20},"days":{"type":"integer","minimum":0}},
+                                               "required":["city","days"],"additionalProperties":false})");
+    const json::Value messages = json::Array{json::Object{{"role", "user"}, {"content", "Weather in Paris for two days?"}}};
+    c.send(post("/v1/chat/completions",
+                json::dump(json::Object{{"messages", messages},
+                                        {"max_tokens", 100},
+                                        {"tools", json::Array{json::Object{{"type", "function"},
+                                                                           {"function", json::Object{{"name", "forecast"}, {"parameters", schema}}}}}},
+                                        {"tool_choice", "required"}})));
+    HttpResponse r = c.response();
+    ASSERT_EQ(r.status, 200) << r.body;
+    json::Value v = json::parse(r.body);
+    const json::Value& choice = v.at("choices").as_array().at(0);
+    EXPECT_EQ(choice.at("finish_reason").as_string(), "tool_calls");
+    for (const auto& call : choice.at("message").at("tool_calls").as_array()) {
+        EXPECT_EQ(call.at("function").at("name").as_string(), "forecast");
+        const json::Value args = json::parse(call.at("function").at("arguments").as_string());
+        EXPECT_EQ(args.as_object().size(), 2u);
+        EXPECT_LE(args.at("city").as_string().size(), 20u);
+        EXPECT_GE(args.at("days").as_number(), 0);
+    }
+
+    c.send(post("/v1/chat/completions",
+                json::dump(json::Object{{"messages", messages},
+                                        {"max_tokens", 100},
+                                        {"seed", 1},
+                                        {"response_format", json::Object{{"type", "json_schema"}, {"json_schema", json::Object{{"name", "f"}, {"schema", schema}}}}}})));
+    r = c.response();
+    ASSERT_EQ(r.status, 200) << r.body;
+    v = json::parse(r.body);
+    const json::Value reply = json::parse(v.at("choices").as_array().at(0).at("message").at("content").as_string());
+    EXPECT_LE(reply.at("city").as_string().size(), 20u);
+    EXPECT_GE(reply.at("days").as_number(), 0);
 }
 
 TEST(CliServe, BadOptionsAreOneLineErrors) {

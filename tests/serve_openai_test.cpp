@@ -642,9 +642,11 @@ TEST(OpenAIRoutes, JsonSchemaRepliesParseAndValidateWithTheBundledModel) {
         ASSERT_EQ(r.status, 200) << r.body;
         std::string text;
         if (extra.find("stream") != std::string::npos) {
-            for (const auto& ev : events(r.body))
-                if (ev != "[DONE]")
-                    if (const json::Value* c = json::parse(ev).at("choices").as_array().at(0).at("delta").find("content")) text += c->as_string();
+            for (const auto& ev : events(r.body)) {
+                if (ev == "[DONE]") continue;
+                const json::Value chunk = json::parse(ev);
+                if (const json::Value* c = chunk.at("choices").as_array().at(0).at("delta").find("content")) text += c->as_string();
+            }
         } else {
             const json::Value v = json::parse(r.body);
             EXPECT_EQ(v.at("choices").as_array().at(0).at("finish_reason").as_string(), "stop") << r.body;
