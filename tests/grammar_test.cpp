@@ -247,11 +247,33 @@ TEST(JsonSchema, TypesAnyOfRefsAndFormats) {
     EXPECT_EQ(rejected_at(f, R"({"d":"2026-12-04","t":"2026-12-04T25)"), 35u);
 }
 
+TEST(JsonSchema, Patterns) {
+    const auto code = schema_grammar(R"({"type":"string","pattern":"^[A-Z]{2}-\\d{3,4}(\\.[a-z]+)?$"})");
+    EXPECT_TRUE(matches(code, R"("AB-123")"));
+    EXPECT_TRUE(matches(code, R"("XY-1234.ext")"));
+    EXPECT_EQ(rejected_at(code, R"("Ab-123")"), 2u);
+    EXPECT_EQ(rejected_at(code, R"("AB-12345")"), 8u);
+    EXPECT_FALSE(matches(code, R"("AB-12")"));
+    // Unanchored: anywhere in the string; characters JSON escapes are written escaped.
+    const auto has = schema_grammar(R"({"pattern":"a\"b|\\n"})");
+    EXPECT_TRUE(matches(has, R"("xx a\"b yy")"));
+    EXPECT_TRUE(matches(has, R"("line\nbreak")"));
+    EXPECT_FALSE(matches(has, R"("ab")"));
+    const auto any = schema_grammar(R"({"pattern":"^[^a]*.$"})");
+    EXPECT_TRUE(matches(any, "\"\xC3\xA9\\t\\\"z\""));  // é, an escaped tab and quote, z
+    EXPECT_EQ(rejected_at(any, R"("bab")"), 3u);
+    const auto alt = schema_grammar(R"({"pattern":"^(cat|dog)s?$"})");
+    for (const char* ok : {R"("cat")", R"("dogs")"}) EXPECT_TRUE(matches(alt, ok)) << ok;
+    EXPECT_EQ(rejected_at(alt, R"("cow")"), 2u);
+}
+
 TEST(JsonSchema, UnsupportedKeywordsNameTheKeywordAndPath) {
     const auto err = [](std::string_view schema) { return error_of([&] { json_schema_grammar(json::parse(schema)); }); };
     EXPECT_EQ(err(R"({"type":"object","properties":{"x":{"type":"object","patternProperties":{}}}})"),
               "json_schema: unsupported keyword 'patternProperties' at /properties/x");
-    EXPECT_EQ(err(R"({"type":"string","pattern":"^a+$"})"), "json_schema: unsupported keyword 'pattern' at the root");
+    EXPECT_EQ(err(R"({"type":"string","pattern":"^(a)\\1$"})"), "json_schema: unsupported 'pattern' (regex: unsupported escape at offset 4) at the root");
+    EXPECT_EQ(err(R"({"type":"string","pattern":"^(?=a)$"})"), "json_schema: unsupported 'pattern' (regex: unsupported group (only (?:...) is) at offset 3) at the root");
+    EXPECT_EQ(err(R"({"pattern":"a","maxLength":3})"), "json_schema: 'pattern' together with 'format', 'minLength' or 'maxLength' is unsupported at the root");
     EXPECT_EQ(err(R"({"type":"array","items":{"type":"integer","maximum":3}})"), "json_schema: unsupported keyword 'maximum' at /items");
     EXPECT_EQ(err(R"({"anyOf":[{"type":"null"},{"not":{}}]})"), "json_schema: unsupported keyword 'not' at /anyOf/1");
     EXPECT_EQ(err(R"({"type":"string","format":"email"})"),

@@ -150,6 +150,43 @@ public:
     Expr chars(std::vector<CharRange> ranges, bool negated = false) {
         return add({.kind = Kind::chars, .ranges = normalize(std::move(ranges), negated)});
     }
+    // Sorted, merged, surrogate-free ranges (complemented when `negated`): the characters chars() matches.
+    static std::vector<CharRange> normalize(std::vector<CharRange> in, bool negated) {
+        std::vector<CharRange> ranges;
+        for (auto r : in) {
+            r.hi = std::min<char32_t>(r.hi, 0x10FFFF);
+            if (r.lo <= r.hi) ranges.push_back(r);
+        }
+        std::sort(ranges.begin(), ranges.end(), [](CharRange a, CharRange b) { return a.lo < b.lo; });
+        std::vector<CharRange> merged;
+        for (const auto r : ranges) {
+            if (!merged.empty() && r.lo <= merged.back().hi + 1) {
+                merged.back().hi = std::max(merged.back().hi, r.hi);
+            } else {
+                merged.push_back(r);
+            }
+        }
+        if (negated) {
+            std::vector<CharRange> rest;
+            char32_t next = 0;
+            for (const auto r : merged) {
+                if (r.lo > next) rest.push_back({next, r.lo - 1});
+                next = r.hi + 1;
+            }
+            if (next <= 0x10FFFF) rest.push_back({next, 0x10FFFF});
+            merged = std::move(rest);
+        }
+        std::vector<CharRange> out;
+        for (const auto r : merged) {
+            if (r.hi < 0xD800 || r.lo > 0xDFFF) {
+                out.push_back(r);
+                continue;
+            }
+            if (r.lo < 0xD800) out.push_back({r.lo, 0xD7FF});
+            if (r.hi > 0xDFFF) out.push_back({0xE000, r.hi});
+        }
+        return out;
+    }
     Expr empty() { return add({.kind = Kind::seq}); }
     Expr seq(std::vector<Expr> parts) { return add({.kind = Kind::seq, .kids = std::move(parts)}); }
     // Matches any one of `options` (none: matches nothing).
@@ -215,44 +252,6 @@ private:
         if (nodes_.size() >= kMaxElements) throw Error("grammar: more than " + std::to_string(kMaxElements) + " pieces");
         nodes_.push_back(std::move(n));
         return Expr{std::uint32_t(nodes_.size() - 1)};
-    }
-
-    // Sorted, merged, surrogate-free ranges (complemented when `negated`).
-    static std::vector<CharRange> normalize(std::vector<CharRange> in, bool negated) {
-        std::vector<CharRange> ranges;
-        for (auto r : in) {
-            r.hi = std::min<char32_t>(r.hi, 0x10FFFF);
-            if (r.lo <= r.hi) ranges.push_back(r);
-        }
-        std::sort(ranges.begin(), ranges.end(), [](CharRange a, CharRange b) { return a.lo < b.lo; });
-        std::vector<CharRange> merged;
-        for (const auto r : ranges) {
-            if (!merged.empty() && r.lo <= merged.back().hi + 1) {
-                merged.back().hi = std::max(merged.back().hi, r.hi);
-            } else {
-                merged.push_back(r);
-            }
-        }
-        if (negated) {
-            std::vector<CharRange> rest;
-            char32_t next = 0;
-            for (const auto r : merged) {
-                if (r.lo > next) rest.push_back({next, r.lo - 1});
-                next = r.hi + 1;
-            }
-            if (next <= 0x10FFFF) rest.push_back({next, 0x10FFFF});
-            merged = std::move(rest);
-        }
-        std::vector<CharRange> out;
-        for (const auto r : merged) {
-            if (r.hi < 0xD800 || r.lo > 0xDFFF) {
-                out.push_back(r);
-                continue;
-            }
-            if (r.lo < 0xD800) out.push_back({r.lo, 0xD7FF});
-            if (r.hi > 0xDFFF) out.push_back({0xE000, r.hi});
-        }
-        return out;
     }
 
     // texts[begin, end) (sorted, distinct) share their first `depth` bytes: their common prefix beyond

@@ -23,9 +23,11 @@
 //   $ref                  "#", "#/$defs/NAME", "#/definitions/NAME"; recursion allowed, a cycle that
 //                         never ends is an error
 //   format                date, time, date-time, uuid (string shapes); other formats are refused
+//   pattern               the regular expression subset of regex.hpp; not together with format,
+//                         minLength or maxLength
 //   minimum               0 only (numbers without a minus sign)
 //   ignored annotations   title, description, default, examples, $schema, $id, $comment, $defs, definitions
-// Any other keyword (pattern, maximum, patternProperties, ...) is a forge::Error naming it and where it
+// Any other keyword (maximum, patternProperties, ...) is a forge::Error naming it and where it
 // is: "json_schema: unsupported keyword 'patternProperties' at /properties/x".
 #include <algorithm>
 #include <cmath>
@@ -39,6 +41,7 @@
 
 #include "forge/core/error.hpp"
 #include "forge/grammar/grammar.hpp"
+#include "forge/grammar/regex.hpp"
 #include "forge/json/json.hpp"
 
 namespace forge::grammar {
@@ -112,7 +115,7 @@ private:
     static bool is_keyword(std::string_view k) {
         for (const std::string_view a : {"type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
                                          "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minLength", "maxLength", "format",
-                                         "minimum"})
+                                         "pattern", "minimum"})
             if (k == a) return true;
         return is_annotation(k);
     }
@@ -199,7 +202,7 @@ private:
             if (s.find(k)) return typed(s, "object", path, depth);
         for (const char* k : {"items", "prefixItems", "minItems", "maxItems"})
             if (s.find(k)) return typed(s, "array", path, depth);
-        for (const char* k : {"minLength", "maxLength", "format"})
+        for (const char* k : {"minLength", "maxLength", "format", "pattern"})
             if (s.find(k)) return typed(s, "string", path, depth);
         if (s.find("minimum")) return typed(s, "number", path, depth);
         return value_;
@@ -285,6 +288,16 @@ private:
     }
 
     Expr string(const json::Value& s, const std::string& path) {
+        if (const json::Value* p = s.find("pattern")) {
+            if (!p->is_string()) fail("'pattern' must be a string", path);
+            if (s.find("format") || s.find("minLength") || s.find("maxLength"))
+                fail("'pattern' together with 'format', 'minLength' or 'maxLength' is unsupported", path);
+            try {
+                return b_.seq({b_.literal("\""), regex_string_content(b_, p->as_string()), b_.literal("\"")});
+            } catch (const Error& e) {
+                fail(std::string("unsupported 'pattern' (") + e.what() + ")", path);
+            }
+        }
         if (const json::Value* f = s.find("format")) {
             if (!f->is_string()) fail("'format' must be a string", path);
             return b_.seq({b_.literal("\""), format(f->as_string(), path), b_.literal("\"")});
