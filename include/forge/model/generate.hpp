@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "forge/core/printable.hpp"
 #include "forge/grammar/token_mask.hpp"
 #include "forge/model/any_model.hpp"
 #include "forge/sample/sampler.hpp"
