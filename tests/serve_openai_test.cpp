@@ -609,8 +609,8 @@ TEST(OpenAIRequest, ResponseFormatIsCheckedAndCompiled) {
     expect_chat_refused(R"(,"response_format":{"type":"json_schema","json_schema":{"strict":"yes","schema":{}}})",
                         "response_format.json_schema.strict", "must be a boolean");
     // What the schema compiler does not support is named, with where it is.
-    expect_chat_refused(R"(,"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"object","properties":{"x":{"type":"string","pattern":"a+"}}}}})",
-                        "response_format.json_schema.schema", "unsupported keyword 'pattern' at /properties/x");
+    expect_chat_refused(R"(,"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"object","properties":{"x":{"type":"object","patternProperties":{"^a":{}}}}}}})",
+                        "response_format.json_schema.schema", "unsupported keyword 'patternProperties' at /properties/x");
     EXPECT_EQ(parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"text"}})").options.grammar, nullptr);
     // json_object: any JSON object, nothing else.
     const auto object = parse_chat_request(R"({"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}})").options.grammar;
