@@ -1,10 +1,13 @@
 #pragma once
-// Chat prompts (forge::chat). A GGUF file carries its chat format as a Jinja template (`tokenizer.chat_template`);
-// forge does not run Jinja but recognises the five common families from the template's text and renders
-// them itself: ChatML, Llama-2, Llama-3, Zephyr and Mistral, with ChatML when nothing matches.
-// The template's markers (<|im_start|>, [INST], <s>, ...) become special tokens when the vocabulary has
-// them; the messages' own text never does, so a user cannot forge a turn by typing a marker.
+// Chat prompts (forge::chat). A GGUF file carries its chat format as a Jinja template
+// (`tokenizer.chat_template`), which chat::Template runs with forge's own engine (forge/chat/jinja.hpp).
+// A file without one, or whose template does not parse, falls back to a built-in family recognised from
+// the template's text: ChatML, Llama-2, Llama-3, Zephyr and Mistral, with ChatML when nothing matches.
+// Text the template writes (<|im_start|>, [INST], <s>, ...) becomes special tokens where the vocabulary
+// has them; the messages' own text never does, so a user cannot forge a turn by typing a marker.
 #include <cstdint>
+#include <ctime>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -12,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "forge/chat/jinja.hpp"
 #include "forge/gguf/reader.hpp"
 #include "forge/json/json.hpp"
 #include "forge/tokenizer/tokenizer.hpp"
@@ -161,14 +165,12 @@ inline std::string_view token_text_or(const Tokenizer& tok, std::int32_t id, std
     return id == tokenizer::kNoToken ? fallback : std::string_view(tok.token_text(id));
 }
 
-// Token ids for a chat prompt. A marker the vocabulary has as a control or user-defined token is that
-// token; any other marker is text. Runs of text are encoded whole, as if the prompt were one string
-// split at its special tokens. BOS comes first when the vocabulary adds one, and never twice.
-inline std::vector<std::int32_t> encode(const Tokenizer& tok, Format format, std::span<const Message> messages) {
+// Token ids for a rendered prompt. Text the template wrote (markers) is searched for the vocabulary's
+// control and user-defined tokens; text from the messages never is. Between special tokens, runs of text
+// (both kinds) are encoded whole, as if the prompt were one string split at its special tokens. BOS comes
+// first when the vocabulary adds one, and never twice (a template that writes bos_token itself).
+inline std::vector<std::int32_t> encode_parts(const Tokenizer& tok, std::span<const PromptPart> parts) {
     using tokenizer::TokenType;
-    const bool llama3 = format == Format::llama3;
-    const auto parts = render(format, messages, token_text_or(tok, tok.bos(), llama3 ? "<|begin_of_text|>" : "<s>"),
-                                   token_text_or(tok, tok.eos(), llama3 ? "<|end_of_text|>" : "</s>"));
     std::vector<std::int32_t> ids;
     if (tok.add_bos() && tok.bos() != tokenizer::kNoToken) ids.push_back(tok.bos());
     std::string text;
@@ -178,16 +180,176 @@ inline std::vector<std::int32_t> encode(const Tokenizer& tok, Format format, std
         text.clear();
     };
     for (const auto& part : parts) {
-        const auto id = part.marker ? tok.vocab().find(part.text) : std::nullopt;
-        if (!id || (tok.vocab().type(*id) != TokenType::control && tok.vocab().type(*id) != TokenType::user_defined)) {
+        if (!part.marker) {
             text += part.text;
             continue;
         }
-        flush();
-        if (!(*id == tok.bos() && ids.size() == 1 && ids[0] == tok.bos())) ids.push_back(*id);
+        // The tokenizer's own split finds the special tokens; the text between them joins the run.
+        std::size_t pos = 0;
+        for (const std::int32_t id : tok.encode(part.text, false, true)) {
+            const TokenType type = tok.vocab().type(id);
+            if (type != TokenType::control && type != TokenType::user_defined) continue;
+            const std::size_t at = part.text.find(tok.token_text(id), pos);
+            if (at == std::string::npos) continue;
+            text.append(part.text, pos, at - pos);
+            flush();
+            if (!(id == tok.bos() && ids.size() == 1 && ids[0] == tok.bos())) ids.push_back(id);
+            pos = at + tok.token_text(id).size();
+            if (tok.vocab().strips_space_after(id))
+                while (pos < part.text.size() && (part.text[pos] == ' ' || (part.text[pos] >= '\t' && part.text[pos] <= '\r'))) ++pos;
+        }
+        text.append(part.text, pos);
     }
     flush();
     return ids;
+}
+
+// How a conversation is rendered, beyond its messages.
+struct RenderOptions {
+    json::Array tools;                   // OpenAI's shape: [{"type": "function", "function": {name, description, parameters}}]
+    bool add_generation_prompt = true;   // end where the assistant's reply begins
+    bool enable_thinking = true;         // for templates with a reasoning switch (Qwen 3, SmolLM 3, ...)
+    json::Object extra;                  // more values for the template (chat_template_kwargs); data, like messages
+    std::string bos_token, eos_token;    // what the template writes for them (encode() takes the vocabulary's)
+};
+
+// A model's chat template: its own Jinja template, or a built-in family for files without one (or with
+// one that does not parse).
+class Template {
+public:
+    explicit Template(Format builtin) : format_(builtin) {}
+
+    // A Jinja template's text (--chat-template-file): a parse error is a forge::Error naming line:column.
+    explicit Template(std::string_view jinja_text)
+        : format_(detect_format(jinja_text)), jinja_(std::make_shared<const jinja::Template>(jinja_text)) {
+        system_role_ = writes_system_message();
+    }
+
+    // The file's template; the built-in family its text suggests when it has none or it does not parse.
+    static Template of(const gguf::File& file) {
+        const auto text = file.get_string("tokenizer.chat_template");
+        if (!text) return Template(Format::chatml);
+        try {
+            return Template(std::string_view(*text));
+        } catch (const Error&) {
+            return Template(detect_format(*text));
+        }
+    }
+
+    bool is_jinja() const { return jinja_ != nullptr; }
+    // The family the template's text resembles (the built-in one when there is no Jinja template).
+    Format format() const { return format_; }
+    // The Jinja source (normalized newlines), empty for a built-in family.
+    std::string_view source() const { return jinja_ ? std::string_view(jinja_->source()) : std::string_view(); }
+
+    // The prompt in order: what the template wrote (markers) and what came from the messages, tools and
+    // extra values (text).
+    std::vector<PromptPart> render_parts(std::span<const Message> messages, const RenderOptions& opt = {}) const {
+        if (!jinja_) return chat::render(format_, messages, opt.bos_token, opt.eos_token);
+        std::vector<PromptPart> parts;
+        for (auto& p : jinja_->render_parts(context(adapted(messages), opt), trusted(opt))) parts.push_back({std::move(p.text), p.from_template});
+        return parts;
+    }
+
+    std::string render(std::span<const Message> messages, const RenderOptions& opt = {}) const { return to_text(render_parts(messages, opt)); }
+
+    // Token ids of the prompt (see encode_parts), with bos_token and eos_token the vocabulary's.
+    std::vector<std::int32_t> encode(const Tokenizer& tok, std::span<const Message> messages, RenderOptions opt = {}) const {
+        const bool llama3 = format_ == Format::llama3 && !jinja_;
+        opt.bos_token = token_text_or(tok, tok.bos(), jinja_ ? "" : llama3 ? "<|begin_of_text|>" : "<s>");
+        opt.eos_token = token_text_or(tok, tok.eos(), jinja_ ? "" : llama3 ? "<|end_of_text|>" : "</s>");
+        return encode_parts(tok, render_parts(messages, opt));
+    }
+
+    // The messages as the OpenAI API carries them (role, content, name, tool_call_id, tool_calls with
+    // arguments as an object), which is what chat templates read.
+    static json::Value messages_json(std::span<const Message> messages) {
+        json::Array out;
+        for (const auto& m : messages) {
+            json::Value j = json::Object{};
+            j.set("role", m.role);
+            j.set("content", m.content);
+            if (!m.name.empty()) j.set("name", m.name);
+            if (!m.tool_call_id.empty()) j.set("tool_call_id", m.tool_call_id);
+            if (!m.tool_calls.empty()) {
+                json::Array calls;
+                for (const auto& c : m.tool_calls) {
+                    json::Value call = json::Object{};
+                    call.set("type", "function");
+                    json::Value fn = json::Object{};
+                    fn.set("name", c.name);
+                    fn.set("arguments", c.arguments);
+                    call.set("function", std::move(fn));
+                    if (!c.id.empty()) call.set("id", c.id);
+                    calls.push_back(std::move(call));
+                }
+                j.set("tool_calls", std::move(calls));
+            }
+            out.push_back(std::move(j));
+        }
+        return out;
+    }
+
+private:
+    // Whether the template writes a leading system message (llama.cpp probes the same way); templates
+    // without a system role raise or drop it.
+    bool writes_system_message() const {
+        try {
+            const Message probe[] = {{"system", "System message"}, {"user", "User message"}};
+            return jinja_->render(context(probe, {}), trusted({})).find("System message") != std::string::npos;
+        } catch (const Error&) {
+            return false;
+        }
+    }
+
+    // The messages as llama.cpp's server hands them to a template: "developer" is "system" (but for
+    // gpt-oss, whose template knows the developer role), and where the template has no system role the
+    // system text leads the next message.
+    std::vector<Message> adapted(std::span<const Message> messages) const {
+        std::vector<Message> out(messages.begin(), messages.end());
+        if (jinja_->source().find("<|channel|>") == std::string::npos)
+            for (auto& m : out)
+                if (m.role == "developer") m.role = "system";
+        if (!system_role_ && !out.empty() && out.front().role == "system") {
+            if (out.size() > 1) out[1].content = out[0].content + "\n" + out[1].content;
+            out.erase(out.begin());
+        }
+        return out;
+    }
+
+    static json::Value context(std::span<const Message> messages, const RenderOptions& opt) {
+        json::Value c = json::Object{};
+        c.set("messages", messages_json(messages));
+        if (!opt.tools.empty()) c.set("tools", opt.tools);
+        c.set("add_generation_prompt", opt.add_generation_prompt);
+        c.set("enable_thinking", opt.enable_thinking);
+        for (const auto& [k, v] : opt.extra) c.set(k, v);
+        return c;
+    }
+
+    // forge's own values: bos/eos as the template may write them as tokens, and today's date as
+    // llama.cpp offers it (date_string, which Llama 3.x templates print, and datetime).
+    static json::Value trusted(const RenderOptions& opt) {
+        json::Value t = json::Object{};
+        t.set("bos_token", opt.bos_token);
+        t.set("eos_token", opt.eos_token);
+        const std::time_t now = std::time(nullptr);
+        std::tm tm{};
+        localtime_r(&now, &tm);
+        char buf[64];
+        t.set("date_string", std::string(buf, std::strftime(buf, sizeof buf, "%d %b %Y", &tm)));
+        t.set("datetime", std::string(buf, std::strftime(buf, sizeof buf, "%b %d %Y", &tm)));
+        return t;
+    }
+
+    Format format_;
+    std::shared_ptr<const jinja::Template> jinja_;
+    bool system_role_ = true;
+};
+
+// The prompt of `format`'s built-in rendering as token ids (kept for callers of the built-in families).
+inline std::vector<std::int32_t> encode(const Tokenizer& tok, Format format, std::span<const Message> messages) {
+    return Template(format).encode(tok, messages);
 }
 
 }  // namespace forge::chat

@@ -35,22 +35,27 @@ public:
     static LanguageModel open(const std::string& path, ModelOptions opt = {}) {
         gguf::File file = gguf::File::open(path);
         Tokenizer tok = Tokenizer::from_gguf(file);
-        const chat::Format format = chat::format_of(file);
+        chat::Template chat = chat::Template::of(file);
         auto model = open_model<T>(file, opt);
         opt.check_tensors = false;  // checked once
-        return LanguageModel(std::move(model), std::move(tok), format, [file, opt] { return open_model<T>(file, opt); });
+        return LanguageModel(std::move(model), std::move(tok), std::move(chat), [file, opt] { return open_model<T>(file, opt); });
     }
 
     AnyModel& model() { return *model_; }
     const AnyModel& model() const { return *model_; }
     const Tokenizer& tokenizer() const { return tok_; }
-    chat::Format chat_format() const { return format_; }
+    // The model's chat template (its own Jinja template, or the built-in family it resembles).
+    const chat::Template& chat_template() const { return chat_; }
+    chat::Format chat_format() const { return chat_.format(); }
 
     // `text` as tokens, after BOS when the model's vocabulary adds one and `add_bos` is true.
     std::vector<std::int32_t> tokenize(std::string_view text, bool add_bos = true) const { return tok_.encode(text, add_bos && tok_.add_bos()); }
     std::string detokenize(std::span<const std::int32_t> tokens) const { return tok_.decode(tokens); }
-    // The prompt for `messages` in the model's chat format, ending where the assistant's reply begins.
-    std::vector<std::int32_t> chat_prompt(std::span<const chat::Message> messages) const { return chat::encode(tok_, format_, messages); }
+    // The prompt for `messages` by the model's chat template, ending where the assistant's reply begins
+    // (unless `opt` says otherwise).
+    std::vector<std::int32_t> chat_prompt(std::span<const chat::Message> messages, const chat::RenderOptions& opt = {}) const {
+        return chat_.encode(tok_, messages, opt);
+    }
 
     // Generates a completion of `prompt`, the whole sequence so far: the model keeps the longest prefix of
     // it that it holds and feeds only the rest. The result's prompt_tokens counts the tokens fed.
@@ -66,12 +71,12 @@ public:
 
 private:
     using Reopen = std::function<std::unique_ptr<AnyModel>()>;
-    LanguageModel(std::unique_ptr<AnyModel> model, Tokenizer tok, chat::Format format, Reopen reopen)
-        : model_(std::move(model)), tok_(std::move(tok)), format_(format), reopen_(std::move(reopen)) {}
+    LanguageModel(std::unique_ptr<AnyModel> model, Tokenizer tok, chat::Template chat, Reopen reopen)
+        : model_(std::move(model)), tok_(std::move(tok)), chat_(std::move(chat)), reopen_(std::move(reopen)) {}
 
     std::unique_ptr<AnyModel> model_;
     Tokenizer tok_;
-    chat::Format format_;
+    chat::Template chat_;
     Reopen reopen_;
 };
 
