@@ -727,8 +727,8 @@ TEST(MetalEmulator, ReportsDivergentSimdgroupOperation) {
     EXPECT_EQ(download<float>(*out, 64), std::vector<float>(64, 32.0f));
 }
 
-// Runs one fault kernel over 256 threads with threadgroup memory; the output.
-std::vector<float> run_fault_kernel(Device& dev, const std::string& kernel, std::uint32_t n) {
+// Runs one fault kernel over `groups` threadgroups of 256 threads with threadgroup memory; the output.
+std::vector<float> run_fault_kernel(Device& dev, const std::string& kernel, std::uint32_t n, std::uint32_t groups = 1) {
     auto& e = dev.encoder();
     auto out = dev.new_buffer(256 * 4);
     const emu_test::FaultParams p{n};
@@ -736,7 +736,7 @@ std::vector<float> run_fault_kernel(Device& dev, const std::string& kernel, std:
     e.set_buffer(0, *out, 0);
     e.set_bytes(1, &p, sizeof p);
     e.set_threadgroup_memory(256 * 4);
-    e.dispatch({2}, {256});
+    e.dispatch({groups}, {256});
     dev.finish();
     return download<float>(*out, 256);
 }
@@ -748,7 +748,7 @@ TEST(MetalEmulator, ReportsARaceOnThreadgroupMemory) {
     for (std::uint32_t i = 0; i < 256; ++i) ASSERT_EQ(got[i], float((i + 1) % 256)) << i;
     // Without it, the read is a race even when the writer happened to run first.
     expect_error([&] { run_fault_kernel(*dev, "missing_barrier", 256); }, "race on threadgroup memory");
-    expect_error([&] { run_fault_kernel(*dev, "missing_barrier", 256); }, "with no threadgroup_barrier between");
+    expect_error([&] { run_fault_kernel(*dev, "missing_barrier", 256); }, "with no barrier between");
 }
 
 TEST(MetalEmulator, ReportsARaceBetweenLanesWithoutSimdgroupBarrier) {
@@ -756,6 +756,12 @@ TEST(MetalEmulator, ReportsARaceBetweenLanesWithoutSimdgroupBarrier) {
     const auto got = run_fault_kernel(*dev, "simd_exchange", 1);
     for (std::uint32_t i = 0; i < 256; ++i) ASSERT_EQ(got[i], float(i ^ 1)) << i;
     expect_error([&] { run_fault_kernel(*dev, "simd_exchange", 0); }, "race on threadgroup memory");
+}
+
+TEST(MetalEmulator, ReportsARaceBetweenThreadgroupsOnDeviceMemory) {
+    // Two threadgroups of one dispatch write the same outputs: nothing orders them.
+    auto dev = fault_device();
+    expect_error([&] { run_fault_kernel(*dev, "exchange", 256, 2); }, "of another threadgroup (threadgroups of one dispatch run in no order)");
 }
 
 TEST(MetalEmulator, RunsThreadsAndThreadgroupsInASeededOrder) {

@@ -79,8 +79,12 @@ public:
         Launch launch;
         launch.kernel = source_->name.data();
         launch.entry = entry_->entry;
-        for (std::size_t i = 0; i < source_->n_buffers; ++i)
-            launch.buffers.push_back(Region{bound_[i].lo, bound_[i].hi, "buffer " + std::to_string(i) + " '" + std::string(source_->buffers[i].name) + "'"});
+        for (std::size_t i = 0; i < source_->n_buffers; ++i) {
+            // Writable buffers are race-checked (their elements are Refs); read-only ones need not be.
+            const bool writable = !source_->buffers[i].type.starts_with("const ");
+            launch.buffers.push_back(Region{bound_[i].lo, bound_[i].hi, "buffer " + std::to_string(i) + " '" + std::string(source_->buffers[i].name) + "'",
+                                            writable ? &runner_.ops() : nullptr});
+        }
         if (params.size() > sizeof(launch.params)) throw Error(prefix() + "parameters of " + std::to_string(params.size()) + " bytes are over the emulator's limit");
         std::memcpy(launch.params, params.data(), params.size());
         launch.params_size = params.size();
@@ -104,6 +108,7 @@ private:
 
     // Threadgroups in a drawn order (the runner's generator): no kernel may depend on one.
     void run(const Launch& launch, Size3 groups) {
+        runner_.begin_dispatch();
         runner_.shuffled(group_order_, std::uint32_t(groups.count()));
         for (const std::uint32_t i : group_order_) {
             const std::uint32_t g[3] = {i % groups.x, i / groups.x % groups.y, i / (groups.x * groups.y)};

@@ -7,11 +7,12 @@
 // has reached one (lanes that returned are inactive, as on the GPU); a threadgroup barrier completes when
 // every thread of the group has reached it. Anything else (a barrier some thread returned before, lanes
 // of one simdgroup waiting on different operations) is reported as a forge::Error, as are out-of-bounds
-// or misaligned accesses through the checked pointers below, and races on threadgroup memory: every
-// access through a threadgroup pointer is recorded (who wrote and read each 2-byte unit since the last
-// barrier), and a read or write by one thread of what another wrote, or a write of what another read,
-// with no threadgroup_barrier between (nor a simdgroup_barrier, for lanes of one simdgroup) is a race,
-// whatever order the threads happened to run in.
+// or misaligned accesses through the checked pointers below, and races: every access to threadgroup
+// memory or a writable device buffer is recorded (who wrote and read each 2 bytes), and a read or write
+// by one thread of what another wrote, or a write of what another read, with nothing ordering them is a
+// race, whatever order the threads happened to run in. A threadgroup_barrier orders the memory its flags
+// name within the group, a simdgroup_barrier the lanes of one simdgroup; threadgroups of one dispatch
+// are never ordered.
 #include <ucontext.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "forge/core/error.hpp"
@@ -83,90 +85,7 @@ namespace forge::metal::emu {
 
 inline constexpr std::uint32_t kSimdWidth = 32;
 
-// A bound buffer (or a group's threadgroup memory): what a checked pointer may touch.
-struct Region {
-    std::byte* lo = nullptr;
-    std::byte* hi = nullptr;
-    std::string name;
-};
-
-// Thrown inside a fiber by a faulting access; the scheduler turns it into a forge::Error.
-struct KernelFault {
-    std::string what;
-};
-
-[[noreturn]] inline void fault_access(const Region* r, const void* p, std::size_t size, std::size_t align) {
-    if (!r) throw KernelFault{"access through an unbound pointer"};
-    const auto off = std::intptr_t(reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(r->lo));
-    const bool inside = off >= 0 && std::size_t(off) + size <= std::size_t(r->hi - r->lo);
-    throw KernelFault{std::string(inside ? "misaligned" : "out-of-bounds") + " access of " + std::to_string(size) +
-                      " bytes (alignment " + std::to_string(align) + ") at byte offset " + std::to_string(off) + " of '" +
-                      r->name + "' (" + std::to_string(r->hi - r->lo) + " bytes)"};
-}
-
-// A bounds- and alignment-checked pointer into one Region: what DPTR(T) / TPTR(T) mean in the emulator.
-template <class T>
-class Ptr {
-public:
-    using Byte = std::conditional_t<std::is_const_v<T>, const std::byte, std::byte>;
-
-    Ptr() = default;
-    Ptr(Byte* p, const Region* r) : p_(p), r_(r) {}
-    template <class U>
-        requires(!std::is_same_v<U, T> && std::is_convertible_v<U*, T*>)
-    Ptr(const Ptr<U>& o) : p_(o.byte_ptr()), r_(o.region()) {}
-
-    T& operator*() const { return at(0); }
-    template <class I>
-        requires std::is_integral_v<I>
-    T& operator[](I i) const {
-        return at(std::ptrdiff_t(i));
-    }
-    template <class I>
-        requires std::is_integral_v<I>
-    Ptr operator+(I i) const {
-        return Ptr(p_ + std::ptrdiff_t(i) * std::ptrdiff_t(sizeof(T)), r_);
-    }
-    template <class I>
-        requires std::is_integral_v<I>
-    Ptr& operator+=(I i) {
-        p_ += std::ptrdiff_t(i) * std::ptrdiff_t(sizeof(T));
-        return *this;
-    }
-
-    // `n` elements from here, checked once: for operations that read or write a whole tile.
-    T* span(std::size_t n) const {
-        check(n * sizeof(T));
-        return reinterpret_cast<T*>(p_);
-    }
-
-    Byte* byte_ptr() const { return p_; }
-    const Region* region() const { return r_; }
-
-private:
-    void check(std::size_t bytes) const {
-        const auto a = reinterpret_cast<std::uintptr_t>(p_);
-        if (!r_ || a < reinterpret_cast<std::uintptr_t>(r_->lo) || a + bytes > reinterpret_cast<std::uintptr_t>(r_->hi) ||
-            a % alignof(T) != 0)
-            fault_access(r_, p_, bytes, alignof(T));
-    }
-    T& at(std::ptrdiff_t i) const {
-        const Ptr q = *this + i;
-        q.check(sizeof(T));
-        return *reinterpret_cast<T*>(q.p_);
-    }
-
-    Byte* p_ = nullptr;
-    const Region* r_ = nullptr;
-};
-
-template <class T, class U>
-Ptr<T> ptr_cast(const Ptr<U>& p) {
-    static_assert(std::is_const_v<T> || !std::is_const_v<U>, "DCAST/TCAST must not cast away const");
-    return Ptr<T>(p.byte_ptr(), p.region());
-}
-
-// ---- fibers ---------------------------------------------------------------------------------------
+// ---- simdgroup operations and what kernel code asks of the scheduler ----------------------------
 
 enum class SimdOp : std::uint8_t { none, sum, max, min, shuffle, shuffle_xor, broadcast, barrier };
 
@@ -189,70 +108,174 @@ enum class ValueKind : std::uint8_t { f32, i32, u32 };
 
 struct ThreadCtx;
 using KernelEntry = void (*)(const ThreadCtx&);
+struct Region;
 
 // What kernel code needs of the scheduler, as plain function pointers: kernels compiled into a shared
 // object at run time (emu/jit.hpp) reach the scheduler of the program that loaded them through these
-// alone, never through a global the two would each have a copy of.
+// alone, never through a global the two would each have a copy of. Barriers carry their mem_flags bits.
 struct FiberOps {
     void* runner;
     std::uint32_t (*simd_op)(void* runner, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg);
-    void (*threadgroup_barrier)(void* runner);
-    // The current thread read or wrote `bytes` of threadgroup memory at `offset` (throws KernelFault on a race).
-    void (*tg_access)(void* runner, std::size_t offset, std::size_t bytes, bool write);
+    void (*threadgroup_barrier)(void* runner, unsigned flags);
+    // The current thread read or wrote `bytes` at `p` in `region` (throws KernelFault on a race).
+    void (*access)(void* runner, const Region& region, const void* p, std::size_t bytes, bool write);
     std::uint32_t (*lane)(void* runner);  // the current thread's index in its simdgroup
 };
 
-// What an element of threadgroup memory is in the emulator: reading it and writing it are told apart
-// and reported to the scheduler's race detector. (forge's kernels keep scalars there.)
+// MSL's mem_flags bits, as the shim passes them to barriers.
+inline constexpr unsigned kMemDevice = 1, kMemThreadgroup = 2;
+
+// A bound buffer (or a group's threadgroup memory): what a checked pointer may touch. With `ops`, its
+// writable elements are race-checked through them.
+struct Region {
+    std::byte* lo = nullptr;
+    std::byte* hi = nullptr;
+    std::string name;
+    const FiberOps* ops = nullptr;
+    bool threadgroup = false;
+};
+
+// Thrown inside a fiber by a faulting access; the scheduler turns it into a forge::Error.
+struct KernelFault {
+    std::string what;
+};
+
+[[noreturn]] inline void fault_access(const Region* r, const void* p, std::size_t size, std::size_t align) {
+    if (!r) throw KernelFault{"access through an unbound pointer"};
+    const auto off = std::intptr_t(reinterpret_cast<std::uintptr_t>(p) - reinterpret_cast<std::uintptr_t>(r->lo));
+    const bool inside = off >= 0 && std::size_t(off) + size <= std::size_t(r->hi - r->lo);
+    throw KernelFault{std::string(inside ? "misaligned" : "out-of-bounds") + " access of " + std::to_string(size) +
+                      " bytes (alignment " + std::to_string(align) + ") at byte offset " + std::to_string(off) + " of '" +
+                      r->name + "' (" + std::to_string(r->hi - r->lo) + " bytes)"};
+}
+
+// An element a kernel may write, as the emulator hands it out: reading it and writing it are told apart
+// and reported to the scheduler's race detector. (forge's kernels write scalars: float, half, int.)
 template <class T>
-class TgRef {
+class Ref {
 public:
-    TgRef(T& v, std::size_t offset, const FiberOps* ops) : v_(v), offset_(offset), ops_(ops) {}
-    TgRef(const TgRef&) = default;
+    using value_type = T;
+    Ref(T& v, const Region* r) : v_(v), r_(r) {}
+    Ref(const Ref&) = default;
 
     operator T() const {
-        ops_->tg_access(ops_->runner, offset_, sizeof(T), false);
+        report(false);
         return v_;
     }
-    TgRef& operator=(const T& x) {
-        ops_->tg_access(ops_->runner, offset_, sizeof(T), true);
+    Ref& operator=(const T& x) {
+        report(true);
         v_ = x;
         return *this;
     }
-    TgRef& operator=(const TgRef& o) { return *this = T(o); }
-    TgRef& operator+=(const T& x) { return *this = T(*this) + x; }
-    TgRef& operator-=(const T& x) { return *this = T(*this) - x; }
-    TgRef& operator*=(const T& x) { return *this = T(*this) * x; }
-    TgRef& operator/=(const T& x) { return *this = T(*this) / x; }
+    Ref& operator=(const Ref& o) { return *this = T(o); }
+    Ref& operator+=(const T& x) { return *this = T(*this) + x; }
+    Ref& operator-=(const T& x) { return *this = T(*this) - x; }
+    Ref& operator*=(const T& x) { return *this = T(*this) * x; }
+    Ref& operator/=(const T& x) { return *this = T(*this) / x; }
 
 private:
+    void report(bool write) const {
+        if (r_->ops) r_->ops->access(r_->ops->runner, *r_, &v_, sizeof(T), write);
+    }
     T& v_;
-    std::size_t offset_;
-    const FiberOps* ops_;
+    const Region* r_;
 };
 
-// A threadgroup pointer: a checked pointer (Ptr) whose elements are TgRefs. What TPTR(T) means in the
-// emulator, a type of its own, as MSL's address spaces are.
+// A bounds- and alignment-checked pointer into one Region: what DPTR(T) means in the emulator. Elements
+// of a read-only buffer are plain references; a writable one's are Refs.
+template <class T>
+class Ptr {
+public:
+    using Byte = std::conditional_t<std::is_const_v<T>, const std::byte, std::byte>;
+    using Element = std::conditional_t<std::is_const_v<T>, T&, Ref<T>>;
+
+    Ptr() = default;
+    Ptr(Byte* p, const Region* r) : p_(p), r_(r) {}
+    template <class U>
+        requires(!std::is_same_v<U, T> && std::is_convertible_v<U*, T*>)
+    Ptr(const Ptr<U>& o) : p_(o.byte_ptr()), r_(o.region()) {}
+
+    Element operator*() const { return at(0); }
+    template <class I>
+        requires std::is_integral_v<I>
+    Element operator[](I i) const {
+        return at(std::ptrdiff_t(i));
+    }
+    template <class I>
+        requires std::is_integral_v<I>
+    Ptr operator+(I i) const {
+        return Ptr(p_ + std::ptrdiff_t(i) * std::ptrdiff_t(sizeof(T)), r_);
+    }
+    template <class I>
+        requires std::is_integral_v<I>
+    Ptr& operator+=(I i) {
+        p_ += std::ptrdiff_t(i) * std::ptrdiff_t(sizeof(T));
+        return *this;
+    }
+
+    // `n` elements from here, checked once: for operations that read or write a whole tile (they report
+    // what they touch with note()).
+    T* span(std::size_t n) const {
+        check(n * sizeof(T));
+        return reinterpret_cast<T*>(p_);
+    }
+    // The calling thread read or wrote element `i`.
+    void note(std::size_t i, bool write) const {
+        T* v = span(i + 1) + i;
+        if (r_->ops) r_->ops->access(r_->ops->runner, *r_, v, sizeof(T), write);
+    }
+    std::uint32_t lane() const { return r_->ops ? r_->ops->lane(r_->ops->runner) : 0; }
+
+    Byte* byte_ptr() const { return p_; }
+    const Region* region() const { return r_; }
+
+private:
+    void check(std::size_t bytes) const {
+        const auto a = reinterpret_cast<std::uintptr_t>(p_);
+        if (!r_ || a < reinterpret_cast<std::uintptr_t>(r_->lo) || a + bytes > reinterpret_cast<std::uintptr_t>(r_->hi) ||
+            a % alignof(T) != 0)
+            fault_access(r_, p_, bytes, alignof(T));
+    }
+    Element at(std::ptrdiff_t i) const {
+        const Ptr q = *this + i;
+        q.check(sizeof(T));
+        T& v = *reinterpret_cast<T*>(q.p_);
+        if constexpr (std::is_const_v<T>) return v;
+        else return Ref<T>(v, r_);
+    }
+
+    Byte* p_ = nullptr;
+    const Region* r_ = nullptr;
+};
+
+template <class T, class U>
+Ptr<T> ptr_cast(const Ptr<U>& p) {
+    static_assert(std::is_const_v<T> || !std::is_const_v<U>, "DCAST/TCAST must not cast away const");
+    return Ptr<T>(p.byte_ptr(), p.region());
+}
+
+// A threadgroup pointer: what TPTR(T) means in the emulator, a type of its own as MSL's address spaces
+// are (a threadgroup pointer where a device pointer is expected does not compile), over the group's
+// race-checked threadgroup memory.
 template <class T>
 class TgPtr {
 public:
     TgPtr() = default;
-    TgPtr(Ptr<T> p, const FiberOps* ops) : p_(p), ops_(ops) {}
+    explicit TgPtr(Ptr<T> p) : p_(p) {}
     template <class U>
         requires(!std::is_same_v<U, T> && std::is_convertible_v<U*, T*>)
-    TgPtr(const TgPtr<U>& o) : p_(o.ptr()), ops_(o.ops()) {}
+    TgPtr(const TgPtr<U>& o) : p_(o.ptr()) {}
 
-    TgRef<T> operator*() const { return (*this)[0]; }
+    auto operator*() const { return *p_; }
     template <class I>
         requires std::is_integral_v<I>
-    TgRef<T> operator[](I i) const {
-        T& v = p_[i];
-        return TgRef<T>(v, offset_of(&v), ops_);
+    auto operator[](I i) const {
+        return p_[i];
     }
     template <class I>
         requires std::is_integral_v<I>
     TgPtr operator+(I i) const {
-        return TgPtr(p_ + i, ops_);
+        return TgPtr(p_ + i);
     }
     template <class I>
         requires std::is_integral_v<I>
@@ -260,29 +283,21 @@ public:
         p_ += i;
         return *this;
     }
-
-    // `n` elements from here, bounds-checked; the caller reports what it touches with note().
     T* span(std::size_t n) const { return p_.span(n); }
-    // The calling thread read or wrote element `i` (for operations that access a tile through span()).
-    void note(std::size_t i, bool write) const { ops_->tg_access(ops_->runner, offset_of(&p_.span(i + 1)[i]), sizeof(T), write); }
-    std::uint32_t lane() const { return ops_->lane(ops_->runner); }
-
+    void note(std::size_t i, bool write) const { p_.note(i, write); }
+    std::uint32_t lane() const { return p_.lane(); }
     const Ptr<T>& ptr() const { return p_; }
-    const FiberOps* ops() const { return ops_; }
 
 private:
-    std::size_t offset_of(const T* v) const {
-        return std::size_t(reinterpret_cast<const std::byte*>(v) - p_.region()->lo);
-    }
-
     Ptr<T> p_;
-    const FiberOps* ops_ = nullptr;
 };
 
 template <class T, class U>
 TgPtr<T> tg_ptr_cast(const TgPtr<U>& p) {
-    return TgPtr<T>(ptr_cast<T>(p.ptr()), p.ops());
+    return TgPtr<T>(ptr_cast<T>(p.ptr()));
 }
+
+// ---- fibers ---------------------------------------------------------------------------------------
 
 // What every thread of a dispatch shares.
 struct Launch {
@@ -309,7 +324,7 @@ struct ThreadCtx {
         const Region& r = launch->buffers[index];
         return Ptr<T>(r.lo, &r);
     }
-    TgPtr<float> threadgroup_memory() const { return TgPtr<float>(Ptr<float>(tg_region->lo, tg_region), ops); }
+    TgPtr<float> threadgroup_memory() const { return TgPtr<float>(Ptr<float>(tg_region->lo, tg_region)); }
     template <class P>
     const P& params() const {
         return *reinterpret_cast<const P*>(launch->params);
@@ -336,13 +351,16 @@ public:
         tg_region_.name = "threadgroup memory";
         tg_region_.lo = tg_mem_.data();
         tg_region_.hi = tg_mem_.data() + launch.threadgroup_bytes;
+        tg_region_.ops = &ops_;
+        tg_region_.threadgroup = true;
         // Threadgroup memory starts as NaN bytes so a read before any write shows up in results.
         if (launch.threadgroup_bytes) std::memset(tg_mem_.data(), 0xff, launch.threadgroup_bytes);
         launch_ = &launch;
         ++group_run_;
-        epoch_ = 0;
+        group_ = g[0] + launch.groups[0] * (g[1] + launch.groups[1] * g[2]);
+        tg_epoch_ = device_epoch_ = 0;
         sg_epochs_.assign((n + kSimdWidth - 1) / kSimdWidth, 0);
-        if (shadow_.size() < launch.threadgroup_bytes / 2 + 1) shadow_.resize(launch.threadgroup_bytes / 2 + 1);
+        if (tg_shadow_.size() < launch.threadgroup_bytes / 2 + 1) tg_shadow_.resize(launch.threadgroup_bytes / 2 + 1);
         for (std::uint32_t t = 0; t < n; ++t) {
             Fiber& f = fibers_[t];
             f.ctx = ThreadCtx{&launch, &tg_region_, &ops_, {g[0], g[1], g[2]}, t, t % kSimdWidth, t / kSimdWidth};
@@ -370,38 +388,52 @@ public:
         yield();
         return f.bits;
     }
-    void threadgroup_barrier() {
+    void threadgroup_barrier(unsigned flags) {
+        current_->barrier_flags = flags;
         current_->state = State::wait_barrier;
         yield();
     }
 
-    // Race detection: the current thread accessed [offset, offset + bytes) of threadgroup memory.
-    void tg_access(std::size_t offset, std::size_t bytes, bool write) {
-        const std::uint32_t t = current_->ctx.tid, sg = t / kSimdWidth, sg_epoch = sg_epochs_[sg];
-        // Another thread's access is ordered before this one by a barrier of the group, which resets the
-        // record below, or, for a lane of the same simdgroup, by a simdgroup_barrier since.
-        const auto ordered = [&](std::uint32_t u, std::uint32_t u_sg_epoch) {
-            return u == t || (u / kSimdWidth == sg && u_sg_epoch < sg_epoch);
-        };
-        for (std::size_t unit = offset / 2; unit < (offset + bytes + 1) / 2; ++unit) {
-            Shadow& sh = shadow_[unit];
-            if (sh.group_run != group_run_ || sh.epoch != epoch_) sh = Shadow{group_run_, epoch_};
-            const auto race = [&](const char* what, std::uint32_t u) {
-                throw KernelFault{std::string("race on threadgroup memory at byte offset ") + std::to_string(unit * 2) + ": thread " +
-                                  std::to_string(t) + " " + what + " thread " + std::to_string(u) +
-                                  " with no threadgroup_barrier between (nor a simdgroup_barrier in one simdgroup)"};
+    // The operations a kernel's Refs and Ptrs report to (device regions of writable buffers get it).
+    const FiberOps& ops() const { return ops_; }
+    // A dispatch begins: device-memory records of the last one are dropped.
+    void begin_dispatch() { device_shadow_.clear(); }
+
+    // Race detection: the current thread read or wrote `bytes` at `p` of `region`. Another thread's access
+    // is ordered before it by a barrier of the group that covers the memory (mem_threadgroup or
+    // mem_device) since, or, between lanes of one simdgroup, by a simdgroup_barrier since; accesses of two
+    // threadgroups of one dispatch are never ordered.
+    void access(const Region& region, const void* p, std::size_t bytes, bool write) {
+        const Accessor me{current_->ctx.tid, group_, region.threadgroup ? tg_epoch_ : device_epoch_,
+                          sg_epochs_[current_->ctx.tid / kSimdWidth]};
+        const auto at = std::size_t(static_cast<const std::byte*>(p) - region.lo);
+        for (std::size_t unit = at / 2; unit < (at + bytes + 1) / 2; ++unit) {
+            Shadow& sh = region.threadgroup ? tg_shadow_[unit] : device_shadow_[reinterpret_cast<std::uintptr_t>(region.lo) / 2 + unit];
+            if (region.threadgroup && sh.group_run != group_run_) sh = Shadow{group_run_, {}, {}};
+            const auto race = [&](const char* what, const Accessor& other) {
+                const std::string where = region.threadgroup ? "threadgroup memory" : "'" + region.name + "'";
+                const std::string them = other.group == me.group ? "thread " + std::to_string(other.thread)
+                                                                 : "thread " + std::to_string(other.thread) + " of another threadgroup";
+                throw KernelFault{"race on " + where + " at byte offset " + std::to_string(unit * 2) + ": thread " +
+                                  std::to_string(me.thread) + " " + what + " " + them +
+                                  (other.group == me.group ? " with no barrier between (threadgroup_barrier with " +
+                                                                 std::string(region.threadgroup ? "mem_threadgroup" : "mem_device") +
+                                                                 ", or simdgroup_barrier within a simdgroup)"
+                                                           : " (threadgroups of one dispatch run in no order)")};
             };
-            if (sh.writer != kNobody && !ordered(sh.writer, sh.writer_sg_epoch))
-                race(write ? "overwrites what was written by" : "reads what was written by", sh.writer);
+            if (!ordered(sh.writer, me)) race(write ? "overwrites what was written by" : "reads what was written by", sh.writer);
             if (write) {
-                for (int r = 0; r < 2; ++r)
-                    if (sh.reader[r] != kNobody && !ordered(sh.reader[r], sh.reader_sg_epoch[r])) race("overwrites what was read by", sh.reader[r]);
-                sh.writer = t;
-                sh.writer_sg_epoch = sg_epoch;
-            } else if (sh.reader[0] != t && sh.reader[1] != t) {
-                // Two distinct readers are enough: a later writer is either one of them or races with one.
-                const int r = sh.reader[0] == kNobody ? 0 : sh.reader[1] == kNobody ? 1 : -1;
-                if (r >= 0) sh.reader[r] = t, sh.reader_sg_epoch[r] = sg_epoch;
+                for (const Accessor& r : sh.readers)
+                    if (!ordered(r, me)) race("overwrites what was read by", r);
+                sh.writer = me;
+            } else if (!(sh.readers[0] == me) && !(sh.readers[1] == me)) {
+                // Two readers a later write could race with are enough to find a race if there is one; a
+                // reader before a barrier of the group no longer can, and gives up its slot.
+                for (Accessor& slot : sh.readers)
+                    if (slot.thread == kNobody || (slot.group == me.group && slot.epoch < me.epoch)) {
+                        slot = me;
+                        break;
+                    }
             }
         }
     }
@@ -425,12 +457,25 @@ private:
     enum class State : std::uint8_t { ready, wait_simd, wait_barrier, done, faulted };
 
     static constexpr std::uint32_t kNobody = ~0u;
-    // Who wrote and read a 2-byte unit of threadgroup memory in the current barrier epoch of a group run.
-    struct Shadow {
-        std::uint32_t group_run = 0, epoch = 0;
-        std::uint32_t writer = kNobody, writer_sg_epoch = 0;
-        std::uint32_t reader[2] = {kNobody, kNobody}, reader_sg_epoch[2] = {0, 0};
+    // One thread's access: which thread of which threadgroup, in which barrier epoch (of the memory's
+    // kind) and simdgroup-barrier epoch of its group run.
+    struct Accessor {
+        std::uint32_t thread = kNobody, group = 0, epoch = 0, sg_epoch = 0;
+        bool operator==(const Accessor& o) const { return thread == o.thread && group == o.group && epoch == o.epoch; }
     };
+    // Who last wrote and who read a 2-byte unit of memory (threadgroup memory: in one group run).
+    struct Shadow {
+        std::uint32_t group_run = 0;
+        Accessor writer;
+        Accessor readers[2];
+    };
+    // Whether `earlier`'s access is ordered before `now`'s.
+    static bool ordered(const Accessor& earlier, const Accessor& now) {
+        if (earlier.thread == kNobody || (earlier.thread == now.thread && earlier.group == now.group)) return true;
+        if (earlier.group != now.group) return false;
+        if (earlier.epoch < now.epoch) return true;
+        return earlier.thread / kSimdWidth == now.thread / kSimdWidth && earlier.sg_epoch < now.sg_epoch;
+    }
 
     struct Fiber {
 #ifdef FORGE_EMU_ASM_SWITCH
@@ -443,6 +488,7 @@ private:
         SimdOp op = SimdOp::none;
         ValueKind kind = ValueKind::f32;
         std::uint32_t bits = 0, arg = 0;
+        unsigned barrier_flags = 0;
         std::string fault;
         std::byte* stack = nullptr;
     };
@@ -571,8 +617,10 @@ private:
                 returned += fibers_[t].state == State::done;
             }
             if (at_barrier + returned == n_ && returned == 0) {
-                for (std::uint32_t t = 0; t < n_; ++t) fibers_[t].state = State::ready;
-                ++epoch_;
+                unsigned flags = 0;
+                for (std::uint32_t t = 0; t < n_; ++t) fibers_[t].state = State::ready, flags |= fibers_[t].barrier_flags;
+                tg_epoch_ += (flags & kMemThreadgroup) != 0;
+                device_epoch_ += (flags & kMemDevice) != 0;
                 continue;
             }
             if (at_barrier + returned == n_)
@@ -681,17 +729,18 @@ private:
                   [](void* r, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg) {
                       return static_cast<GroupRunner*>(r)->simd_op(op, bits, kind, arg);
                   },
-                  [](void* r) { static_cast<GroupRunner*>(r)->threadgroup_barrier(); },
-                  [](void* r, std::size_t offset, std::size_t bytes, bool write) {
-                      static_cast<GroupRunner*>(r)->tg_access(offset, bytes, write);
+                  [](void* r, unsigned flags) { static_cast<GroupRunner*>(r)->threadgroup_barrier(flags); },
+                  [](void* r, const Region& region, const void* p, std::size_t bytes, bool write) {
+                      static_cast<GroupRunner*>(r)->access(region, p, bytes, write);
                   },
                   [](void* r) { return static_cast<GroupRunner*>(r)->current_lane(); }};
     std::vector<Fiber> fibers_;
     std::vector<std::unique_ptr<std::byte[]>> stacks_;
     std::vector<std::byte> tg_mem_;
     Region tg_region_;
-    std::vector<Shadow> shadow_;
-    std::uint32_t group_run_ = 0, epoch_ = 0;
+    std::vector<Shadow> tg_shadow_;
+    std::unordered_map<std::uintptr_t, Shadow> device_shadow_;  // by address / 2, for the current dispatch
+    std::uint32_t group_run_ = 0, group_ = 0, tg_epoch_ = 0, device_epoch_ = 0;
     std::vector<std::uint32_t> sg_epochs_;
     std::vector<std::uint32_t> order_;
     std::uint64_t random_ = 0x5eed;

@@ -151,21 +151,21 @@ template <class T>
 T min(T a, T b) {
     return a < b ? a : b;
 }
-// An element of threadgroup memory takes part as its value.
+// A writable element (a race-checked Ref) takes part as its value.
 template <class T>
-T max(forge::metal::emu::TgRef<T> a, T b) {
+T max(forge::metal::emu::Ref<T> a, T b) {
     return max(T(a), b);
 }
 template <class T>
-T max(T a, forge::metal::emu::TgRef<T> b) {
+T max(T a, forge::metal::emu::Ref<T> b) {
     return max(a, T(b));
 }
 template <class T>
-T min(forge::metal::emu::TgRef<T> a, T b) {
+T min(forge::metal::emu::Ref<T> a, T b) {
     return min(T(a), b);
 }
 template <class T>
-T min(T a, forge::metal::emu::TgRef<T> b) {
+T min(T a, forge::metal::emu::Ref<T> b) {
     return min(a, T(b));
 }
 namespace fast {
@@ -187,7 +187,7 @@ inline const forge::metal::emu::FiberOps& fiber_ops() {
     return *tls_fiber_ops;
 }
 
-inline void threadgroup_barrier(mem_flags) { fiber_ops().threadgroup_barrier(fiber_ops().runner); }
+inline void threadgroup_barrier(mem_flags flags) { fiber_ops().threadgroup_barrier(fiber_ops().runner, unsigned(flags)); }
 inline void simdgroup_barrier(mem_flags) {
     fiber_ops().simd_op(fiber_ops().runner, forge::metal::emu::SimdOp::barrier, 0, forge::metal::emu::ValueKind::u32, 0);
 }
@@ -245,13 +245,11 @@ simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T v) {
     return r;
 }
 
-// On threadgroup memory, a simdgroup's load or store is one collective access: lane l touches only its
-// fragment, row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1 of an 8x8 matrix (the CUDA executor's
-// distribution), and that is what the race detector hears of.
-template <class P>
-void note_fragment(const forge::metal::emu::Ptr<P>&, std::size_t, int, int, bool) {}
-template <class P>
-void note_fragment(const forge::metal::emu::TgPtr<P>& p, std::size_t stride, int outer, int inner, bool write) {
+// A simdgroup's load or store is one collective access: lane l touches only its fragment, row l / 4,
+// columns 2 (l % 4) and 2 (l % 4) + 1 of an 8x8 matrix (the CUDA executor's distribution), and that is
+// what the race detector hears of.
+template <class Pointer>
+void note_fragment(const Pointer& p, std::size_t stride, int outer, int inner, bool write) {
     const std::uint32_t lane = p.lane();
     const std::size_t r = lane / 4, c = lane % 4 * 2;
     if (int(r) >= outer) return;
