@@ -524,6 +524,24 @@ TEST_F(ConstrainedGeneration, TinyMaxTokensStopsMidValueWithLength) {
     EXPECT_FALSE(m.complete()) << r.text;
 }
 
+TEST_F(ConstrainedGeneration, TextNoTokenCanContinueIsAnError) {
+    // Ten nested rules, but stacks may be at most 6 frames deep: the text gets stuck inside.
+    Builder b;
+    Expr inner = b.literal("x");
+    for (int i = 0; i < 10; ++i) {
+        const Expr r = b.rule("level " + std::to_string(i));
+        b.define(r, b.seq({b.literal("("), inner, b.literal(")")}));
+        inner = r;
+    }
+    const auto g = std::make_shared<const Grammar>(b.build(b.seq({inner, b.literal("!")})));
+    GenerationParams p;
+    p.sampling.temperature = 0.0f;
+    p.constraint.emplace(g, vocab_, MatchLimits{.max_depth = 6});
+    lm_->model().truncate(0);
+    const std::string e = error_of([&] { lm_->complete(lm_->tokenize("Once upon a time"), p); });
+    EXPECT_NE(e.find("grammar: no token of the vocabulary can continue the text"), std::string::npos) << e;
+}
+
 TEST_F(ConstrainedGeneration, ComposedGrammarOfLiteralsAndSchemas) {
     // One to three tool calls, each of one of two shapes.
     const json::Value weather = json::parse(R"({"type":"object","properties":{"name":{"const":"weather"},"arguments":{"type":"object",
