@@ -76,12 +76,27 @@ inline constexpr metal_src::KernelSource kFaultKernels[] = {
     out[tid] = tgm[tid ^ 1];
 }
 )msl"},
+    // MSL half arithmetic: (1 + 2^-10)^2 + 2^-11 computed in half is 1 + 2^-9, rounded at each step;
+    // in float it would be 1 + 2^-9 + 2^-11 + 2^-20. p.n picks the half (1) or the float (0) expression.
+    {.name = "half_math",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"float", "out"}}},
+     .n_buffers = 1,
+     .builtins = metal_src::kTid,
+     .body = R"msl({
+    const half a = half(1.0009765625f);
+    const half c = half(0.00048828125f);
+    if (p.n != 0) out[tid] = float(a * a + c);
+    else out[tid] = float(a) * float(a) + float(c);
+}
+)msl"},
 };
 
 inline constexpr auto kFaultLibraryText = metal_src::concat<6144>(
     metal_src::kPreludeHead, FaultParams::msl, "\n", metal_src::signature(kFaultKernels[0]), kFaultKernels[0].body, "\n",
     metal_src::signature(kFaultKernels[1]), kFaultKernels[1].body, "\n", metal_src::signature(kFaultKernels[2]),
     kFaultKernels[2].body, "\n", metal_src::signature(kFaultKernels[3]), kFaultKernels[3].body, "\n",
-    metal_src::signature(kFaultKernels[4]), kFaultKernels[4].body);
+    metal_src::signature(kFaultKernels[4]), kFaultKernels[4].body, "\n", metal_src::signature(kFaultKernels[5]),
+    kFaultKernels[5].body);
 
 }  // namespace forge::metal::emu_test

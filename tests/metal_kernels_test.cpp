@@ -764,6 +764,25 @@ TEST(MetalEmulator, ReportsARaceBetweenThreadgroupsOnDeviceMemory) {
     expect_error([&] { run_fault_kernel(*dev, "exchange", 256, 2); }, "of another threadgroup (threadgroups of one dispatch run in no order)");
 }
 
+// The half_math kernel on `dev`: half arithmetic rounds each result to half, float arithmetic does not.
+void check_half_math(Device& dev) {
+    auto& e = dev.encoder();
+    auto out = dev.new_buffer(32 * 4);
+    for (const std::uint32_t in_half : {1u, 0u}) {
+        const emu_test::FaultParams p{in_half};
+        e.set_kernel("half_math");
+        e.set_buffer(0, *out, 0);
+        e.set_bytes(1, &p, sizeof p);
+        e.dispatch({1}, {32});
+        dev.finish();
+        // In half: (1 + 2^-10)^2 rounds to 1 + 2^-9, and adding 2^-11 (a tie) rounds to even, 1 + 2^-9 again.
+        if (in_half) EXPECT_EQ(download<float>(*out, 1)[0], 1.001953125f);
+        else EXPECT_NEAR(download<float>(*out, 1)[0], 1.0024423599f, 1e-7);
+    }
+}
+
+TEST(MetalEmulator, HalfArithmeticRoundsToHalf) { check_half_math(*fault_device()); }
+
 TEST(MetalEmulator, RunsThreadsAndThreadgroupsInASeededOrder) {
     // The order is drawn, not thread order; the same seed draws the same order (a failure replays), and
     // FORGE_EMU_SEED draws another.
@@ -811,6 +830,11 @@ TEST(CudaExecutor, RunsTheProbeKernel) {
     if (kernel != "exchange") return;
     const auto got = download<float>(*out, n);
     for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(got[i], float((i + 1) % n)) << i;
+}
+
+TEST(CudaExecutor, HalfArithmeticRoundsToHalf) {
+    if (const std::string why = cuda::jit::unavailable_reason(); !why.empty()) GTEST_SKIP() << "no CUDA executor here: " << why;
+    check_half_math(*cuda_fault_device());
 }
 
 // compute-sanitizer's racecheck over this binary's probe case: the kernel with its barrier has no hazard,

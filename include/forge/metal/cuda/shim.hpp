@@ -34,6 +34,17 @@ struct half {
 };
 static_assert(sizeof(half) == 2, "half is 16 bits");
 
+// half with half computes in half, as MSL does: each result rounds to half.
+#define FORGE_CUDA_HALF_OP(op)                                                                                  \
+    __device__ inline half operator op(half a, half b) { return half(float(a) op float(b)); }                   \
+    __device__ inline half& operator op##=(half& a, half b) { return a = a op b; }
+FORGE_CUDA_HALF_OP(+)
+FORGE_CUDA_HALF_OP(-)
+FORGE_CUDA_HALF_OP(*)
+FORGE_CUDA_HALF_OP(/)
+#undef FORGE_CUDA_HALF_OP
+__device__ inline half operator-(half a) { return half(-float(a)); }
+
 template <class T, int N>
 struct vec;
 

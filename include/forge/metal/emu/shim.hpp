@@ -3,7 +3,7 @@
 // fibers. Address-space qualifiers (device, thread) and `kernel` are empty (`constant` is const); DPTR
 // and TPTR are checked pointers of distinct types, TPTR's accesses also race-checked (runtime.hpp); half
 // is software IEEE binary16 with round-to-nearest-even (forge::f32_to_f16, the same rounding the CPU KV
-// cache uses); simdgroup and threadgroup operations go to the fiber scheduler; simdgroup matrices are
+// cache uses), its arithmetic rounding each result to half; simdgroup and threadgroup operations go to the fiber scheduler; simdgroup matrices are
 // held whole by every lane (each lane computes the full 8x8 product, so a simdgroup's lanes agree, as
 // the hardware's distributed fragments do). Math functions are the float overloads of <cmath>, fast::
 // variants included.
@@ -34,6 +34,18 @@ struct half {
     operator float() const { return forge::f16_to_f32(bits); }
 };
 static_assert(sizeof(half) == 2 && alignof(half) == 2);
+
+// half with half computes in half, as MSL does: each result rounds to half. (With a float operand, the
+// half converts to float and the result is a float, also as in MSL.)
+#define FORGE_EMU_HALF_OP(op)                                                                                   \
+    inline half operator op(half a, half b) { return half(float(a) op float(b)); }                              \
+    inline half& operator op##=(half& a, half b) { return a = a op b; }
+FORGE_EMU_HALF_OP(+)
+FORGE_EMU_HALF_OP(-)
+FORGE_EMU_HALF_OP(*)
+FORGE_EMU_HALF_OP(/)
+#undef FORGE_EMU_HALF_OP
+inline half operator-(half a) { return half(-float(a)); }
 
 template <class T, int N>
 struct vec;
