@@ -2,8 +2,8 @@
 // reference text (whole and streamed, and at temperatures too small to sample with), concurrent clients
 // all get answers, streamed chunks are valid JSON and UTF-8 and end with [DONE], a chunk-extension flood
 // leaves memory bounded, SIGTERM and SIGINT stop it cleanly and within the shutdown deadline, CORS and
-// /metrics work, forced tool calls and json_schema replies follow their schemas, and bad options are
-// one-line errors.
+// /metrics work, forced tool calls and json_schema replies follow their schemas, a chat template file
+// renders conversations, and bad options are one-line errors.
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -335,6 +335,33 @@ TEST(CliServe, ForcedToolCallsAndJsonSchemaRepliesFollowTheirSchemas) {
     const json::Value reply = json::parse(v.at("choices").as_array().at(0).at("message").at("content").as_string());
     EXPECT_LE(reply.at("city").as_string().size(), 20u);
     EXPECT_GE(reply.at("days").as_number(), 0);
+}
+
+// --chat-template-file renders conversations instead of the model's template (which stories260K does not
+// have): the startup line names the file, /apply-template and the chat route use it.
+TEST(CliServe, AChatTemplateFileRendersConversations) {
+    const std::string qwen = testdata("chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja");
+    {
+        ServeProcess plain(FORGE_CLI, {"--threads", "1"});
+        EXPECT_NE(plain.stderr_text().find("chat template built-in chatml (the model has none), tool calls hermes"), std::string::npos)
+            << plain.stderr_text();
+    }
+    ServeProcess server(FORGE_CLI, {"--threads", "1", "--chat-template-file", qwen});
+    EXPECT_NE(server.stderr_text().find("chat template " + qwen + ", tool calls hermes"), std::string::npos) << server.stderr_text();
+    TestClient c(server.port());
+    c.send(post("/apply-template", R"({"messages":[{"role":"user","content":"Hi"}]})"));
+    HttpResponse r = c.response();
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body).at("prompt").as_string(), read_file(testdata("chat-templates/Qwen-Qwen2.5-7B-Instruct.conv1.txt")));
+    c.send(post("/v1/chat/completions", R"({"messages":[{"role":"user","content":"Hi"}],"max_tokens":2})"));
+    r = c.response();
+    ASSERT_EQ(r.status, 200) << r.body;
+    // Qwen's default system prompt is part of what was fed.
+    EXPECT_GT(json::parse(r.body).at("usage").at("prompt_tokens").as_number(), 20);
+
+    const ProcessResult bad = run_process({FORGE_CLI, "serve", "--port", "0", "--chat-template-file", "/nonexistent.jinja"});
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.err.find("/nonexistent.jinja"), std::string::npos) << bad.err;
 }
 
 TEST(CliServe, BadOptionsAreOneLineErrors) {

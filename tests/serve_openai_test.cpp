@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <regex>
+#include <sstream>
 #include <string>
 
 #include "forge/json/json.hpp"
@@ -185,7 +188,7 @@ std::vector<std::string> events(const std::string& chunked) {
 
 TEST(OpenAIRoutes, ModelsHealthAndUnknownRoutes) {
     test::FakeBackend b(2, "Once upon a time");
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const Reply models = call(api, "GET", "/v1/models");
     EXPECT_EQ(models.status, 200);
     const json::Value m = json::parse(models.body);
@@ -206,7 +209,7 @@ TEST(OpenAIRoutes, ModelsHealthAndUnknownRoutes) {
 TEST(OpenAIRoutes, CompletionHasUsageThatAddsUpAndTimings) {
     test::FakeBackend b(1, "Once upon a time");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const Reply r = call(api, "POST", "/v1/completions", R"({"prompt":"The dog","max_tokens":5,"temperature":0})");
     ASSERT_EQ(r.status, 200) << r.body;
     const json::Value v = json::parse(r.body);
@@ -241,7 +244,7 @@ TEST(OpenAIRoutes, ASecondTurnReusesTheFirstTurnsCacheAndAnswersAsAFreshSlotWoul
     const auto cached = [](const json::Value& v) { return v.at("usage").at("prompt_tokens_details").at("cached_tokens").as_number(); };
 
     auto slots = server();
-    Api api(tok, *slots, chat::Format::chatml, "stories");
+    Api api(tok, *slots, chat::Template(chat::Format::chatml), "stories");
     const std::string first_turn = R"([{"role":"user","content":"Tell me about a dog."}])";
     const json::Value first = chat(api, first_turn);
     EXPECT_EQ(cached(first), 0);
@@ -258,7 +261,7 @@ TEST(OpenAIRoutes, ASecondTurnReusesTheFirstTurnsCacheAndAnswersAsAFreshSlotWoul
               second.at("usage").at("prompt_tokens").as_number() - cached(second));
 
     auto fresh_slots = server();
-    Api fresh(tok, *fresh_slots, chat::Format::chatml, "stories");
+    Api fresh(tok, *fresh_slots, chat::Template(chat::Format::chatml), "stories");
     const json::Value again = chat(fresh, second_turn);
     EXPECT_EQ(cached(again), 0);
     EXPECT_EQ(again.at("choices").as_array().at(0).at("message").at("content").as_string(),
@@ -268,7 +271,7 @@ TEST(OpenAIRoutes, ASecondTurnReusesTheFirstTurnsCacheAndAnswersAsAFreshSlotWoul
 TEST(OpenAIRoutes, StopStringsEndTheReplyAndAreNotIncluded) {
     test::FakeBackend b(1, "Once upon a time there");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const Reply r = call(api, "POST", "/v1/chat/completions",
                          R"({"messages":[{"role":"user","content":"hi"}],"temperature":0,"stop":["zzz","time"]})");
     ASSERT_EQ(r.status, 200) << r.body;
@@ -281,7 +284,7 @@ TEST(OpenAIRoutes, StopStringsEndTheReplyAndAreNotIncluded) {
 TEST(OpenAIRoutes, StreamedCompletionEndsWithUsageThenDone) {
     test::FakeBackend b(1, "Once upon a time");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const std::size_t n = b.script("Once upon a time").size();
     const Reply r = call(api, "POST", "/v1/completions",
                          R"({"prompt":"The","temperature":0,"stream":true,"stream_options":{"include_usage":true},"max_tokens":)" +
@@ -313,7 +316,7 @@ const double kScriptedLogprob = 10.0 - std::log(std::exp(10.0) + 511.0), kOtherL
 TEST(OpenAIRoutes, ChatLogprobsComeBackPerTokenWithTheirAlternatives) {
     test::FakeBackend b(1, "Once upon a time");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const auto script = b.script("Once upon a time");
     const Reply r = call(api, "POST", "/v1/chat/completions",
                          R"({"messages":[{"role":"user","content":"hi"}],"temperature":0,"logprobs":true,"top_logprobs":3,"max_tokens":)" +
@@ -344,7 +347,7 @@ TEST(OpenAIRoutes, ChatLogprobsComeBackPerTokenWithTheirAlternatives) {
 TEST(OpenAIRoutes, LogprobsStreamWithTheTextTheyMadeAndInTheLegacyShape) {
     test::FakeBackend b(1, "Once upon a time");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const auto script = b.script("Once upon a time");
     const std::string n = std::to_string(script.size());
     // Streamed chat: every token's entry arrives, in the chunks whose text it made.
@@ -388,7 +391,7 @@ TEST(OpenAIRoutes, LogprobsStreamWithTheTextTheyMadeAndInTheLegacyShape) {
 TEST(OpenAIRoutes, AnApiKeyGuardsEveryRouteButHealth) {
     test::FakeBackend b(1, "Once");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories", {.api_key = "s3cret-key"});
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories", {.api_key = "s3cret-key"});
     EXPECT_EQ(call(api, "GET", "/health").status, 200);
     for (const http::Headers& wrong : {http::Headers{}, http::Headers{{"authorization", "Bearer s3cret-kex"}},
                                        http::Headers{{"authorization", "Bearer s3cret-key2"}}, http::Headers{{"authorization", "s3cret-key"}},
@@ -408,7 +411,7 @@ TEST(OpenAIRoutes, AnApiKeyGuardsEveryRouteButHealth) {
 
 TEST(OpenAIRoutes, TokenizeAndDetokenizeRoundTrip) {
     test::FakeBackend b(1, "Once");
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const Reply t = call(api, "POST", "/tokenize", R"({"content":"Once upon a time","add_special":true})");
     ASSERT_EQ(t.status, 200) << t.body;
     json::Array ids;
@@ -443,7 +446,7 @@ std::string header_of(const Reply& r, const std::string& name) {
 TEST(OpenAICors, WithoutOriginsRepliesCarryNoCorsHeaders) {
     test::FakeBackend b(1, "Once");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const http::Headers from_page = {{"origin", "https://app.example"}};
     EXPECT_EQ(call(api, "GET", "/v1/models", "", from_page).head.find("Access-Control"), std::string::npos);
     const Reply preflight = call(api, "OPTIONS", "/v1/chat/completions", "", {{"origin", "https://app.example"}, {"access-control-request-method", "POST"}});
@@ -455,7 +458,7 @@ TEST(OpenAICors, WithoutOriginsRepliesCarryNoCorsHeaders) {
 TEST(OpenAICors, AllowedOriginsGetPreflightAndEveryReplyMarked) {
     test::FakeBackend b(1, "Once upon a time");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories",
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories",
             {.api_key = "k", .cors_origins = {"https://app.example", "http://localhost:3000"}});
     const http::Headers allowed = {{"origin", "http://localhost:3000"}, {"authorization", "Bearer k"}};
 
@@ -493,7 +496,7 @@ TEST(OpenAICors, AllowedOriginsGetPreflightAndEveryReplyMarked) {
                         "Access-Control-Allow-Origin"),
               "");
 
-    Api any(b.tok, *b.scheduler, chat::Format::chatml, "stories", {.cors_origins = {"*"}});
+    Api any(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories", {.cors_origins = {"*"}});
     const Reply r = call(any, "GET", "/health", "", {{"origin", "https://whoever.example"}});
     EXPECT_EQ(header_of(r, "Access-Control-Allow-Origin"), "*");
     EXPECT_EQ(header_of(r, "Vary"), "") << "the answer does not depend on Origin";
@@ -517,7 +520,7 @@ double sample_of(const std::string& text, const std::string& name_and_labels) {
 TEST(OpenAIMetrics, CountersFollowTheWorkInPrometheusText) {
     test::FakeBackend b(2, "Once upon a time");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories", {.api_key = "k"});
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories", {.api_key = "k"});
     const http::Headers key = {{"authorization", "Bearer k"}};
     const std::string body = R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":3,"temperature":0})";
     const Reply first = call(api, "POST", "/v1/chat/completions", body, key);
@@ -583,7 +586,7 @@ TEST(OpenAIMetrics, CountersFollowTheWorkInPrometheusText) {
 TEST(OpenAIRoutes, EveryWholeReplyHasUsageAndNMustBeOne) {
     test::FakeBackend b(1, "Once");
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     for (const auto& [route, body] : {std::pair{"/v1/chat/completions", R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":1,"n":1})"},
                                       std::pair{"/v1/completions", R"({"prompt":"hi","max_tokens":1,"n":1})"}}) {
         const Reply r = call(api, "POST", route, body);
@@ -632,7 +635,7 @@ TEST(OpenAIRoutes, JsonSchemaRepliesParseAndValidateWithTheBundledModel) {
     std::vector<std::unique_ptr<AnyModel>> models;
     models.push_back(open_model(file, {.threads = 1}));
     Scheduler slots(std::move(models));
-    Api api(tok, slots, chat::Format::chatml, "stories");
+    Api api(tok, slots, chat::Template(chat::Format::chatml), "stories");
     const std::string format = R"({"type":"json_schema","json_schema":{"name":"pet","strict":true,"schema":{"type":"object",
         "properties":{"name":{"type":"string","maxLength":12},"age":{"type":"integer","minimum":0},"kind":{"enum":["cat","dog"]}},
         "required":["name","age","kind"],"additionalProperties":false}}})";
@@ -740,7 +743,7 @@ std::string weather_request(const std::string& extra) {
 TEST(OpenAIRoutes, AReplyThatCallsAToolComesBackAsToolCalls) {
     test::FakeBackend b(1, kScriptedCall);
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const std::string n = std::to_string(b.script(kScriptedCall).size());
     const Reply r = call(api, "POST", "/v1/chat/completions", weather_request(",\"max_tokens\":" + n));
     ASSERT_EQ(r.status, 200) << r.body;
@@ -768,7 +771,7 @@ TEST(OpenAIRoutes, StreamedToolCallsArriveAsDeltasWithIndexIdAndName) {
     const std::string two = "Checking.\n" + kScriptedCall + "\n" + kScriptedCall;
     test::FakeBackend b(1, two, 512);
     b.gate.open();
-    Api api(b.tok, *b.scheduler, chat::Format::chatml, "stories");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
     const std::string n = std::to_string(b.script(two).size());
     for (const bool parallel : {true, false}) {
         const Reply r = call(api, "POST", "/v1/chat/completions",
@@ -803,7 +806,7 @@ TEST(OpenAIRoutes, AForcedToolCallIsValidWithTheBundledModel) {
     std::vector<std::unique_ptr<AnyModel>> models;
     models.push_back(open_model(file, {.threads = 1}));
     Scheduler slots(std::move(models));
-    Api api(tok, slots, chat::Format::chatml, "stories");
+    Api api(tok, slots, chat::Template(chat::Format::chatml), "stories");
     for (const std::string choice : {R"("required")", R"({"type":"function","function":{"name":"get_weather"}})"}) {
         for (const bool stream : {false, true}) {
             const Reply r = call(api, "POST", "/v1/chat/completions",
@@ -841,6 +844,96 @@ TEST(OpenAIRoutes, AForcedToolCallIsValidWithTheBundledModel) {
     const json::Value e = json::parse(bad.body).at("error");
     EXPECT_EQ(e.at("param").as_string(), "tools[1].function.parameters");
     EXPECT_NE(e.at("message").as_string().find("patternProperties"), std::string::npos) << e.at("message").as_string();
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+// Dates a template takes from the clock, as "26 Jul 2024" or "Jul 26 2024".
+std::string dates_masked(const std::string& s) {
+    static const std::regex date(R"(\b(\d{1,2} [A-Z][a-z]{2} \d{4}|[A-Z][a-z]{2} \d{1,2} \d{4})\b)");
+    return std::regex_replace(s, date, "<date>");
+}
+
+const json::Value kConversations = json::parse(R"([
+    {"messages": [{"role": "user", "content": "Hi"}]},
+    {"messages": [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is 2+2?"},
+                  {"role": "assistant", "content": "4"}, {"role": "user", "content": "And 3+3?"}]},
+    {"messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+     "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]}])");
+
+// Real templates and llama.cpp's renders of them (its own Jinja engine): POST /apply-template with each
+// template's text and BOS/EOS writes the same prompts, dates masked.
+TEST(OpenAIApplyTemplate, RendersEachReferenceTemplateAsLlamaCppDid) {
+    test::FakeBackend b(1, "Once");
+    Api api(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "stories");
+    const std::string dir = test::testdata("chat-templates/");
+    std::istringstream list(read_text(dir + "tokens.txt"));
+    int templates = 0;
+    for (std::string line; std::getline(list, line);) {
+        if (line.empty() || line[0] == '#') continue;
+        std::istringstream fields(line);
+        std::string name, bos, eos;
+        fields >> name >> bos >> eos;
+        const std::string text = read_text(dir + name + ".jinja");
+        ASSERT_FALSE(text.empty()) << name;
+        for (std::size_t i = 0; i < kConversations.as_array().size(); ++i) {
+            json::Value body = kConversations.as_array()[i];
+            body.set("chat_template", text);
+            body.set("bos_token", bos == "-" ? "" : bos);
+            body.set("eos_token", eos == "-" ? "" : eos);
+            body.set("add_generation_prompt", true);
+            body.set("enable_thinking", false);
+            const Reply r = call(api, "POST", "/apply-template", json::dump(body));
+            ASSERT_EQ(r.status, 200) << name << " conv" << i + 1 << ": " << r.body;
+            const std::string want = read_text(dir + name + ".conv" + std::to_string(i + 1) + ".txt");
+            EXPECT_EQ(dates_masked(json::parse(r.body).at("prompt").as_string()), dates_masked(want)) << name << " conv" << i + 1;
+        }
+        ++templates;
+    }
+    EXPECT_EQ(templates, 5);
+}
+
+TEST(OpenAIApplyTemplate, TheModelsOwnTemplateAndWhatTemplatesRefuse) {
+    test::FakeBackend b(1, "Once");
+    b.gate.open();
+    const std::string qwen = read_text(test::testdata("chat-templates/Qwen-Qwen2.5-7B-Instruct.jinja"));
+    Api api(b.tok, *b.scheduler, chat::Template(std::string_view(qwen)), "stories");
+    EXPECT_EQ(api.tool_call_format(), chat::ToolCallFormat::hermes);
+    // Without chat_template: the model's own, add_generation_prompt true by default.
+    const Reply own = call(api, "POST", "/apply-template", json::dump(kConversations.as_array()[0]));
+    ASSERT_EQ(own.status, 200) << own.body;
+    EXPECT_EQ(json::parse(own.body).at("prompt").as_string(), read_text(test::testdata("chat-templates/Qwen-Qwen2.5-7B-Instruct.conv1.txt")));
+    const Reply no_prompt = call(api, "POST", "/apply-template", R"({"messages":[{"role":"user","content":"Hi"}],"add_generation_prompt":false})");
+    EXPECT_EQ(json::parse(no_prompt.body).at("prompt").as_string().find("<|im_start|>assistant"), std::string::npos);
+
+    const auto refused = [&](const std::string& body, const std::string& param, const std::string& fragment) {
+        const Reply r = call(api, "POST", "/apply-template", body);
+        EXPECT_EQ(r.status, 400) << body;
+        const json::Value e = json::parse(r.body).at("error");
+        EXPECT_EQ(e.at("param").as_string(), param) << r.body;
+        EXPECT_NE(e.at("message").as_string().find(fragment), std::string::npos) << r.body;
+    };
+    refused(R"({"messages":[{"role":"user","content":"Hi"}],"chat_template":"{{ raise_exception('only tools here') }}"})", "chat_template", "only tools here");
+    refused(R"({"messages":[{"role":"user","content":"Hi"}],"chat_template":"{% for %}"})", "chat_template", "1:");
+    refused(R"({"messages":[{"role":"user","content":"Hi"}],"chat_template":5})", "chat_template", "must be a string");
+    refused(R"({"messages":[{"role":"user","content":"Hi"}],"chat_template":"x","bos_token":1})", "bos_token", "must be a string");
+    refused(R"({"messages":[]})", "messages", "must not be empty");
+    refused(R"({"messages":[{"role":"user","content":"Hi"}],"tools":[{"type":"function"}]})", "tools[0].function", "is required");
+
+    // The chat route renders with the model's template too; a conversation it refuses is a 400.
+    Api strict(b.tok, *b.scheduler, chat::Template(std::string_view("{% if messages|length > 1 %}{{ raise_exception('one message only') }}{% endif %}{{ messages[0].content }}")),
+               "stories");
+    EXPECT_EQ(call(strict, "POST", "/v1/chat/completions", R"({"messages":[{"role":"user","content":"Hi"}],"max_tokens":1})").status, 200);
+    const Reply r = call(strict, "POST", "/v1/chat/completions", R"({"messages":[{"role":"user","content":"Hi"},{"role":"user","content":"Again"}]})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(json::parse(r.body).at("error").at("param").as_string(), "messages");
+    EXPECT_NE(r.body.find("one message only"), std::string::npos) << r.body;
 }
 
 }  // namespace

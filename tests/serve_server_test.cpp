@@ -24,7 +24,7 @@ using namespace std::chrono_literals;
 class RunningServer {
 public:
     explicit RunningServer(FakeBackend& b, serve::ServerOptions opt = {})
-        : backend_(b), api_(b.tok, *b.scheduler, chat::Format::chatml, "fake"), server_(api_, with_free_port(opt)),
+        : backend_(b), api_(b.tok, *b.scheduler, chat::Template(chat::Format::chatml), "fake"), server_(api_, with_free_port(opt)),
           thread_([this] { server_.run(); }) {}
     ~RunningServer() {
         backend_.gate.open();  // nothing may stay held, or stopping would wait for it

@@ -8,9 +8,12 @@
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "args.hpp"
@@ -26,6 +29,7 @@ namespace {
 constexpr const char* kServeUsage =
     "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--threads N] [-c CONTEXT]\n"
     "                   [--backend cpu|metal|metal-emu] [--check-tensors] [--api-key KEY] [--cors-origin ORIGIN]...\n"
+    "                   [--chat-template-file FILE]\n"
     "                   [--max-connections N] [--max-body BYTES] [--timeout SECONDS] [--shutdown-timeout SECONDS]\n"
     "  --port 0 picks a free port; the address is printed on stderr once the server is ready.\n"
     "  --parallel N generates for N requests at once (one KV cache each); more wait in arrival order.\n"
@@ -34,18 +38,40 @@ constexpr const char* kServeUsage =
     "                   its head in all, chunk framing included.\n"
     "  --timeout S read and write timeout for slow clients (default 10).\n"
     "  --api-key KEY   every route but /health wants 'Authorization: Bearer KEY' (401 otherwise).\n"
+    "  --chat-template-file F  a Jinja chat template to render conversations with instead of the model's.\n"
     "  --cors-origin O browser pages from origin O (scheme://host[:port], or * for any) may call the API;\n"
     "                   repeat for more origins. Without it, replies carry no CORS headers.\n"
     "  --shutdown-timeout S on SIGTERM/SIGINT, running generations may go on this long, then stop (default 5);\n"
     "                   a second signal exits at once.\n"
     "  without -m: %s\n";
 
+// The chat template: --chat-template-file's, else the model file's (a built-in family when it has none or
+// it does not parse). Also the words the startup line says where it came from with.
+std::pair<chat::Template, std::string> chat_template_of(const Args& args, const gguf::File& file) {
+    if (const auto path = args.get("--chat-template-file")) {
+        std::ifstream in(*path, std::ios::binary);
+        if (!in) throw Error("cannot open --chat-template-file '" + printable(*path) + "'");
+        const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        try {
+            return {chat::Template(std::string_view(text)), printable(*path)};
+        } catch (const Error& e) {
+            throw Error("--chat-template-file '" + printable(*path) + "': " + e.what());
+        }
+    }
+    chat::Template t = chat::Template::of(file);
+    const bool has_text = file.get_string("tokenizer.chat_template").has_value();
+    std::string source = t.is_jinja() ? "the model's" : "built-in " + std::string(chat::format_name(t.format())) +
+                                                            (has_text ? " (the model's does not parse)" : " (the model has none)");
+    return {std::move(t), std::move(source)};
+}
+
 }  // namespace
 
 int serve(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"},
                                  {"--ctx-size", "-c"}, {"--backend", ""}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
-                                 {"--check-tensors", "", false}, {"--api-key", ""}, {"--cors-origin", ""}, {"--help", "-h", false}});
+                                 {"--check-tensors", "", false}, {"--api-key", ""}, {"--cors-origin", ""}, {"--chat-template-file", ""},
+                                 {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kServeUsage, FORGE_DEFAULT_MODEL);
         return 0;
@@ -84,25 +110,23 @@ int serve(int argc, char** argv) {
     const std::string path = args.get_or("--model", FORGE_DEFAULT_MODEL);
     const gguf::File file = gguf::File::open(path);
     const Tokenizer tok = Tokenizer::from_gguf(file);
-    const chat::Format format = chat::format_of(file);
+    auto [chat_template, template_source] = chat_template_of(args, file);
     std::vector<std::unique_ptr<AnyModel>> models;
     for (int i = 0; i < parallel; ++i)  // each a KV cache of its own over the one shared mapping of the weights
         models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend,
                                            .check_tensors = i == 0 && args.has("--check-tensors")}));
     serve::Scheduler scheduler(std::move(models));
-    serve::ApiOptions api_options{.api_key = args.get_or("--api-key", ""),
-                                  .cors_origins = args.all("--cors-origin"),
-                                  .tool_call_format = chat::tool_call_format(file.get_string("tokenizer.chat_template").value_or(""))};
+    serve::ApiOptions api_options{.api_key = args.get_or("--api-key", ""), .cors_origins = args.all("--cors-origin")};
     if (args.has("--api-key") && api_options.api_key.empty()) throw Error("--api-key must not be empty");
     for (const auto& origin : api_options.cors_origins)
         if (!serve::is_cors_origin(origin))
             throw Error("--cors-origin must be * or an origin such as https://app.example:8443 (scheme://host[:port], no path), not '" + printable(origin) + "'");
-    serve::Api api(tok, scheduler, format, std::filesystem::path(path).stem().string(), std::move(api_options));
+    serve::Api api(tok, scheduler, std::move(chat_template), std::filesystem::path(path).stem().string(), std::move(api_options));
     serve::Server server(api, opt);
 
-    std::fprintf(stderr, "forge serve: model %s, chat format %s, tool calls %s, %d slot(s) of %d tokens on %s, %d thread(s) each\n",
-                 printable(path).c_str(), std::string(chat::format_name(format)).c_str(),
-                 std::string(chat::tool_call_format_name(api.options().tool_call_format)).c_str(), parallel, scheduler.context(),
+    std::fprintf(stderr, "forge serve: model %s, chat template %s, tool calls %s, %d slot(s) of %d tokens on %s, %d thread(s) each\n",
+                 printable(path).c_str(), template_source.c_str(), std::string(chat::tool_call_format_name(api.tool_call_format())).c_str(),
+                 parallel, scheduler.context(),
                  std::string(scheduler.front().device_name()).c_str(), threads);
     std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", opt.host.c_str(), server.port());
     std::fflush(stderr);

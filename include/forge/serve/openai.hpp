@@ -358,40 +358,47 @@ inline void parse_tool_choice(const json::Value& body, ChatRequest& r) {
     if ((r.tool_choice == ToolChoice::required) && r.tools.empty()) throw bad_field("tool_choice", "'required' needs 'tools'");
 }
 
+// `messages`: roles system (or developer), user, assistant (with tool_calls) and tool (with tool_call_id).
+inline std::vector<chat::Message> parse_messages(const json::Value& body) {
+    std::vector<chat::Message> out;
+    const json::Value* messages = member(body, "messages");
+    if (!messages) throw bad_field("messages", "is required");
+    if (!messages->is_array()) throw bad_field("messages", std::string("must be an array, got ") + messages->type_name());
+    if (messages->as_array().empty()) throw bad_field("messages", "must not be empty");
+    for (std::size_t i = 0; i < messages->as_array().size(); ++i) {
+        const json::Value& m = messages->as_array()[i];
+        const std::string at = "messages[" + std::to_string(i) + "]";
+        if (!m.is_object()) throw bad_field(at, std::string("must be an object, got ") + m.type_name());
+        const json::Value* role = member(m, "role");
+        if (!role) throw bad_field(at + ".role", "is required");
+        if (!role->is_string()) throw bad_field(at + ".role", std::string("must be a string, got ") + role->type_name());
+        std::string r_name = role->as_string();
+        if (r_name == "developer") r_name = "system";  // OpenAI's newer name for the system role
+        if (r_name != "system" && r_name != "user" && r_name != "assistant" && r_name != "tool")
+            throw bad_field(at + ".role", "must be 'system', 'user', 'assistant' or 'tool', got '" + role->as_string() + "'");
+        const json::Value* content = member(m, "content");
+        if (!content && r_name != "assistant") throw bad_field(at + ".content", "is required");
+        chat::Message message{r_name, content ? message_text(*content, at + ".content") : std::string()};
+        if (const json::Value* name = member(m, "name")) {
+            if (!name->is_string()) throw bad_field(at + ".name", std::string("must be a string, got ") + name->type_name());
+            message.name = name->as_string();
+        }
+        if (r_name == "tool") message.tool_call_id = string_in(m, "tool_call_id", at);
+        if (const json::Value* calls = member(m, "tool_calls")) {
+            if (r_name != "assistant") throw bad_field(at + ".tool_calls", "belongs to assistant messages");
+            message.tool_calls = message_tool_calls(*calls, at + ".tool_calls");
+        }
+        out.push_back(std::move(message));
+    }
+    return out;
+}
+
 }  // namespace detail
 
 inline ChatRequest parse_chat_request(std::string_view body_text) {
     const json::Value body = detail::parse_body(body_text);
     ChatRequest r;
-    const json::Value* messages = detail::member(body, "messages");
-    if (!messages) throw detail::bad_field("messages", "is required");
-    if (!messages->is_array()) throw detail::bad_field("messages", std::string("must be an array, got ") + messages->type_name());
-    if (messages->as_array().empty()) throw detail::bad_field("messages", "must not be empty");
-    for (std::size_t i = 0; i < messages->as_array().size(); ++i) {
-        const json::Value& m = messages->as_array()[i];
-        const std::string at = "messages[" + std::to_string(i) + "]";
-        if (!m.is_object()) throw detail::bad_field(at, std::string("must be an object, got ") + m.type_name());
-        const json::Value* role = detail::member(m, "role");
-        if (!role) throw detail::bad_field(at + ".role", "is required");
-        if (!role->is_string()) throw detail::bad_field(at + ".role", std::string("must be a string, got ") + role->type_name());
-        std::string r_name = role->as_string();
-        if (r_name == "developer") r_name = "system";  // OpenAI's newer name for the system role
-        if (r_name != "system" && r_name != "user" && r_name != "assistant" && r_name != "tool")
-            throw detail::bad_field(at + ".role", "must be 'system', 'user', 'assistant' or 'tool', got '" + role->as_string() + "'");
-        const json::Value* content = detail::member(m, "content");
-        if (!content && r_name != "assistant") throw detail::bad_field(at + ".content", "is required");
-        chat::Message message{r_name, content ? detail::message_text(*content, at + ".content") : std::string()};
-        if (const json::Value* name = detail::member(m, "name")) {
-            if (!name->is_string()) throw detail::bad_field(at + ".name", std::string("must be a string, got ") + name->type_name());
-            message.name = name->as_string();
-        }
-        if (r_name == "tool") message.tool_call_id = detail::string_in(m, "tool_call_id", at);
-        if (const json::Value* calls = detail::member(m, "tool_calls")) {
-            if (r_name != "assistant") throw detail::bad_field(at + ".tool_calls", "belongs to assistant messages");
-            message.tool_calls = detail::message_tool_calls(*calls, at + ".tool_calls");
-        }
-        r.messages.push_back(std::move(message));
-    }
+    r.messages = detail::parse_messages(body);
     r.options = detail::parse_options(body, true);
     r.options.grammar = detail::response_format_grammar(body);
     r.response_format = r.options.grammar != nullptr;
@@ -507,17 +514,18 @@ struct ApiOptions {
     // Origins whose browser pages may call the API ("https://app.example:8443", or "*" for any). Empty:
     // replies carry no CORS headers, so browsers refuse cross-origin calls.
     std::vector<std::string> cors_origins{};
-    // How the model's template has it write tool calls (chat::tool_call_format of the template's text).
-    chat::ToolCallFormat tool_call_format = chat::ToolCallFormat::hermes;
 };
 
 // The routes, served from one tokenizer and one scheduler.
 class Api {
 public:
-    Api(const Tokenizer& tok, Scheduler& scheduler, chat::Format format, std::string model_id, ApiOptions options = {})
-        : tok_(tok), scheduler_(scheduler), format_(format), model_id_(std::move(model_id)), options_(std::move(options)) {}
+    // `chat_template` renders conversations (and their tools); its text says how the model writes tool calls.
+    Api(const Tokenizer& tok, Scheduler& scheduler, chat::Template chat_template, std::string model_id, ApiOptions options = {})
+        : tok_(tok), scheduler_(scheduler), template_(std::move(chat_template)), tool_format_(chat::tool_call_format(template_.source())),
+          model_id_(std::move(model_id)), options_(std::move(options)) {}
 
-    chat::Format chat_format() const { return format_; }
+    const chat::Template& chat_template() const { return template_; }
+    chat::ToolCallFormat tool_call_format() const { return tool_format_; }
     const ApiOptions& options() const { return options_; }
     const std::string& model_id() const { return model_id_; }
     // Requests still waiting for a slot are refused with 503; running ones may go on for `deadline`,
@@ -553,7 +561,8 @@ private:
         std::string_view path, method;
     };
     static constexpr Route kRoutes[] = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"}, {"/v1/models", "GET"},
-                                        {"/health", "GET"},  {"/metrics", "GET"},  {"/tokenize", "POST"}, {"/detokenize", "POST"}};
+                                        {"/health", "GET"},  {"/metrics", "GET"},  {"/tokenize", "POST"}, {"/detokenize", "POST"},
+                                        {"/apply-template", "POST"}};
 
     static const Route* find_route(std::string_view path) {
         for (const auto& r : kRoutes)
@@ -638,16 +647,57 @@ private:
         if (path == "/v1/models") return send_json(out, req, models());
         if (path == "/tokenize") return send_json(out, req, tokenize(detail::parse_body(req.body)));
         if (path == "/detokenize") return send_json(out, req, detokenize(detail::parse_body(req.body)));
+        if (path == "/apply-template") return send_json(out, req, apply_template(detail::parse_body(req.body)));
         if (path == "/v1/chat/completions") {
             ChatRequest c = parse_chat_request(req.body);
             if (c.forces_call()) c.options.grammar = forced_call_grammar(c);
             std::optional<ToolReading> tools;
-            if (c.uses_tools()) tools = ToolReading{options_.tool_call_format, c.parallel_tool_calls && c.tool_choice != ToolChoice::named};
-            return complete(req, out, chat::encode(tok_, format_, c.messages), c.options, "messages", true, tools);
+            if (c.uses_tools()) tools = ToolReading{tool_format_, c.parallel_tool_calls && c.tool_choice != ToolChoice::named};
+            chat::RenderOptions render;
+            if (c.uses_tools()) render.tools = c.tools;
+            return complete(req, out, encode_chat(c.messages, render), c.options, "messages", true, tools);
         }
         CompletionRequest c = parse_completion_request(req.body);
         const auto prompt = encode_text(c.prompt);
         return complete(req, out, prompt, c.options, "prompt", false);
+    }
+
+    // The conversation's prompt; what the template refuses (raise_exception, a sandbox limit) is the
+    // request's fault, a 400.
+    std::vector<std::int32_t> encode_chat(std::span<const chat::Message> messages, const chat::RenderOptions& render) const {
+        try {
+            return template_.encode(tok_, messages, render);
+        } catch (const Error& e) {
+            throw detail::bad_field("messages", std::string("cannot be rendered by the model's chat template: ") + e.what());
+        }
+    }
+
+    // POST /apply-template, as llama-server's: {messages, tools, add_generation_prompt (default true),
+    // enable_thinking} -> {"prompt"}, the model's template rendering them. forge's extension: with
+    // `chat_template` (and `bos_token`, `eos_token`, default empty) that template renders them instead.
+    json::Value apply_template(const json::Value& body) const {
+        chat::RenderOptions render;
+        const std::vector<chat::Message> messages = detail::parse_messages(body);
+        render.tools = detail::parse_tools(body);
+        if (detail::member(body, "add_generation_prompt")) render.add_generation_prompt = detail::boolean(body, "add_generation_prompt");
+        if (detail::member(body, "enable_thinking")) render.enable_thinking = detail::boolean(body, "enable_thinking");
+        const json::Value* text = detail::member(body, "chat_template");
+        for (const char* field : {"bos_token", "eos_token"})
+            if (const json::Value* v = detail::member(body, field); v && !v->is_string())
+                throw detail::bad_field(field, std::string("must be a string, got ") + v->type_name());
+        try {
+            if (!text) {
+                render.bos_token = chat::token_text_or(tok_, tok_.bos(), "");
+                render.eos_token = chat::token_text_or(tok_, tok_.eos(), "");
+                return json::Object{{"prompt", template_.render(messages, render)}};
+            }
+            if (!text->is_string()) throw detail::bad_field("chat_template", std::string("must be a string, got ") + text->type_name());
+            if (const json::Value* b = detail::member(body, "bos_token")) render.bos_token = b->as_string();
+            if (const json::Value* e = detail::member(body, "eos_token")) render.eos_token = e->as_string();
+            return json::Object{{"prompt", chat::Template(std::string_view(text->as_string())).render(messages, render)}};
+        } catch (const Error& e) {
+            throw detail::bad_field(text ? "chat_template" : "messages", std::string("cannot be rendered: ") + e.what());
+        }
     }
 
     std::vector<std::int32_t> encode_text(const std::string& text) const {
@@ -721,7 +771,7 @@ private:
         }
         try {
             return std::make_shared<const grammar::Grammar>(
-                chat::tool_call_grammar(options_.tool_call_format, schemas, c.parallel_tool_calls && c.tool_choice != ToolChoice::named));
+                chat::tool_call_grammar(tool_format_, schemas, c.parallel_tool_calls && c.tool_choice != ToolChoice::named));
         } catch (const chat::ToolSchemaError& e) {
             throw detail::bad_field("tools[" + std::to_string(index[e.index]) + "].function.parameters", std::string("cannot be enforced: ") + e.what());
         } catch (const Error& e) {
@@ -943,7 +993,8 @@ private:
     const Tokenizer& tok_;
     Scheduler& scheduler_;
     std::atomic<std::chrono::steady_clock::rep> stop_at_{std::chrono::steady_clock::time_point::max().time_since_epoch().count()};
-    chat::Format format_;
+    chat::Template template_;
+    chat::ToolCallFormat tool_format_;
     std::string model_id_;
     ApiOptions options_;
     Metrics metrics_;
