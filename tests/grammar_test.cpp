@@ -514,6 +514,23 @@ TEST_F(ConstrainedGeneration, GreedyToo) {
     EXPECT_TRUE(valid(json::parse(r.text), schema, schema)) << r.text;
 }
 
+TEST_F(ConstrainedGeneration, LogprobsAreTheModelsOwn) {
+    const auto r = run(schema_grammar(kPersonSchema), 3, 480);
+    ASSERT_EQ(r.finish, FinishReason::eos);
+    // Replay the tokens unconstrained: each logprob is the log-softmax of the model's own logits.
+    lm_->model().truncate(0);
+    std::vector<float> logits;
+    const auto replay = [&](std::span<const float> l) { logits.assign(l.begin(), l.end()); };
+    replay(lm_->model().prefill(lm_->tokenize("Tom wrote down his friend:")));
+    for (std::size_t i = 0; i < r.tokens.size(); ++i) {
+        float max = -INFINITY, sum = 0.0f;
+        for (const float l : logits) max = std::fmax(max, l);
+        for (const float l : logits) sum += std::exp(l - max);
+        EXPECT_NEAR(r.logprobs[i], logits[std::size_t(r.tokens[i])] - max - std::log(sum), 1e-4f) << "token " << i;
+        replay(lm_->model().decode(r.tokens[i]));
+    }
+}
+
 TEST_F(ConstrainedGeneration, TinyMaxTokensStopsMidValueWithLength) {
     const auto g = schema_grammar(kPersonSchema);
     const auto r = run(g, 7, 3);
