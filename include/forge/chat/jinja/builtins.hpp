@@ -871,6 +871,7 @@ inline Value dict_method(Runtime& rt, Dict& d, std::string_view name, const Args
 
 inline Value method(Runtime& rt, const Value& self, std::string_view name, const Args& a) {
     if (self.is_string()) return string_method(rt, self.as_string(), name, a);
+    rt.mutating(self);
     if (self.is_list()) return list_method(rt, self.as_list(), name, a);
     return dict_method(rt, self.as_dict(), name, a);
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "forge/chat/jinja/ast.hpp"
 #include "forge/chat/jinja/builtins.hpp"
@@ -36,6 +37,11 @@ struct Scope {
 class Interpreter : public Runtime {
 public:
     explicit Interpreter(std::string_view src) : Runtime(src) { now = std::time(nullptr); }
+
+    // A macro's closure holds the scope it was defined in, which holds the macro: empty those scopes.
+    ~Interpreter() {
+        for (const auto& s : macro_scopes_) s->vars.clear();
+    }
 
     // The root scope: Jinja's globals, with `context` (the caller's values) over them.
     std::shared_ptr<Scope> globals() {
@@ -140,6 +146,7 @@ private:
                 if (s.expr2) {
                     const Value ns = eval(*s.expr2, *scope);
                     if (!ns.is(Value::namespace_)) fail("'" + s.expr2->name + "' is not a namespace, so its attributes cannot be set", s.offset);
+                    mutating(ns);
                     ns.as_namespace().attrs.set(Value(s.names[0]), std::move(v));
                 } else {
                     assign(s.names, std::move(v), *scope, s.offset);
@@ -158,7 +165,10 @@ private:
                 append(out, to_str(eval_with_input(*s.expr, *scope, Value(std::move(captured)))), s.offset);
                 return Flow::normal;
             }
-            case Stmt::macro: scope->vars[s.text] = macro(s, scope); return Flow::normal;
+            case Stmt::macro:
+                scope->vars[s.text] = macro(s, scope);
+                macro_scopes_.push_back(scope);
+                return Flow::normal;
             case Stmt::break_: return Flow::break_;
             case Stmt::continue_: return Flow::continue_;
             case Stmt::do_: eval(*s.expr, *scope); return Flow::normal;
@@ -532,6 +542,7 @@ private:
         throw Error("unknown operator " + op);
     }
 
+    std::vector<std::shared_ptr<Scope>> macro_scopes_;
     int blocks_ = 0, calls_ = 0, render_depth_ = 0;
     const Value* block_input_ = nullptr;
 };

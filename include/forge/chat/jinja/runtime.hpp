@@ -10,7 +10,9 @@
 #include <ctime>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "forge/chat/jinja/lexer.hpp"
 #include "forge/chat/jinja/limits.hpp"
@@ -28,6 +30,26 @@ public:
 class Runtime {
 public:
     explicit Runtime(std::string_view src) : src_(src) {}
+    Runtime(const Runtime&) = delete;
+    Runtime& operator=(const Runtime&) = delete;
+
+    // Empties every container the render mutated: one that came to hold itself (a list appended to
+    // itself, a namespace set as its own attribute) would otherwise never be freed.
+    ~Runtime() {
+        for (const Value& v : mutated_) {
+            if (v.is_list()) v.as_list().clear();
+            else if (v.is_dict()) v.as_dict().clear();
+            else if (v.is(Value::namespace_)) v.as_namespace().attrs.clear();
+        }
+    }
+
+    // `container` (a list, dict or namespace) is being changed in place.
+    void mutating(const Value& container) {
+        const void* p = container.is_list() ? static_cast<const void*>(&container.as_list())
+                        : container.is_dict() ? static_cast<const void*>(&container.as_dict())
+                                              : static_cast<const void*>(&container.as_namespace());
+        if (mutated_ptrs_.insert(p).second) mutated_.push_back(container);
+    }
 
     [[noreturn]] void fail(const std::string& what, std::size_t at) const { throw LocatedError("jinja: " + what + " at " + where(src_, at)); }
 
@@ -51,6 +73,8 @@ public:
 
 private:
     std::string_view src_;
+    std::vector<Value> mutated_;
+    std::unordered_set<const void*> mutated_ptrs_;
     std::int64_t iterations_ = 0;
     std::size_t work_ = 0;
 };

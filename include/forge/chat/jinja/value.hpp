@@ -158,6 +158,11 @@ public:
         else entries_[it->second].second = std::move(v);
     }
 
+    void clear() {
+        entries_.clear();
+        index_.clear();
+    }
+
     Value pop(const Value& key) {
         const auto it = index_.find(hash_key(key));
         if (it == index_.end()) return Undefined{};
