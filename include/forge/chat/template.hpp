@@ -204,11 +204,63 @@ inline std::vector<std::int32_t> encode_parts(const Tokenizer& tok, std::span<co
     return ids;
 }
 
+// Messages in the OpenAI API's shape: [{role, content, tool_calls, tool_call_id, name}], content a string,
+// null, or an array of parts whose text parts are joined with newlines; a tool call's arguments an object
+// or a JSON object in a string. Errors name the field (messages[1].content).
+inline std::vector<Message> messages_from_json(const json::Value& j) {
+    const auto bad = [](const std::string& at, const std::string& what) { return Error(at + " " + what); };
+    if (!j.is_array()) throw bad("messages", std::string("must be an array, got ") + j.type_name());
+    const auto text = [&](const json::Value* v, const std::string& at) -> std::string {
+        if (!v || v->is_null()) return "";
+        if (v->is_string()) return v->as_string();
+        if (!v->is_array()) throw bad(at, std::string("must be a string or an array of parts, got ") + v->type_name());
+        std::string out;
+        for (const auto& part : v->as_array()) {
+            const json::Value* t = part.is_object() ? part.find("text") : nullptr;
+            if (!t || !t->is_string()) continue;  // only text parts carry text
+            out += (out.empty() ? "" : "\n") + t->as_string();
+        }
+        return out;
+    };
+    const auto string_at = [&](const json::Value& obj, const char* key, const std::string& at) -> std::string {
+        const json::Value* v = obj.find(key);
+        if (!v || v->is_null()) return "";
+        if (!v->is_string()) throw bad(at + "." + key, std::string("must be a string, got ") + v->type_name());
+        return v->as_string();
+    };
+    std::vector<Message> out;
+    for (std::size_t i = 0; i < j.as_array().size(); ++i) {
+        const json::Value& m = j.as_array()[i];
+        const std::string at = "messages[" + std::to_string(i) + "]";
+        if (!m.is_object()) throw bad(at, std::string("must be an object, got ") + m.type_name());
+        Message msg{string_at(m, "role", at), text(m.find("content"), at + ".content")};
+        if (msg.role.empty()) throw bad(at + ".role", "is required");
+        msg.tool_call_id = string_at(m, "tool_call_id", at);
+        msg.name = string_at(m, "name", at);
+        if (const json::Value* calls = m.find("tool_calls"); calls && !calls->is_null()) {
+            if (!calls->is_array()) throw bad(at + ".tool_calls", std::string("must be an array, got ") + calls->type_name());
+            for (std::size_t k = 0; k < calls->as_array().size(); ++k) {
+                const json::Value& c = calls->as_array()[k];
+                const std::string cat = at + ".tool_calls[" + std::to_string(k) + "]";
+                const json::Value* fn = c.is_object() ? c.find("function") : nullptr;
+                if (!fn || !fn->is_object()) throw bad(cat + ".function", "is required (an object with name and arguments)");
+                ToolCall call{string_at(c, "id", cat), string_at(*fn, "name", cat + ".function"), json::Object{}};
+                if (const json::Value* args = fn->find("arguments"); args && !args->is_null())
+                    call.arguments = args->is_string() ? json::parse(args->as_string()) : *args;
+                if (!call.arguments.is_object()) throw bad(cat + ".function.arguments", "must be a JSON object");
+                msg.tool_calls.push_back(std::move(call));
+            }
+        }
+        out.push_back(std::move(msg));
+    }
+    return out;
+}
+
 // How a conversation is rendered, beyond its messages.
 struct RenderOptions {
     json::Array tools;                   // OpenAI's shape: [{"type": "function", "function": {name, description, parameters}}]
     bool add_generation_prompt = true;   // end where the assistant's reply begins
-    bool enable_thinking = true;         // for templates with a reasoning switch (Qwen 3, SmolLM 3, ...)
+    bool enable_thinking = false;        // for templates with a reasoning switch (Qwen 3, SmolLM 3, ...)
     json::Object extra;                  // more values for the template (chat_template_kwargs); data, like messages
     std::string bos_token, eos_token;    // what the template writes for them (encode() takes the vocabulary's)
 };
