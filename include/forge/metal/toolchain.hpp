@@ -4,6 +4,7 @@
 // writing cache files so that a reader never sees half of one. The emulator (emu/jit.hpp) compiles with
 // the host's C++ compiler, the CUDA executor (cuda/jit.hpp) with nvcc.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,6 +100,27 @@ inline fs::path include_dir(const char* probe) {
                     "' (they are needed to compile MSL libraries): set FORGE_EMU_INCLUDE to forge's include folder");
     return fs::absolute(dir);
 }
+
+// An exclusive lock on `path` (created if need be) while the object lives: processes that would
+// compile the same library take turns, and the later ones find it in the cache instead of compiling it
+// again (test runs start several processes that load the same libraries at once).
+class FileLock {
+public:
+    explicit FileLock(const fs::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+        if (fd_ < 0) throw Error("cannot open the lock file '" + path.string() + "'");
+        while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+        }
+    }
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
+    ~FileLock() {
+        ::flock(fd_, LOCK_UN);
+        ::close(fd_);
+    }
+
+private:
+    int fd_;
+};
 
 // `name` found on PATH (or as given, when it names a path), or empty.
 inline std::string find_program(const std::string& name) {

@@ -112,6 +112,7 @@ inline CUmodule load(std::string_view library_name, std::span<const metal_src::K
     fs::create_directories(dir, ec);
     if (ec) throw Error("cuda: cannot create the cache folder '" + dir.string() + "': " + ec.message() + " (set FORGE_CUDA_CACHE)");
     const fs::path cubin = dir / (id + ".cubin");
+    const toolchain::FileLock file_lock(dir / (id + ".lock"));
     if (!fs::exists(cubin)) {
         const std::string found = toolchain::find_program(nvcc);
         if (found.empty()) throw Error("cuda: the CUDA compiler '" + nvcc + "' is not installed (set FORGE_CUDA_NVCC to nvcc)");

@@ -127,6 +127,7 @@ inline const LibraryTable& load(std::string_view library_name, std::span<const m
     fs::create_directories(dir, ec);
     if (ec) throw Error("metal emulator: cannot create the cache folder '" + dir.string() + "': " + ec.message() + " (set FORGE_EMU_CACHE)");
     const fs::path so = dir / (id + ".so");
+    const toolchain::FileLock file_lock(dir / (id + ".lock"));
     if (!fs::exists(so)) {
         const std::string found = toolchain::find_program(cxx);
         if (found.empty())
