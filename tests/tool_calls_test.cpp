@@ -201,7 +201,7 @@ TEST(ToolCallGrammar, WritesEachFormatsCallsAsItsParserReadsThem) {
     const std::vector<std::pair<ToolCallFormat, std::string>> calls = {
         {ToolCallFormat::hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"},
         {ToolCallFormat::llama3, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}"},
-        {ToolCallFormat::mistral, "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]"}};
+        {ToolCallFormat::mistral, "[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]"}};
     for (const auto& [f, text] : calls) {
         const grammar::Grammar g = tool_call_grammar(f, tools, false);
         EXPECT_TRUE(matches(g, text)) << text;
@@ -228,7 +228,7 @@ TEST(ToolCallGrammar, ParallelCallsWhereTheFormatHasThem) {
     const std::string one = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
     EXPECT_TRUE(matches(tool_call_grammar(ToolCallFormat::hermes, tools, true), one + "\n" + one));
     EXPECT_FALSE(matches(tool_call_grammar(ToolCallFormat::hermes, tools, false), one + "\n" + one));
-    const std::string two = "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"A\"}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"B\"}}]";
+    const std::string two = "[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"A\"}}, {\"name\": \"get_weather\", \"arguments\": {\"city\": \"B\"}}]";
     EXPECT_TRUE(matches(tool_call_grammar(ToolCallFormat::mistral, tools, true), two));
     EXPECT_EQ(parse_tool_calls(ToolCallFormat::mistral, two).tool_calls.size(), 2u);
     EXPECT_FALSE(matches(tool_call_grammar(ToolCallFormat::mistral, tools, false), two));

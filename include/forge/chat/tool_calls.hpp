@@ -312,7 +312,9 @@ public:
 // them: Llama-3's templates take one call per turn), written as the format's template shows its model:
 //   hermes   <tool_call>\n{"name": N, "arguments": ARGS}\n</tool_call>, calls one per line
 //   llama3   {"name": N, "parameters": ARGS}
-//   mistral  [TOOL_CALLS][{"name": N, "arguments": ARGS}, ...]
+//   mistral  [{"name": N, "arguments": ARGS}, ...]
+// Markers that are control tokens are left out: constrained generation never writes a control token (it
+// writes no text), and the parser reads calls without them. Qwen's <tool_call> is text.
 inline grammar::Grammar tool_call_grammar(ToolCallFormat format, std::span<const ToolSchema> tools, bool parallel) {
     if (tools.empty()) throw Error("tool_call_grammar: no tools to call");
     grammar::Builder b;
@@ -337,7 +339,7 @@ inline grammar::Grammar tool_call_grammar(ToolCallFormat format, std::span<const
         case ToolCallFormat::hermes:
             return b.build(one_or_more(b.seq({b.literal("<tool_call>\n"), call, b.literal("\n</tool_call>")}), "\n"));
         case ToolCallFormat::llama3: return b.build(call);
-        case ToolCallFormat::mistral: return b.build(b.seq({b.literal("[TOOL_CALLS]["), one_or_more(call, ", "), b.literal("]")}));
+        case ToolCallFormat::mistral: return b.build(b.seq({b.literal("["), one_or_more(call, ", "), b.literal("]")}));
     }
     throw Error("tool_call_grammar: unknown format");
 }
