@@ -236,6 +236,11 @@ TEST(Jinja, SandboxLimitsFailCleanly) {
                  "kMaxOutputBytes");
     expect_limit("{% set s = 'x' * 4000000 %}{% for i in range(1000) %}{% set t = s.upper() %}{% endfor %}", "kMaxStringWork");
     expect_limit("{% set l = [] %}{% do l.append(l) %}{{ l }}", "kMaxValueDepth");
+    // Work on large values counts too: comparing, copying for a loop that breaks at once, printing.
+    expect_limit("{% set big = range(400000) | list %}{% for i in range(400000) %}{% if big == big %}{% endif %}{% endfor %}", "kMaxLoopIterations");
+    expect_limit("{% set big = range(300000) | list %}{% for i in range(300000) %}{% for x in big %}{% break %}{% endfor %}{% endfor %}",
+                 "kMaxLoopIterations");
+    expect_limit("{% set big = range(300000) | list %}{{ [big] * 1000 }}", "kMax");
     expect_limit(std::string(kMaxTemplateBytes + 1, 'a'), "over the limit");
     // Macros nested in blocks nested in macros: bounded all together.
     expect_limit("{% macro f(n) %}" + [] {

@@ -215,7 +215,7 @@ inline String format(Runtime& rt, const String& fmt, const Args& a) {
                 if (k == field) v = &kv;
             if (!v) throw Error("format: no argument '" + field + "'");
         }
-        const String s = to_str(*v);
+        const String s = to_str(rt, *v);
         rt.charge(s.size(), out.size() + s.size());
         out += s;
         lit = i = close;
@@ -229,7 +229,7 @@ inline String join(Runtime& rt, const List& items, const String& sep) {
     String out;
     for (std::size_t i = 0; i < items.size(); ++i) {
         rt.iterate();
-        const String s = to_str(items[i]);
+        const String s = to_str(rt, items[i]);
         rt.charge(s.size() + sep.size(), out.size() + s.size() + sep.size());
         if (i) out += sep;
         out += s;
@@ -263,14 +263,14 @@ inline Value attribute(const Value& v, const std::string& path) {
 }
 
 // Sorting key comparison; strings compare case-insensitively unless asked.
-inline int sort_compare(const Value& a, const Value& b, bool case_sensitive) {
+inline int sort_compare(Runtime& rt, const Value& a, const Value& b, bool case_sensitive) {
     if (!case_sensitive && a.is_string() && b.is_string()) {
         std::string x = a.as_string().str(), y = b.as_string().str();
         for (char& c : x) c = char(std::tolower(static_cast<unsigned char>(c)));
         for (char& c : y) c = char(std::tolower(static_cast<unsigned char>(c)));
         return x < y ? -1 : x > y;
     }
-    return compare(a, b);
+    return compare(rt, a, b);
 }
 
 inline String html_escape(Runtime& rt, const String& s) {
@@ -395,19 +395,19 @@ inline bool test(Runtime& rt, std::string_view name, const Value& v, const Args&
         if (d == 0) throw Error("test 'divisibleby': division by zero");
         return builtin::need_int("test 'divisibleby'", v) % d == 0;
     }
-    if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") return equals(v, arg("other"));
-    if (name == "ne" || name == "!=") return !equals(v, arg("other"));
-    if (name == "lt" || name == "<" || name == "lessthan") return compare(v, arg("other")) < 0;
-    if (name == "le" || name == "<=") return compare(v, arg("other")) <= 0;
-    if (name == "gt" || name == ">" || name == "greaterthan") return compare(v, arg("other")) > 0;
-    if (name == "ge" || name == ">=") return compare(v, arg("other")) >= 0;
+    if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") return equals(rt, v, arg("other"));
+    if (name == "ne" || name == "!=") return !equals(rt, v, arg("other"));
+    if (name == "lt" || name == "<" || name == "lessthan") return compare(rt, v, arg("other")) < 0;
+    if (name == "le" || name == "<=") return compare(rt, v, arg("other")) <= 0;
+    if (name == "gt" || name == ">" || name == "greaterthan") return compare(rt, v, arg("other")) > 0;
+    if (name == "ge" || name == ">=") return compare(rt, v, arg("other")) >= 0;
     if (name == "in") {
         const Value seq = arg("seq");
         if (seq.is_string()) return v.is_string() && seq.as_string().str().find(v.as_string().str()) != std::string::npos;
         if (seq.is_dict()) return seq.as_dict().find(v) != nullptr;
-        for (const auto& e : items_of(seq)) {
+        for (const auto& e : items_of(rt, seq)) {
             rt.iterate();
-            if (equals(e, v)) return true;
+            if (equals(rt, e, v)) return true;
         }
         return false;
     }
@@ -431,7 +431,7 @@ inline Value select(Runtime& rt, const Value& v, const Args& a, bool attr, bool 
     Args test_args;
     test_args.positional.assign(a.positional.begin() + std::ptrdiff_t(at), a.positional.end());
     List out;
-    for (const auto& item : items_of(v)) {
+    for (const auto& item : items_of(rt, v)) {
         rt.iterate();
         const Value x = attr ? builtin::attribute(item, path) : item;
         const bool pass = test_name.empty() ? truthy(x) : test(rt, test_name, x, test_args);
@@ -456,7 +456,7 @@ inline Value map(Runtime& rt, const Value& v, const Args& a) {
         fargs.positional.assign(a.positional.begin() + 1, a.positional.end());
         for (const auto& kw : a.keyword) fargs.keyword.push_back(kw);
     }
-    for (const auto& item : items_of(v)) {
+    for (const auto& item : items_of(rt, v)) {
         rt.iterate();
         if (attr.empty()) {
             out.push_back(filter(rt, filter_name, item, fargs));
@@ -469,27 +469,27 @@ inline Value map(Runtime& rt, const Value& v, const Args& a) {
 }
 
 inline Value sorted(Runtime& rt, const Value& v, const std::vector<Value>& p) {  // reverse, case_sensitive, attribute
-    List items = items_of(v);
+    List items = items_of(rt, v);
     rt.iterate(std::int64_t(items.size()));
     const bool reverse = truthy(p[0]), cs = truthy(p[1]);
     const std::string attr = p[2].is_string() ? p[2].as_string().str() : "";
     const auto key = [&](const Value& x) { return attr.empty() ? x : builtin::attribute(x, attr); };
     std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
-        const int c = builtin::sort_compare(key(x), key(y), cs);
+        const int c = builtin::sort_compare(rt, key(x), key(y), cs);
         return reverse ? c > 0 : c < 0;
     });
     return items;
 }
 
 inline Value min_max(Runtime& rt, const Value& v, const std::vector<Value>& p, bool max) {  // case_sensitive, attribute
-    const List items = items_of(v);
+    const List items = items_of(rt, v);
     rt.iterate(std::int64_t(items.size()));
     if (items.empty()) return Undefined{"min/max of nothing"};
     const std::string attr = p[1].is_string() ? p[1].as_string().str() : "";
     const auto key = [&](const Value& x) { return attr.empty() ? x : builtin::attribute(x, attr); };
     const Value* best = &items[0];
     for (const auto& x : items) {
-        const int c = builtin::sort_compare(key(x), key(*best), truthy(p[0]));
+        const int c = builtin::sort_compare(rt, key(x), key(*best), truthy(p[0]));
         if (max ? c > 0 : c < 0) best = &x;
     }
     return *best;
@@ -498,14 +498,14 @@ inline Value min_max(Runtime& rt, const Value& v, const std::vector<Value>& p, b
 inline Value unique(Runtime& rt, const Value& v, const std::vector<Value>& p) {  // case_sensitive, attribute
     const std::string attr = p[1].is_string() ? p[1].as_string().str() : "";
     List out, keys;
-    for (const auto& x : items_of(v)) {
+    for (const auto& x : items_of(rt, v)) {
         rt.iterate();
         Value k = attr.empty() ? x : builtin::attribute(x, attr);
         if (!truthy(p[0]) && k.is_string()) k = builtin::map_chars(rt, k.as_string(), ::tolower);
         bool seen = false;
         for (const auto& s : keys) {
             rt.iterate();
-            if (equals(s, k)) seen = true;
+            if (equals(rt, s, k)) seen = true;
         }
         if (!seen) keys.push_back(k), out.push_back(x);
     }
@@ -523,7 +523,7 @@ inline Value sort_keys(Runtime& rt, const Value& v, int depth) {
     if (!v.is_dict()) return v;
     std::vector<Dict::Entry> entries = v.as_dict().entries();
     rt.iterate(std::int64_t(entries.size()));
-    std::stable_sort(entries.begin(), entries.end(), [](const Dict::Entry& x, const Dict::Entry& y) { return compare(x.first, y.first) < 0; });
+    std::stable_sort(entries.begin(), entries.end(), [&](const Dict::Entry& x, const Dict::Entry& y) { return compare(rt, x.first, y.first) < 0; });
     Dict out;
     for (auto& [k, e] : entries) out.set(k, sort_keys(rt, e, depth + 1));
     return out;
@@ -544,15 +544,15 @@ inline Value tojson(Runtime& rt, const Value& v, const std::vector<Value>& p) { 
     Value x = v;
     if (truthy(p[3])) x = sort_keys(rt, v, 0);
     std::string out;
-    to_json(out, x, st);
+    to_json(rt, out, x, st);
     rt.charge(out.size(), out.size());
-    return holds_context(v) ? String::from_context(std::move(out)) : String(std::move(out));
+    return holds_context(rt, v) ? String::from_context(std::move(out)) : String(std::move(out));
 }
 
 inline Value filter(Runtime& rt, std::string_view name, const Value& v, const Args& a) {
     const std::string what = "filter '" + std::string(name) + "'";
     const auto params = [&](std::initializer_list<std::string_view> names) { return builtin::bind(what, a, names); };
-    const auto str = [&] { return to_str(v); };
+    const auto str = [&] { return to_str(rt, v); };
     // Where Jinja raises, the list filters give [] for none, as llama.cpp's engine has it (functionary
     // v3.1 filters `tools` after setting it to none).
     if (v.is_none() && (name == "items" || name == "map" || name == "select" || name == "reject" || name == "selectattr" ||
@@ -576,23 +576,23 @@ inline Value filter(Runtime& rt, std::string_view name, const Value& v, const Ar
     if (name == "wordcount") return params({}), Value(std::int64_t(builtin::split(rt, str(), Undefined{}, Undefined{}, false).size()));
     if (name == "first" || name == "last") {
         params({});
-        const List items = items_of(v);
+        const List items = items_of(rt, v);
         if (items.empty()) return Undefined{"first/last of nothing"};
         return name == "first" ? items.front() : items.back();
     }
     if (name == "join") {
         const auto p = params({"d", "attribute"});
-        List items = items_of(v);
+        List items = items_of(rt, v);
         if (p[1].is_string())
             for (auto& x : items) x = builtin::attribute(x, p[1].as_string().str());
-        return builtin::join(rt, items, p[0].is_undefined() ? String() : to_str(p[0]));
+        return builtin::join(rt, items, p[0].is_undefined() ? String() : to_str(rt, p[0]));
     }
     if (name == "default" || name == "d") {
         const auto p = params({"default_value", "boolean"});
         const bool use = truthy(p[1]) ? !truthy(v) : v.is_undefined();
         return use ? (p[0].is_undefined() ? Value(String()) : p[0]) : v;
     }
-    if (name == "list") return params({}), Value(items_of(v));
+    if (name == "list") return params({}), Value(items_of(rt, v));
     if (name == "items") {
         params({});
         if (v.is_undefined()) return List{};
@@ -608,7 +608,7 @@ inline Value filter(Runtime& rt, std::string_view name, const Value& v, const Ar
         std::vector<Dict::Entry> entries = v.as_dict().entries();
         rt.iterate(std::int64_t(entries.size()));
         std::stable_sort(entries.begin(), entries.end(), [&](const Dict::Entry& x, const Dict::Entry& y) {
-            const int c = builtin::sort_compare(by_value ? x.second : x.first, by_value ? y.second : y.first, truthy(p[0]));
+            const int c = builtin::sort_compare(rt, by_value ? x.second : x.first, by_value ? y.second : y.first, truthy(p[0]));
             return truthy(p[2]) ? c > 0 : c < 0;
         });
         List out;
@@ -625,14 +625,14 @@ inline Value filter(Runtime& rt, std::string_view name, const Value& v, const Ar
             std::reverse(t.begin(), t.end());
             return v.as_string().derive(std::move(t));
         }
-        List items = items_of(v);
+        List items = items_of(rt, v);
         std::reverse(items.begin(), items.end());
         return items;
     }
     if (name == "sum") {
         const auto p = params({"attribute", "start"});
         Value total = p[1].is_undefined() ? Value(0) : p[1];
-        for (const auto& x : items_of(v)) {
+        for (const auto& x : items_of(rt, v)) {
             rt.iterate();
             const Value y = p[0].is_string() ? builtin::attribute(x, p[0].as_string().str()) : x;
             if (!y.is_number() || !total.is_number()) throw Error(what + " needs numbers");
@@ -646,7 +646,7 @@ inline Value filter(Runtime& rt, std::string_view name, const Value& v, const Ar
         const std::int64_t n = builtin::need_int(what, p[0]);
         if (n <= 0) throw Error(what + " needs a positive count");
         List out, cur;
-        for (const auto& x : items_of(v)) {
+        for (const auto& x : items_of(rt, v)) {
             rt.iterate();
             cur.push_back(x);
             if (std::int64_t(cur.size()) == n) out.push_back(std::move(cur)), cur = {};
@@ -750,7 +750,7 @@ inline Value string_method(Runtime& rt, const String& s, std::string_view name, 
         return at == std::string::npos ? std::int64_t(-1) : std::int64_t(at);
     }
     if (name == "format") return builtin::format(rt, s, a);
-    if (name == "join") return builtin::join(rt, items_of(params({"iterable"})[0]), s);
+    if (name == "join") return builtin::join(rt, items_of(rt, params({"iterable"})[0]), s);
     if (name == "splitlines") {
         params({});
         List out;
@@ -794,7 +794,7 @@ inline Value list_method(Runtime& rt, List& l, std::string_view name, const Args
         return None{};
     }
     if (name == "extend") {
-        const List more = items_of(params({"iterable"})[0]);
+        const List more = items_of(rt, params({"iterable"})[0]);
         grow(more.size());
         l.insert(l.end(), more.begin(), more.end());
         return None{};
@@ -819,7 +819,7 @@ inline Value list_method(Runtime& rt, List& l, std::string_view name, const Args
     std::int64_t count = 0;
     for (std::size_t i = 0; i < l.size(); ++i) {
         rt.iterate();
-        if (!equals(l[i], x)) continue;
+        if (!equals(rt, l[i], x)) continue;
         if (name == "index") return std::int64_t(i);
         ++count;
     }
@@ -846,7 +846,7 @@ inline Value dict_method(Runtime& rt, Dict& d, std::string_view name, const Args
         const auto p = params({"key", "default"});
         Value v = d.pop(p[0]);
         if (!v.is_undefined()) return v;
-        if (p[1].is_undefined()) throw Error("dict.pop: no key " + repr(p[0]));
+        if (p[1].is_undefined()) throw Error("dict.pop: no key " + repr(rt, p[0]));
         return p[1];
     }
     if (name == "setdefault") {

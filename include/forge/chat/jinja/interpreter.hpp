@@ -66,9 +66,9 @@ public:
             for (const auto& [k, v] : a.keyword) d.set(Value(k), v);
             return Value(std::move(d));
         });
-        fn("raise_exception", [](Runtime&, Args& a) -> Value {
+        fn("raise_exception", [](Runtime& rt, Args& a) -> Value {
             const auto p = builtin::bind("raise_exception", a, {"message"});
-            throw Error("the template raised: " + to_str(p[0]).str());
+            throw Error("the template raised: " + to_str(rt, p[0]).str());
         });
         fn("strftime_now", [](Runtime& rt, Args& a) {
             const std::string f = builtin::need_string("strftime_now", builtin::bind("strftime_now", a, {"format"})[0]).str();
@@ -133,7 +133,7 @@ private:
     Flow render(const Stmt& s, const std::shared_ptr<Scope>& scope, String& out) {
         switch (s.kind) {
             case Stmt::data: append(out, String(s.text), s.offset); return Flow::normal;
-            case Stmt::output: append(out, to_str(eval(*s.expr, *scope)), s.offset); return Flow::normal;
+            case Stmt::output: append(out, to_str(*this, eval(*s.expr, *scope)), s.offset); return Flow::normal;
             case Stmt::if_: {
                 Nesting n(*this, s.offset, blocks_, kMaxRenderDepth, "blocks");
                 for (std::size_t i = 0; i < s.exprs.size(); ++i)
@@ -162,7 +162,7 @@ private:
             case Stmt::filter_block: {
                 String captured;
                 render_nested(s.bodies[0], scope, captured, s.offset);
-                append(out, to_str(eval_with_input(*s.expr, *scope, Value(std::move(captured)))), s.offset);
+                append(out, to_str(*this, eval_with_input(*s.expr, *scope, Value(std::move(captured)))), s.offset);
                 return Flow::normal;
             }
             case Stmt::macro:
@@ -187,7 +187,7 @@ private:
             scope.vars[names[0]] = std::move(v);
             return;
         }
-        const List items = v.is_list() ? v.as_list() : v.is_string() || v.is_dict() ? items_of(v) : List{};
+        const List items = v.is_list() ? v.as_list() : v.is_string() || v.is_dict() ? items_of(*this, v) : List{};
         if (items.size() != names.size())
             fail("cannot unpack " + std::string(v.type_name()) + " into " + std::to_string(names.size()) + " names", at);
         for (std::size_t i = 0; i < names.size(); ++i) scope.vars[names[i]] = items[i];
@@ -198,14 +198,13 @@ private:
         const Value seq = eval(*s.expr, *scope);
         List items;
         try {
-            items = items_of(seq);
+            items = items_of(*this, seq);
         } catch (const Error& e) {
             fail(e.what(), s.expr->offset);
         }
         if (s.expr2) {  // `for x in xs if cond`: the loop sees only the items that pass
             List kept;
             for (auto& item : items) {
-                iterate_at(s.offset);
                 auto inner = std::make_shared<Scope>(scope);
                 assign(s.names, item, *inner, s.offset);
                 if (truthy(eval(*s.expr2, *inner))) kept.push_back(std::move(item));
@@ -215,7 +214,6 @@ private:
         if (items.empty()) return s.bodies.size() > 1 ? render(s.bodies[1], scope, out) : Flow::normal;
         const auto count = std::int64_t(items.size());
         for (std::int64_t i = 0; i < count; ++i) {
-            iterate_at(s.offset);
             auto inner = std::make_shared<Scope>(scope);
             assign(s.names, items[std::size_t(i)], *inner, s.offset);
             Dict loop;
@@ -232,14 +230,6 @@ private:
             if (render(s.bodies[0], inner, out) == Flow::break_) break;
         }
         return Flow::normal;
-    }
-
-    void iterate_at(std::size_t at) {
-        try {
-            iterate();
-        } catch (const Error& e) {
-            fail(e.what(), at);
-        }
     }
 
     // A macro: its parameters bound from the call's arguments (defaults evaluated at the call), its body
@@ -321,28 +311,28 @@ private:
     static std::int64_t normalize_index(std::int64_t i, std::size_t size) { return i < 0 ? i + std::int64_t(size) : i; }
 
     Value get_item(const Value& obj, const Value& key) {
-        if (obj.is_undefined()) undefined_error(obj, "[" + repr(key) + "]");
+        if (obj.is_undefined()) undefined_error(obj, "[" + repr(*this, key) + "]");
         if (obj.is_dict()) {
             if (const Value* v = obj.as_dict().find(key)) return *v;
             if (key.is_string() && has_method(obj, key.as_string().str())) return bound_method(obj, key.as_string().str());
-            return Undefined{key.is_string() ? key.as_string().str() : repr(key)};
+            return Undefined{key.is_string() ? key.as_string().str() : repr(*this, key)};
         }
         if (obj.is(Value::namespace_) && key.is_string()) return get_attr(obj, key.as_string().str());
         if ((obj.is_list() || obj.is_string()) && (key.is(Value::integer) || key.is(Value::boolean))) {
-            const List chars = obj.is_string() ? items_of(obj) : List{};
+            const List chars = obj.is_string() ? items_of(*this, obj) : List{};
             const List& l = obj.is_list() ? obj.as_list() : chars;
             const std::int64_t i = normalize_index(key.as_int(), l.size());
             if (i < 0 || i >= std::int64_t(l.size())) return Undefined{"index " + std::to_string(key.as_int())};
             return l[std::size_t(i)];
         }
         if (key.is_string()) return get_attr(obj, key.as_string().str());
-        return Undefined{repr(key)};
+        return Undefined{repr(*this, key)};
     }
 
     // Python's slice semantics on lists and strings (by characters).
     Value slice(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v) {
         if (!obj.is_list() && !obj.is_string()) throw Error(std::string("cannot slice a ") + obj.type_name());
-        const List chars = obj.is_string() ? items_of(obj) : List{};
+        const List chars = obj.is_string() ? items_of(*this, obj) : List{};
         const List& l = obj.is_list() ? obj.as_list() : chars;
         const auto n = std::int64_t(l.size());
         const auto bound = [&](const Value& v) -> std::optional<std::int64_t> {
@@ -441,9 +431,9 @@ private:
         }
         if (container.is_dict()) return container.as_dict().find(item) != nullptr;
         if (container.is(Value::namespace_)) return container.as_namespace().attrs.find(item) != nullptr;
-        for (const auto& x : items_of(container)) {
+        for (const auto& x : items_of(*this, container)) {
             iterate();
-            if (equals(x, item)) return true;
+            if (equals(*this, x, item)) return true;
         }
         return false;
     }
@@ -468,17 +458,17 @@ private:
     }
 
     Value binary(const std::string& op, const Value& l, const Value& r) {
-        if (op == "==") return equals(l, r);
-        if (op == "!=") return !equals(l, r);
-        if (op == "<") return compare(l, r) < 0;
-        if (op == ">") return compare(l, r) > 0;
-        if (op == "<=") return compare(l, r) <= 0;
-        if (op == ">=") return compare(l, r) >= 0;
+        if (op == "==") return equals(*this, l, r);
+        if (op == "!=") return !equals(*this, l, r);
+        if (op == "<") return compare(*this, l, r) < 0;
+        if (op == ">") return compare(*this, l, r) > 0;
+        if (op == "<=") return compare(*this, l, r) <= 0;
+        if (op == ">=") return compare(*this, l, r) >= 0;
         if (op == "in") return contains(r, l);
         if (op == "not in") return !contains(r, l);
         if (op == "~") {
-            String s = to_str(l);
-            const String t = to_str(r);
+            String s = to_str(*this, l);
+            const String t = to_str(*this, r);
             charge(s.size() + t.size(), s.size() + t.size());
             s += t;
             return s;

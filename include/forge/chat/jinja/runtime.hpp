@@ -97,8 +97,9 @@ inline bool truthy(const Value& v) {
     }
 }
 
-inline bool equals(const Value& a, const Value& b, int depth = 0) {
+inline bool equals(Runtime& rt, const Value& a, const Value& b, int depth = 0) {
     check_depth(depth);
+    rt.iterate();
     if (a.is_number() && b.is_number()) {
         if (a.is(Value::floating) || b.is(Value::floating)) return a.as_double() == b.as_double();
         return a.as_int() == b.as_int();
@@ -107,12 +108,12 @@ inline bool equals(const Value& a, const Value& b, int depth = 0) {
     switch (a.kind()) {
         case Value::undefined:
         case Value::none: return true;
-        case Value::string: return a.as_string().str() == b.as_string().str();
+        case Value::string: rt.charge(std::min(a.as_string().size(), b.as_string().size())); return a.as_string().str() == b.as_string().str();
         case Value::list: {
             const List &x = a.as_list(), &y = b.as_list();
             if (x.size() != y.size()) return false;
             for (std::size_t i = 0; i < x.size(); ++i)
-                if (!equals(x[i], y[i], depth + 1)) return false;
+                if (!equals(rt, x[i], y[i], depth + 1)) return false;
             return true;
         }
         case Value::dict: {
@@ -120,7 +121,7 @@ inline bool equals(const Value& a, const Value& b, int depth = 0) {
             if (x.size() != y.size()) return false;
             for (const auto& [k, v] : x.entries()) {
                 const Value* w = y.find(k);
-                if (!w || !equals(v, *w, depth + 1)) return false;
+                if (!w || !equals(rt, v, *w, depth + 1)) return false;
             }
             return true;
         }
@@ -132,21 +133,23 @@ inline bool equals(const Value& a, const Value& b, int depth = 0) {
 
 // Python's ordering: numbers with numbers, strings with strings (by bytes, which is code point order
 // for UTF-8), lists element by element.
-inline int compare(const Value& a, const Value& b, int depth = 0) {
+inline int compare(Runtime& rt, const Value& a, const Value& b, int depth = 0) {
     check_depth(depth);
+    rt.iterate();
     if (a.is_number() && b.is_number()) {
         const double x = a.as_double(), y = b.as_double();
         if (!a.is(Value::floating) && !b.is(Value::floating)) return a.as_int() < b.as_int() ? -1 : a.as_int() > b.as_int();
         return x < y ? -1 : x > y;
     }
     if (a.is_string() && b.is_string()) {
+        rt.charge(std::min(a.as_string().size(), b.as_string().size()));
         const int c = a.as_string().str().compare(b.as_string().str());
         return c < 0 ? -1 : c > 0;
     }
     if (a.is_list() && b.is_list()) {
         const List &x = a.as_list(), &y = b.as_list();
         for (std::size_t i = 0; i < x.size() && i < y.size(); ++i)
-            if (const int c = compare(x[i], y[i], depth + 1)) return c;
+            if (const int c = compare(rt, x[i], y[i], depth + 1)) return c;
         return x.size() < y.size() ? -1 : x.size() > y.size();
     }
     throw Error(std::string("cannot order a ") + a.type_name() + " and a " + b.type_name());
@@ -175,7 +178,7 @@ inline std::string float_json(double d) {
     return buf;
 }
 
-std::string repr(const Value& v, int depth = 0);
+std::string repr(Runtime& rt, const Value& v, int depth = 0);
 
 // Python's repr() of a string: single quotes unless it holds one and no double quote.
 inline std::string repr_string(const std::string& s) {
@@ -199,8 +202,11 @@ inline std::string repr_string(const std::string& s) {
     return out + q;
 }
 
-inline std::string repr(const Value& v, int depth) {
+// Each element costs an iteration and the text grows under kMaxOutputBytes: a list holding one large list
+// many times would otherwise print to gigabytes.
+inline std::string repr(Runtime& rt, const Value& v, int depth) {
     check_depth(depth);
+    rt.iterate();
     switch (v.kind()) {
         case Value::undefined: return "";
         case Value::none: return "None";
@@ -210,12 +216,18 @@ inline std::string repr(const Value& v, int depth) {
         case Value::string: return repr_string(v.as_string().str());
         case Value::list: {
             std::string out = "[";
-            for (const auto& e : v.as_list()) out += (out.size() > 1 ? ", " : "") + repr(e, depth + 1);
+            for (const auto& e : v.as_list()) {
+                out += (out.size() > 1 ? ", " : "") + repr(rt, e, depth + 1);
+                rt.charge(0, out.size());
+            }
             return out + "]";
         }
         case Value::dict: {
             std::string out = "{";
-            for (const auto& [k, e] : v.as_dict().entries()) out += (out.size() > 1 ? ", " : "") + repr(k, depth + 1) + ": " + repr(e, depth + 1);
+            for (const auto& [k, e] : v.as_dict().entries()) {
+                out += (out.size() > 1 ? ", " : "") + repr(rt, k, depth + 1) + ": " + repr(rt, e, depth + 1);
+                rt.charge(0, out.size());
+            }
             return out + "}";
         }
         case Value::callable: return "<function " + v.as_callable().name + ">";
@@ -224,28 +236,29 @@ inline std::string repr(const Value& v, int depth) {
 }
 
 // Whether any string inside came from the context.
-inline bool holds_context(const Value& v, int depth = 0) {
+inline bool holds_context(Runtime& rt, const Value& v, int depth = 0) {
     check_depth(depth);
+    rt.iterate();
     switch (v.kind()) {
         case Value::string: return v.as_string().from_context();
         case Value::list:
-            return std::any_of(v.as_list().begin(), v.as_list().end(), [&](const Value& e) { return holds_context(e, depth + 1); });
+            return std::any_of(v.as_list().begin(), v.as_list().end(), [&](const Value& e) { return holds_context(rt, e, depth + 1); });
         case Value::dict:
             for (const auto& [k, e] : v.as_dict().entries())
-                if (holds_context(k, depth + 1) || holds_context(e, depth + 1)) return true;
+                if (holds_context(rt, k, depth + 1) || holds_context(rt, e, depth + 1)) return true;
             return false;
         default: return false;
     }
 }
 
 // str(): strings as they are, the rest as Python prints them; undefined is "".
-inline String to_str(const Value& v) {
+inline String to_str(Runtime& rt, const Value& v) {
     if (v.is_string()) return v.as_string();
     if (v.is_list() || v.is_dict()) {
-        std::string r = repr(v);
-        return holds_context(v) ? String::from_context(std::move(r)) : String(std::move(r));
+        std::string r = repr(rt, v);
+        return holds_context(rt, v) ? String::from_context(std::move(r)) : String(std::move(r));
     }
-    return String(repr(v));
+    return String(repr(rt, v));
 }
 
 struct JsonStyle {
@@ -293,8 +306,10 @@ inline void json_string(std::string& out, const std::string& s, bool ascii) {
 }
 
 // json.dumps as Hugging Face's tojson calls it (ensure_ascii off unless asked, keys in insertion order).
-inline void to_json(std::string& out, const Value& v, const JsonStyle& st, int level = 0) {
+inline void to_json(Runtime& rt, std::string& out, const Value& v, const JsonStyle& st, int level = 0) {
     check_depth(level);
+    rt.iterate();
+    rt.charge(0, out.size());
     const auto newline = [&](int l) {
         if (st.indent < 0) return;
         out += '\n';
@@ -313,7 +328,7 @@ inline void to_json(std::string& out, const Value& v, const JsonStyle& st, int l
             for (std::size_t i = 0; i < l.size(); ++i) {
                 if (i) out += st.item_sep;
                 newline(level + 1);
-                to_json(out, l[i], st, level + 1);
+                to_json(rt, out, l[i], st, level + 1);
             }
             if (!l.empty()) newline(level);
             out += ']';
@@ -327,9 +342,9 @@ inline void to_json(std::string& out, const Value& v, const JsonStyle& st, int l
                 if (!first) out += st.item_sep;
                 first = false;
                 newline(level + 1);
-                json_string(out, k.is_string() ? k.as_string().str() : repr(k), st.ensure_ascii);
+                json_string(out, k.is_string() ? k.as_string().str() : repr(rt, k), st.ensure_ascii);
                 out += st.key_sep;
-                to_json(out, e, st, level + 1);
+                to_json(rt, out, e, st, level + 1);
             }
             if (!d.empty()) newline(level);
             out += '}';
@@ -337,7 +352,7 @@ inline void to_json(std::string& out, const Value& v, const JsonStyle& st, int l
         }
         case Value::namespace_: {
             Value as_dict = Value(std::make_shared<Dict>(v.as_namespace().attrs));
-            to_json(out, as_dict, st, level);
+            to_json(rt, out, as_dict, st, level);
             return;
         }
         default: throw Error(std::string("a ") + v.type_name() + " is not JSON serializable");
@@ -345,8 +360,12 @@ inline void to_json(std::string& out, const Value& v, const JsonStyle& st, int l
 }
 
 // The items a `for` or a filter walks: a list's elements, a dict's keys, a string's characters (code
-// points); undefined is empty, as Jinja's Undefined iterates.
-inline List items_of(const Value& v) {
+// points); undefined is empty, as Jinja's Undefined iterates. Each item costs an iteration, walked or not
+// (a loop may break at once, over a copy made whole).
+inline List items_of(Runtime& rt, const Value& v) {
+    if (v.is_list()) rt.iterate(std::int64_t(v.as_list().size()));
+    if (v.is_dict()) rt.iterate(std::int64_t(v.as_dict().size()));
+    if (v.is_string()) rt.iterate(std::int64_t(v.as_string().size()));
     switch (v.kind()) {
         case Value::undefined: return {};
         case Value::list: return v.as_list();
