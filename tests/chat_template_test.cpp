@@ -188,6 +188,8 @@ TEST(ChatTemplate, JinjaTemplateRendersTheModelsOwnText) {
     no_prompt.add_generation_prompt = false;
     EXPECT_EQ(t.render(Messages{{"user", "Hi"}}, no_prompt), "<|im_start|>user\nHi<|im_end|>\n");
     EXPECT_THROW(chat::Template(std::string_view("{% if %}")), Error) << "a parse error, for --chat-template-file";
+    EXPECT_EQ(chat::Template(chat::Format::chatml).render(Messages{{"user", "Hi"}}, no_prompt), "<|im_start|>user\nHi<|im_end|>\n")
+        << "the built-in families too";
 }
 
 TEST(ChatTemplate, JinjaEncodingMatchesWholeTextAndKeepsMessageTextOutOfSpecialTokens) {

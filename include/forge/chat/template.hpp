@@ -99,12 +99,13 @@ private:
 
 }  // namespace detail
 
-// The prompt for `messages` followed by the start of the assistant's reply, as the family's reference
-// template writes it. `bos` and `eos` are the vocabulary's texts for those tokens. Formats without a
+// The prompt for `messages` followed by the start of the assistant's reply (unless not
+// `add_generation_prompt`), as the family's reference template writes it. `bos` and `eos` are the
+// vocabulary's texts for those tokens. Formats without a
 // system role (Llama-2, Mistral) put the system text at the head of the first user message, as their
 // templates do.
 inline std::vector<PromptPart> render(Format format, std::span<const Message> messages, std::string_view bos,
-                   std::string_view eos) {
+                   std::string_view eos, bool add_generation_prompt = true) {
     detail::PromptBuilder p;
     std::string system;
     for (const auto& m : messages)
@@ -114,17 +115,17 @@ inline std::vector<PromptPart> render(Format format, std::span<const Message> me
     switch (format) {
         case Format::chatml:
             for (const auto& m : messages) p.marker("<|im_start|>").text(m.role + "\n" + m.content).marker("<|im_end|>").text("\n");
-            p.marker("<|im_start|>").text("assistant\n");
+            if (add_generation_prompt) p.marker("<|im_start|>").text("assistant\n");
             break;
         case Format::llama3:
             p.marker(bos);
             for (const auto& m : messages)
                 p.marker("<|start_header_id|>").text(m.role).marker("<|end_header_id|>").text("\n\n").text(detail::trim(m.content)).marker("<|eot_id|>");
-            p.marker("<|start_header_id|>").text("assistant").marker("<|end_header_id|>").text("\n\n");
+            if (add_generation_prompt) p.marker("<|start_header_id|>").text("assistant").marker("<|end_header_id|>").text("\n\n");
             break;
         case Format::zephyr:
             for (const auto& m : messages) p.marker("<|" + m.role + "|>").text("\n" + m.content).marker(eos).text("\n");
-            p.marker("<|assistant|>").text("\n");
+            if (add_generation_prompt) p.marker("<|assistant|>").text("\n");
             break;
         case Format::llama2:
             for (const auto& m : messages) {
@@ -297,7 +298,7 @@ public:
     // The prompt in order: what the template wrote (markers) and what came from the messages, tools and
     // extra values (text).
     std::vector<PromptPart> render_parts(std::span<const Message> messages, const RenderOptions& opt = {}) const {
-        if (!jinja_) return chat::render(format_, messages, opt.bos_token, opt.eos_token);
+        if (!jinja_) return chat::render(format_, messages, opt.bos_token, opt.eos_token, opt.add_generation_prompt);
         std::vector<PromptPart> parts;
         for (auto& p : jinja_->render_parts(context(adapted(messages), opt), trusted(opt))) parts.push_back({std::move(p.text), p.from_template});
         return parts;
