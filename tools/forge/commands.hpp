@@ -12,5 +12,6 @@ int eval(int argc, char** argv);
 int run(int argc, char** argv);
 int serve(int argc, char** argv);
 int quantize(int argc, char** argv);
+int chat_template(int argc, char** argv);  // forge template
 
 }  // namespace forge::cli

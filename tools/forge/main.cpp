@@ -22,6 +22,7 @@ constexpr Command kCommands[] = {
     {"tokenize", forge::cli::tokenize, "tokenize -m MODEL.gguf [--no-bos] TEXT | --file CASES   token ids"},
     {"eval", forge::cli::eval, "eval -m MODEL.gguf --tokens 1,2,3 [--prompt-len P] --json OUT   logits at every position"},
     {"serve", forge::cli::serve, "serve [-m MODEL.gguf] [--port 8080] [--parallel N] ...   OpenAI-compatible HTTP server (forge serve -h)"},
+    {"template", forge::cli::chat_template, "template -m MODEL.gguf | --chat-template-file F --messages JSON [--tools JSON]   the chat prompt a template renders"},
     {"quantize", forge::cli::quantize, "quantize IN.gguf OUT.gguf q8_0|q4_0   convert F16/BF16/K-quant weights to ones forge runs"},
 };
 
