@@ -3,6 +3,7 @@
 // GPU models behind open_model(), LanguageModel, sampling and generation (docs/library.md). The
 // OpenAI-compatible server is apart, in forge/serve.hpp. Narrower headers work alone too.
 #include "forge/chat/template.hpp"
+#include "forge/chat/tool_calls.hpp"
 #include "forge/core/dtype.hpp"
 #include "forge/core/error.hpp"
 #include "forge/core/half.hpp"
@@ -10,6 +11,8 @@
 #include "forge/gguf/model_shape.hpp"
 #include "forge/gguf/reader.hpp"
 #include "forge/gguf/writer.hpp"
+#include "forge/grammar/json_schema.hpp"
+#include "forge/grammar/token_mask.hpp"
 #include "forge/model/any_model.hpp"
 #include "forge/model/generate.hpp"
 #include "forge/model/language_model.hpp"
