@@ -351,7 +351,7 @@ inline void to_json(Runtime& rt, std::string& out, const Value& v, const JsonSty
             return;
         }
         case Value::namespace_: {
-            Value as_dict = Value(std::make_shared<Dict>(v.as_namespace().attrs));
+            const Value as_dict = Value(Dict(v.as_namespace().attrs));
             to_json(rt, out, as_dict, st, level);
             return;
         }

@@ -100,8 +100,6 @@ public:
     Value(std::string s) : v_(String(std::move(s))) {}
     Value(const char* s) : v_(String(s)) {}
     Value(List l) : v_(std::make_shared<List>(std::move(l))) {}
-    Value(std::shared_ptr<List> l) : v_(std::move(l)) {}
-    Value(std::shared_ptr<Dict> d) : v_(std::move(d)) {}
     Value(Dict d);
     Value(std::shared_ptr<Callable> c) : v_(std::move(c)) {}
     Value(std::shared_ptr<Namespace> n) : v_(std::move(n)) {}
@@ -121,7 +119,6 @@ public:
     const String& as_string() const { return std::get<String>(v_); }
     List& as_list() const { return *std::get<std::shared_ptr<List>>(v_); }
     Dict& as_dict() const { return *std::get<std::shared_ptr<Dict>>(v_); }
-    const std::shared_ptr<List>& list_ptr() const { return std::get<std::shared_ptr<List>>(v_); }
     const Callable& as_callable() const { return *std::get<std::shared_ptr<Callable>>(v_); }
     Namespace& as_namespace() const { return *std::get<std::shared_ptr<Namespace>>(v_); }
     const std::string& undefined_name() const { return std::get<Undefined>(v_).name; }
