@@ -8,7 +8,7 @@
 
 namespace forge::metal::emu_test {
 
-#define FORGE_FAULT_FIELDS(F) F(uint, n)
+#define FORGE_FAULT_FIELDS(F) F(uint, n) F(uint, barrier)
 FORGE_MSL_PARAMS(FaultParams, FORGE_FAULT_FIELDS);
 
 inline constexpr metal_src::KernelSource kFaultKernels[] = {
@@ -37,8 +37,8 @@ inline constexpr metal_src::KernelSource kFaultKernels[] = {
     out[tid] = v;
 }
 )msl"},
-    // Each thread publishes a value in threadgroup memory and reads its neighbour's, with the barrier
-    // between; missing_barrier is the same without it, a race.
+    // Each thread publishes a value in threadgroup memory and reads its neighbour's: with the barrier
+    // between when p.barrier is not 0, a race when it is.
     {.name = "exchange",
      .params = FaultParams::msl_name,
      .buffers = {{{"float", "out"}}},
@@ -47,23 +47,12 @@ inline constexpr metal_src::KernelSource kFaultKernels[] = {
      .builtins = metal_src::kTid,
      .body = R"msl({
     tgm[tid] = float(tid);
-    threadgroup_barrier(mem_flags::mem_threadgroup);
-    out[tid] = tgm[(tid + 1) % p.n];
-}
-)msl"},
-    {.name = "missing_barrier",
-     .params = FaultParams::msl_name,
-     .buffers = {{{"float", "out"}}},
-     .n_buffers = 1,
-     .threadgroup_memory = true,
-     .builtins = metal_src::kTid,
-     .body = R"msl({
-    tgm[tid] = float(tid);
+    if (p.barrier != 0) threadgroup_barrier(mem_flags::mem_threadgroup);
     out[tid] = tgm[(tid + 1) % p.n];
 }
 )msl"},
     // Lanes publish a value and read their neighbour's within the simdgroup: ordered by a
-    // simdgroup_barrier when p.n is not 0, a race when it is.
+    // simdgroup_barrier when p.barrier is not 0, a race when it is.
     {.name = "simd_exchange",
      .params = FaultParams::msl_name,
      .buffers = {{{"float", "out"}}},
@@ -72,7 +61,7 @@ inline constexpr metal_src::KernelSource kFaultKernels[] = {
      .builtins = metal_src::kTid,
      .body = R"msl({
     tgm[tid] = float(tid);
-    if (p.n != 0) simdgroup_barrier(mem_flags::mem_threadgroup);
+    if (p.barrier != 0) simdgroup_barrier(mem_flags::mem_threadgroup);
     out[tid] = tgm[tid ^ 1];
 }
 )msl"},
@@ -96,7 +85,6 @@ inline constexpr auto kFaultLibraryText = metal_src::concat<6144>(
     metal_src::kPreludeHead, FaultParams::msl, "\n", metal_src::signature(kFaultKernels[0]), kFaultKernels[0].body, "\n",
     metal_src::signature(kFaultKernels[1]), kFaultKernels[1].body, "\n", metal_src::signature(kFaultKernels[2]),
     kFaultKernels[2].body, "\n", metal_src::signature(kFaultKernels[3]), kFaultKernels[3].body, "\n",
-    metal_src::signature(kFaultKernels[4]), kFaultKernels[4].body, "\n", metal_src::signature(kFaultKernels[5]),
-    kFaultKernels[5].body);
+    metal_src::signature(kFaultKernels[4]), kFaultKernels[4].body);
 
 }  // namespace forge::metal::emu_test

@@ -696,13 +696,13 @@ TEST(MetalEmulator, ReportsDivergentBarrier) {
     auto dev = fault_device();
     auto& e = dev->encoder();
     auto out = dev->new_buffer(64 * 4);
-    const emu_test::FaultParams p{48};  // threads 48..63 return before the barrier
+    const emu_test::FaultParams p{48, 0};  // threads 48..63 return before the barrier
     e.set_kernel("divergent_barrier");
     e.set_buffer(0, *out, 0);
     e.set_bytes(1, &p, sizeof p);
     expect_error([&] { e.dispatch({1}, {64}); }, "threadgroup_barrier reached by 48 of 64 threads");
     // With every thread taking the barrier the same kernel runs.
-    const emu_test::FaultParams all{64};
+    const emu_test::FaultParams all{64, 0};
     e.set_kernel("divergent_barrier");
     e.set_buffer(0, *out, 0);
     e.set_bytes(1, &all, sizeof all);
@@ -713,13 +713,13 @@ TEST(MetalEmulator, ReportsDivergentSimdgroupOperation) {
     auto dev = fault_device();
     auto& e = dev->encoder();
     auto out = dev->new_buffer(64 * 4);
-    const emu_test::FaultParams p{8};  // lanes 0..7 call simd_sum, the rest wait at a barrier
+    const emu_test::FaultParams p{8, 0};  // lanes 0..7 call simd_sum, the rest wait at a barrier
     e.set_kernel("divergent_simd");
     e.set_buffer(0, *out, 0);
     e.set_bytes(1, &p, sizeof p);
     expect_error([&] { e.dispatch({1}, {64}); }, "divergent simdgroup operation");
     // Uniform: every lane sums, and each sees the simdgroup's 32.
-    const emu_test::FaultParams all{32};
+    const emu_test::FaultParams all{32, 0};
     e.set_kernel("divergent_simd");
     e.set_buffer(0, *out, 0);
     e.set_bytes(1, &all, sizeof all);
@@ -727,11 +727,12 @@ TEST(MetalEmulator, ReportsDivergentSimdgroupOperation) {
     EXPECT_EQ(download<float>(*out, 64), std::vector<float>(64, 32.0f));
 }
 
-// Runs one fault kernel over `groups` threadgroups of 256 threads with threadgroup memory; the output.
-std::vector<float> run_fault_kernel(Device& dev, const std::string& kernel, std::uint32_t n, std::uint32_t groups = 1) {
+// Runs one fault kernel over `groups` threadgroups of 256 threads with threadgroup memory, with or without
+// its barrier; the output.
+std::vector<float> run_fault_kernel(Device& dev, const std::string& kernel, bool barrier, std::uint32_t groups = 1) {
     auto& e = dev.encoder();
     auto out = dev.new_buffer(256 * 4);
-    const emu_test::FaultParams p{n};
+    const emu_test::FaultParams p{256, barrier ? 1u : 0u};
     e.set_kernel(kernel);
     e.set_buffer(0, *out, 0);
     e.set_bytes(1, &p, sizeof p);
@@ -744,24 +745,24 @@ std::vector<float> run_fault_kernel(Device& dev, const std::string& kernel, std:
 TEST(MetalEmulator, ReportsARaceOnThreadgroupMemory) {
     auto dev = fault_device();
     // With the barrier every thread reads its neighbour's value, whatever order threads run in.
-    const auto got = run_fault_kernel(*dev, "exchange", 256);
+    const auto got = run_fault_kernel(*dev, "exchange", true);
     for (std::uint32_t i = 0; i < 256; ++i) ASSERT_EQ(got[i], float((i + 1) % 256)) << i;
     // Without it, the read is a race even when the writer happened to run first.
-    expect_error([&] { run_fault_kernel(*dev, "missing_barrier", 256); }, "race on threadgroup memory");
-    expect_error([&] { run_fault_kernel(*dev, "missing_barrier", 256); }, "with no barrier between");
+    expect_error([&] { run_fault_kernel(*dev, "exchange", false); }, "race on threadgroup memory");
+    expect_error([&] { run_fault_kernel(*dev, "exchange", false); }, "with no barrier between");
 }
 
 TEST(MetalEmulator, ReportsARaceBetweenLanesWithoutSimdgroupBarrier) {
     auto dev = fault_device();
-    const auto got = run_fault_kernel(*dev, "simd_exchange", 1);
+    const auto got = run_fault_kernel(*dev, "simd_exchange", true);
     for (std::uint32_t i = 0; i < 256; ++i) ASSERT_EQ(got[i], float(i ^ 1)) << i;
-    expect_error([&] { run_fault_kernel(*dev, "simd_exchange", 0); }, "race on threadgroup memory");
+    expect_error([&] { run_fault_kernel(*dev, "simd_exchange", false); }, "race on threadgroup memory");
 }
 
 TEST(MetalEmulator, ReportsARaceBetweenThreadgroupsOnDeviceMemory) {
     // Two threadgroups of one dispatch write the same outputs: nothing orders them.
     auto dev = fault_device();
-    expect_error([&] { run_fault_kernel(*dev, "exchange", 256, 2); }, "of another threadgroup (threadgroups of one dispatch run in no order)");
+    expect_error([&] { run_fault_kernel(*dev, "exchange", true, 2); }, "of another threadgroup (threadgroups of one dispatch run in no order)");
 }
 
 // The half_math kernel on `dev`: half arithmetic rounds each result to half, float arithmetic does not.
@@ -769,7 +770,7 @@ void check_half_math(Device& dev) {
     auto& e = dev.encoder();
     auto out = dev.new_buffer(32 * 4);
     for (const std::uint32_t in_half : {1u, 0u}) {
-        const emu_test::FaultParams p{in_half};
+        const emu_test::FaultParams p{in_half, 0};
         e.set_kernel("half_math");
         e.set_buffer(0, *out, 0);
         e.set_bytes(1, &p, sizeof p);
@@ -810,26 +811,16 @@ std::unique_ptr<Device> cuda_fault_device() {
     return cuda::make_device("faults", emu_test::kFaultKernels, emu_test::kFaultLibraryText.view());
 }
 
-// The kernel that RacecheckSeesAMissingBarrier runs this case for: $FORGE_CUDA_PROBE, else "exchange",
-// which with its barrier hands every thread its neighbour's value.
+// The probe that RacecheckSeesAMissingBarrier runs under compute-sanitizer: the exchange kernel, with its
+// barrier unless $FORGE_CUDA_PROBE is "no_barrier"; with it, every thread gets its neighbour's value.
 TEST(CudaExecutor, RunsTheProbeKernel) {
     if (const std::string why = cuda::jit::unavailable_reason(); !why.empty()) GTEST_SKIP() << "no CUDA executor here: " << why;
     const char* probe = std::getenv("FORGE_CUDA_PROBE");
-    const std::string kernel = probe ? probe : "exchange";
+    const bool barrier = !probe || std::string(probe) != "no_barrier";
     auto dev = cuda_fault_device();
-    auto& e = dev->encoder();
-    const std::uint32_t n = 256;
-    auto out = dev->new_buffer(n * 4);
-    const emu_test::FaultParams p{n};
-    e.set_kernel(kernel);
-    e.set_buffer(0, *out, 0);
-    e.set_bytes(1, &p, sizeof p);
-    e.set_threadgroup_memory(n * 4);
-    e.dispatch({1}, {n});
-    dev->finish();
-    if (kernel != "exchange") return;
-    const auto got = download<float>(*out, n);
-    for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(got[i], float((i + 1) % n)) << i;
+    const auto got = run_fault_kernel(*dev, "exchange", barrier);
+    if (!barrier) return;
+    for (std::uint32_t i = 0; i < 256; ++i) ASSERT_EQ(got[i], float((i + 1) % 256)) << i;
 }
 
 TEST(CudaExecutor, HalfArithmeticRoundsToHalf) {
@@ -853,8 +844,8 @@ TEST(CudaExecutor, RacecheckSeesAMissingBarrier) {
         EXPECT_NE(r.out.find("[  PASSED  ] 1 test"), std::string::npos) << r.out;
         return at == std::string::npos ? -1 : std::atoi(r.out.c_str() + at + 19);
     };
-    EXPECT_EQ(hazards("exchange"), 0);
-    EXPECT_GT(hazards("missing_barrier"), 0);
+    EXPECT_EQ(hazards("barrier"), 0);
+    EXPECT_GT(hazards("no_barrier"), 0);
 }
 
 }  // namespace

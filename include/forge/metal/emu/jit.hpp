@@ -117,7 +117,7 @@ inline const LibraryTable& load(std::string_view library_name, std::span<const m
     const std::string cxx = compiler();
     const std::string tu_probe = translation_unit(library_name, kernels, "library.metal");
     toolchain::Fnv1a key;
-    key.add(kAbi).add(cxx).add(text).add(tu_probe).add(toolchain::headers_hash(include, {"forge/metal/emu", "forge/core"}));
+    key.add(kAbi).add(cxx).add(text).add(tu_probe).add(toolchain::headers_hash(include, {"forge/metal/emu", "forge/metal/msl", "forge/core"}));
     for (const auto& f : compile_flags(include)) key.add(f);
     const std::string id = key.hex();
     if (const auto it = loaded.find(id); it != loaded.end()) return *it->second;

@@ -47,93 +47,9 @@ FORGE_EMU_HALF_OP(/)
 #undef FORGE_EMU_HALF_OP
 inline half operator-(half a) { return half(-float(a)); }
 
-template <class T, int N>
-struct vec;
-
-// Vectors: components x, y[, z[, w]], splat and per-component construction, explicit conversion
-// between element types, indexing, element-wise arithmetic. Aligned as MSL aligns them (a 3-vector
-// takes the space of a 4-vector).
-#define FORGE_EMU_VEC_COMMON(N)                                                                        \
-    static constexpr int size = N;                                                                     \
-    T& operator[](int i) { return reinterpret_cast<T*>(this)[i]; }                                     \
-    const T& operator[](int i) const { return reinterpret_cast<const T*>(this)[i]; }                   \
-    template <class U>                                                                                 \
-    explicit vec(const vec<U, N>& o) {                                                                 \
-        for (int i = 0; i < N; ++i) (*this)[i] = T(o[i]);                                              \
-    }
-
-template <class T>
-struct alignas(2 * sizeof(T)) vec<T, 2> {
-    T x{}, y{};
-    vec() = default;
-    explicit vec(T s) : x(s), y(s) {}
-    vec(T a, T b) : x(a), y(b) {}
-    FORGE_EMU_VEC_COMMON(2)
-};
-template <class T>
-struct alignas(4 * sizeof(T)) vec<T, 3> {
-    T x{}, y{}, z{};
-    vec() = default;
-    explicit vec(T s) : x(s), y(s), z(s) {}
-    vec(T a, T b, T c) : x(a), y(b), z(c) {}
-    FORGE_EMU_VEC_COMMON(3)
-};
-template <class T>
-struct alignas(4 * sizeof(T)) vec<T, 4> {
-    T x{}, y{}, z{}, w{};
-    vec() = default;
-    explicit vec(T s) : x(s), y(s), z(s), w(s) {}
-    vec(T a, T b, T c, T d) : x(a), y(b), z(c), w(d) {}
-    FORGE_EMU_VEC_COMMON(4)
-};
-#undef FORGE_EMU_VEC_COMMON
-
-#define FORGE_EMU_VEC_OP(op)                                                                           \
-    template <class T, int N>                                                                          \
-    vec<T, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {                                    \
-        vec<T, N> r;                                                                                   \
-        for (int i = 0; i < N; ++i) r[i] = T(a[i] op b[i]);                                            \
-        return r;                                                                                      \
-    }                                                                                                  \
-    template <class T, int N>                                                                          \
-    vec<T, N> operator op(const vec<T, N>& a, T b) {                                                   \
-        return a op vec<T, N>(b);                                                                      \
-    }                                                                                                  \
-    template <class T, int N>                                                                          \
-    vec<T, N> operator op(T a, const vec<T, N>& b) {                                                   \
-        return vec<T, N>(a) op b;                                                                      \
-    }                                                                                                  \
-    template <class T, int N>                                                                          \
-    vec<T, N>& operator op##=(vec<T, N>& a, const vec<T, N>& b) {                                      \
-        return a = a op b;                                                                             \
-    }
-FORGE_EMU_VEC_OP(+)
-FORGE_EMU_VEC_OP(-)
-FORGE_EMU_VEC_OP(*)
-FORGE_EMU_VEC_OP(/)
-#undef FORGE_EMU_VEC_OP
-
-template <class T, int N>
-T dot(const vec<T, N>& a, const vec<T, N>& b) {
-    T s = T(0);
-    for (int i = 0; i < N; ++i) s += a[i] * b[i];
-    return s;
-}
-
-#define FORGE_EMU_VEC_ALIASES(T, name) \
-    using name##2 = vec<T, 2>;         \
-    using name##3 = vec<T, 3>;         \
-    using name##4 = vec<T, 4>;
-FORGE_EMU_VEC_ALIASES(float, float)
-FORGE_EMU_VEC_ALIASES(half, half)
-FORGE_EMU_VEC_ALIASES(int, int)
-FORGE_EMU_VEC_ALIASES(unsigned int, uint)
-FORGE_EMU_VEC_ALIASES(std::int16_t, short)
-FORGE_EMU_VEC_ALIASES(std::uint16_t, ushort)
-FORGE_EMU_VEC_ALIASES(std::int8_t, char)
-FORGE_EMU_VEC_ALIASES(std::uint8_t, uchar)
-FORGE_EMU_VEC_ALIASES(unsigned long, ulong)
-#undef FORGE_EMU_VEC_ALIASES
+#define FORGE_MSL_FN
+#include "forge/metal/msl/vectors.inc"
+#undef FORGE_MSL_FN
 
 // Bit reinterpretation between equal-size types.
 template <class To, class From>

@@ -9,7 +9,7 @@
 //
 // The generated translation unit (cuda/jit.hpp) includes this, then the MSL text inside namespace
 // forge_msl, whose types hide CUDA's global ones of the same names (uint2, float4, min, exp...).
-// Compiled by nvcc only.
+// Compiled by nvcc only (hence .cuh: the header self-containment check compiles every .hpp as C++).
 #include <cstdint>
 #include <cstring>
 
@@ -45,90 +45,9 @@ FORGE_CUDA_HALF_OP(/)
 #undef FORGE_CUDA_HALF_OP
 __device__ inline half operator-(half a) { return half(-float(a)); }
 
-template <class T, int N>
-struct vec;
-
-#define FORGE_CUDA_VEC_COMMON(N)                                                                       \
-    static constexpr int size = N;                                                                     \
-    __device__ T& operator[](int i) { return reinterpret_cast<T*>(this)[i]; }                          \
-    __device__ const T& operator[](int i) const { return reinterpret_cast<const T*>(this)[i]; }        \
-    template <class U>                                                                                 \
-    __device__ explicit vec(const vec<U, N>& o) {                                                      \
-        for (int i = 0; i < N; ++i) (*this)[i] = T(o[i]);                                              \
-    }
-
-template <class T>
-struct alignas(2 * sizeof(T)) vec<T, 2> {
-    T x, y;
-    vec() = default;
-    __device__ explicit vec(T s) : x(s), y(s) {}
-    __device__ vec(T a, T b) : x(a), y(b) {}
-    FORGE_CUDA_VEC_COMMON(2)
-};
-template <class T>
-struct alignas(4 * sizeof(T)) vec<T, 3> {
-    T x, y, z;
-    vec() = default;
-    __device__ explicit vec(T s) : x(s), y(s), z(s) {}
-    __device__ vec(T a, T b, T c) : x(a), y(b), z(c) {}
-    FORGE_CUDA_VEC_COMMON(3)
-};
-template <class T>
-struct alignas(4 * sizeof(T)) vec<T, 4> {
-    T x, y, z, w;
-    vec() = default;
-    __device__ explicit vec(T s) : x(s), y(s), z(s), w(s) {}
-    __device__ vec(T a, T b, T c, T d) : x(a), y(b), z(c), w(d) {}
-    FORGE_CUDA_VEC_COMMON(4)
-};
-#undef FORGE_CUDA_VEC_COMMON
-
-#define FORGE_CUDA_VEC_OP(op)                                                                          \
-    template <class T, int N>                                                                          \
-    __device__ vec<T, N> operator op(const vec<T, N>& a, const vec<T, N>& b) {                         \
-        vec<T, N> r;                                                                                   \
-        for (int i = 0; i < N; ++i) r[i] = T(a[i] op b[i]);                                            \
-        return r;                                                                                      \
-    }                                                                                                  \
-    template <class T, int N>                                                                          \
-    __device__ vec<T, N> operator op(const vec<T, N>& a, T b) {                                        \
-        return a op vec<T, N>(b);                                                                      \
-    }                                                                                                  \
-    template <class T, int N>                                                                          \
-    __device__ vec<T, N> operator op(T a, const vec<T, N>& b) {                                        \
-        return vec<T, N>(a) op b;                                                                      \
-    }                                                                                                  \
-    template <class T, int N>                                                                          \
-    __device__ vec<T, N>& operator op##=(vec<T, N>& a, const vec<T, N>& b) {                           \
-        return a = a op b;                                                                             \
-    }
-FORGE_CUDA_VEC_OP(+)
-FORGE_CUDA_VEC_OP(-)
-FORGE_CUDA_VEC_OP(*)
-FORGE_CUDA_VEC_OP(/)
-#undef FORGE_CUDA_VEC_OP
-
-template <class T, int N>
-__device__ T dot(const vec<T, N>& a, const vec<T, N>& b) {
-    T s = T(0);
-    for (int i = 0; i < N; ++i) s += a[i] * b[i];
-    return s;
-}
-
-#define FORGE_CUDA_VEC_ALIASES(T, name) \
-    using name##2 = vec<T, 2>;          \
-    using name##3 = vec<T, 3>;          \
-    using name##4 = vec<T, 4>;
-FORGE_CUDA_VEC_ALIASES(float, float)
-FORGE_CUDA_VEC_ALIASES(half, half)
-FORGE_CUDA_VEC_ALIASES(int, int)
-FORGE_CUDA_VEC_ALIASES(unsigned int, uint)
-FORGE_CUDA_VEC_ALIASES(std::int16_t, short)
-FORGE_CUDA_VEC_ALIASES(std::uint16_t, ushort)
-FORGE_CUDA_VEC_ALIASES(std::int8_t, char)
-FORGE_CUDA_VEC_ALIASES(std::uint8_t, uchar)
-FORGE_CUDA_VEC_ALIASES(unsigned long, ulong)
-#undef FORGE_CUDA_VEC_ALIASES
+#define FORGE_MSL_FN __device__
+#include "forge/metal/msl/vectors.inc"
+#undef FORGE_MSL_FN
 
 template <class To, class From>
 __device__ To as_type(const From& v) {
