@@ -230,6 +230,18 @@ TEST(Jinja, SandboxLimitsFailCleanly) {
     for (int i = 0; i < 10000; ++i) ifs += "{% if true %}";
     expect_limit(ifs, "kMaxParseDepth");
     expect_limit("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}", "kMaxParseDepth");
+    std::string chain = "{{ 1";
+    for (int i = 0; i < 300000; ++i) chain += "+1";
+    expect_limit(chain + " }}", "kMaxParseDepth");
+    std::string filters = "{{ 'x'";
+    for (int i = 0; i < 100000; ++i) filters += "|trim";
+    expect_limit(filters + " }}", "kMaxParseDepth");
+    expect_limit("{{ x" + [] {
+        std::string s;
+        for (int i = 0; i < 100000; ++i) s += ".a[0]()";
+        return s;
+    }() + " }}",
+                 "kMaxParseDepth");
     expect_limit("{% set ns = namespace(s='ab') %}{% for i in range(100) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "kMaxOutputBytes");
     expect_limit("{{ 'x' * 1000000000 }}", "kMaxOutputBytes");
     expect_limit("{% for i in range(100000) %}{{ 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' }}{% endfor %}",

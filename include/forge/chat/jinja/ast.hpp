@@ -36,6 +36,7 @@ struct Expr {
     std::vector<ExprPtr> args;
     std::vector<std::string> kwnames;
     bool negated = false;
+    int height = 1;  // of the tree below, this node included
 };
 
 struct Stmt;

@@ -68,6 +68,18 @@ private:
         e->offset = at;
         return e;
     }
+    // Every operand joins its expression here, which keeps the tree's height: chains such as 1+1+...+1
+    // or x|f|f|...|f are built by loops, not recursion, yet the interpreter evaluates (and the tree
+    // frees) them recursively.
+    void add(Expr& parent, ExprPtr child) {
+        if (child) {
+            parent.height = std::max(parent.height, child->height + 1);
+            if (parent.height > kMaxParseDepth)
+                fail("expression nests deeper than kMaxParseDepth (" + std::to_string(kMaxParseDepth) + ")", child->offset);
+        }
+        parent.args.push_back(std::move(child));
+    }
+
     static std::unique_ptr<Stmt> stmt(Stmt::Kind k, std::size_t at) {
         auto s = std::make_unique<Stmt>();
         s->kind = k;
@@ -274,8 +286,8 @@ private:
         ExprPtr e = parse_expression();
         if (!at_op(",")) return e;
         auto t = node(Expr::tuple, at);
-        t->args.push_back(std::move(e));
-        while (eat_op(",")) t->args.push_back(parse_expression());
+        add(*t, std::move(e));
+        while (eat_op(",")) add(*t, parse_expression());
         return t;
     }
 
@@ -285,9 +297,9 @@ private:
         while (at_name("if")) {
             const std::size_t at = next().offset;
             auto c = node(Expr::conditional, at);
-            c->args.push_back(std::move(e));
-            c->args.push_back(parse_or_expression());
-            c->args.push_back(eat_name("else") ? parse_expression() : nullptr);
+            add(*c, std::move(e));
+            add(*c, parse_or_expression());
+            add(*c, eat_name("else") ? parse_expression() : nullptr);
             e = std::move(c);
         }
         return e;
@@ -296,8 +308,8 @@ private:
     ExprPtr binary(std::string op, ExprPtr l, ExprPtr r, std::size_t at) {
         auto b = node(Expr::binary, at);
         b->name = std::move(op);
-        b->args.push_back(std::move(l));
-        b->args.push_back(std::move(r));
+        add(*b, std::move(l));
+        add(*b, std::move(r));
         return b;
     }
 
@@ -324,7 +336,7 @@ private:
             Depth d(*this, peek().offset);
             auto u = node(Expr::unary, next().offset);
             u->name = "not";
-            u->args.push_back(parse_not());
+            add(*u, parse_not());
             return u;
         }
         return parse_compare();
@@ -364,6 +376,7 @@ private:
         c->name = e.name;
         c->kwnames = e.kwnames;
         c->negated = e.negated;
+        c->height = e.height;
         for (const auto& a : e.args) c->args.push_back(a ? clone(*a) : nullptr);
         return c;
     }
@@ -412,7 +425,7 @@ private:
             const Token& t = next();
             e = node(Expr::unary, t.offset);
             e->name = t.text;
-            e->args.push_back(parse_unary(false));
+            add(*e, parse_unary(false));
         } else {
             e = parse_primary_postfix();
         }
@@ -423,7 +436,7 @@ private:
     ExprPtr parse_filter_block_chain() {
         auto f = node(Expr::filter, peek().offset);
         f->name = dotted_name();
-        f->args.push_back(nullptr);
+        add(*f, nullptr);
         if (at_op("(")) parse_call_args(*f);
         return parse_filters(std::move(f));
     }
@@ -435,7 +448,7 @@ private:
                 const std::size_t at = next().offset;
                 auto f = node(Expr::filter, at);
                 f->name = dotted_name();
-                f->args.push_back(std::move(e));
+                add(*f, std::move(e));
                 if (at_op("(")) parse_call_args(*f);
                 e = std::move(f);
             } else if (at_name("is")) {
@@ -443,9 +456,9 @@ private:
                 auto t = node(Expr::test, at);
                 t->negated = eat_name("not");
                 t->name = dotted_name();
-                t->args.push_back(std::move(e));
+                add(*t, std::move(e));
                 if (at_op("(")) parse_call_args(*t);
-                else if (starts_operand()) t->args.push_back(parse_primary_postfix());
+                else if (starts_operand()) add(*t, parse_primary_postfix());
                 e = std::move(t);
             } else {
                 return e;
@@ -481,10 +494,10 @@ private:
             if (peek().kind == Token::name && peek(1).kind == Token::op && peek(1).text == "=") {
                 call.kwnames.push_back(next().text);
                 ++i_;
-                call.args.push_back(parse_expression());
+                add(call, parse_expression());
             } else {
                 if (!call.kwnames.empty()) fail("a positional argument after a keyword argument", peek().offset);
-                call.args.push_back(parse_expression());
+                add(call, parse_expression());
             }
             if (!eat_op(",")) {
                 expect_op(")");
@@ -499,12 +512,12 @@ private:
             if (at_op(".")) {
                 const std::size_t at = next().offset;
                 auto a = node(Expr::attr, at);
-                a->args.push_back(std::move(e));
+                add(*a, std::move(e));
                 if (peek().kind == Token::integer) {  // `x.0` is x[0]
                     a->kind = Expr::item;
                     auto k = node(Expr::literal, peek().offset);
                     k->value = std::int64_t(std::strtoll(next().text.c_str(), nullptr, 10));
-                    a->args.push_back(std::move(k));
+                    add(*a, std::move(k));
                 } else {
                     a->name = expect_identifier();
                 }
@@ -515,7 +528,7 @@ private:
                 e = parse_subscript(std::move(e), at);
             } else if (at_op("(")) {
                 auto c = node(Expr::call, e->offset);
-                c->args.push_back(std::move(e));
+                add(*c, std::move(e));
                 Depth d(*this, peek().offset);
                 parse_call_args(*c);
                 e = std::move(c);
@@ -542,13 +555,13 @@ private:
         if (part == 0) {
             if (!bound[0]) fail("empty subscript", at);
             auto i = node(Expr::item, at);
-            i->args.push_back(std::move(obj));
-            i->args.push_back(std::move(bound[0]));
+            add(*i, std::move(obj));
+            add(*i, std::move(bound[0]));
             return i;
         }
         auto s = node(Expr::slice, at);
-        s->args.push_back(std::move(obj));
-        for (auto& b : bound) s->args.push_back(std::move(b));
+        add(*s, std::move(obj));
+        for (auto& b : bound) add(*s, std::move(b));
         return s;
     }
 
@@ -598,15 +611,15 @@ private:
                         return e;
                     }
                     auto tup = node(Expr::tuple, at);
-                    tup->args.push_back(std::move(e));
-                    while (eat_op(",") && !at_op(")")) tup->args.push_back(parse_expression());
+                    add(*tup, std::move(e));
+                    while (eat_op(",") && !at_op(")")) add(*tup, parse_expression());
                     expect_op(")");
                     return tup;
                 }
                 if (eat_op("[")) {
                     auto l = node(Expr::list, at);
                     while (!eat_op("]")) {
-                        l->args.push_back(parse_expression());
+                        add(*l, parse_expression());
                         if (!eat_op(",")) {
                             expect_op("]");
                             break;
@@ -617,9 +630,9 @@ private:
                 if (eat_op("{")) {
                     auto m = node(Expr::dict, at);
                     while (!eat_op("}")) {
-                        m->args.push_back(parse_expression());
+                        add(*m, parse_expression());
                         expect_op(":");
-                        m->args.push_back(parse_expression());
+                        add(*m, parse_expression());
                         if (!eat_op(",")) {
                             expect_op("}");
                             break;
