@@ -5,8 +5,11 @@
 // binds them; an unknown or surplus argument is an error naming the builtin.
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <ctime>
 #include <initializer_list>
 #include <string>
