@@ -25,7 +25,7 @@ cmake --build "$work/build" --target render_references -j"$(nproc)" >/dev/null
 
 for template in "$data"/*.jinja; do
     name=$(basename "$template" .jinja)
-    read -r bos eos < <(awk -v n="$name" '$1 == n { print $2, $3 }' "$data/tokens.txt")
+    read -r bos eos < <(awk -v n="$name" '$1 == n { print $2, $3 }' "$data/tokens.txt") || true  # not listed: the defaults below
     rm -f "$data/$name".conv[123].txt "$data/$name".conv[123].error
     "$work/build/render_references" "$template" "${bos:-<s>}" "${eos:-</s>}" "$data/$name"
 done
