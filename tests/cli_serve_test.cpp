@@ -307,7 +307,11 @@ TEST(CliServe, ForcedToolCallsAndJsonSchemaRepliesFollowTheirSchemas) {
     const json::Value messages = json::Array{json::Object{{"role", "user"}, {"content", "Weather in Paris for two days?"}}};
     c.send(post("/v1/chat/completions",
                 json::dump(json::Object{{"messages", messages},
-                                        {"max_tokens", 100},
+                                        // Seeded, one call, room for it: the 512-token model spells the call's
+                                        // markup a few characters per token, and an unseeded draw may run long.
+                                        {"max_tokens", 400},
+                                        {"seed", 7},
+                                        {"parallel_tool_calls", false},
                                         {"tools", json::Array{json::Object{{"type", "function"},
                                                                            {"function", json::Object{{"name", "forecast"}, {"parameters", schema}}}}}},
                                         {"tool_choice", "required"}})));
