@@ -5,6 +5,7 @@
 // The emulator and the CUDA executor both run these, so a launch one accepts the other accepts too.
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -27,7 +28,20 @@ struct DispatchRequest {
     Size3 threads;
 };
 
-// `prefix` begins every message ("metal emulator: kernel 'rope': ").
+// A buffer bound at `index` with `offset` into a buffer of `buffer_size` bytes: a buffer the kernel
+// declares, the offset inside it. `prefix` begins every message ("metal emulator: kernel 'rope': ").
+inline void check_buffer_binding(const metal_src::KernelSource& k, std::uint32_t index, std::size_t offset, std::size_t buffer_size,
+                                 const std::string& prefix) {
+    if (index >= k.n_buffers) throw Error(prefix + "buffer index " + std::to_string(index) + " is not a buffer of the kernel");
+    if (offset > buffer_size) throw Error(prefix + "buffer offset past the buffer's end");
+}
+
+// Parameter bytes bound at `index`: the slot right after the buffers.
+inline void check_bytes_binding(const metal_src::KernelSource& k, std::uint32_t index, const std::string& prefix) {
+    if (index != k.n_buffers)
+        throw Error(prefix + "bytes bound at index " + std::to_string(index) + ", the parameters are at " + std::to_string(k.n_buffers));
+}
+
 inline void check_dispatch(const DispatchRequest& r, const std::string& prefix) {
     for (std::size_t i = 0; i < r.kernel.n_buffers; ++i)
         if (!r.buffer_bound[i])

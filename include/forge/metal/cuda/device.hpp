@@ -59,8 +59,7 @@ public:
     }
     void set_buffer(std::uint32_t index, Buffer& buffer, std::size_t offset) override {
         require_kernel();
-        if (index >= source_->n_buffers) throw Error(prefix() + "buffer index " + std::to_string(index) + " is not a buffer of the kernel");
-        if (offset > buffer.size()) throw Error(prefix() + "buffer offset past the buffer's end");
+        check_buffer_binding(*source_, index, offset, buffer.size(), prefix());
         auto* b = dynamic_cast<CudaBuffer*>(&buffer);
         if (!b) throw Error(prefix() + "buffer " + std::to_string(index) + " was not made by this device");
         bound_[index] = true;
@@ -68,8 +67,7 @@ public:
     }
     void set_bytes(std::uint32_t index, const void* data, std::size_t size) override {
         require_kernel();
-        if (index != source_->n_buffers)
-            throw Error(prefix() + "bytes bound at index " + std::to_string(index) + ", the parameters are at " + std::to_string(source_->n_buffers));
+        check_bytes_binding(*source_, index, prefix());
         const auto* b = static_cast<const std::byte*>(data);
         params_.assign(b, b + size);
     }
