@@ -20,9 +20,12 @@ using namespace forge;
 
 namespace {
 
+// A projection: one matrix, or up to three stacked in one launch (a fused QKV or gate/up, read from
+// their own places in one buffer as a model's mapped file holds them).
 struct Matrix {
     const char* shape;
     int rows, cols;
+    std::vector<int> parts;  // the stacked matrices' rows; empty: one matrix
 };
 
 // Seconds per call of `launch`, from enough calls to run for about 0.3 s after one warm-up.
@@ -61,8 +64,12 @@ int main(int argc, char** argv) {
     std::printf("device: %.*s; peaks: %.0f GB/s, %.0f FP32 TFLOP/s\n\n", int(dev->name().size()), dev->name().data(), peak_gbps,
                 peak_tflops);
 
-    const Matrix matrices[] = {{"SmolLM2-135M ffn", 1536, 576}, {"TinyLlama-1.1B ffn", 5632, 2048},
-                               {"Llama-3.1-8B qkv", 6144, 4096}, {"Llama-3.1-8B ffn", 14336, 4096}};
+    const Matrix matrices[] = {{"SmolLM2-135M ffn", 1536, 576, {}},
+                               {"TinyLlama-1.1B ffn", 5632, 2048, {}},
+                               {"Llama-3.1-8B qkv", 6144, 4096, {}},
+                               {"Llama-3.1-8B fused q+k+v", 6144, 4096, {4096, 1024, 1024}},
+                               {"Llama-3.1-8B ffn", 14336, 4096, {}},
+                               {"Llama-3.1-8B fused gate+up", 28672, 4096, {14336, 14336}}};
     std::mt19937 rng(1);
     std::normal_distribution<float> normal(0.0f, 0.5f);
     std::printf("| kernel | matrix | type | tokens | time | rate | share of peak |\n| --- | --- | --- | --- | --- | --- | --- |\n");
@@ -88,9 +95,19 @@ int main(int argc, char** argv) {
                 if (use_gemm && !is_quantized(type)) continue;
                 auto x = dev->new_buffer(std::size_t(tokens) * m.cols * 4), y = dev->new_buffer(std::size_t(tokens) * m.rows * 4);
                 for (int i = 0; i < tokens * m.cols; ++i) reinterpret_cast<float*>(x->contents())[i] = normal(rng);
+                std::vector<metal::WeightRows> parts;
+                std::size_t at = 0;
+                for (const int r : m.parts.empty() ? std::vector<int>{m.rows} : m.parts) {
+                    parts.push_back({metal::view<std::byte>(*w, at), r});
+                    at += rb * std::size_t(r);
+                }
                 const double s = seconds_per_call(*dev, [&] {
-                    (use_gemm ? metal::gemm : metal::matvec)(dev->encoder(), lib->config, type, metal::view<std::byte>(*w), m.rows,
-                                                             m.cols, metal::view<float>(*x), tokens, m.cols, metal::view<float>(*y), m.rows);
+                    if (use_gemm)
+                        metal::gemm(dev->encoder(), lib->config, type, parts, m.cols, metal::view<float>(*x), tokens, m.cols,
+                                    metal::view<float>(*y), m.rows);
+                    else
+                        metal::matvec(dev->encoder(), lib->config, type, parts, m.cols, metal::view<float>(*x), tokens, m.cols,
+                                      metal::view<float>(*y), m.rows);
                 });
                 if (use_gemm) {
                     const double tflops = 2.0 * tokens * m.rows * m.cols / s / 1e12;

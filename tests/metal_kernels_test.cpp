@@ -188,28 +188,49 @@ int test_cols(DType type) {
     return dtype_info(type).block_elems == 256 ? 512 : 96;
 }
 
-// Runs matvec (or gemm) on the emulator and cpu::matmul over dequantize_row; returns the largest
-// difference over the largest sum of |w x| terms, the scale of a dot product's rounding (relative to the
-// outputs themselves, one that cancels to near zero would make any summation order look wrong).
-double matmul_error(Device& dev, const KernelConfig& cfg, DType type, int rows, int cols, int tokens, bool use_gemm,
-                    std::mt19937& rng) {
-    const auto w = random_weights(type, rows, cols, rng);
-    const int x_stride = cols + 3, y_stride = rows + 2;
+// Runs matvec (or gemm) on the executor over `parts` matrices of `type` stacked (one launch, each matrix
+// in its own buffer, as a fused projection binds them) and cpu::matmul of each over dequantize_row;
+// returns the largest difference over the largest sum of |w x| terms, the scale of a dot product's
+// rounding (relative to the outputs themselves, one that cancels to near zero would make any summation
+// order look wrong). `x_stride`: 0 for cols + 3 (inputs off the 4-float alignment of vector loads).
+double matmul_error(Device& dev, const KernelConfig& cfg, DType type, const std::vector<int>& parts, int cols, int tokens,
+                    bool use_gemm, std::mt19937& rng, int x_stride = 0) {
+    int rows = 0;
+    for (const int r : parts) rows += r;
+    if (x_stride == 0) x_stride = cols + 3;
+    const int y_stride = rows + 2;
     const auto x = random_floats(std::size_t(tokens) * x_stride, rng);
-    auto bw = upload(dev, w), bx = upload(dev, x), by = dev.new_buffer(std::size_t(tokens) * y_stride * 4);
-    (use_gemm ? gemm : matvec)(dev.encoder(), cfg, type, view<std::byte>(*bw), rows, cols, view<float>(*bx), tokens, x_stride,
-                               view<float>(*by), y_stride);
+    auto bx = upload(dev, x), by = dev.new_buffer(std::size_t(tokens) * y_stride * 4);
+    std::vector<std::vector<std::byte>> w;
+    std::vector<std::unique_ptr<Buffer>> bw;
+    std::vector<WeightRows> launch_parts;
+    for (const int r : parts) {
+        w.push_back(random_weights(type, r, cols, rng));
+        bw.push_back(upload(dev, w.back()));
+        launch_parts.push_back({view<std::byte>(*bw.back()), r});
+    }
+    if (use_gemm)
+        gemm(dev.encoder(), cfg, type, launch_parts, cols, view<float>(*bx), tokens, x_stride, view<float>(*by), y_stride);
+    else
+        matvec(dev.encoder(), cfg, type, launch_parts, cols, view<float>(*bx), tokens, x_stride, view<float>(*by), y_stride);
     dev.finish();
-    std::vector<float> ref(std::size_t(tokens) * y_stride, 0.0f);
+    std::vector<float> ref(std::size_t(tokens) * y_stride, 0.0f), terms(ref.size());
     cpu::ThreadPool pool(1);
-    cpu::matmul(cpu::WeightView{w.data(), type, rows, cols}, x.data(), tokens, x_stride, ref.data(), y_stride, pool);
-    std::vector<float> w_abs(std::size_t(rows) * cols), x_abs(x.size()), terms(ref.size());
-    for (int r = 0; r < rows; ++r)
-        dequantize_row(type, w.data() + std::size_t(r) * row_bytes(type, std::size_t(cols)), &w_abs[std::size_t(r) * cols], std::size_t(cols));
-    for (auto& v : w_abs) v = std::fabs(v);
+    std::vector<float> x_abs(x.size());
     for (std::size_t i = 0; i < x.size(); ++i) x_abs[i] = std::fabs(x[i]);
-    cpu::matmul(cpu::WeightView{reinterpret_cast<const std::byte*>(w_abs.data()), DType::F32, rows, cols}, x_abs.data(), tokens,
-                x_stride, terms.data(), y_stride, pool);
+    int row0 = 0;
+    for (std::size_t p = 0; p < parts.size(); ++p) {
+        const int r = parts[p];
+        cpu::matmul(cpu::WeightView{w[p].data(), type, r, cols}, x.data(), tokens, x_stride, ref.data() + row0, y_stride, pool);
+        std::vector<float> w_abs(std::size_t(r) * cols);
+        for (int i = 0; i < r; ++i)
+            dequantize_row(type, w[p].data() + std::size_t(i) * row_bytes(type, std::size_t(cols)), &w_abs[std::size_t(i) * cols],
+                           std::size_t(cols));
+        for (auto& v : w_abs) v = std::fabs(v);
+        cpu::matmul(cpu::WeightView{reinterpret_cast<const std::byte*>(w_abs.data()), DType::F32, r, cols}, x_abs.data(), tokens,
+                    x_stride, terms.data() + row0, y_stride, pool);
+        row0 += r;
+    }
     const auto got = download<float>(*by, ref.size());
     double diff = 0, scale = 0;
     for (int t = 0; t < tokens; ++t)
@@ -219,6 +240,10 @@ double matmul_error(Device& dev, const KernelConfig& cfg, DType type, int rows, 
             scale = std::max(scale, double(terms[i]));
         }
     return diff / scale;
+}
+double matmul_error(Device& dev, const KernelConfig& cfg, DType type, int rows, int cols, int tokens, bool use_gemm,
+                    std::mt19937& rng, int x_stride = 0) {
+    return matmul_error(dev, cfg, type, std::vector<int>{rows}, cols, tokens, use_gemm, rng, x_stride);
 }
 
 template <class Traits>
@@ -235,6 +260,38 @@ TEST_P(MetalKernels, MatvecEveryWeightTypeMatchesCpu) {
         for (const auto& [rows, tokens] : {std::pair{1, 1}, std::pair{33, 3}, std::pair{100, 1}})
             EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, rows, test_cols(t), tokens, false, rng), 1e-6)
                 << dtype_name(t) << " rows " << rows << " tokens " << tokens;
+}
+
+TEST_P(MetalKernels, MatvecVectorLoadsMatchCpu) {
+    // Inputs 4-float aligned, so every type reads them (and plain types their weights) 4 wide; widths
+    // whose f32 or f16 rows are not 16- or 8-byte multiples take the 1-wide loads throughout; columns
+    // past the last group of 4 take them at the end.
+    AllTypesDevice d;
+    std::mt19937 rng(16);
+    for (const DType t : metal_src::kKernelDTypes)
+        EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, 37, test_cols(t), 2, false, rng, test_cols(t) + 4), 1e-6) << dtype_name(t);
+    for (const DType t : {DType::F32, DType::F16, DType::BF16})
+        for (const int cols : {1, 6, 130, 171})
+            for (const int x_stride : {cols, cols + 1, (cols + 3) / 4 * 4})
+                EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, 9, cols, 2, false, rng, x_stride), 1e-6)
+                    << dtype_name(t) << " cols " << cols << " x_stride " << x_stride;
+}
+
+// Q, K and V (or gate and up) in one launch: matrices in buffers of their own, their products end to end
+// in each output row. Row counts put a simdgroup's MV_ROWS rows and a GEMM tile's 16 across matrices.
+TEST_P(MetalKernels, FusedProjectionMatchesEachMatrixOnCpu) {
+    AllTypesDevice d;
+    std::mt19937 rng(15);
+    for (const DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+        for (const auto& parts : {std::vector<int>{6, 3, 3}, std::vector<int>{17, 9}, std::vector<int>{40, 8, 9}})
+            for (const int tokens : {1, 3, 9}) {
+                EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, parts, test_cols(t), tokens, false, rng), 1e-6)
+                    << "matvec " << dtype_name(t) << " parts " << parts.size() << " tokens " << tokens;
+                if (is_quantized(t)) {
+                    EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, parts, test_cols(t), tokens, true, rng), 1e-6)
+                        << "gemm " << dtype_name(t) << " parts " << parts.size() << " tokens " << tokens;
+                }
+            }
 }
 
 TEST_P(MetalKernels, MatvecTakesRowsLongerThanThreadgroupMemory) {
@@ -638,6 +695,14 @@ TEST(MetalLaunchers, RejectInvalidArgumentsBeforeDispatch) {
     expect_error([&] { attention(e, cfg, f, h, h, f, 4, 2, 64, 0, 5, 16); }, "head_dim 64 is not the 32 this library was built for");
     expect_error([&] { flash_decode(e, cfg, f, h, h, f, f, 4, 2, 32, 40, 0, 16); }, "exceeds the cache's 16 rows");
     expect_error([&] { matvec(e, cfg, DType::Q8_0, view<std::byte>(*big), 4, 40, f, 1, 40, f, 4); }, "multiple of 32 columns");
+    {
+        const auto w = view<std::byte>(*big);
+        const std::vector<WeightRows> four = {{w, 4}, {w, 4}, {w, 4}, {w, 4}}, fused = {{w, 4}, {view<std::byte>(*small), 4}};
+        expect_error([&] { matvec(e, cfg, DType::F32, four, 32, f, 1, 32, f, 16); }, "matvec_f32: takes 1 to 3 stacked matrices, got 4");
+        expect_error([&] { matvec(e, cfg, DType::F32, fused, 32, f, 1, 32, f, 8); }, "buffer 'w1' holds 16 elements, 512 needed");
+        expect_error([&] { matvec(e, cfg, DType::F32, std::span(fused).first(1), 32, f, 1, 32, f, 3); }, "row strides too small");
+        expect_error([&] { flash_decode(e, cfg, f.at(1), h, h, f, f, 4, 2, 32, 10, 0, 16); }, "q must start 16-byte aligned");
+    }
     expect_error([&] { gemm(e, cfg, DType::F16, view<std::byte>(*big), 4, 64, f, 9, 64, f, 4); }, "the GEMM is for quantized weights, not F16");
     expect_error([&] { gemm(e, cfg, DType::Q5_K, view<std::byte>(*big), 4, 256, f, 9, 256, f, 4); },
                  "gemm: weights of type Q5_K have no kernel in this library (it holds F32, F16, Q8_0, Q4_0)");

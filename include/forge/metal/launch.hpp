@@ -4,9 +4,11 @@
 // for, sampling parameters) and throws forge::Error naming the kernel and the problem; then it computes
 // the grid, threadgroup size and threadgroup memory and encodes the launch.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -21,8 +23,9 @@ using metal_src::KernelConfig;
 // Prefill switches quantized projections from per-token mat-vec to the simdgroup-matrix GEMM at this
 // many tokens.
 inline constexpr int kGemmMinTokens = 8;
-// flash_decode splits a query's window over at most this many threadgroups per head.
-inline constexpr int kFlashMaxSplits = 8;
+// flash_decode splits a query's window over at most this many threadgroups per head (llama.cpp's vector
+// flash attention runs 32 workgroups per head): a short context still spreads over the GPU's cores.
+inline constexpr int kFlashMaxSplits = 32;
 
 namespace detail {
 
@@ -80,6 +83,12 @@ inline void check_heads(std::string_view kernel, const KernelConfig& c, int n_he
 
 inline int first_position(int pos, int window) { return window > 0 && pos + 1 > window ? pos + 1 - window : 0; }
 
+// The flash kernels read each query head as float4s.
+inline void check_query_alignment(std::string_view kernel, const View<float>& q, int q_stride) {
+    check(reinterpret_cast<std::uintptr_t>(q.host()) % 16 == 0 && q_stride % 4 == 0, kernel,
+          "q must start 16-byte aligned, rows a multiple of 4 floats apart");
+}
+
 }  // namespace detail
 
 inline void rms_norm(Encoder& e, View<float> x, View<float> w, View<float> y, int n, int rows, int x_stride, int y_stride) {
@@ -108,20 +117,68 @@ inline void rms_norm_heads(Encoder& e, View<float> x, View<float> w, int head_di
                    {std::uint32_t(heads * n_tokens)}, {256});
 }
 
+// One matrix of a product: its weights and row count. A product takes up to three of one type and
+// width stacked (Q, K and V; gate and up), computing them in one launch into consecutive rows of Y.
+struct WeightRows {
+    View<std::byte> w;
+    int rows = 0;
+};
+inline constexpr std::size_t kMaxStacked = 3;
+
 namespace detail {
 
-// The checks matvec and gemm share: whole blocks per row, sizes and capacities. Returns the row's bytes.
-inline std::size_t check_product(std::string_view k, DType type, View<std::byte> w, int rows, int cols,
-                                 View<float> x, int n_tokens, int x_stride, View<float> y, int y_stride) {
-    check(rows > 0 && cols > 0 && n_tokens > 0, k, "rows, cols and tokens must be positive");
+// What matvec and gemm bind for stacked matrices: the total rows, where the second and third begin, the
+// row's bytes, and the three weight bindings (a missing matrix repeats the one before; its rows are
+// never reached).
+struct Stacked {
+    std::uint32_t rows, split1, split2, row_bytes;
+    std::array<Bind, kMaxStacked> w;
+};
+
+// The checks matvec and gemm share: one to three matrices, whole blocks per row, sizes and capacities.
+inline Stacked check_product(std::string_view k, DType type, std::span<const WeightRows> parts, int cols, View<float> x,
+                             int n_tokens, int x_stride, View<float> y, int y_stride) {
+    check(!parts.empty() && parts.size() <= kMaxStacked, k,
+          "takes 1 to " + std::to_string(kMaxStacked) + " stacked matrices, got " + std::to_string(parts.size()));
+    check(cols > 0 && n_tokens > 0, k, "rows, cols and tokens must be positive");
     const std::uint32_t block = dtype_info(type).block_elems;
     check(cols % block == 0, k, std::string(dtype_name(type)) + " rows need a multiple of " + std::to_string(block) + " columns");
-    check(x_stride >= cols && y_stride >= rows, k, "row strides too small");
     const std::size_t rb = row_bytes(type, std::size_t(cols));
-    check_capacity(w, std::size_t(rows) * rb, k, "w");
+    std::size_t rows = 0;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        check(parts[i].rows > 0, k, "rows, cols and tokens must be positive");
+        constexpr std::string_view kNames[kMaxStacked] = {"w0", "w1", "w2"};
+        check_capacity(parts[i].w, std::size_t(parts[i].rows) * rb, k, kNames[i]);
+        rows += std::size_t(parts[i].rows);
+    }
+    check(x_stride >= cols && std::size_t(y_stride) >= rows, k, "row strides too small");
     check_capacity(x, std::size_t(n_tokens - 1) * x_stride + cols, k, "x");
     check_capacity(y, std::size_t(n_tokens - 1) * y_stride + rows, k, "y");
-    return rb;
+    const std::uint32_t split1 = std::uint32_t(parts[0].rows);
+    const std::uint32_t split2 = split1 + (parts.size() > 1 ? std::uint32_t(parts[1].rows) : 0);
+    const Bind w0 = bind(parts[0].w);
+    const Bind w1 = parts.size() > 1 ? bind(parts[1].w) : w0;
+    const Bind w2 = parts.size() > 2 ? bind(parts[2].w) : w1;
+    return {u32(rows, k, "rows"), split1, split2, u32(rb, k, "row bytes"), {w0, w1, w2}};
+}
+
+template <class T>
+bool aligned(const View<T>& v, std::size_t bytes) {
+    return reinterpret_cast<std::uintptr_t>(v.host()) % bytes == 0;
+}
+
+// The groups of 4 columns the mat-vec reads with 4-wide loads (matvec.hpp): all of them where the input
+// rows are float4-aligned and, for a plain type, every weight row is aligned to its vector of 4; else
+// none. GGUF only aligns a tensor's start, so a row is as aligned as its byte length allows.
+inline std::uint32_t vector_quads(DType type, std::span<const WeightRows> parts, std::size_t rb, int cols, View<float> x,
+                                  int x_stride) {
+    bool ok = x_stride % 4 == 0 && aligned(x, 16);
+    if (!is_quantized(type)) {
+        const std::size_t a = type == DType::F32 ? 16 : 8;
+        ok = ok && rb % a == 0;
+        for (const auto& p : parts) ok = ok && aligned(p.w, a);
+    }
+    return ok ? std::uint32_t(cols / 4) : 0;
 }
 
 // Whether the library has kernels for weights of `type`, else an error naming the types it has.
@@ -134,43 +191,65 @@ inline void check_holds(std::string_view family, const KernelConfig& c, DType ty
 }  // namespace detail
 
 // Y[t][r] = dot(W[r], X[t]) for t < n_tokens by mat-vec (one token or a batch, one grid row each), for
-// weights of any type the library holds.
-inline void matvec(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
+// weights of any type the library holds; W is `parts` stacked.
+inline void matvec(Encoder& e, const KernelConfig& c, DType type, std::span<const WeightRows> parts, int cols, View<float> x,
                    int n_tokens, int x_stride, View<float> y, int y_stride) {
     detail::check_holds("matvec", c, type);
     const auto name = metal_src::concat<16>("matvec_", metal_src::dtype_suffix(type));
     const std::string_view k = name.view();
-    const std::size_t rb = detail::check_product(k, type, w, rows, cols, x, n_tokens, x_stride, y, y_stride);
-    const metal_src::MatvecParams p{std::uint32_t(rows), std::uint32_t(cols), detail::u32(rb, k, "row bytes"),
-                                    std::uint32_t(x_stride), std::uint32_t(y_stride)};
-    detail::encode(e, k, {detail::bind(w), detail::bind(x), detail::bind(y)}, p, 0,
-                   {detail::ceil_div(std::size_t(rows), KernelConfig::kMatvecRowsPerGroup), std::uint32_t(n_tokens)},
+    const auto s = detail::check_product(k, type, parts, cols, x, n_tokens, x_stride, y, y_stride);
+    const metal_src::MatvecParams p{s.rows,
+                                    s.split1,
+                                    s.split2,
+                                    std::uint32_t(cols),
+                                    s.row_bytes,
+                                    detail::vector_quads(type, parts, s.row_bytes, cols, x, x_stride),
+                                    std::uint32_t(x_stride),
+                                    std::uint32_t(y_stride)};
+    detail::encode(e, k, {s.w[0], s.w[1], s.w[2], detail::bind(x), detail::bind(y)}, p, 0,
+                   {detail::ceil_div(s.rows, KernelConfig::kMatvecRowsPerGroup), std::uint32_t(n_tokens)},
                    {KernelConfig::kMatvecThreads});
+}
+inline void matvec(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
+                   int n_tokens, int x_stride, View<float> y, int y_stride) {
+    const WeightRows part{w, rows};
+    matvec(e, c, type, {&part, 1}, cols, x, n_tokens, x_stride, y, y_stride);
 }
 
 // The same product with simdgroup matrices, for the quantized types the library holds.
-inline void gemm(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
+inline void gemm(Encoder& e, const KernelConfig& c, DType type, std::span<const WeightRows> parts, int cols, View<float> x,
                  int n_tokens, int x_stride, View<float> y, int y_stride) {
     detail::check(is_quantized(type), "gemm", "the GEMM is for quantized weights, not " + std::string(dtype_name(type)));
     detail::check_holds("gemm", c, type);
     const auto name = metal_src::concat<16>("gemm_", metal_src::dtype_suffix(type));
     const std::string_view k = name.view();
-    const std::size_t rb = detail::check_product(k, type, w, rows, cols, x, n_tokens, x_stride, y, y_stride);
-    const metal_src::GemmParams p{std::uint32_t(rows), std::uint32_t(cols), detail::u32(rb, k, "row bytes"),
-                                  std::uint32_t(n_tokens), std::uint32_t(x_stride), std::uint32_t(y_stride)};
-    detail::encode(e, k, {detail::bind(w), detail::bind(x), detail::bind(y)}, p, detail::tg_bytes(metal_src::kGemmThreadgroupFloats),
-                   {detail::ceil_div(std::size_t(rows), KernelConfig::kGemmTile),
-                    detail::ceil_div(std::size_t(n_tokens), KernelConfig::kGemmTile)},
+    const auto s = detail::check_product(k, type, parts, cols, x, n_tokens, x_stride, y, y_stride);
+    const metal_src::GemmParams p{s.rows,        s.split1,           s.split2,
+                                  std::uint32_t(cols), s.row_bytes, std::uint32_t(n_tokens),
+                                  std::uint32_t(x_stride), std::uint32_t(y_stride)};
+    detail::encode(e, k, {s.w[0], s.w[1], s.w[2], detail::bind(x), detail::bind(y)}, p,
+                   detail::tg_bytes(metal_src::kGemmThreadgroupFloats),
+                   {detail::ceil_div(s.rows, KernelConfig::kGemmTile), detail::ceil_div(std::size_t(n_tokens), KernelConfig::kGemmTile)},
                    {KernelConfig::kGemmThreads});
+}
+inline void gemm(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
+                 int n_tokens, int x_stride, View<float> y, int y_stride) {
+    const WeightRows part{w, rows};
+    gemm(e, c, type, {&part, 1}, cols, x, n_tokens, x_stride, y, y_stride);
 }
 
 // Mat-vec for decode and small batches, the GEMM for quantized prefill batches.
-inline void matmul(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
+inline void matmul(Encoder& e, const KernelConfig& c, DType type, std::span<const WeightRows> parts, int cols, View<float> x,
                    int n_tokens, int x_stride, View<float> y, int y_stride) {
     if (c.has_gemm(type) && n_tokens >= kGemmMinTokens)
-        gemm(e, c, type, w, rows, cols, x, n_tokens, x_stride, y, y_stride);
+        gemm(e, c, type, parts, cols, x, n_tokens, x_stride, y, y_stride);
     else
-        matvec(e, c, type, w, rows, cols, x, n_tokens, x_stride, y, y_stride);
+        matvec(e, c, type, parts, cols, x, n_tokens, x_stride, y, y_stride);
+}
+inline void matmul(Encoder& e, const KernelConfig& c, DType type, View<std::byte> w, int rows, int cols, View<float> x,
+                   int n_tokens, int x_stride, View<float> y, int y_stride) {
+    const WeightRows part{w, rows};
+    matmul(e, c, type, {&part, 1}, cols, x, n_tokens, x_stride, y, y_stride);
 }
 
 // RoPE in place on n_q_heads heads at the start of each row and n_k_heads at k_offset (0 K heads for a
@@ -335,6 +414,7 @@ inline void flash_prefill(Encoder& e, const KernelConfig& c, View<float> q, View
                   "the batch attends positions " + std::to_string(detail::first_position(pos0, window)) + ".." +
                       std::to_string(last) + ", more than the cache's " + std::to_string(capacity) + " rows");
     detail::check_capacity(q, std::size_t(n_tokens - 1) * q_stride + n_heads * head_dim, k, "q");
+    detail::check_query_alignment(k, q, q_stride);
     detail::check_capacity(k_cache, std::size_t(capacity) * n_kv_heads * head_dim, k, "k_cache");
     detail::check_capacity(v_cache, std::size_t(capacity) * n_kv_heads * head_dim, k, "v_cache");
     detail::check_capacity(out, std::size_t(n_tokens - 1) * out_stride + n_heads * head_dim, k, "out");
@@ -367,6 +447,7 @@ inline void flash_decode(Encoder& e, const KernelConfig& c, View<float> q, View<
     const int chunk = (tiles + kFlashMaxSplits - 1) / kFlashMaxSplits * KernelConfig::kFlashTile;
     const int splits = (n + chunk - 1) / chunk;
     detail::check_capacity(q, std::size_t(n_heads) * head_dim, k, "q");
+    detail::check_query_alignment(k, q, head_dim);
     detail::check_capacity(k_cache, std::size_t(capacity) * n_kv_heads * head_dim, k, "k_cache");
     detail::check_capacity(v_cache, std::size_t(capacity) * n_kv_heads * head_dim, k, "v_cache");
     detail::check_capacity(partials, std::size_t(n_heads) * splits * metal_src::flash_partial_floats(head_dim), k, "partials");

@@ -4,7 +4,9 @@
 // mat-vec and split-K flash attention) and batched prefill (GEMM for quantized weights, causal flash
 // attention), with temperature sampling on the device. The Metal executor and the emulator run it alike.
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -184,6 +186,25 @@ private:
         matmul(e, C, w.type, view<std::byte>(*w.buffer), w.rows, w.cols, x, n, x_stride, y, y_stride);
     }
 
+    // y[t] = the matrices' rows end to end times x[t]: one launch over all of them where they share a
+    // type, else (a Q4_K_M file mixes types) one launch each into the same places.
+    void project_stacked(Encoder& e, std::initializer_list<const Matrix*> ms, View<float> x, int n, int x_stride, View<float> y,
+                         int y_stride) {
+        const Matrix& first = **ms.begin();
+        if (std::all_of(ms.begin(), ms.end(), [&](const Matrix* m) { return m->type == first.type; })) {
+            std::array<WeightRows, kMaxStacked> parts;
+            std::size_t count = 0;
+            for (const Matrix* m : ms) parts.at(count++) = {view<std::byte>(*m->buffer), m->rows};
+            matmul(e, C, first.type, std::span<const WeightRows>(parts.data(), count), first.cols, x, n, x_stride, y, y_stride);
+            return;
+        }
+        std::size_t at = 0;
+        for (const Matrix* m : ms) {
+            project(e, *m, x, n, x_stride, y.at(at), y_stride);
+            at += std::size_t(m->rows);
+        }
+    }
+
     // x += residual_scale * y, a block's output joining the residual stream, as Model::residual_add.
     void residual_add(Encoder& e, View<float> x, View<float> y, int n) {
         if (shape_.residual_scale != 1.0f) {
@@ -218,9 +239,7 @@ private:
             // Attention block.
             rms_norm(e, x, view<float>(*L.attn_norm), xb, H, n, H, H);
             e.barrier();
-            project(e, L.wq, xb, n, H, qkv, kQKV);
-            project(e, L.wk, xb, n, H, qkv.at(std::size_t(Q)), kQKV);
-            project(e, L.wv, xb, n, H, qkv.at(std::size_t(Q + KV)), kQKV);
+            project_stacked(e, {&L.wq, &L.wk, &L.wv}, xb, n, H, qkv, kQKV);
             e.barrier();
             if (S.qkv_bias) {
                 add_bias(e, qkv, view<float>(*L.bias), kQKV, n, kQKV);
@@ -250,8 +269,7 @@ private:
             // Feed-forward block (SwiGLU), gate and up side by side in one row.
             rms_norm(e, x, view<float>(*L.ffn_norm), xb, H, n, H, H);
             e.barrier();
-            project(e, L.w_gate, xb, n, H, gu, 2 * F);
-            project(e, L.w_up, xb, n, H, gu.at(std::size_t(F)), 2 * F);
+            project_stacked(e, {&L.w_gate, &L.w_up}, xb, n, H, gu, 2 * F);
             e.barrier();
             silu_mul(e, gu, ffn, F, n, 2 * F, F, F);
             e.barrier();

@@ -37,16 +37,20 @@ inline uint window_start(uint pos, uint window) { return (window > 0 && pos + 1 
 
 // Online-softmax attention of one query over cache positions [begin, end), FA_TILE keys per step. Every
 // thread carries the running max m and denominator l; thread tid owns output dims tid + k * FA_THREADS.
+// q·k reads 4 dims per load, the keys as half4 (a key row starts at a multiple of HEAD_DIM halves, a
+// multiple of 4) and the query as float4 (the launchers check it is 16-byte aligned), and sums in float:
+// the seed's half loads, without half products that would cost the scores their precision.
 inline void flash_attend(DPTR(const float) qh, DPTR(const half) kc, DPTR(const half) vc, uint kv_col, uint kv_dim,
                          uint begin, uint end, uint capacity, TPTR(float) s_tile, uint tid, uint lane, uint sg,
                          thread float& m, thread float& l, thread float* o) {
+    DPTR(const float4) q4 = DCAST(const float4, qh);
     const float scale = KQ_SCALE != 0.0f ? KQ_SCALE : 1.0f / sqrt(float(HEAD_DIM));
     for (uint t0 = begin; t0 < end; t0 += FA_TILE) {
         const uint tn = min(FA_TILE, end - t0);
         for (uint j = sg; j < tn; j += FA_THREADS / 32) {
-            DPTR(const half) kj = kc + ((t0 + j) % capacity) * kv_dim + kv_col;
+            DPTR(const half4) kj = DCAST(const half4, kc + ((t0 + j) % capacity) * kv_dim + kv_col);
             float d = 0.0f;
-            for (uint i = lane; i < HEAD_DIM; i += 32) d += qh[i] * float(kj[i]);
+            for (uint i = lane; i < HEAD_DIM / 4; i += 32) d += dot(q4[i], float4(kj[i]));
             d = simd_sum(d);
             if (lane == 0) s_tile[j] = d * scale;
         }

@@ -5,7 +5,8 @@
 // four elements per thread from one decode of their chunk's scales, and load the input tile into
 // threadgroup memory, then each of the 4 simdgroups accumulates one 8x8 sub-tile with simdgroup_multiply_accumulate.
 // Partial tiles (rows or tokens not a multiple of GEMM_TILE) are zero-padded on load and masked on
-// store. CPU twin: cpu::matmul.
+// store. W may be up to three matrices stacked, as the mat-vec's (matvec.hpp): a fused projection.
+// CPU twin: cpu::matmul.
 #include "forge/metal_src/kernel.hpp"
 #include "forge/metal_src/matvec.hpp"
 #include "forge/metal_src/prelude.hpp"
@@ -13,7 +14,8 @@
 
 namespace forge::metal_src {
 
-#define FORGE_GEMM_FIELDS(F) F(uint, rows) F(uint, cols) F(uint, row_bytes) F(uint, n_tokens) F(uint, x_stride) F(uint, y_stride)
+#define FORGE_GEMM_FIELDS(F) \
+    F(uint, rows) F(uint, split1) F(uint, split2) F(uint, cols) F(uint, row_bytes) F(uint, n_tokens) F(uint, x_stride) F(uint, y_stride)
 FORGE_MSL_PARAMS(GemmParams, FORGE_GEMM_FIELDS);
 
 // Threadgroup floats: weight tile, input tile, and one 8x8 staging tile per simdgroup.
@@ -35,7 +37,9 @@ inline constexpr auto kGemmBody = concat<2048>(R"msl({
     for (uint k0 = 0; k0 < p.cols; k0 += 32) {
         for (uint i = tid; i < GEMM_TILE * 8; i += ntg.x) {
             const uint r = i / 8, q = i % 8;
-            const float4 v = row_base + r < p.rows ? w4_)msl", dtype_suffix(T), R"msl((w + (row_base + r) * p.row_bytes, k0 / 32, q) : float4(0.0f);
+            const float4 v = row_base + r < p.rows
+                                 ? w4_)msl", dtype_suffix(T), R"msl((stacked_row(w0, w1, w2, row_base + r, p.split1, p.split2, p.row_bytes), k0 / 32, q)
+                                 : float4(0.0f);
             for (uint c = 0; c < 4; ++c) w_tile[r * 32 + 4 * q + c] = v[c];
         }
         for (uint i = tid; i < GEMM_TILE * 32; i += ntg.x) {
@@ -66,8 +70,8 @@ template <DType T>
 inline constexpr KernelSource kGemm{
     .name = kGemmName<T>.view(),
     .params = GemmParams::msl_name,
-    .buffers = {{{"const uchar", "w"}, {"const float", "x"}, {"float", "y"}}},
-    .n_buffers = 3,
+    .buffers = {{{"const uchar", "w0"}, {"const uchar", "w1"}, {"const uchar", "w2"}, {"const float", "x"}, {"float", "y"}}},
+    .n_buffers = 5,
     .threadgroup_memory = true,
     .builtins = kTgpig | kNtg | kTid | kLane | kSg,
     .body = kGemmBody<T>.view()};

@@ -119,6 +119,15 @@ inline float tg_reduce_max(float v, TPTR(float) scratch, uint lane, uint sg, uin
     return m;
 }
 
+// Row r of up to three matrices of one row length stacked as one (a fused projection; matvec.hpp):
+// rows [0, split1) are w0's, [split1, split2) w1's, the rest w2's.
+inline DPTR(const uchar) stacked_row(DPTR(const uchar) w0, DPTR(const uchar) w1, DPTR(const uchar) w2, uint r, uint split1,
+                                     uint split2, uint row_bytes) {
+    if (r < split1) return w0 + r * row_bytes;
+    if (r < split2) return w1 + (r - split1) * row_bytes;
+    return w2 + (r - split2) * row_bytes;
+}
+
 )msl";
 
 }  // namespace forge::metal_src

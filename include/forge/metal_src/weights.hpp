@@ -3,12 +3,14 @@
 // value decoded with the same float operations in the same order as forge's CPU dequantizers
 // (quant/), so an embedding row comes out bit-identical and a product differs only in summation order.
 //
-// Plain types (F32, F16, BF16) have an element accessor `w_<t>(row, i)`. Quantized types are read in
-// chunks of 32 elements: a Q block, or one eighth of a 256-wide K-quant super-block. `<t>_chunk_at(row,
-// b)` decodes chunk b's scales once (two of them where a K-quant's sub-blocks are 16 wide) and
-// `<t>_at(chunk, l)` decodes its element l from them; on those every quantized type gets the same two
-// readers: `<t>_block_dot(row, b, x)` (the mat-vec's dot of a chunk with 32 inputs) and `w4_<t>(row, b,
-// q)` (elements 4q .. 4q + 3 of a chunk, for the GEMM's tile loads and the embedding lookup).
+// Plain types (F32, F16, BF16) have an element accessor `w_<t>(row, i)` and `w4_<t>(row, q)`, elements
+// 4q .. 4q + 3 in one vector load (the row aligned to the vector: 16 bytes for F32, 8 otherwise).
+// Quantized types are read in chunks of 32 elements: a Q block, or one eighth of a 256-wide K-quant
+// super-block. `<t>_chunk_at(row, b)` decodes chunk b's scales once (two of them where a K-quant's
+// sub-blocks are 16 wide) and `<t>_at(chunk, l)` decodes its element l from them; on those every
+// quantized type gets the same two readers: `<t>_block_dot(row, b, x)` (the mat-vec's dot of a chunk
+// with 32 inputs) and `w4_<t>(row, b, q)` (elements 4q .. 4q + 3 of a chunk, for the GEMM's tile loads
+// and the embedding lookup).
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -83,13 +85,20 @@ inline uint2 k4_scale_min(DPTR(const uchar) s, uint j) {
 constexpr std::string_view decoder_text(DType t) {
     switch (t) {
         case DType::F32: return R"msl(inline float w_f32(DPTR(const uchar) row, uint i) { return DCAST(const float, row)[i]; }
+inline float4 w4_f32(DPTR(const uchar) row, uint q) { return DCAST(const float4, row)[q]; }
 
 )msl";
         case DType::F16: return R"msl(inline float w_f16(DPTR(const uchar) row, uint i) { return float(DCAST(const half, row)[i]); }
+inline float4 w4_f16(DPTR(const uchar) row, uint q) { return float4(DCAST(const half4, row)[q]); }
 
 )msl";
         case DType::BF16: return R"msl(// bfloat16 is the top half of an f32.
 inline float w_bf16(DPTR(const uchar) row, uint i) { return as_type<float>(uint(DCAST(const ushort, row)[i]) << 16); }
+inline float4 w4_bf16(DPTR(const uchar) row, uint q) {
+    const ushort4 u = DCAST(const ushort4, row)[q];
+    return float4(as_type<float>(uint(u.x) << 16), as_type<float>(uint(u.y) << 16), as_type<float>(uint(u.z) << 16),
+                  as_type<float>(uint(u.w) << 16));
+}
 
 )msl";
         case DType::Q8_0: return R"msl(// Q8_0, 34-byte blocks: f16 scale d, 32 int8; value q * d.
