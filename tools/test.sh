@@ -13,6 +13,7 @@ jobs=2
 passed=0
 failed=0
 skipped=0
+stages=()
 
 # stage NAME "CTEST ARGS" SUBDIR CMAKE_ARGS...: configure build/NAME, build it (only the targets of its
 # folder SUBDIR, with their dependencies, when SUBDIR is given), then run CTest in it.
@@ -20,6 +21,7 @@ stage() {
   local name=$1 ctest_args=$2 subdir=$3
   shift 3
   local dir=build/$name start=$SECONDS
+  stages+=("$name")
   local build=(cmake --build "$dir" -j"$jobs")
   [ -z "$subdir" ] || build=(make -C "$dir/$subdir" -j"$jobs")  # a folder's own targets: Makefiles only
   mkdir -p "$dir"
@@ -66,5 +68,9 @@ stage asan "-E ^compile_ok\.header\.|EmulatedMetal|MetalEmulatorBackend|LongCont
 # Only tests/fuzz/ (the fuzzers and their seed makers): the rest was built and tested by the stages above.
 stage fuzz "-R fuzz --no-tests=error" tests/fuzz "${clang_flags[@]}" -DFORGE_BUILD_FUZZ=ON -DFORGE_BUILD_BENCH=OFF
 
+# Each stage's failures again, last, where a log's tail shows them.
+for name in "${stages[@]}"; do
+  [ -f "build/$name/ctest.log" ] && sed -n "/The following tests FAILED:/,/^Errors while running/s/^/$name: /p" "build/$name/ctest.log"
+done
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
