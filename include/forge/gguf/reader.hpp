@@ -84,6 +84,8 @@ public:
     std::size_t alignment() const { return alignment_; }
     const std::string& path() const { return path_; }
     std::span<const std::byte> bytes() const { return bytes_; }
+    // Whether bytes() is a mapping of the file that open() made (else memory the caller holds).
+    bool mapped() const { return map_ != nullptr; }
     std::uint64_t data_offset() const { return data_offset_; }
 
     const std::vector<std::pair<std::string, Value>>& metadata() const { return metadata_; }

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 namespace forge::metal {
@@ -40,6 +41,10 @@ public:
     virtual std::unique_ptr<Buffer> new_buffer(std::size_t bytes) = 0;
     // A buffer over memory that outlives it and that kernels only read (mapped weights); may copy.
     virtual std::unique_ptr<Buffer> wrap(const std::byte* data, std::size_t bytes) = 0;
+    // `mapping` is a read-only file mapping (page-aligned) that outlives every buffer of this device: wrap()
+    // of memory inside it need not copy. The Metal executor wraps such pages in place; the emulator never
+    // copies, and the CUDA executor must (the GPU does not see host memory).
+    virtual void map_file(std::span<const std::byte> mapping) { (void)mapping; }
     // The encoder of the current command buffer.
     virtual Encoder& encoder() = 0;
     // Submits what was encoded and waits for it; errors the device reports surface here at the latest.

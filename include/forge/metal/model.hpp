@@ -58,6 +58,7 @@ public:
         const ModelShape& S = shape_;
         const int kQKV = qkv_width();
         const auto B = std::size_t(batch_);
+        if (file_.mapped()) dev_->map_file(file_.bytes());  // weights bound in place where the device can
         embd_ = wrap(w_.token_embd);
         out_w_ = wrap(w_.output);
         out_norm_ = wrap_f32(w_.output_norm, S.hidden);
