@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <utility>
@@ -650,25 +651,46 @@ TEST_P(MetalKernels, SoftmaxSampleEqualsCpuSampler) {
     auto dev = device_for<Llama>();
     std::mt19937 rng(12);
     std::uniform_real_distribution<float> uni(0.0f, 1.0f);
+    auto bt = dev->new_buffer(4), blp = dev->new_buffer(4);
+    const auto sample = [&](Buffer& bl, int n, float t, float u) {
+        softmax_sample(dev->encoder(), view<float>(bl), view<std::int32_t>(*bt), view<float>(*blp), n, t, u);
+        dev->finish();
+        return SampledToken{download<std::int32_t>(*bt, 1)[0], download<float>(*blp, 1)[0]};
+    };
     int checked = 0;
-    for (const int n : {1, 5, 512, 3000})
-        for (const float temp : {0.3f, 1.0f, 2.5f}) {
-            const auto logits = random_floats(std::size_t(n), rng, 4.0f);
-            auto bl = upload(*dev, logits), bp = dev->new_buffer(std::size_t(n) * 4), bt = dev->new_buffer(4), blp = dev->new_buffer(4);
-            for (float u : {0.0f, 0.5f, 0.9999999f, uni(rng), uni(rng)}) {
-                u = std::min(u, 0.9999999f);
-                softmax_sample(dev->encoder(), view<float>(*bl), view<float>(*bp), view<std::int32_t>(*bt), view<float>(*blp), n,
-                               temp, u);
-                dev->finish();
-                const SampledToken ref = sample_categorical(logits, temp, u);
-                EXPECT_EQ(download<std::int32_t>(*bt, 1)[0], ref.id) << "n " << n << " t " << temp << " u " << u;
-                // Equal on the emulator; exp and log within their ulps on a GPU.
-                EXPECT_NEAR(download<float>(*blp, 1)[0], ref.logprob, 1e-6f * std::max(1.0f, std::fabs(ref.logprob)))
-                    << "n " << n << " t " << temp << " u " << u;
+    const auto check = [&](const std::vector<float>& logits, std::initializer_list<float> temps, std::initializer_list<float> us,
+                           const char* what) {
+        auto bl = upload(*dev, logits);
+        const int n = int(logits.size());
+        for (const float t : temps)
+            for (const float u : us) {
+                const SampledToken got = sample(*bl, n, t, u), ref = sample_categorical(logits, t, u);
+                EXPECT_EQ(got.id, ref.id) << what << " n " << n << " t " << t << " u " << u;
+                // Equal on the emulator (the same exp and log); within their ulps on a GPU.
+                const float tolerance = GetParam() == Backend::metal_emu ? 0.0f : 1e-6f * std::max(1.0f, std::fabs(ref.logprob));
+                EXPECT_NEAR(got.logprob, ref.logprob, tolerance) << what << " n " << n << " t " << t << " u " << u;
                 ++checked;
             }
-        }
-    EXPECT_EQ(checked, 60);
+    };
+    const auto temps = {0.0f, 1e-6f, 0.3f, 1.0f, 2.5f, 100.0f};
+    for (const int n : {1, 5, 31, 1023, 1025, 3000}) {
+        check(random_floats(std::size_t(n), rng, 4.0f), temps, {0.0f, 1e-7f, 0.5f, std::min(uni(rng), 0.9999999f), 0.9999999f}, "random");
+        // Ties: logits on a coarse grid, the largest held by several tokens (greedy takes the first).
+        auto tied = random_floats(std::size_t(n), rng, 2.0f);
+        for (auto& l : tied) l = std::round(l);
+        check(tied, temps, {0.0f, 0.3f, 0.9999999f}, "tied");
+    }
+    // A vocabulary as large as Qwen's: segments of 149 logits, the last threads' partly or wholly empty.
+    check(random_floats(151936, rng, 3.0f), {0.0f, 1e-6f, 1.0f, 100.0f}, {0.0f, 0.5f, 0.9999999f}, "qwen vocabulary");
+    EXPECT_EQ(checked, 6 * (6 * 5 + 6 * 3) + 4 * 3);
+
+    // A logit that is not finite makes the token -1, for the host to report.
+    for (const float bad : {NAN, INFINITY, -INFINITY}) {
+        auto logits = random_floats(2000, rng);
+        logits[1234] = bad;
+        auto bl = upload(*dev, logits);
+        for (const float t : {0.0f, 1.0f}) EXPECT_EQ(sample(*bl, 2000, t, 0.5f).id, -1) << bad << " t " << t;
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Executors, MetalKernels, ::testing::Values(Backend::metal_emu, Backend::metal_cuda),
@@ -685,12 +707,12 @@ TEST(MetalLaunchers, RejectInvalidArgumentsBeforeDispatch) {
     const auto h = view<std::uint16_t>(*big);
     expect_error([&] { rms_norm(e, f, f, f, 0, 1, 0, 0); }, "rms_norm: n and rows must be positive");
     expect_error([&] { rms_norm(e, view<float>(*small), f, f, 64, 1, 64, 64); }, "buffer 'x' holds 4 elements, 64 needed");
-    expect_error([&] { softmax_sample(e, f, view<float>(*small), view<std::int32_t>(*one), view<float>(*one), 8, 0.0f, 0.5f); },
-                 "temperature must be > 0");
-    expect_error([&] { softmax_sample(e, f, view<float>(*small), view<std::int32_t>(*one), view<float>(*one), 4, 1.0f, 1.0f); },
+    expect_error([&] { softmax_sample(e, f, view<std::int32_t>(*one), view<float>(*one), 8, -1.0f, 0.5f); }, "temperature must be >= 0");
+    expect_error([&] { softmax_sample(e, f, view<std::int32_t>(*one), view<float>(*one), 4, 1.0f, 1.0f); },
                  "random value must be in [0, 1)");
-    expect_error([&] { softmax_sample(e, f, view<float>(*small), view<std::int32_t>(*one), view<float>(*one), 0, 1.0f, 0.5f); },
-                 "n must be positive");
+    expect_error([&] { softmax_sample(e, f, view<std::int32_t>(*one), view<float>(*one), 0, 1.0f, 0.5f); }, "n must be positive");
+    expect_error([&] { softmax_sample(e, view<float>(*small), view<std::int32_t>(*one), view<float>(*one), 8, 1.0f, 0.5f); },
+                 "buffer 'logits' holds 4 elements, 8 needed");
     expect_error([&] { attention(e, cfg, f, h, h, f, 4, 3, 32, 0, 5, 16); }, "must be a multiple of kv_heads");
     expect_error([&] { attention(e, cfg, f, h, h, f, 4, 2, 64, 0, 5, 16); }, "head_dim 64 is not the 32 this library was built for");
     expect_error([&] { flash_decode(e, cfg, f, h, h, f, f, 4, 2, 32, 40, 0, 16); }, "exceeds the cache's 16 rows");

@@ -11,13 +11,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <tuple>
 
+#include "forge/core/mapped_file.hpp"
 #include "forge/gguf/synthetic_model.hpp"
 #include "forge/metal/open.hpp"
+#include "forge/model/generate.hpp"
 #include "forge/model/model_adapter.hpp"
 #include "forge/model/open_model.hpp"
 #include "forge/models/catalog.hpp"
@@ -304,14 +307,79 @@ TEST(EmulatedMetalModel, DeviceSamplerEqualsCpuSampler) {
     const std::vector<std::int32_t> prompt = {1, 17, 200, 31};
     const auto logits = m->prefill(prompt);
     const std::vector<float> host(logits.begin(), logits.end());
-    for (const float t : {0.5f, 1.0f, 1.7f, 1e-6f})
+    for (const float t : {0.0f, 0.5f, 1.0f, 1.7f, 1e-6f})
         for (const float u : {0.0f, 0.25f, 0.5f, 0.75f, 0.9999f}) {
             const SampledToken a = m->sample(t, u), b = sample_categorical(host, t, u);
             EXPECT_EQ(a.id, b.id) << "t " << t << " u " << u;
             EXPECT_EQ(a.logprob, b.logprob) << "t " << t << " u " << u;
         }
-    EXPECT_THROW(m->sample(0.0f, 0.5f), Error);
+    EXPECT_THROW(m->sample(-1.0f, 0.5f), Error);
     EXPECT_THROW(m->sample(1.0f, 1.0f), Error);
+    m->truncate(3);  // the last token's logits are gone
+    EXPECT_THROW(m->sample(1.0f, 0.5f), Error);
+}
+
+// Seeded generation on the device path (a plain sampler: the logits never leave the device) gives the
+// tokens and log-probabilities the host path gives over the same logits (top_logprobs keeps the draw on
+// the host and changes nothing in it).
+TEST(EmulatedMetalModel, GenerationSamplingOnTheDeviceEqualsTheHostPath) {
+    const auto open = [] { return metal::open_gpu_model(gguf::File::open(model_path("stories260K.gguf")), kEmu); };
+    const Tokenizer tok = Tokenizer::from_gguf(gguf::File::open(model_path("stories260K.gguf")));
+    const auto prompt = tok.encode("Once upon a time", true);
+    for (const float t : {0.0f, 0.8f, 1.0f, 1.5f}) {
+        auto device = open(), host = open();
+        GenerationParams p{.max_tokens = 40, .sampling = {.temperature = t, .seed = 21}};
+        const auto a = generate(*device, tok, prompt, p);
+        EXPECT_EQ(device->logits_copies(), 0u) << "t " << t;
+        p.top_logprobs = 1;
+        const auto b = generate(*host, tok, prompt, p);
+        EXPECT_GT(host->logits_copies(), 0u);
+        ASSERT_GT(a.tokens.size(), 5u);
+        EXPECT_EQ(a.tokens, b.tokens) << "t " << t;
+        EXPECT_EQ(a.logprobs, b.logprobs) << "t " << t;
+        EXPECT_EQ(a.text, b.text);
+        // The logits the device path never copied are still there, and the same.
+        const auto la = device->logits(), lb = host->logits();
+        EXPECT_EQ(std::vector<float>(la.begin(), la.end()), std::vector<float>(lb.begin(), lb.end())) << "t " << t;
+        EXPECT_EQ(device->logits_copies(), 1u);
+        // Continuing the sequence (no prompt) goes on from the logits on the device.
+        p.top_logprobs = 0;
+        p.max_tokens = 10;
+        const auto c = generate(*device, tok, {}, p);
+        p.top_logprobs = 1;
+        const auto d = generate(*host, tok, {}, p);
+        EXPECT_EQ(c.tokens, d.tokens) << "t " << t;
+        EXPECT_EQ(c.logprobs, d.logprobs) << "t " << t;
+    }
+}
+
+// Logits that are not numbers are refused with the host check's words whether the token is drawn on the
+// device (which then fetches them to say where) or on the host.
+TEST(EmulatedMetalModel, NonFiniteLogitsAreReportedOnTheDevicePathToo) {
+    const MappedFile mapped(model_path("stories260K.gguf"));
+    std::vector<std::byte> image(mapped.bytes().begin(), mapped.bytes().end());
+    {
+        const auto f = gguf::File::parse(image);
+        const gguf::TensorInfo& t = f.tensor("output_norm.weight");
+        ASSERT_EQ(t.dtype(), DType::F32);
+        const float nan = NAN;
+        std::memcpy(image.data() + (t.data - image.data()), &nan, 4);
+    }
+    const Tokenizer tok = Tokenizer::from_gguf(gguf::File::parse(image));
+    const std::vector<std::int32_t> prompt = {tok.bos(), 300, 301};
+    std::string device_error, host_error;
+    for (const int top_logprobs : {0, 1}) {
+        auto m = metal::open_gpu_model(gguf::File::parse(image), kEmu);
+        GenerationParams p{.max_tokens = 4, .sampling = {.temperature = 0.0f}, .top_logprobs = top_logprobs};
+        try {
+            generate(*m, tok, prompt, p);
+            ADD_FAILURE() << "NaN logits were sampled from";
+        } catch (const Error& e) {
+            (top_logprobs == 0 ? device_error : host_error) = e.what();
+        }
+    }
+    EXPECT_NE(device_error.find("the model computed NaN logits (token 0 at position 2)"), std::string::npos) << device_error;
+    EXPECT_EQ(device_error, host_error);
 }
 
 TEST(EmulatedMetalModel, EntryPointErrors) {

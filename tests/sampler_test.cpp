@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <random>
 #include <vector>
 
 #include "forge/sample/sampler.hpp"
@@ -32,10 +33,10 @@ TEST(Categorical, PicksFirstIndexWhoseRunningSumExceedsU) {
 
 TEST(Categorical, TemperatureSharpensAndFlattens) {
     const std::vector<float> l = {1.0f, 2.0f};
-    // p(1) at temperature T is 1 / (1 + e^(-1/T)).
+    // p(1) at temperature T is 1 / (1 + e^(-1/T)); the log-probability reported is the model's own (T = 1).
     for (const float t : {0.25f, 1.0f, 4.0f}) {
         const float p1 = 1.0f / (1.0f + std::exp(-1.0f / t));
-        EXPECT_NEAR(sample_categorical(l, t, 0.999f).logprob, std::log(p1), 1e-5) << t;
+        EXPECT_NEAR(sample_categorical(l, t, 0.999f).logprob, -std::log1p(std::exp(-1.0f)), 1e-6) << t;
         EXPECT_EQ(sample_categorical(l, t, (1.0f - p1) * 0.99f).id, 0) << t;
         EXPECT_EQ(sample_categorical(l, t, (1.0f - p1) * 1.01f).id, 1) << t;
     }
@@ -52,7 +53,6 @@ TEST(Categorical, ZeroProbabilityTokensAreNeverDrawn) {
 
 TEST(Categorical, RejectsBadArguments) {
     const std::vector<float> l = {0.0f, 1.0f};
-    EXPECT_THROW(sample_categorical(l, 0.0f, 0.5f), Error);
     EXPECT_THROW(sample_categorical(l, -1.0f, 0.5f), Error);
     EXPECT_THROW(sample_categorical(l, 1.0f, 1.0f), Error);
     EXPECT_THROW(sample_categorical(l, 1.0f, -0.1f), Error);
@@ -69,11 +69,34 @@ TEST(Categorical, TinyTemperaturesDrawTheArgmaxWithCertainty) {
         for (const float u : {0.0f, 0.5f, 0.999f}) {
             const SampledToken s = sample_categorical(l, t, u);
             EXPECT_EQ(s.id, top) << "temperature " << t << ", u " << u;
-            EXPECT_EQ(s.logprob, 0.0f) << "temperature " << t;
+            EXPECT_EQ(s.logprob, sample_categorical(l, 0.0f, 0.0f).logprob) << "temperature " << t;
         }
     }
     const std::vector<float> masked = {-INFINITY, -INFINITY};
     EXPECT_THROW(sample_categorical(masked, 1.0f, 0.5f), Error);
+}
+
+TEST(Categorical, TemperatureZeroIsTheFirstArgmax) {
+    const std::vector<float> l = {0.5f, 3.0f, -1.0f, 3.0f, 2.0f};
+    for (const float u : {0.0f, 0.7f}) {
+        const SampledToken s = sample_categorical(l, 0.0f, u);
+        EXPECT_EQ(s.id, 1);
+        float sum = 0.0f;
+        for (const float x : l) sum += std::exp(x - 3.0f);
+        EXPECT_NEAR(s.logprob, -std::log(sum), 1e-6);
+    }
+}
+
+TEST(Categorical, DrawsOverManySegmentsFollowTheCdf) {
+    // 5000 equal logits: segments of 5 (1000 of the 1024 in use); the draw at u is token u x 5000,
+    // give or take the sums' rounding.
+    const std::vector<float> l(5000, 0.25f);
+    for (const float u : {0.0f, 0.0001f, 0.1234f, 0.5f, 0.77777f, 0.9999f}) {
+        const SampledToken s = sample_categorical(l, 1.0f, u);
+        EXPECT_NEAR(double(s.id), std::floor(double(u) * 5000.0), 1.0) << u;
+        EXPECT_NEAR(s.logprob, -std::log(5000.0f), 1e-5) << u;
+    }
+    EXPECT_EQ(sample_categorical(l, 1.0f, 0.0f).id, 0);
 }
 
 std::map<int, int> histogram(SamplerParams p, const std::vector<float>& logits, int draws) {
@@ -81,6 +104,27 @@ std::map<int, int> histogram(SamplerParams p, const std::vector<float>& logits, 
     std::map<int, int> h;
     for (int i = 0; i < draws; ++i) ++h[s.sample(logits)];
     return h;
+}
+
+TEST(Sampler, PlainDrawPicksWhatSamplePicks) {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> d(0.0f, 3.0f);
+    std::vector<float> l(3000);
+    for (auto& x : l) x = d(rng);
+    for (const float t : {0.0f, 0.7f, 1.0f, 1.3f}) {
+        Sampler a({.temperature = t, .seed = 9}), b({.temperature = t, .seed = 9});
+        ASSERT_TRUE(b.plain());
+        for (int i = 0; i < 50; ++i) {
+            const auto [temperature, u] = b.plain_draw();
+            EXPECT_EQ(a.sample(l), sample_categorical(l, temperature, u).id) << "t " << t << " draw " << i;
+        }
+    }
+    for (const SamplerParams p : {SamplerParams{.top_k = 40}, SamplerParams{.top_p = 0.9f}, SamplerParams{.min_p = 0.05f},
+                                  SamplerParams{.repeat_penalty = 1.1f}}) {
+        Sampler s(p);
+        EXPECT_FALSE(s.plain());
+        EXPECT_THROW(s.plain_draw(), Error);
+    }
 }
 
 TEST(Sampler, GreedyIsArgmax) {

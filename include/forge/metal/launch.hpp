@@ -15,6 +15,7 @@
 #include "forge/core/error.hpp"
 #include "forge/metal/device.hpp"
 #include "forge/metal_src/library.hpp"
+#include "forge/sample/categorical.hpp"
 
 namespace forge::metal {
 
@@ -464,22 +465,26 @@ inline void flash_decode(Encoder& e, const KernelConfig& c, View<float> q, View<
                    {std::uint32_t(std::min(256, (head_dim + 31) / 32 * 32))});
 }
 
-// softmax(logits / temperature) and a categorical draw with uniform u: token id and log-probability.
-inline void softmax_sample(Encoder& e, View<float> logits, View<float> probs, View<std::int32_t> out_token,
-                           View<float> out_logprob, int n, float temperature, float u) {
+// softmax(logits / temperature) and a categorical draw with uniform u (temperature 0: the argmax), as
+// forge::sample_categorical: the token id (-1 when a logit is not finite) and its log-probability at
+// temperature 1. One threadgroup of kSampleSegments threads, the segments that twin sums over.
+inline void softmax_sample(Encoder& e, View<float> logits, View<std::int32_t> out_token, View<float> out_logprob, int n,
+                           float temperature, float u) {
     constexpr std::string_view k = "softmax_sample";
+    static_assert(kSampleSegments % 32 == 0 && kSampleSegments <= 1024, "softmax_sample's threadgroup must be legal on Apple GPUs");
+    static_assert(metal_src::softmax_sample_threadgroup_floats(kSampleSegments) * 4 <= metal_src::kThreadgroupMemoryLimit,
+                  "softmax_sample's threadgroup memory must fit in 32 KiB");
     detail::check(n > 0, k, "n must be positive");
-    detail::check(temperature > 0.0f && std::isfinite(temperature), k,
-                  "temperature must be > 0, got " + std::to_string(temperature));
+    detail::check(temperature >= 0.0f && std::isfinite(temperature), k,
+                  "temperature must be >= 0, got " + std::to_string(temperature));
     detail::check(u >= 0.0f && u < 1.0f, k, "random value must be in [0, 1), got " + std::to_string(u));
     detail::check_capacity(logits, std::size_t(n), k, "logits");
-    detail::check_capacity(probs, std::size_t(n), k, "probs");
     detail::check_capacity(out_token, 1, k, "out_token");
     detail::check_capacity(out_logprob, 1, k, "out_logprob");
-    detail::check(logits.buffer != probs.buffer, k, "probs must not alias logits");
     const metal_src::SoftmaxSampleParams p{std::uint32_t(n), temperature, u};
-    detail::encode(e, k, {detail::bind(logits), detail::bind(probs), detail::bind(out_token), detail::bind(out_logprob)}, p,
-                   detail::tg_bytes(KernelConfig::kReduceScratch), {1}, {reduction_threads(n)});
+    detail::encode(e, k, {detail::bind(logits), detail::bind(out_token), detail::bind(out_logprob)}, p,
+                   detail::tg_bytes(metal_src::softmax_sample_threadgroup_floats(kSampleSegments)), {1},
+                   {std::uint32_t(kSampleSegments)});
 }
 
 }  // namespace forge::metal

@@ -94,26 +94,46 @@ public:
         logits_ = dev_->new_buffer(B * S.vocab * 4);
         tokens_ = dev_->new_buffer(B * 4);
         partials_ = dev_->new_buffer(flash_decode_partials(S.heads, S.head_dim) * 4);
-        probs_ = dev_->new_buffer(std::size_t(S.vocab) * 4);
         sampled_ = dev_->new_buffer(4);
         logprob_ = dev_->new_buffer(4);
         last_.resize(std::size_t(S.vocab));
     }
 
 
-    // Temperature softmax and a categorical draw with uniform u over the last token's logits, on the
-    // device; same result as forge::sample_categorical on those logits. Only the GPU path offers it.
-    SampledToken sample(float temperature, float u) {
-        if (pos_ == 0) throw Error("sample: no logits yet (feed a token first)");
-        auto& e = dev_->encoder();
-        softmax_sample(e, view<float>(*logits_, last_row_ * std::size_t(shape_.vocab)), view<float>(*probs_),
-                       view<std::int32_t>(*sampled_), view<float>(*logprob_), shape_.vocab, temperature, u);
+    // Temperature softmax and a categorical draw with uniform u (temperature 0: greedy) over the last
+    // token's logits, on the device; same result as forge::sample_categorical on those logits, and only the
+    // 8-byte pick comes back.
+    bool samples_on_device() const override { return true; }
+    SampledToken sample(float temperature, float u) override {
+        if (!has_logits_) throw Error("sample: no logits (feed a token first)");
+        const int V = shape_.vocab;
+        softmax_sample(dev_->encoder(), view<float>(*logits_, last_row_ * std::size_t(V)), view<std::int32_t>(*sampled_),
+                       view<float>(*logprob_), V, temperature, u);
         dev_->finish();
-        return {*reinterpret_cast<const std::int32_t*>(sampled_->contents()), *reinterpret_cast<const float*>(logprob_->contents())};
+        const SampledToken s{*reinterpret_cast<const std::int32_t*>(sampled_->contents()), *reinterpret_cast<const float*>(logprob_->contents())};
+        if (s.id < 0) {  // a logit is not finite: the host's check names it
+            require_finite_logits(logits(), std::size_t(V), pos_ - 1);
+            throw Error("sample: the device found a logit that is not finite");
+        }
+        return s;
     }
 
     int position() const override { return pos_; }
-    std::span<const float> logits() const override { return has_logits_ ? std::span<const float>(last_) : std::span<const float>(); }
+    // Copied from the device on the first call after a feed, and checked finite then (as a host model's
+    // are when fed): a token sampled on the device costs no copy. Not safe to call from two threads.
+    std::span<const float> logits() const override {
+        if (!has_logits_) return {};
+        if (!fetched_) {
+            const auto* l = reinterpret_cast<const float*>(logits_->contents()) + last_row_ * std::size_t(shape_.vocab);
+            std::copy_n(l, shape_.vocab, last_.begin());
+            fetched_ = true;
+            ++logits_copies_;
+            require_finite_logits(last_, std::size_t(shape_.vocab), pos_ - 1);
+        }
+        return last_;
+    }
+    // How often logits() copied the last token's logits from the device (at most once per feed).
+    std::size_t logits_copies() const { return logits_copies_; }
     int context() const override { return context_; }
     int threads() const override { return 1; }  // the device computes; the host thread only encodes
     std::size_t kv_cache_bytes() const override { return shape_.kv_cache_bytes(context_); }
@@ -124,12 +144,19 @@ public:
 
 private:
     std::span<const float> feed(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) override {
+        feed_batches(tokens, all_logits, abort);
+        return logits();
+    }
+    void feed_without_logits(std::span<const std::int32_t> tokens, const AbortCheck& abort) override { feed_batches(tokens, nullptr, abort); }
+
+    // The last token's logits stay on the device (logits() fetches and checks them), so no host span is
+    // handed to the batch loop's finiteness check.
+    void feed_batches(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) {
         has_logits_ = false;
-        prefill_in_batches(shape_, pos_, context_, batch_, tokens, all_logits, last_, abort, [&](const std::int32_t* t, int n, float* all) {
+        prefill_in_batches(shape_, pos_, context_, batch_, tokens, all_logits, {}, abort, [&](const std::int32_t* t, int n, float* all) {
             forward(t, n, all, abort);
             has_logits_ = true;
         });
-        return last_;
     }
 
     void cut(int n) override {
@@ -290,10 +317,9 @@ private:
         }
         dev_->finish();
 
-        const auto* l = reinterpret_cast<const float*>(logits_->contents());
         last_row_ = std::size_t(n - 1 - first);
-        std::copy_n(l + last_row_ * S.vocab, S.vocab, last_.begin());
-        if (all_logits) std::copy_n(l, std::size_t(n) * S.vocab, all_logits);
+        fetched_ = false;
+        if (all_logits) std::copy_n(reinterpret_cast<const float*>(logits_->contents()), std::size_t(n) * S.vocab, all_logits);
         pos_ += n;
     }
 
@@ -308,11 +334,13 @@ private:
     int pos_ = 0;
     bool has_logits_ = false;
     std::size_t last_row_ = 0;  // row of logits_ holding the last token's logits
+    mutable bool fetched_ = false;  // last_ holds them
+    mutable std::size_t logits_copies_ = 0;
     Matrix embd_, out_w_;
     std::unique_ptr<Buffer> out_norm_, rope_freqs_;
     std::vector<Layer> layers_;
-    std::unique_ptr<Buffer> x_, xb_, qkv_, att_, gu_, ffn_, logits_, tokens_, partials_, probs_, sampled_, logprob_;
-    std::vector<float> last_;
+    std::unique_ptr<Buffer> x_, xb_, qkv_, att_, gu_, ffn_, logits_, tokens_, partials_, sampled_, logprob_;
+    mutable std::vector<float> last_;
 };
 
 }  // namespace forge::metal

@@ -17,6 +17,7 @@
 #include "forge/gguf/reader.hpp"
 #include "forge/model/options.hpp"
 #include "forge/model/prefill.hpp"
+#include "forge/sample/categorical.hpp"
 #include "forge/traits/model_shape.hpp"
 #include "forge/traits/model_traits.hpp"
 
@@ -31,16 +32,14 @@ public:
     // `abort` is asked between batches and layers; when it says stop, Cancelled is thrown and the model
     // keeps the batches it finished (tokens() says which).
     std::span<const float> prefill(std::span<const std::int32_t> tokens, float* all_logits = nullptr, const AbortCheck& abort = {}) {
-        const std::size_t before = tokens_.size();
-        try {
-            const auto logits = feed(tokens, all_logits, abort);
-            tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
-            return logits;
-        } catch (...) {
-            const std::size_t done = std::size_t(position()) - before;
-            tokens_.insert(tokens_.end(), tokens.begin(), tokens.begin() + std::ptrdiff_t(done));
-            throw;
-        }
+        std::span<const float> logits;
+        recorded(tokens, [&] { logits = feed(tokens, all_logits, abort); });
+        return logits;
+    }
+    // Feeds as prefill() does but returns no logits: a model that samples on its device (sample()) then
+    // leaves them there, and a token costs no copy of the vocabulary's logits. logits() still gives them.
+    void advance(std::span<const std::int32_t> tokens, const AbortCheck& abort = {}) {
+        recorded(tokens, [&] { feed_without_logits(tokens, abort); });
     }
     std::span<const float> decode(std::int32_t token, const AbortCheck& abort = {}) { return prefill(std::span(&token, 1), nullptr, abort); }
 
@@ -48,6 +47,11 @@ public:
     std::span<const std::int32_t> tokens() const { return tokens_; }
     // The last fed token's logits; empty after truncate() dropped that token, or before anything was fed.
     virtual std::span<const float> logits() const = 0;
+
+    // Whether sample() draws where the logits are computed, without copying them.
+    virtual bool samples_on_device() const { return false; }
+    // sample_categorical(logits(), temperature, u) (temperature 0: greedy), computed on the device.
+    virtual SampledToken sample(float /*temperature*/, float /*u*/) { throw Error("this model does not sample on its device"); }
 
     // Keeps the first n positions; the next token fed goes to position n.
     void truncate(int n) {
@@ -87,10 +91,27 @@ public:
 protected:
     // What prefill, truncate and copy_prefix_to ask of an implementation; the token bookkeeping is here.
     virtual std::span<const float> feed(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) = 0;
+    // feed() for a caller that does not want the span: a model whose logits stay on its device until
+    // asked for overrides it to leave them there.
+    virtual void feed_without_logits(std::span<const std::int32_t> tokens, const AbortCheck& abort) { feed(tokens, nullptr, abort); }
     virtual void cut(int n) = 0;
     virtual void copy_prefix(AnyModel& to, int n) const = 0;
 
 private:
+    // Runs the feed `run` and records the tokens it fed, also those of the finished batches when it throws.
+    template <class Feed>
+    void recorded(std::span<const std::int32_t> tokens, Feed&& run) {
+        const std::size_t before = tokens_.size();
+        try {
+            run();
+            tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+        } catch (...) {
+            const std::size_t done = std::size_t(position()) - before;
+            tokens_.insert(tokens_.end(), tokens.begin(), tokens.begin() + std::ptrdiff_t(done));
+            throw;
+        }
+    }
+
     std::vector<std::int32_t> tokens_;
 };
 

@@ -94,14 +94,13 @@ struct GenerationResult {
 
 namespace detail {
 
-// log-softmax at temperature 1 of `logits` at `id`, and the `top` most likely tokens into `out`.
+// log-softmax at temperature 1 of `logits` at `id`, and the `top` most likely tokens into `out`; summed
+// in sample_categorical's order, so the number is the one a draw on the device reports.
 inline float token_logprob(std::span<const float> logits, std::int32_t id, int top, std::vector<TokenLogprob>& out,
                            std::vector<std::int32_t>& order) {
     float max = -INFINITY;
     for (const float l : logits) max = std::fmax(max, l);
-    float sum = 0.0f;
-    for (const float l : logits) sum += std::exp(l - max);
-    const float log_sum = max + std::log(sum);
+    const float log_sum = log_normaliser(logits, max);
     out.clear();
     if (top > 0) {
         order.resize(logits.size());
@@ -145,10 +144,19 @@ inline GenerationResult generate(AnyModel& model, const Tokenizer& tok, std::spa
     for (const auto t : history) sampler.accept(t);
     for (const auto t : prompt) sampler.accept(t);
 
+    // A plain draw (temperature or greedy, nothing that needs the logits on the host) on a model that
+    // samples on its device: the logits stay there, and each token costs the copy of one (id, logprob).
+    std::span<const float> logits;  // the host's copy of the last logits (unused on the device path)
+    const bool on_device = model.samples_on_device() && sampler.plain() && !params.constraint && params.top_logprobs == 0;
+    const auto feed = [&](std::span<const std::int32_t> tokens) {
+        if (on_device) model.advance(tokens, params.abort);
+        else logits = model.prefill(tokens, nullptr, params.abort);
+    };
+
     const auto t0 = clock::now();
-    std::span<const float> logits;
     try {
-        logits = prompt.empty() ? model.logits() : model.prefill(prompt, nullptr, params.abort);
+        if (!prompt.empty()) feed(prompt);
+        else if (!on_device) logits = model.logits();
     } catch (const Cancelled&) {
         r.finish = FinishReason::cancelled;
         r.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
@@ -206,21 +214,30 @@ inline GenerationResult generate(AnyModel& model, const Tokenizer& tok, std::spa
             r.finish = FinishReason::cancelled;
             break;
         }
-        std::span<const float> sample_from = logits;
-        if (constraint) {
-            allowed_logits.assign(logits.begin(), logits.end());
-            if (constraint->mask(allowed_logits, params.stop_tokens) == 0) {
-                // Complete, but the tokens that would end it are not in the vocabulary: end here.
-                if (constraint->complete()) {
-                    r.finish = FinishReason::eos;
-                    break;
+        std::int32_t next;
+        float logprob;
+        if (on_device) {
+            const auto [temperature, u] = sampler.plain_draw();
+            const SampledToken s = model.sample(temperature, u);
+            next = s.id;
+            logprob = s.logprob;
+        } else {
+            std::span<const float> sample_from = logits;
+            if (constraint) {
+                allowed_logits.assign(logits.begin(), logits.end());
+                if (constraint->mask(allowed_logits, params.stop_tokens) == 0) {
+                    // Complete, but the tokens that would end it are not in the vocabulary: end here.
+                    if (constraint->complete()) {
+                        r.finish = FinishReason::eos;
+                        break;
+                    }
+                    throw Error("grammar: no token of the vocabulary can continue the text " + quoted_text(r.text + held));
                 }
-                throw Error("grammar: no token of the vocabulary can continue the text " + quoted_text(r.text + held));
+                sample_from = allowed_logits;
             }
-            sample_from = allowed_logits;
+            next = sampler.sample(sample_from);
+            logprob = detail::token_logprob(logits, next, params.top_logprobs, top, order);
         }
-        const std::int32_t next = sampler.sample(sample_from);
-        const float logprob = detail::token_logprob(logits, next, params.top_logprobs, top, order);
         if (ends_generation(next)) {
             r.finish = FinishReason::eos;
             break;
@@ -238,7 +255,7 @@ inline GenerationResult generate(AnyModel& model, const Tokenizer& tok, std::spa
         }
         if (model.position() >= model.context()) break;  // the context is full: finish with "length"
         try {
-            logits = model.decode(next, params.abort);
+            feed(std::span(&next, 1));
         } catch (const Cancelled&) {
             r.finish = FinishReason::cancelled;
             break;

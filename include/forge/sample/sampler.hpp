@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "forge/sample/categorical.hpp"
@@ -65,6 +66,17 @@ public:
         if (history_.size() > std::size_t(p_.repeat_last_n)) history_.pop_front();
     }
 
+    // Whether sample() is exactly sample_categorical over the logits as given: no filter, no penalty.
+    bool plain() const { return !filtered() && p_.repeat_penalty == 1.0f; }
+    // For a plain() sampler, the temperature (0: greedy) and uniform value sample() would hand
+    // sample_categorical, advancing the generator as it would: a draw made where the logits are (on a
+    // device) picks the token sample() would have.
+    std::pair<float, float> plain_draw() {
+        if (!plain()) throw Error("sampling: a draw with filters or penalties needs the logits on the host");
+        if (p_.temperature < kGreedyBelowTemperature) return {0.0f, 0.0f};
+        return {p_.temperature, next_uniform()};
+    }
+
     std::int32_t sample(std::span<const float> logits) {
         work_.assign(logits.begin(), logits.end());
         if (p_.repeat_penalty != 1.0f)
@@ -74,11 +86,13 @@ public:
             }
         if (p_.temperature < kGreedyBelowTemperature)
             return std::int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin());
-        filter();
+        if (filtered()) filter();
         return sample_categorical(work_, p_.temperature, next_uniform()).id;
     }
 
 private:
+    bool filtered() const { return p_.top_k != 0 || p_.top_p != 1.0f || p_.min_p != 0.0f; }
+
     // Masks (to -inf) every logit outside the top-k / top-p / min-p candidates.
     void filter() {
         const std::size_t n = work_.size();
@@ -100,7 +114,7 @@ private:
                 break;
             }
             cum += p;
-            if (cum >= p_.top_p) {
+            if (p_.top_p < 1.0f && cum >= p_.top_p) {  // at 1 (off) a sum rounded to 1 cuts no tail
                 keep = i + 1;
                 break;
             }
