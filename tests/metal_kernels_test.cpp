@@ -400,6 +400,7 @@ TEST_P(MetalKernels, ElementwiseKernelsMatchCpu) {
             auto a = random_floats(std::size_t(n), rng), b = random_floats(std::size_t(n), rng);
             auto ba = upload(*dev, a), bb = upload(*dev, b), bsum = dev->new_buffer(std::size_t(n) * 4);
             add(dev->encoder(), view<float>(*ba), view<float>(*bb), view<float>(*bsum), n);
+            dev->encoder().barrier();  // add_inplace overwrites what add reads
             add_inplace(dev->encoder(), view<float>(*ba), view<float>(*bb), n);
             dev->finish();
             cpu::add_inplace(a.data(), b.data(), n);
@@ -850,6 +851,72 @@ TEST(MetalEmulator, ReportsARaceBetweenThreadgroupsOnDeviceMemory) {
     // Two threadgroups of one dispatch write the same outputs: nothing orders them.
     auto dev = fault_device();
     expect_error([&] { run_fault_kernel(*dev, "exchange", true, 2); }, "of another threadgroup (threadgroups of one dispatch run in no order)");
+}
+
+// ---- Encoder::barrier() placement: a GPU may overlap dispatches with none between them ----
+
+// The message of the forge::Error `f` throws ("" if none).
+template <class F>
+std::string error_of(F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+TEST(MetalEmulator, ReportsAMissingBarrierBetweenAWriterAndItsReader) {
+    auto dev = device_for<Llama>();
+    auto& e = dev->encoder();
+    auto x = upload(*dev, std::vector<float>(256, 2.0f)), y = upload(*dev, std::vector<float>(256, 1.0f));
+    auto out = dev->new_buffer(256 * 4);
+    // add reads x (a const buffer) that scale wrote in the same interval.
+    scale(e, view<float>(*x), 3.0f, 256);
+    const std::string what = error_of([&] { add(e, view<float>(*x), view<float>(*y), view<float>(*out), 256); });
+    EXPECT_TRUE(contains(what, "kernel 'add'")) << what;
+    EXPECT_TRUE(contains(what, "reads buffer 0 'a' at byte offset ")) << what;
+    EXPECT_TRUE(contains(what, "which kernel 'scale' wrote in the same barrier interval (no Encoder::barrier() between the two dispatches)"))
+        << what;
+    // The same pair with a barrier between, or a finish, runs.
+    dev->finish();
+    scale(e, view<float>(*x), 3.0f, 256);
+    e.barrier();
+    add(e, view<float>(*x), view<float>(*y), view<float>(*out), 256);
+    dev->finish();
+    EXPECT_EQ(download<float>(*out, 256), std::vector<float>(256, 19.0f));  // 2 * 3 * 3 + 1
+    scale(e, view<float>(*x), 0.5f, 256);
+    dev->finish();
+    add(e, view<float>(*x), view<float>(*y), view<float>(*out), 256);
+    dev->finish();
+    EXPECT_EQ(download<float>(*out, 256), std::vector<float>(256, 10.0f));
+}
+
+TEST(MetalEmulator, DispatchesOnDisjointElementsOfOneBufferNeedNoBarrier) {
+    // Two launches bound to one buffer (the first's binding reaches its end) touch different halves: what
+    // counts is the elements they access, not what they are bound to.
+    auto dev = device_for<Llama>();
+    auto& e = dev->encoder();
+    auto x = upload(*dev, std::vector<float>(512, 1.0f));
+    scale(e, view<float>(*x), 2.0f, 256);
+    scale(e, view<float>(*x, 256), 4.0f, 256);
+    dev->finish();
+    const auto got = download<float>(*x, 512);
+    for (std::size_t i = 0; i < 512; ++i) ASSERT_EQ(got[i], i < 256 ? 2.0f : 4.0f) << i;
+}
+
+TEST(MetalEmulator, ReportsAMissingBarrierBeforeAnOverwriteOfWhatWasRead) {
+    auto dev = device_for<Llama>();
+    auto& e = dev->encoder();
+    auto x = upload(*dev, std::vector<float>(256, 2.0f)), y = upload(*dev, std::vector<float>(256, 1.0f));
+    auto out = dev->new_buffer(256 * 4);
+    add(e, view<float>(*x), view<float>(*y), view<float>(*out), 256);
+    const std::string what = error_of([&] { scale(e, view<float>(*y), 3.0f, 256); });
+    EXPECT_TRUE(contains(what, "kernel 'scale'")) << what;
+    EXPECT_TRUE(contains(what, "overwrites buffer 0 'x' at byte offset ")) << what;
+    EXPECT_TRUE(contains(what, "which kernel 'add' read in the same barrier interval")) << what;
 }
 
 // The half_math kernel on `dev`: half arithmetic rounds each result to half, float arithmetic does not.

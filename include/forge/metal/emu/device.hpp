@@ -1,11 +1,15 @@
 #pragma once
 // The emulator executor: a metal::Device whose kernels are the compiled MSL of one library, run on the
-// CPU. Launches execute when dispatched (in order, so barriers are implied). Every dispatch is checked
+// CPU. Launches execute when dispatched, in order, but a GPU may overlap those with no
+// Encoder::barrier() between them: each dispatch's element accesses are checked against the others of
+// its barrier interval (runtime.hpp's BarrierInterval; finish() ends one too). Every dispatch is checked
 // before it runs (the kernel exists, and metal/dispatch_rules.hpp's rules). Threadgroups run one
 // after another on the calling thread (a GPU gives no order among them, so neither may a kernel).
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -26,11 +30,26 @@ public:
     HostBuffer(const std::byte* data, std::size_t bytes) : data_(const_cast<std::byte*>(data)), size_(bytes) {}
     std::byte* contents() override { return data_; }
     std::size_t size() const override { return size_; }
+    // The barrier check's record per 2 bytes; none for wrapped memory, which no dispatch writes, so reads
+    // of it cannot conflict. Zeroed pages from calloc: only what kernels touch costs memory and time (a
+    // batch's logits buffer is large, a decode step touches one row).
+    DispatchStamp* stamps() {
+        if (storage_.empty()) return nullptr;
+        if (!stamps_) {
+            stamps_.reset(static_cast<DispatchStamp*>(std::calloc((size_ + 1) / 2, sizeof(DispatchStamp))));
+            if (!stamps_) throw Error("metal emulator: out of memory for the barrier check of a " + std::to_string(size_) + "-byte buffer");
+        }
+        return stamps_.get();
+    }
 
 private:
     std::vector<std::byte> storage_;
     std::byte* data_;
     std::size_t size_;
+    struct Free {
+        void operator()(DispatchStamp* p) const { std::free(p); }
+    };
+    std::unique_ptr<DispatchStamp, Free> stamps_;
 };
 
 class EmuDevice;
@@ -55,7 +74,9 @@ public:
     void set_buffer(std::uint32_t index, Buffer& buffer, std::size_t offset) override {
         require_kernel();
         check_buffer_binding(*source_, index, offset, buffer.size(), prefix());
-        bound_[index] = Binding{buffer.contents() + offset, buffer.contents() + buffer.size(), {}};
+        auto* host = dynamic_cast<HostBuffer*>(&buffer);
+        bound_[index] = Binding{buffer.contents() + offset, buffer.contents() + buffer.size(), {}, host ? host->stamps() : nullptr,
+                                buffer.contents()};
     }
     void set_bytes(std::uint32_t index, const void* data, std::size_t size) override {
         require_kernel();
@@ -67,7 +88,11 @@ public:
         require_kernel();
         threadgroup_bytes_ = bytes;
     }
-    void barrier() override {}
+    // Later dispatches begin a new barrier interval.
+    void barrier() override {
+        interval_.first = interval_.dispatch + 1;
+        interval_.kernels.clear();
+    }
 
     void dispatch(Size3 groups, Size3 threads) override {
         require_kernel();
@@ -79,10 +104,11 @@ public:
         launch.kernel = source_->name.data();
         launch.entry = entry_->entry;
         for (std::size_t i = 0; i < source_->n_buffers; ++i) {
-            // Writable buffers are race-checked (their elements are Refs); read-only ones need not be.
+            // Writable buffers are race-checked (their elements are Refs); read-only ones need not be. Both
+            // take part in the barrier check.
             const bool writable = !source_->buffers[i].type.starts_with("const ");
             launch.buffers.push_back(Region{bound_[i].lo, bound_[i].hi, "buffer " + std::to_string(i) + " '" + std::string(source_->buffers[i].name) + "'",
-                                            writable ? &runner_.ops() : nullptr});
+                                            writable ? &runner_.ops() : nullptr, false, bound_[i].stamps, bound_[i].origin, &interval_});
         }
         if (params.size() > sizeof(launch.params)) throw Error(prefix() + "parameters of " + std::to_string(params.size()) + " bytes are over the emulator's limit");
         std::memcpy(launch.params, params.data(), params.size());
@@ -90,6 +116,8 @@ public:
         launch.threadgroup_bytes = threadgroup_bytes_;
         launch.groups[0] = groups.x, launch.groups[1] = groups.y, launch.groups[2] = groups.z;
         launch.threads[0] = threads.x, launch.threads[1] = threads.y, launch.threads[2] = threads.z;
+        ++interval_.dispatch;
+        interval_.kernels.push_back(launch.kernel);
         run(launch, groups);
     }
 
@@ -98,6 +126,8 @@ private:
         std::byte* lo = nullptr;
         std::byte* hi = nullptr;
         std::vector<std::byte> bytes;
+        DispatchStamp* stamps = nullptr;  // of the whole buffer, from `origin`, its first byte
+        const std::byte* origin = nullptr;
     };
 
     void require_kernel() const {
@@ -123,6 +153,7 @@ private:
     const KernelTableEntry* entry_ = nullptr;
     std::vector<Binding> bound_;
     std::size_t threadgroup_bytes_ = 0;
+    BarrierInterval interval_;
 };
 
 class EmuDevice final : public Device {
@@ -136,7 +167,8 @@ public:
         return std::make_unique<HostBuffer>(data, bytes);
     }
     Encoder& encoder() override { return encoder_; }
-    void finish() override {}
+    // What was encoded has run; the next dispatch sees all of it.
+    void finish() override { encoder_.barrier(); }
 
 private:
     EmuEncoder encoder_;

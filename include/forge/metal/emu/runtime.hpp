@@ -12,7 +12,9 @@
 // by one thread of what another wrote, or a write of what another read, with nothing ordering them is a
 // race, whatever order the threads happened to run in. A threadgroup_barrier orders the memory its flags
 // name within the group, a simdgroup_barrier the lanes of one simdgroup; threadgroups of one dispatch
-// are never ordered.
+// are never ordered. Across dispatches, every element access of a buffer kernels may write (read-only
+// ones included) is checked against the other dispatches since the last Encoder::barrier()
+// (BarrierInterval below).
 #include <ucontext.h>
 
 #include <algorithm>
@@ -125,20 +127,64 @@ struct FiberOps {
 // MSL's mem_flags bits, as the shim passes them to barriers.
 inline constexpr unsigned kMemDevice = 1, kMemThreadgroup = 2;
 
+// Encoder::barrier() placement. Dispatches between two barriers (or finish) may run at once on a GPU, so
+// none of them may read or write what another of them wrote, nor write what another read. Dispatches
+// are numbered from 1; the current barrier interval holds those from `first` on.
+struct BarrierInterval {
+    std::uint32_t dispatch = 0;  // the running dispatch's number
+    std::uint32_t first = 1;
+    std::vector<const char*> kernels;  // the interval's kernels, by number - first
+};
+
+// Per 2 bytes of a buffer kernels may write: the last dispatch that wrote them and the first of its
+// interval that read them (a number before the interval's first is ordered by a barrier).
+struct DispatchStamp {
+    std::uint32_t writer = 0, reader = 0;
+};
+
 // A bound buffer (or a group's threadgroup memory): what a checked pointer may touch. With `ops`, its
-// writable elements are race-checked through them.
+// writable elements are race-checked through them; with `stamps` (the buffer's, from its first byte
+// `stamp_origin` on), every element access is checked against the other dispatches of `interval`.
 struct Region {
     std::byte* lo = nullptr;
     std::byte* hi = nullptr;
     std::string name;
     const FiberOps* ops = nullptr;
     bool threadgroup = false;
+    DispatchStamp* stamps = nullptr;
+    const std::byte* stamp_origin = nullptr;
+    BarrierInterval* interval = nullptr;
 };
 
 // Thrown inside a fiber by a faulting access; the scheduler turns it into a forge::Error.
 struct KernelFault {
     std::string what;
 };
+
+[[noreturn]] inline void fault_interval(const Region& r, const void* p, const char* what, const char* other_did, std::uint32_t other) {
+    const BarrierInterval& in = *r.interval;
+    throw KernelFault{std::string(what) + " " + r.name + " at byte offset " +
+                      std::to_string(static_cast<const std::byte*>(p) - r.lo) + ", which kernel '" + in.kernels[other - in.first] +
+                      "' " + other_did + " in the same barrier interval (no Encoder::barrier() between the two dispatches)"};
+}
+
+// The running dispatch read or wrote `bytes` at `p` of `r`: a fault if another dispatch of the barrier
+// interval wrote them, or, for a write, read them.
+inline void note_dispatch_access(const Region& r, const void* p, std::size_t bytes, bool write) {
+    if (!r.stamps) return;
+    const BarrierInterval& in = *r.interval;
+    const auto at = std::size_t(static_cast<const std::byte*>(p) - r.stamp_origin);
+    for (std::size_t unit = at / 2; unit < (at + bytes + 1) / 2; ++unit) {
+        DispatchStamp& s = r.stamps[unit];
+        if (s.writer >= in.first && s.writer != in.dispatch) fault_interval(r, p, write ? "overwrites" : "reads", "wrote", s.writer);
+        if (!write) {
+            if (s.reader < in.first) s.reader = in.dispatch;
+            continue;
+        }
+        if (s.reader >= in.first && s.reader != in.dispatch) fault_interval(r, p, "overwrites", "read", s.reader);
+        s.writer = in.dispatch;
+    }
+}
 
 [[noreturn]] inline void fault_access(const Region* r, const void* p, std::size_t size, std::size_t align) {
     if (!r) throw KernelFault{"access through an unbound pointer"};
@@ -175,6 +221,7 @@ public:
 
 private:
     void report(bool write) const {
+        note_dispatch_access(*r_, &v_, sizeof(T), write);
         if (r_->ops) r_->ops->access(r_->ops->runner, *r_, &v_, sizeof(T), write);
     }
     T& v_;
@@ -182,7 +229,7 @@ private:
 };
 
 // A bounds- and alignment-checked pointer into one Region: what DPTR(T) means in the emulator. Elements
-// of a read-only buffer are plain references; a writable one's are Refs.
+// of a read-only buffer are plain references (read when taken); a writable one's are Refs.
 template <class T>
 class Ptr {
 public:
@@ -222,6 +269,7 @@ public:
     // The calling thread read or wrote element `i`.
     void note(std::size_t i, bool write) const {
         T* v = span(i + 1) + i;
+        note_dispatch_access(*r_, v, sizeof(T), write);
         if (r_->ops) r_->ops->access(r_->ops->runner, *r_, v, sizeof(T), write);
     }
     std::uint32_t lane() const { return r_->ops ? r_->ops->lane(r_->ops->runner) : 0; }
@@ -240,8 +288,10 @@ private:
         const Ptr q = *this + i;
         q.check(sizeof(T));
         T& v = *reinterpret_cast<T*>(q.p_);
-        if constexpr (std::is_const_v<T>) return v;
-        else return Ref<T>(v, r_);
+        if constexpr (std::is_const_v<T>) {
+            note_dispatch_access(*r_, &v, sizeof(T), false);
+            return v;
+        } else return Ref<T>(v, r_);
     }
 
     Byte* p_ = nullptr;
