@@ -103,7 +103,9 @@ private:
         if (command_) return;
         @autoreleasepool {
             command_ = [queue_ commandBuffer];
-            encoder_ = [command_ computeCommandEncoder];
+            // Concurrent: dispatches with no barrier between them may overlap on the GPU, so the barriers
+            // GpuModel places are what orders the forward pass (the emulator checks their placement).
+            encoder_ = [command_ computeCommandEncoderWithDispatchType:MTLDispatchTypeConcurrent];
         }
         if (!command_ || !encoder_) throw Error("metal: cannot create a command buffer");
     }

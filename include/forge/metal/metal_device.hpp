@@ -1,7 +1,8 @@
 #pragma once
 // The Metal executor (Apple only; built by -DFORGE_METAL=ON as the forge_metal library, which defines
 // FORGE_METAL for its users). It compiles an MSL library from source with fast math off, so the kernels
-// compute what the emulator computes, and runs launches through one compute encoder per command buffer.
+// compute what the emulator computes, and runs launches through one concurrent compute encoder per
+// command buffer: only Encoder::barrier() orders them.
 #include <memory>
 #include <string_view>
 
