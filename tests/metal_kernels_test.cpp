@@ -33,10 +33,12 @@
 #include "metal_test_shape.hpp"
 #include "run_process.hpp"
 #include "block_fields.hpp"
+#include "error_of.hpp"
 
 namespace forge::metal {
 namespace {
 
+using test::error_of;
 using test::f16_fields;
 
 using Llama = models::SynthLlama<DType::F32>;        // head_dim 32, adjacent RoPE
@@ -855,16 +857,6 @@ TEST(MetalEmulator, ReportsARaceBetweenThreadgroupsOnDeviceMemory) {
 
 // ---- Encoder::barrier() placement: a GPU may overlap dispatches with none between them ----
 
-// The message of the forge::Error `f` throws ("" if none).
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

@@ -18,6 +18,7 @@
 #include "forge/models/catalog.hpp"
 #include "reference.hpp"
 #include "arch_models.hpp"
+#include "error_of.hpp"
 #include "rope_freqs_model.hpp"
 
 namespace forge::test {
@@ -458,16 +459,6 @@ TEST(RowLengths, OfACatalogAreItsDistinctLengthsSorted) {
     EXPECT_LT(lengths.size(), 3 * std::tuple_size_v<models::Catalog>) << "models that share a length share its kernels";
 }
 
-// The message of the forge::Error that f() throws ("" if it throws none).
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
 
 TEST(ModelErrors, ContextIsCheckedBeforeTheCacheExists) {
     const gguf::File f = gguf::File::open(model_path("stories260K.gguf"));
