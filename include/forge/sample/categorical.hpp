@@ -59,23 +59,30 @@ inline float log_normaliser(std::span<const float> logits, float max) {
     return max + std::log(detail::segment_exp_sums(logits, max, 1.0f, sums));
 }
 
-inline SampledToken sample_categorical(std::span<const float> logits, float temperature, float u) {
+namespace detail {
+
+// The index sample_categorical draws, with the largest logit and the sum at the draw's temperature (0
+// when greedy) from which its log-probability follows.
+struct Draw {
+    std::size_t index;
+    float max, sum;
+};
+
+inline Draw draw(std::span<const float> logits, float temperature, float u) {
     if (logits.empty()) throw Error("sample: no logits");
     if (!(temperature >= 0.0f)) throw Error("sample: temperature must be >= 0, got " + std::to_string(temperature));
     if (!(u >= 0.0f && u < 1.0f)) throw Error("sample: random value must be in [0, 1), got " + std::to_string(u));
     float max = -INFINITY;
     for (const float l : logits) max = std::fmax(max, l);
     if (!(max > -INFINITY && max < INFINITY)) throw Error("sample: no finite logit to sample from");
-    const std::size_t n = logits.size(), len = (n + kSampleSegments - 1) / kSampleSegments;
-    std::array<float, kSampleSegments> sums;
-    const float sum = temperature == 0.0f ? 0.0f : detail::segment_exp_sums(logits, max, temperature, sums);
-    const float log_norm = temperature == 1.0f ? max + std::log(sum) : log_normaliser(logits, max);
-    const auto pick = [&](std::size_t i) { return SampledToken{std::int32_t(i), logits[i] - log_norm}; };
     if (temperature == 0.0f) {
         std::size_t i = 0;
         while (logits[i] != max) ++i;
-        return pick(i);
+        return {i, max, 0.0f};
     }
+    const std::size_t n = logits.size(), len = (n + kSampleSegments - 1) / kSampleSegments;
+    std::array<float, kSampleSegments> sums;
+    const float sum = segment_exp_sums(logits, max, temperature, sums);
     const float target = u * sum;
     float before = 0.0f;
     for (std::size_t s = 0; s < kSampleSegments; ++s) {
@@ -85,14 +92,28 @@ inline SampledToken sample_categorical(std::span<const float> logits, float temp
             float run = 0.0f;
             for (std::size_t i = s * len;; ++i) {
                 run += std::exp((logits[i] - max) / temperature);
-                if (before + run > target) return pick(i);
+                if (before + run > target) return {i, max, sum};
             }
         }
         before = after;
     }
     std::size_t last = n - 1;
     while (last > 0 && std::exp((logits[last] - max) / temperature) == 0.0f) --last;
-    return pick(last);
+    return {last, max, sum};
+}
+
+}  // namespace detail
+
+// The token sample_categorical draws, without its log-probability (which costs another pass over the
+// logits at a temperature other than 1).
+inline std::int32_t categorical_index(std::span<const float> logits, float temperature, float u) {
+    return std::int32_t(detail::draw(logits, temperature, u).index);
+}
+
+inline SampledToken sample_categorical(std::span<const float> logits, float temperature, float u) {
+    const detail::Draw d = detail::draw(logits, temperature, u);
+    const float log_norm = temperature == 1.0f ? d.max + std::log(d.sum) : log_normaliser(logits, d.max);
+    return {std::int32_t(d.index), logits[d.index] - log_norm};
 }
 
 }  // namespace forge

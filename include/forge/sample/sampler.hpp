@@ -87,7 +87,7 @@ public:
         if (p_.temperature < kGreedyBelowTemperature)
             return std::int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin());
         if (filtered()) filter();
-        return sample_categorical(work_, p_.temperature, next_uniform()).id;
+        return categorical_index(work_, p_.temperature, next_uniform());
     }
 
 private:
