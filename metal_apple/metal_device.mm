@@ -83,18 +83,31 @@ public:
         open();
         [encoder_ memoryBarrierWithScope:MTLBarrierScopeBuffers];
     }
-    void finish() {
+    // The queue runs command buffers in the order they are committed, so a later one sees every write of
+    // the earlier ones; finish() waits for the last and reports the first that failed.
+    void commit() {
         @autoreleasepool {
             if (!command_) return;
             [encoder_ endEncoding];
             [command_ commit];
-            [command_ waitUntilCompleted];
-            const bool failed = [command_ status] == MTLCommandBufferStatusError;
-            NSError* err = [command_ error];
+            [committed_ addObject:command_];
             command_ = nil;
             encoder_ = nil;
             current_ = nil;
-            if (failed) throw Error("metal: the command buffer failed: " + describe(err));
+        }
+    }
+    void finish() {
+        @autoreleasepool {
+            commit();
+            id<MTLCommandBuffer> last = [committed_ lastObject];
+            if (!last) return;
+            [last waitUntilCompleted];
+            NSArray<id<MTLCommandBuffer>>* done = committed_;
+            committed_ = [NSMutableArray array];
+            for (id<MTLCommandBuffer> c in done) {
+                [c waitUntilCompleted];
+                if ([c status] == MTLCommandBufferStatusError) throw Error("metal: the command buffer failed: " + describe([c error]));
+            }
         }
     }
 
@@ -114,6 +127,7 @@ private:
     id<MTLLibrary> library_;
     id<MTLCommandQueue> queue_;
     id<MTLCommandBuffer> command_ = nil;
+    NSMutableArray<id<MTLCommandBuffer>>* committed_ = [NSMutableArray array];  // since the last finish()
     id<MTLComputeCommandEncoder> encoder_ = nil;
     id<MTLComputePipelineState> current_ = nil;
     std::unordered_map<std::string, id<MTLComputePipelineState>> pipelines_;
@@ -151,6 +165,7 @@ public:
         return std::make_unique<MetalBuffer>(b);
     }
     Encoder& encoder() override { return encoder_; }
+    void commit() override { encoder_.commit(); }
     void finish() override { encoder_.finish(); }
 
 private:

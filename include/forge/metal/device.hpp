@@ -47,7 +47,11 @@ public:
     virtual void map_file(std::span<const std::byte> mapping) { (void)mapping; }
     // The encoder of the current command buffer.
     virtual Encoder& encoder() = 0;
-    // Submits what was encoded and waits for it; errors the device reports surface here at the latest.
+    // Submits what was encoded without waiting, so the device computes while the host encodes what follows
+    // into a new command buffer, which runs after it (a barrier, to what is encoded). Executors that run
+    // each launch as it is encoded have nothing to submit.
+    virtual void commit() { encoder().barrier(); }
+    // Submits what was encoded and waits for it all; errors the device reports surface here at the latest.
     virtual void finish() = 0;
 };
 

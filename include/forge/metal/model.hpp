@@ -242,6 +242,8 @@ private:
         add_inplace(e, x, y, n);
     }
 
+    static constexpr int kLayersPerCommit = 8;
+
     // The transformer for n tokens at positions pos_ .. pos_ + n - 1, as Model::forward.
     // `abort` is asked before each layer; in a batch the device first finishes the layers encoded so far,
     // so that a long prefill stops within a layer of the request.
@@ -304,7 +306,10 @@ private:
             project(e, L.w_down, ffn, n, F, xb, H);
             e.barrier();
             residual_add(e, x, xb, n * H);
-            e.barrier();
+            // The device starts on the first layer, and then takes every few more, while the host encodes
+            // the rest (a commit is also a barrier).
+            if (l % kLayersPerCommit == 0) dev_->commit();
+            else e.barrier();
         }
         // Final norm and LM head: every token's logits when asked, else only the last one's.
         const int first = all_logits ? 0 : n - 1;
