@@ -2,6 +2,7 @@
 // Deliberately broken kernels, so the executors' tests can show each fault is reported: the emulator's
 // own reports, and compute-sanitizer's on the CUDA executor (a race the emulator cannot see).
 #include <array>
+#include <string_view>
 
 #include "forge/metal_src/kernel.hpp"
 #include "forge/metal_src/prelude.hpp"
@@ -79,12 +80,92 @@ inline constexpr metal_src::KernelSource kFaultKernels[] = {
     else out[tid] = float(a) * float(a) + float(c);
 }
 )msl"},
+    // MSL's float max and min (fmax and fmin): a NaN (in[0]) loses to a number (in[1] = 1, in[2] = -1).
+    {.name = "min_max",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"const float", "in"}, {"float", "out"}}},
+     .n_buffers = 2,
+     .builtins = metal_src::kTid,
+     .body = R"msl({
+    if (tid != 0) return;
+    out[0] = max(in[0], in[1]);
+    out[1] = max(in[1], in[0]);
+    out[2] = min(in[0], in[2]);
+    out[3] = min(in[2], in[0]);
+}
+)msl"},
+    // Lanes split between two simd_sum calls on different lines: one operation on a GPU only when every
+    // lane is at the same one.
+    {.name = "split_simd",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"float", "out"}}},
+     .n_buffers = 1,
+     .builtins = metal_src::kTid | metal_src::kLane,
+     .body = R"msl({
+    float v = 1.0f;
+    if (lane < p.n) v = simd_sum(v);
+    else v = simd_sum(2.0f * v);
+    out[tid] = v;
+}
+)msl"},
+    // Threads split between two threadgroup barriers on different lines.
+    {.name = "split_barrier",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"float", "out"}}},
+     .n_buffers = 1,
+     .builtins = metal_src::kTid,
+     .body = R"msl({
+    if (tid < p.n) threadgroup_barrier(mem_flags::mem_threadgroup);
+    else threadgroup_barrier(mem_flags::mem_threadgroup);
+    out[tid] = 1.0f;
+}
+)msl"},
+    // A simdgroup matrix multiply that only lanes below p.n reach.
+    {.name = "partial_matrix",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"float", "out"}}},
+     .n_buffers = 1,
+     .builtins = metal_src::kLane | metal_src::kSg,
+     .body = R"msl({
+    simdgroup_float8x8 a = make_filled_simdgroup_matrix<float, 8, 8>(1.0f);
+    if (lane < p.n) simdgroup_multiply_accumulate(a, a, a, a);
+    simdgroup_store(a, out + sg * 64, 8);
+}
+)msl"},
+    // Lanes load one simdgroup matrix from two places (odd lanes 64 floats further): each lane's fragment
+    // comes from its own address, so the product with the identity (floats 128..191) mixes the two.
+    {.name = "fragments",
+     .params = FaultParams::msl_name,
+     .buffers = {{{"const float", "in"}, {"float", "out"}}},
+     .n_buffers = 2,
+     .builtins = metal_src::kLane,
+     .body = R"msl({
+    simdgroup_float8x8 a;
+    simdgroup_float8x8 id;
+    simdgroup_load(a, in + (lane % 2) * 64, 8);
+    simdgroup_load(id, in + 128, 8);
+    simdgroup_float8x8 d = make_filled_simdgroup_matrix<float, 8, 8>(0.0f);
+    simdgroup_multiply_accumulate(d, a, id, d);
+    simdgroup_store(d, out, 8);
+}
+)msl"},
 };
 
-inline constexpr auto kFaultLibraryText = metal_src::concat<6144>(
-    metal_src::kPreludeHead, FaultParams::msl, "\n", metal_src::signature(kFaultKernels[0]), kFaultKernels[0].body, "\n",
-    metal_src::signature(kFaultKernels[1]), kFaultKernels[1].body, "\n", metal_src::signature(kFaultKernels[2]),
-    kFaultKernels[2].body, "\n", metal_src::signature(kFaultKernels[3]), kFaultKernels[3].body, "\n",
-    metal_src::signature(kFaultKernels[4]), kFaultKernels[4].body);
+// Every kernel above, after the prelude.
+inline constexpr auto kFaultLibraryText = [] {
+    metal_src::FixedString<12288> text;
+    const auto add = [&](std::string_view s) {
+        if (text.len + s.size() > 12288) throw "kFaultLibraryText: capacity exceeded";
+        for (char c : s) text.chars[text.len++] = c;
+    };
+    add(metal_src::kPreludeHead);
+    add(metal_src::as_view(FaultParams::msl));
+    for (const auto& k : kFaultKernels) {
+        add("\n");
+        add(metal_src::signature(k).view());
+        add(k.body);
+    }
+    return text;
+}();
 
 }  // namespace forge::metal::emu_test

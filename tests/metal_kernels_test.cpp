@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <initializer_list>
+#include <limits>
 #include <random>
 #include <string>
 #include <utility>
@@ -817,6 +818,75 @@ TEST(MetalEmulator, ReportsDivergentSimdgroupOperation) {
     EXPECT_EQ(download<float>(*out, 64), std::vector<float>(64, 32.0f));
 }
 
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// Runs fault kernel `kernel` over one threadgroup of `threads` threads with p.n = n; its `outputs` floats.
+std::vector<float> run_split_kernel(Device& dev, const std::string& kernel, std::uint32_t n, std::uint32_t threads,
+                                    std::uint32_t outputs = 0) {
+    if (outputs == 0) outputs = threads;
+    auto& e = dev.encoder();
+    auto out = dev.new_buffer(outputs * 4);
+    const emu_test::FaultParams p{n, 0};
+    e.set_kernel(kernel);
+    e.set_buffer(0, *out, 0);
+    e.set_bytes(1, &p, sizeof p);
+    e.dispatch({1}, {threads});
+    dev.finish();
+    return download<float>(*out, outputs);
+}
+
+TEST(MetalEmulator, ReportsOneSimdgroupOperationCalledFromTwoLines) {
+    // Lanes 0..7 sum at one line, the rest at another: two operations on a GPU, not one of 32 lanes.
+    auto dev = fault_device();
+    const std::string what = error_of([&] { run_split_kernel(*dev, "split_simd", 8, 32); });
+    EXPECT_TRUE(contains(what, "lanes wait on both simd_sum at line ")) << what;
+    EXPECT_TRUE(contains(what, "(divergent simdgroup operation)")) << what;
+    EXPECT_EQ(run_split_kernel(*dev, "split_simd", 32, 32), std::vector<float>(32, 32.0f));
+}
+
+TEST(MetalEmulator, ReportsThreadsWaitingAtDifferentBarriers) {
+    auto dev = fault_device();
+    const std::string what = error_of([&] { run_split_kernel(*dev, "split_barrier", 16, 64); });
+    EXPECT_TRUE(contains(what, "waits at the threadgroup_barrier of line ")) << what;
+    EXPECT_TRUE(contains(what, "(divergent barrier)")) << what;
+    EXPECT_EQ(run_split_kernel(*dev, "split_barrier", 64, 64), std::vector<float>(64, 1.0f));
+}
+
+TEST(MetalEmulator, ReportsASimdgroupMatrixMultiplyWithoutEveryLane) {
+    // Each lane holds only its fragment, so a multiply needs all 32 lanes' fragments.
+    auto dev = fault_device();
+    const std::string what = error_of([&] { run_split_kernel(*dev, "partial_matrix", 16, 32, 64); });
+    EXPECT_TRUE(contains(what, "simdgroup_multiply_accumulate at line ")) << what;
+    EXPECT_TRUE(contains(what, "with 16 of 32 lanes (a simdgroup matrix needs every lane)")) << what;
+    EXPECT_EQ(run_split_kernel(*dev, "partial_matrix", 32, 32, 64), std::vector<float>(64, 9.0f));  // 1 + 8 * 1 * 1
+}
+
+// The fragments kernel on `dev`: lanes that load one matrix from two addresses each hold their own
+// fragment (lane l: row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1), not a whole matrix of their own.
+void check_fragments(Device& dev) {
+    std::vector<float> in(192, 0.0f);
+    for (int i = 0; i < 128; ++i) in[std::size_t(i)] = float(i);
+    for (int i = 0; i < 8; ++i) in[std::size_t(128 + i * 9)] = 1.0f;  // the identity
+    auto bin = upload(dev, in);
+    auto out = dev.new_buffer(64 * 4);
+    auto& e = dev.encoder();
+    const emu_test::FaultParams p{0, 0};
+    e.set_kernel("fragments");
+    e.set_buffer(0, *bin, 0);
+    e.set_buffer(1, *out, 0);
+    e.set_bytes(2, &p, sizeof p);
+    e.dispatch({1}, {32});
+    dev.finish();
+    const auto got = download<float>(*out, 64);
+    for (int r = 0; r < 8; ++r)
+        for (int c = 0; c < 8; ++c) {
+            const int lane = r * 4 + c / 2;
+            EXPECT_EQ(got[std::size_t(r * 8 + c)], in[std::size_t((lane % 2) * 64 + r * 8 + c)]) << r << "," << c;
+        }
+}
+
+TEST(MetalEmulator, SimdgroupMatrixLanesHoldOnlyTheirFragments) { check_fragments(*fault_device()); }
+
 // Runs one fault kernel over `groups` threadgroups of 256 threads with threadgroup memory, with or without
 // its barrier; the output.
 std::vector<float> run_fault_kernel(Device& dev, const std::string& kernel, bool barrier, std::uint32_t groups = 1) {
@@ -857,9 +927,6 @@ TEST(MetalEmulator, ReportsARaceBetweenThreadgroupsOnDeviceMemory) {
 
 // ---- Encoder::barrier() placement: a GPU may overlap dispatches with none between them ----
 
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
 TEST(MetalEmulator, ReportsAMissingBarrierBetweenAWriterAndItsReader) {
     auto dev = device_for<Llama>();
     auto& e = dev->encoder();
@@ -872,7 +939,7 @@ TEST(MetalEmulator, ReportsAMissingBarrierBetweenAWriterAndItsReader) {
     EXPECT_TRUE(contains(what, "reads buffer 0 'a' at byte offset ")) << what;
     EXPECT_TRUE(contains(what, "which kernel 'scale' wrote in the same barrier interval (no Encoder::barrier() between the two dispatches)"))
         << what;
-    // The same pair with a barrier between, or a finish, runs.
+    // The same pair with a barrier between, a finish or a commit, runs.
     dev->finish();
     scale(e, view<float>(*x), 3.0f, 256);
     e.barrier();
@@ -884,6 +951,12 @@ TEST(MetalEmulator, ReportsAMissingBarrierBetweenAWriterAndItsReader) {
     add(e, view<float>(*x), view<float>(*y), view<float>(*out), 256);
     dev->finish();
     EXPECT_EQ(download<float>(*out, 256), std::vector<float>(256, 10.0f));
+    // A commit submits a command buffer that runs before the next one: a barrier too.
+    scale(e, view<float>(*x), 2.0f, 256);
+    dev->commit();
+    add(e, view<float>(*x), view<float>(*y), view<float>(*out), 256);
+    dev->finish();
+    EXPECT_EQ(download<float>(*out, 256), std::vector<float>(256, 19.0f));
 }
 
 TEST(MetalEmulator, DispatchesOnDisjointElementsOfOneBufferNeedNoBarrier) {
@@ -930,6 +1003,23 @@ void check_half_math(Device& dev) {
 
 TEST(MetalEmulator, HalfArithmeticRoundsToHalf) { check_half_math(*fault_device()); }
 
+// The min_max kernel on `dev`: MSL's float max and min return the number when the other operand is NaN.
+void check_min_max(Device& dev) {
+    auto in = upload(dev, std::vector<float>{std::numeric_limits<float>::quiet_NaN(), 1.0f, -1.0f});
+    auto out = dev.new_buffer(4 * 4);
+    auto& e = dev.encoder();
+    const emu_test::FaultParams p{0, 0};
+    e.set_kernel("min_max");
+    e.set_buffer(0, *in, 0);
+    e.set_buffer(1, *out, 0);
+    e.set_bytes(2, &p, sizeof p);
+    e.dispatch({1}, {32});
+    dev.finish();
+    EXPECT_EQ(download<float>(*out, 4), (std::vector<float>{1.0f, 1.0f, -1.0f, -1.0f}));
+}
+
+TEST(MetalEmulator, FloatMaxAndMinAreFmaxAndFmin) { check_min_max(*fault_device()); }
+
 TEST(MetalEmulator, RunsThreadsAndThreadgroupsInASeededOrder) {
     // The order is drawn, not thread order; the same seed draws the same order (a failure replays), and
     // FORGE_EMU_SEED draws another.
@@ -967,6 +1057,16 @@ TEST(CudaExecutor, RunsTheProbeKernel) {
     const auto got = run_fault_kernel(*dev, "exchange", barrier);
     if (!barrier) return;
     for (std::uint32_t i = 0; i < 256; ++i) ASSERT_EQ(got[i], float((i + 1) % 256)) << i;
+}
+
+TEST(CudaExecutor, FloatMaxAndMinAreFmaxAndFmin) {
+    if (const std::string why = cuda::jit::unavailable_reason(); !why.empty()) GTEST_SKIP() << "no CUDA executor here: " << why;
+    check_min_max(*cuda_fault_device());
+}
+
+TEST(CudaExecutor, SimdgroupMatrixLanesHoldOnlyTheirFragments) {
+    if (const std::string why = cuda::jit::unavailable_reason(); !why.empty()) GTEST_SKIP() << "no CUDA executor here: " << why;
+    check_fragments(*cuda_fault_device());
 }
 
 TEST(CudaExecutor, HalfArithmeticRoundsToHalf) {

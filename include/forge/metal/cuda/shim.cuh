@@ -76,6 +76,9 @@ template <class T>
 __device__ T min(T a, T b) {
     return a < b ? a : b;
 }
+// On floats MSL's max and min are fmax and fmin: a NaN loses to a number.
+__device__ inline float max(float a, float b) { return ::fmaxf(a, b); }
+__device__ inline float min(float a, float b) { return ::fminf(a, b); }
 namespace fast {
 __device__ inline float exp(float x) { return ::expf(x); }
 __device__ inline float rsqrt(float x) { return 1.0f / ::sqrtf(x); }

@@ -89,7 +89,7 @@ inline constexpr std::uint32_t kSimdWidth = 32;
 
 // ---- simdgroup operations and what kernel code asks of the scheduler ----------------------------
 
-enum class SimdOp : std::uint8_t { none, sum, max, min, shuffle, shuffle_xor, broadcast, barrier };
+enum class SimdOp : std::uint8_t { none, sum, max, min, shuffle, shuffle_xor, broadcast, barrier, matrix };
 
 inline const char* simd_op_name(SimdOp op) {
     switch (op) {
@@ -100,6 +100,7 @@ inline const char* simd_op_name(SimdOp op) {
         case SimdOp::shuffle_xor: return "simd_shuffle_xor";
         case SimdOp::broadcast: return "simd_broadcast";
         case SimdOp::barrier: return "simdgroup_barrier";
+        case SimdOp::matrix: return "simdgroup_multiply_accumulate";
         case SimdOp::none: break;
     }
     return "?";
@@ -115,10 +116,15 @@ struct Region;
 // What kernel code needs of the scheduler, as plain function pointers: kernels compiled into a shared
 // object at run time (emu/jit.hpp) reach the scheduler of the program that loaded them through these
 // alone, never through a global the two would each have a copy of. Barriers carry their mem_flags bits.
+// `site` is the line of the MSL text that called the operation: the lanes of one simdgroup operation, and
+// the threads of one barrier, must all be at the same one.
 struct FiberOps {
     void* runner;
-    std::uint32_t (*simd_op)(void* runner, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg);
-    void (*threadgroup_barrier)(void* runner, unsigned flags);
+    std::uint32_t (*simd_op)(void* runner, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg, std::uint32_t site);
+    void (*threadgroup_barrier)(void* runner, unsigned flags, std::uint32_t site);
+    // Every lane of the simdgroup gives `words` words and receives all lanes' words, lane by lane, in `all`
+    // (32 * words): how a simdgroup matrix's lanes see each other's fragments.
+    void (*simd_gather)(void* runner, const std::uint32_t* mine, std::uint32_t* all, std::uint32_t words, std::uint32_t site);
     // The current thread read or wrote `bytes` at `p` in `region` (throws KernelFault on a race).
     void (*access)(void* runner, const Region& region, const void* p, std::size_t bytes, bool write);
     std::uint32_t (*lane)(void* runner);  // the current thread's index in its simdgroup
@@ -428,18 +434,26 @@ public:
     }
 
     // Called from kernel code (through the shim's FiberOps) on the current fiber.
-    std::uint32_t simd_op(SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg) {
+    std::uint32_t simd_op(SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg, std::uint32_t site) {
         Fiber& f = *current_;
         f.op = op;
         f.bits = bits;
         f.kind = kind;
         f.arg = arg;
+        f.site = site;
         f.state = State::wait_simd;
         yield();
         return f.bits;
     }
-    void threadgroup_barrier(unsigned flags) {
+    void simd_gather(const std::uint32_t* mine, std::uint32_t* all, std::uint32_t words, std::uint32_t site) {
+        Fiber& f = *current_;
+        f.src = mine;
+        f.dst = all;
+        simd_op(SimdOp::matrix, 0, ValueKind::u32, words, site);
+    }
+    void threadgroup_barrier(unsigned flags, std::uint32_t site) {
         current_->barrier_flags = flags;
+        current_->site = site;
         current_->state = State::wait_barrier;
         yield();
     }
@@ -537,7 +551,9 @@ private:
         State state = State::done;
         SimdOp op = SimdOp::none;
         ValueKind kind = ValueKind::f32;
-        std::uint32_t bits = 0, arg = 0;
+        std::uint32_t bits = 0, arg = 0, site = 0;
+        const std::uint32_t* src = nullptr;  // a gather's own words, and where all lanes' go
+        std::uint32_t* dst = nullptr;
         unsigned barrier_flags = 0;
         std::string fault;
         std::byte* stack = nullptr;
@@ -667,6 +683,11 @@ private:
                 returned += fibers_[t].state == State::done;
             }
             if (at_barrier + returned == n_ && returned == 0) {
+                for (std::uint32_t t = 1; t < n_; ++t)
+                    if (fibers_[t].site != fibers_[0].site)
+                        fail(launch, g, "thread 0 waits at the threadgroup_barrier of line " + std::to_string(fibers_[0].site) +
+                                            " and thread " + std::to_string(t) + " at line " + std::to_string(fibers_[t].site) +
+                                            " of the library (divergent barrier)");
                 unsigned flags = 0;
                 for (std::uint32_t t = 0; t < n_; ++t) fibers_[t].state = State::ready, flags |= fibers_[t].barrier_flags;
                 tg_epoch_ += (flags & kMemThreadgroup) != 0;
@@ -685,17 +706,18 @@ private:
     bool resolve_simdgroup(const Launch& launch, const std::uint32_t g[3], std::uint32_t s) {
         const std::uint32_t lo = s * kSimdWidth, hi = std::min(n_, lo + kSimdWidth);
         SimdOp op = SimdOp::none;
-        std::uint32_t waiting = 0, live = 0;
+        std::uint32_t waiting = 0, live = 0, site = 0;
         for (std::uint32_t t = lo; t < hi; ++t) {
             const Fiber& f = fibers_[t];
             if (f.state == State::done) continue;
             ++live;
             if (f.state != State::wait_simd) continue;
             ++waiting;
-            if (op == SimdOp::none) op = f.op;
-            else if (op != f.op)
-                fail(launch, g, "simdgroup " + std::to_string(s) + ": lanes wait on both " + simd_op_name(op) + " and " +
-                                    simd_op_name(f.op) + " (divergent simdgroup operation)");
+            if (op == SimdOp::none) op = f.op, site = f.site;
+            else if (op != f.op || site != f.site)
+                fail(launch, g, "simdgroup " + std::to_string(s) + ": lanes wait on both " + simd_op_name(op) + " at line " +
+                                    std::to_string(site) + " and " + simd_op_name(f.op) + " at line " + std::to_string(f.site) +
+                                    " of the library (divergent simdgroup operation)");
         }
         if (waiting == 0 || waiting != live) {
             if (waiting != 0) {
@@ -706,6 +728,18 @@ private:
                                             " waits on threadgroup_barrier (divergent simdgroup operation)");
             }
             return false;
+        }
+        if (op == SimdOp::matrix) {
+            if (hi - lo != kSimdWidth || waiting != kSimdWidth)
+                fail(launch, g, "simdgroup " + std::to_string(s) + ": " + simd_op_name(op) + " at line " + std::to_string(site) +
+                                    " with " + std::to_string(waiting) + " of 32 lanes (a simdgroup matrix needs every lane)");
+            const std::uint32_t words = fibers_[lo].arg;
+            for (std::uint32_t t = lo; t < hi; ++t) {
+                Fiber& f = fibers_[t];
+                for (std::uint32_t u = lo; u < hi; ++u) std::memcpy(f.dst + (u - lo) * words, fibers_[u].src, words * 4);
+                f.state = State::ready;
+            }
+            return true;
         }
         std::uint32_t bits[kSimdWidth] = {};
         bool active[kSimdWidth] = {};
@@ -762,6 +796,7 @@ private:
             case SimdOp::broadcast: return bits[arg % kSimdWidth];
             case SimdOp::shuffle_xor: return bits[(lane ^ arg) % kSimdWidth];
             case SimdOp::barrier:
+            case SimdOp::matrix:
             case SimdOp::none: break;
         }
         return bits[lane];
@@ -776,10 +811,13 @@ private:
     }
 
     FiberOps ops_{this,
-                  [](void* r, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg) {
-                      return static_cast<GroupRunner*>(r)->simd_op(op, bits, kind, arg);
+                  [](void* r, SimdOp op, std::uint32_t bits, ValueKind kind, std::uint32_t arg, std::uint32_t site) {
+                      return static_cast<GroupRunner*>(r)->simd_op(op, bits, kind, arg, site);
                   },
-                  [](void* r, unsigned flags) { static_cast<GroupRunner*>(r)->threadgroup_barrier(flags); },
+                  [](void* r, unsigned flags, std::uint32_t site) { static_cast<GroupRunner*>(r)->threadgroup_barrier(flags, site); },
+                  [](void* r, const std::uint32_t* mine, std::uint32_t* all, std::uint32_t words, std::uint32_t site) {
+                      static_cast<GroupRunner*>(r)->simd_gather(mine, all, words, site);
+                  },
                   [](void* r, const Region& region, const void* p, std::size_t bytes, bool write) {
                       static_cast<GroupRunner*>(r)->access(region, p, bytes, write);
                   },

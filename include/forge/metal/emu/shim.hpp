@@ -3,10 +3,11 @@
 // fibers. Address-space qualifiers (device, thread) and `kernel` are empty (`constant` is const); DPTR
 // and TPTR are checked pointers of distinct types, TPTR's accesses also race-checked (runtime.hpp); half
 // is software IEEE binary16 with round-to-nearest-even (forge::f32_to_f16, the same rounding the CPU KV
-// cache uses), its arithmetic rounding each result to half; simdgroup and threadgroup operations go to the fiber scheduler; simdgroup matrices are
-// held whole by every lane (each lane computes the full 8x8 product, so a simdgroup's lanes agree, as
-// the hardware's distributed fragments do). Math functions are the float overloads of <cmath>, fast::
-// variants included.
+// cache uses), its arithmetic rounding each result to half; simdgroup and threadgroup operations go to
+// the fiber scheduler, with the MSL line that called them (__builtin_LINE: lanes of one operation must be
+// at the same line); a simdgroup matrix is distributed over its lanes as the CUDA executor's is (two of
+// the 64 elements each), and a multiply gathers the operands' fragments from every lane. Math functions
+// are the float overloads of <cmath>, fast:: variants included.
 //
 // Include this before the MSL text; a translation unit holding MSL must silence only attribute
 // warnings ([[buffer(0)]] and the built-in attributes mean nothing to a C++ compiler).
@@ -79,6 +80,9 @@ template <class T>
 T min(T a, T b) {
     return a < b ? a : b;
 }
+// On floats MSL's max and min are fmax and fmin: a NaN loses to a number.
+inline float max(float a, float b) { return std::fmax(a, b); }
+inline float min(float a, float b) { return std::fmin(a, b); }
 // A writable element (a race-checked Ref) takes part as its value.
 template <class T>
 T max(forge::metal::emu::Ref<T> a, T b) {
@@ -115,9 +119,11 @@ inline const forge::metal::emu::FiberOps& fiber_ops() {
     return *tls_fiber_ops;
 }
 
-inline void threadgroup_barrier(mem_flags flags) { fiber_ops().threadgroup_barrier(fiber_ops().runner, unsigned(flags)); }
-inline void simdgroup_barrier(mem_flags) {
-    fiber_ops().simd_op(fiber_ops().runner, forge::metal::emu::SimdOp::barrier, 0, forge::metal::emu::ValueKind::u32, 0);
+inline void threadgroup_barrier(mem_flags flags, unsigned site = __builtin_LINE()) {
+    fiber_ops().threadgroup_barrier(fiber_ops().runner, unsigned(flags), site);
+}
+inline void simdgroup_barrier(mem_flags, unsigned site = __builtin_LINE()) {
+    fiber_ops().simd_op(fiber_ops().runner, forge::metal::emu::SimdOp::barrier, 0, forge::metal::emu::ValueKind::u32, 0, site);
 }
 
 template <class T>
@@ -129,97 +135,98 @@ constexpr forge::metal::emu::ValueKind value_kind() {
     else return forge::metal::emu::ValueKind::u32;
 }
 template <class T>
-T simd_collective(forge::metal::emu::SimdOp op, T v, unsigned arg) {
-    return as_type<T>(fiber_ops().simd_op(fiber_ops().runner, op, as_type<std::uint32_t>(v), value_kind<T>(), arg));
+T simd_collective(forge::metal::emu::SimdOp op, T v, unsigned arg, unsigned site) {
+    return as_type<T>(fiber_ops().simd_op(fiber_ops().runner, op, as_type<std::uint32_t>(v), value_kind<T>(), arg, site));
 }
 template <class T>
-T simd_sum(T v) {
-    return simd_collective(forge::metal::emu::SimdOp::sum, v, 0);
+T simd_sum(T v, unsigned site = __builtin_LINE()) {
+    return simd_collective(forge::metal::emu::SimdOp::sum, v, 0, site);
 }
 template <class T>
-T simd_max(T v) {
-    return simd_collective(forge::metal::emu::SimdOp::max, v, 0);
+T simd_max(T v, unsigned site = __builtin_LINE()) {
+    return simd_collective(forge::metal::emu::SimdOp::max, v, 0, site);
 }
 template <class T>
-T simd_min(T v) {
-    return simd_collective(forge::metal::emu::SimdOp::min, v, 0);
+T simd_min(T v, unsigned site = __builtin_LINE()) {
+    return simd_collective(forge::metal::emu::SimdOp::min, v, 0, site);
 }
 template <class T>
-T simd_shuffle(T v, ushort lane) {
-    return simd_collective(forge::metal::emu::SimdOp::shuffle, v, lane);
+T simd_shuffle(T v, ushort lane, unsigned site = __builtin_LINE()) {
+    return simd_collective(forge::metal::emu::SimdOp::shuffle, v, lane, site);
 }
 template <class T>
-T simd_shuffle_xor(T v, ushort mask) {
-    return simd_collective(forge::metal::emu::SimdOp::shuffle_xor, v, mask);
+T simd_shuffle_xor(T v, ushort mask, unsigned site = __builtin_LINE()) {
+    return simd_collective(forge::metal::emu::SimdOp::shuffle_xor, v, mask, site);
 }
 template <class T>
-T simd_broadcast(T v, ushort lane) {
-    return simd_collective(forge::metal::emu::SimdOp::broadcast, v, lane);
+T simd_broadcast(T v, ushort lane, unsigned site = __builtin_LINE()) {
+    return simd_collective(forge::metal::emu::SimdOp::broadcast, v, lane, site);
 }
 
-// ---- simdgroup matrices ----
+// ---- simdgroup matrices: lane l holds row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1 ----
 template <class T, int Cols, int Rows>
 struct simdgroup_matrix {
-    T m[Rows][Cols]{};
+    static_assert(Cols == 8 && Rows == 8, "forge's kernels use 8x8 simdgroup matrices");
+    T e[2]{};
 };
 using simdgroup_float8x8 = simdgroup_matrix<float, 8, 8>;
 using simdgroup_half8x8 = simdgroup_matrix<half, 8, 8>;
 
+inline std::uint32_t fragment_lane() { return fiber_ops().lane(fiber_ops().runner); }
+
 template <class T, int Cols, int Rows>
 simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T v) {
     simdgroup_matrix<T, Cols, Rows> r;
-    for (auto& row : r.m)
-        for (auto& e : row) e = v;
+    r.e[0] = r.e[1] = v;
     return r;
 }
 
-// A simdgroup's load or store is one collective access: lane l touches only its fragment, row l / 4,
-// columns 2 (l % 4) and 2 (l % 4) + 1 of an 8x8 matrix (the CUDA executor's distribution), and that is
-// what the race detector hears of.
+// Element (r, c) is src[(origin.y + r) * stride + origin.x + c], or with transpose src[(origin.y + c) *
+// stride + origin.x + r]. A load or store is one collective access: the whole footprint is bounds-checked,
+// and each lane reads or writes its own fragment, which is what the race detector hears of.
 template <class Pointer>
-void note_fragment(const Pointer& p, std::size_t stride, int outer, int inner, bool write) {
-    const std::uint32_t lane = p.lane();
-    const std::size_t r = lane / 4, c = lane % 4 * 2;
-    if (int(r) >= outer) return;
-    for (std::size_t k = c; k < c + 2 && int(k) < inner; ++k) p.note(r * stride + k, write);
+auto* fragment_base(const Pointer& at, std::size_t stride, bool transpose, bool write) {
+    auto* base = at.span(std::size_t(7) * stride + 8);
+    const std::uint32_t lane = fragment_lane();
+    for (std::size_t c = lane % 4 * 2; c < lane % 4 * 2 + 2; ++c)
+        at.note(transpose ? c * stride + lane / 4 : lane / 4 * stride + c, write);
+    return base;
 }
 
-// Element (r, c) is src[(origin.y + r) * stride + origin.x + c], or with transpose src[(origin.y + c) *
-// stride + origin.x + r]; the whole footprint is bounds-checked.
 template <class T, int Cols, int Rows, template <class> class Pointer, class P>
 void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const Pointer<P>& src, ulong stride = Cols, ulong2 origin = ulong2(0, 0),
                     bool transpose = false) {
-    const int outer = transpose ? Cols : Rows, inner = transpose ? Rows : Cols;
-    const auto at = src + origin.y * stride + origin.x;
-    const P* base = at.span(std::size_t(outer - 1) * stride + std::size_t(inner));
-    note_fragment(at, stride, outer, inner, false);
-    for (int r = 0; r < Rows; ++r)
-        for (int c = 0; c < Cols; ++c) d.m[r][c] = T(transpose ? base[std::size_t(c) * stride + r] : base[std::size_t(r) * stride + c]);
+    const P* base = fragment_base(src + origin.y * stride + origin.x, stride, transpose, false);
+    const std::size_t r = fragment_lane() / 4, c = fragment_lane() % 4 * 2;
+    for (std::size_t i = 0; i < 2; ++i) d.e[i] = T(transpose ? base[(c + i) * stride + r] : base[r * stride + c + i]);
 }
 
 template <class T, int Cols, int Rows, template <class> class Pointer, class P>
 void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, const Pointer<P>& dst, ulong stride = Cols, ulong2 origin = ulong2(0, 0),
                      bool transpose = false) {
-    const int outer = transpose ? Cols : Rows, inner = transpose ? Rows : Cols;
-    const auto at = dst + origin.y * stride + origin.x;
-    P* base = at.span(std::size_t(outer - 1) * stride + std::size_t(inner));
-    note_fragment(at, stride, outer, inner, true);
-    for (int r = 0; r < Rows; ++r)
-        for (int c = 0; c < Cols; ++c) (transpose ? base[std::size_t(c) * stride + r] : base[std::size_t(r) * stride + c]) = P(a.m[r][c]);
+    P* base = fragment_base(dst + origin.y * stride + origin.x, stride, transpose, true);
+    const std::size_t r = fragment_lane() / 4, c = fragment_lane() % 4 * 2;
+    for (std::size_t i = 0; i < 2; ++i) (transpose ? base[(c + i) * stride + r] : base[r * stride + c + i]) = P(a.e[i]);
 }
 
-// d = a * b + c (d may be c).
+// d = a * b + c (d may be c): every lane's fragments of a and b go to every lane (one collective, so all
+// 32 lanes must take part), and each lane sums its two elements in k order from c, as the CUDA executor does.
 template <class T, class U, int K, int M, int N>
 void simdgroup_multiply_accumulate(simdgroup_matrix<T, N, M>& d, const simdgroup_matrix<U, K, M>& a,
-                                   const simdgroup_matrix<U, N, K>& b, const simdgroup_matrix<T, N, M>& c) {
-    simdgroup_matrix<T, N, M> r;
-    for (int i = 0; i < M; ++i)
-        for (int j = 0; j < N; ++j) {
-            float s = float(c.m[i][j]);
-            for (int k = 0; k < K; ++k) s += float(a.m[i][k]) * float(b.m[k][j]);
-            r.m[i][j] = T(s);
-        }
-    d = r;
+                                   const simdgroup_matrix<U, N, K>& b, const simdgroup_matrix<T, N, M>& c,
+                                   unsigned site = __builtin_LINE()) {
+    const float mine[4] = {float(a.e[0]), float(a.e[1]), float(b.e[0]), float(b.e[1])};
+    float all[32 * 4];
+    fiber_ops().simd_gather(fiber_ops().runner, reinterpret_cast<const std::uint32_t*>(mine), reinterpret_cast<std::uint32_t*>(all), 4, site);
+    const std::uint32_t lane = fragment_lane(), i = lane / 4, j = lane % 4 * 2;
+    float s0 = float(c.e[0]), s1 = float(c.e[1]);
+    for (std::uint32_t k = 0; k < 8; ++k) {
+        const float aik = all[(i * 4 + k / 2) * 4 + k % 2];
+        s0 += aik * all[(k * 4 + j / 2) * 4 + 2];
+        s1 += aik * all[(k * 4 + j / 2) * 4 + 3];
+    }
+    d.e[0] = T(s0);
+    d.e[1] = T(s1);
 }
 
 }  // namespace metal
