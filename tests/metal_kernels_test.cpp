@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <initializer_list>
+#include <cstdio>
 #include <limits>
 #include <random>
 #include <string>
@@ -85,14 +86,27 @@ std::unique_ptr<Device> device_for() {
     return make_device(T::name, metal_src::library<T>);
 }
 
+// The largest error against the CPU twin that the running test measured (rel_error, matmul_error): each
+// kernel test prints it, so a run on another executor reports what it measured, not only that it passed.
+double worst_error = 0;
+double noted(double error) {
+    worst_error = std::max(worst_error, error);
+    return error;
+}
+
 class MetalKernels : public ::testing::TestWithParam<Backend> {
 protected:
     void SetUp() override {
         executor = GetParam();
+        worst_error = 0;
         if (executor == Backend::metal_cuda)
             if (const std::string why = cuda::jit::unavailable_reason(); !why.empty()) GTEST_SKIP() << "no CUDA executor here: " << why;
     }
-    void TearDown() override { executor = Backend::metal_emu; }
+    void TearDown() override {
+        executor = Backend::metal_emu;
+        if (worst_error > 0) std::printf("[ max error ] %.3g\n", worst_error);
+        RecordProperty("max_error", std::to_string(worst_error));
+    }
 };
 
 template <class F>
@@ -112,7 +126,7 @@ double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
         d = std::max(d, double(std::fabs(a[i] - b[i])));
         m = std::max(m, double(std::fabs(b[i])));
     }
-    return d / (m + 1e-30);
+    return noted(d / (m + 1e-30));
 }
 
 TEST_P(MetalKernels, RmsNormMatchesCpu) {
@@ -243,7 +257,7 @@ double matmul_error(Device& dev, const KernelConfig& cfg, DType type, const std:
             diff = std::max(diff, double(std::fabs(got[i] - ref[i])));
             scale = std::max(scale, double(terms[i]));
         }
-    return diff / scale;
+    return noted(diff / scale);
 }
 double matmul_error(Device& dev, const KernelConfig& cfg, DType type, int rows, int cols, int tokens, bool use_gemm,
                     std::mt19937& rng, int x_stride = 0) {
