@@ -289,11 +289,36 @@ TEST(EmulatedMetalModel, Llama8BShapeCutToTwoLayersAgreesWithTheCpu) {
     expect_zoo_shape_agrees<models::Llama3_1_8B<DType::Q4_0>>(2);
 }
 
-TEST(EmulatedMetalModel, GreedyStories260KFromBosMatchesLlama2c) {
+// Generation on each executor: the emulator everywhere, the CUDA executor where there is a GPU.
+class MetalGeneration : public ::testing::TestWithParam<Backend> {
+protected:
+    void SetUp() override {
+        if (GetParam() == Backend::metal_cuda)
+            if (const std::string why = metal::cuda::jit::unavailable_reason(); !why.empty()) GTEST_SKIP() << "no CUDA executor here: " << why;
+    }
+    ModelOptions options() const {
+        ModelOptions o = kEmu;
+        o.backend = GetParam();
+        return o;
+    }
+    // A log-probability drawn on the device against one computed on the host: the emulator's exp is the
+    // CPU's, a GPU's is within its documented ulps.
+    void expect_logprobs(const std::vector<float>& device, const std::vector<float>& host, const std::string& what) const {
+        ASSERT_EQ(device.size(), host.size()) << what;
+        for (std::size_t i = 0; i < host.size(); ++i) {
+            if (GetParam() == Backend::metal_emu) EXPECT_EQ(device[i], host[i]) << what << " token " << i;
+            else EXPECT_NEAR(device[i], host[i], 1e-6) << what << " token " << i;
+        }
+    }
+};
+INSTANTIATE_TEST_SUITE_P(Executors, MetalGeneration, ::testing::Values(Backend::metal_emu, Backend::metal_cuda),
+                         [](const auto& info) { return std::string(info.param == Backend::metal_cuda ? "cuda" : "emulator"); });
+
+TEST_P(MetalGeneration, GreedyStories260KFromBosMatchesLlama2c) {
     const json::Value golden = json::parse(read_file(testdata("reference/stories260K.golden.json")));
     const auto expected = ids(golden.at("generated"));
     ASSERT_EQ(expected.size(), 200u);
-    auto m = open_model(gguf::File::open(model_path("stories260K.gguf")), kEmu);
+    auto m = open_model(gguf::File::open(model_path("stories260K.gguf")), options());
     std::int32_t tok = 1;
     for (std::size_t i = 0; i < expected.size(); ++i) {
         const auto l = m->decode(tok);
@@ -302,8 +327,8 @@ TEST(EmulatedMetalModel, GreedyStories260KFromBosMatchesLlama2c) {
     }
 }
 
-TEST(EmulatedMetalModel, DeviceSamplerEqualsCpuSampler) {
-    auto m = metal::open_gpu_model(gguf::File::open(model_path("synth-qwen2-q8_0.gguf")), kEmu);
+TEST_P(MetalGeneration, DeviceSamplerEqualsCpuSampler) {
+    auto m = metal::open_gpu_model(gguf::File::open(model_path("synth-qwen2-q8_0.gguf")), options());
     const std::vector<std::int32_t> prompt = {1, 17, 200, 31};
     const auto logits = m->prefill(prompt);
     const std::vector<float> host(logits.begin(), logits.end());
@@ -311,7 +336,7 @@ TEST(EmulatedMetalModel, DeviceSamplerEqualsCpuSampler) {
         for (const float u : {0.0f, 0.25f, 0.5f, 0.75f, 0.9999f}) {
             const SampledToken a = m->sample(t, u), b = sample_categorical(host, t, u);
             EXPECT_EQ(a.id, b.id) << "t " << t << " u " << u;
-            EXPECT_EQ(a.logprob, b.logprob) << "t " << t << " u " << u;
+            expect_logprobs({a.logprob}, {b.logprob}, "t " + std::to_string(t) + " u " + std::to_string(u));
         }
     EXPECT_THROW(m->sample(-1.0f, 0.5f), Error);
     EXPECT_THROW(m->sample(1.0f, 1.0f), Error);
@@ -322,25 +347,26 @@ TEST(EmulatedMetalModel, DeviceSamplerEqualsCpuSampler) {
 // Seeded generation on the device path (a plain sampler: the logits never leave the device) gives the
 // tokens and log-probabilities the host path gives over the same logits (top_logprobs keeps the draw on
 // the host and changes nothing in it).
-TEST(EmulatedMetalModel, GenerationSamplingOnTheDeviceEqualsTheHostPath) {
-    const auto open = [] { return metal::open_gpu_model(gguf::File::open(model_path("stories260K.gguf")), kEmu); };
+TEST_P(MetalGeneration, SamplingOnTheDeviceEqualsTheHostPath) {
+    const auto open = [&] { return metal::open_gpu_model(gguf::File::open(model_path("stories260K.gguf")), options()); };
     const Tokenizer tok = Tokenizer::from_gguf(gguf::File::open(model_path("stories260K.gguf")));
     const auto prompt = tok.encode("Once upon a time", true);
     for (const float t : {0.0f, 0.8f, 1.0f, 1.5f}) {
+        const std::string at = "t " + std::to_string(t);
         auto device = open(), host = open();
         GenerationParams p{.max_tokens = 40, .sampling = {.temperature = t, .seed = 21}};
         const auto a = generate(*device, tok, prompt, p);
-        EXPECT_EQ(device->logits_copies(), 0u) << "t " << t;
+        EXPECT_EQ(device->logits_copies(), 0u) << at;
         p.top_logprobs = 1;
         const auto b = generate(*host, tok, prompt, p);
         EXPECT_GT(host->logits_copies(), 0u);
         ASSERT_GT(a.tokens.size(), 5u);
-        EXPECT_EQ(a.tokens, b.tokens) << "t " << t;
-        EXPECT_EQ(a.logprobs, b.logprobs) << "t " << t;
+        EXPECT_EQ(a.tokens, b.tokens) << at;
+        expect_logprobs(a.logprobs, b.logprobs, at);
         EXPECT_EQ(a.text, b.text);
         // The logits the device path never copied are still there, and the same.
         const auto la = device->logits(), lb = host->logits();
-        EXPECT_EQ(std::vector<float>(la.begin(), la.end()), std::vector<float>(lb.begin(), lb.end())) << "t " << t;
+        EXPECT_EQ(std::vector<float>(la.begin(), la.end()), std::vector<float>(lb.begin(), lb.end())) << at;
         EXPECT_EQ(device->logits_copies(), 1u);
         // Continuing the sequence (no prompt) goes on from the logits on the device.
         p.top_logprobs = 0;
@@ -348,8 +374,8 @@ TEST(EmulatedMetalModel, GenerationSamplingOnTheDeviceEqualsTheHostPath) {
         const auto c = generate(*device, tok, {}, p);
         p.top_logprobs = 1;
         const auto d = generate(*host, tok, {}, p);
-        EXPECT_EQ(c.tokens, d.tokens) << "t " << t;
-        EXPECT_EQ(c.logprobs, d.logprobs) << "t " << t;
+        EXPECT_EQ(c.tokens, d.tokens) << at;
+        expect_logprobs(c.logprobs, d.logprobs, at);
     }
 }
 

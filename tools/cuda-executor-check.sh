@@ -27,7 +27,7 @@ fi
 echo "== built in $((SECONDS - start)) s"
 kernels="$build/tests/test_metal_kernels" models="$build/tests/test_metal_model"
 "$kernels" --gtest_filter='*cuda*:CudaExecutor.*' | grep -vE '^\[ +RUN '
-"$models" --gtest_filter='*CudaMetalLogits*' | grep -E '^\[|vs cpu|Failure'
+"$models" --gtest_filter='*CudaMetalLogits*:*MetalGeneration*cuda*' | grep -E '^\[|vs cpu|Failure'
 for tool in racecheck synccheck memcheck; do
   echo "== compute-sanitizer --tool $tool"
   compute-sanitizer --tool "$tool" "$kernels" --gtest_filter='Executors/*cuda*' | grep -E 'PASSED|FAILED|SUMMARY'
