@@ -1,6 +1,6 @@
 // forge's Metal kernels on an NVIDIA GPU through the CUDA executor: how much of the device's memory
-// bandwidth the decode mat-vec reaches, and how much of its FP32 rate the prefill GEMM reaches, on the
-// matrices of the zoo's shapes. A proxy for the kernels' memory behaviour and occupancy: it says nothing
+// bandwidth the decode kernels reach (mat-vec, split-K attention, softmax_sample), and how much of its FP32
+// rate the prefill kernels reach (GEMM, flash attention), on the zoo's shapes. A proxy for the kernels' memory behaviour and occupancy: it says nothing
 // about speed on Apple GPUs. Run on a machine with an NVIDIA driver and nvcc:
 //   metal_cuda_throughput [PEAK_GBPS] [PEAK_FP32_TFLOPS]   (defaults: the H200's 4800 GB/s, 67 TFLOP/s)
 // Results go to docs/metal-on-cuda.md.
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "forge/core/half.hpp"
 #include "forge/metal/cuda/device.hpp"
 #include "forge/metal/launch.hpp"
 #include "forge/metal/open.hpp"
@@ -28,7 +29,8 @@ struct Matrix {
     std::vector<int> parts;  // the stacked matrices' rows; empty: one matrix
 };
 
-// Seconds per call of `launch`, from enough calls to run for about 0.3 s after one warm-up.
+// Seconds per call of `launch`, from enough calls to run for about 0.3 s after one warm-up. Calls are
+// separated by barriers, as a forward pass's launches are (each rewrites the last one's output).
 template <class F>
 double seconds_per_call(metal::Device& dev, F&& launch) {
     launch();
@@ -37,7 +39,10 @@ double seconds_per_call(metal::Device& dev, F&& launch) {
     int calls = 1;
     for (;;) {
         const auto t0 = clock::now();
-        for (int i = 0; i < calls; ++i) launch();
+        for (int i = 0; i < calls; ++i) {
+            launch();
+            dev.encoder().barrier();
+        }
         dev.finish();
         const double s = std::chrono::duration<double>(clock::now() - t0).count();
         if (s > 0.3) return s / calls;
@@ -120,6 +125,52 @@ int main(int argc, char** argv) {
                 }
             }
         }
+    }
+
+    // Attention of Llama-3.1-8B's shape (32 query heads, 8 KV heads, head_dim 128) over an f16 cache of
+    // 4096 positions: decode at the last position (bytes: the keys and values read), and a 512-token
+    // causal prefill after 512 earlier positions (FLOPs: q·k and p·v over the positions each query sees).
+    {
+        const int heads = 32, kv_heads = 8, hd = 128, capacity = 4096, kv_dim = kv_heads * hd;
+        auto q = dev->new_buffer(std::size_t(512) * heads * hd * 4), out = dev->new_buffer(std::size_t(512) * heads * hd * 4);
+        auto kc = dev->new_buffer(std::size_t(capacity) * kv_dim * 2), vc = dev->new_buffer(std::size_t(capacity) * kv_dim * 2);
+        auto partials = dev->new_buffer(metal::flash_decode_partials(heads, hd) * 4);
+        for (int i = 0; i < 512 * heads * hd; ++i) reinterpret_cast<float*>(q->contents())[i] = normal(rng);
+        for (int i = 0; i < capacity * kv_dim; ++i) {
+            reinterpret_cast<std::uint16_t*>(kc->contents())[i] = f32_to_f16(normal(rng));
+            reinterpret_cast<std::uint16_t*>(vc->contents())[i] = f32_to_f16(normal(rng));
+        }
+        const auto K = metal::view<std::uint16_t>(*kc), V = metal::view<std::uint16_t>(*vc);
+        const int pos = capacity - 1;
+        const double sd = seconds_per_call(*dev, [&] {
+            metal::flash_decode(dev->encoder(), lib->config, metal::view<float>(*q), K, V, metal::view<float>(*partials),
+                                metal::view<float>(*out), heads, kv_heads, hd, pos, 0, capacity);
+        });
+        const double gbps = 2.0 * 2.0 * (pos + 1) * kv_dim / sd / 1e9;
+        std::printf("| flash_decode | 8B attention, %d positions | f16 cache | 1 | %.1f us | %.0f GB/s | %.1f%% |\n", pos + 1, sd * 1e6,
+                    gbps, 100 * gbps / peak_gbps);
+        const int tokens = 512, pos0 = 512;
+        const double sp = seconds_per_call(*dev, [&] {
+            metal::flash_prefill(dev->encoder(), lib->config, metal::view<float>(*q), K, V, metal::view<float>(*out), tokens, heads,
+                                 kv_heads, hd, heads * hd, heads * hd, pos0, 0, capacity);
+        });
+        const double seen = double(tokens) * pos0 + double(tokens) * (tokens + 1) / 2;  // keys over all queries
+        const double tflops = 4.0 * heads * hd * seen / sp / 1e12;
+        std::printf("| flash_prefill | 8B attention, %d after %d | f16 cache | %d | %.3f ms | %.2f TFLOP/s | %.1f%% |\n", tokens, pos0,
+                    tokens, sp * 1e3, tflops, 100 * tflops / peak_tflops);
+    }
+    // A token drawn from Llama-3's 128256 logits: bytes of the logits read.
+    {
+        const int vocab = 128256;
+        auto logits = dev->new_buffer(std::size_t(vocab) * 4), token = dev->new_buffer(4), logprob = dev->new_buffer(4);
+        for (int i = 0; i < vocab; ++i) reinterpret_cast<float*>(logits->contents())[i] = normal(rng);
+        const double s = seconds_per_call(*dev, [&] {
+            metal::softmax_sample(dev->encoder(), metal::view<float>(*logits), metal::view<std::int32_t>(*token),
+                                  metal::view<float>(*logprob), vocab, 0.8f, 0.5f);
+        });
+        const double gbps = 4.0 * vocab / s / 1e9;
+        std::printf("| softmax_sample | Llama-3 vocabulary %d | f32 logits | 1 | %.1f us | %.0f GB/s | %.1f%% |\n", vocab, s * 1e6, gbps,
+                    100 * gbps / peak_gbps);
     }
     return 0;
 }
