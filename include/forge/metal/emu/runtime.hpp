@@ -45,9 +45,9 @@
 #endif
 
 // Fibers switch with a few instructions on x86-64 (swapcontext would make two signal-mask system calls
-// per switch, and a kernel switches at every barrier and simd operation); ucontext elsewhere and under
-// AddressSanitizer, which understands it with the fiber annotations below.
-#if defined(__x86_64__) && !defined(FORGE_EMU_ASAN)
+// per switch, and a kernel switches at every barrier and simd operation), ucontext elsewhere; under
+// AddressSanitizer either way with its fiber annotations, so it knows which stack is live.
+#if defined(__x86_64__)
 #define FORGE_EMU_ASM_SWITCH 1
 // forge_emu_switch(save, to): saves the callee-saved registers, MXCSR and the x87 control word on the
 // current stack, stores its pointer in *save, and resumes the stack `to` (saved the same way).
@@ -597,6 +597,9 @@ private:
     }
 
     void start_fiber(Fiber& f) {
+#ifdef FORGE_EMU_ASAN
+        __asan_unpoison_memory_region(f.stack, kStackBytes);  // a previous fiber's frames may be poisoned
+#endif
 #ifdef FORGE_EMU_ASM_SWITCH
         // A stack that forge_emu_switch "returns" into the trampoline from: below a 16-byte aligned top, a
         // dummy return address, the trampoline's address, six zeroed registers and the default MXCSR and
@@ -610,9 +613,6 @@ private:
         std::memcpy(&w[-9], control, 8);
         f.sp = &w[-9];
 #else
-#ifdef FORGE_EMU_ASAN
-        __asan_unpoison_memory_region(f.stack, kStackBytes);
-#endif
         getcontext(&f.ctx_uc);
         f.ctx_uc.uc_stack.ss_sp = f.stack;
         f.ctx_uc.uc_stack.ss_size = kStackBytes;
@@ -623,32 +623,32 @@ private:
 
     void resume(Fiber& f) {
         current_ = &f;
-#ifdef FORGE_EMU_ASM_SWITCH
-        forge_emu_switch(&sched_sp_, f.sp);
-#else
 #ifdef FORGE_EMU_ASAN
         __sanitizer_start_switch_fiber(&fake_stack_, f.stack, kStackBytes);
 #endif
+#ifdef FORGE_EMU_ASM_SWITCH
+        forge_emu_switch(&sched_sp_, f.sp);
+#else
         swapcontext(&sched_uc_, &f.ctx_uc);
+#endif
 #ifdef FORGE_EMU_ASAN
         __sanitizer_finish_switch_fiber(fake_stack_, nullptr, nullptr);
-#endif
 #endif
         current_ = nullptr;
     }
     void yield() { switch_to_scheduler(false); }
-    void switch_to_scheduler(bool exiting) {
-#if defined(FORGE_EMU_ASM_SWITCH)
-        (void)exiting;
-        forge_emu_switch(&current_->sp, sched_sp_);
-#elif defined(FORGE_EMU_ASAN)
+    void switch_to_scheduler([[maybe_unused]] bool exiting) {
+#ifdef FORGE_EMU_ASAN
         void* fake = nullptr;
         __sanitizer_start_switch_fiber(exiting ? nullptr : &fake, sched_stack_bottom_, sched_stack_size_);
-        swapcontext(&current_->ctx_uc, &sched_uc_);
-        __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+#ifdef FORGE_EMU_ASM_SWITCH
+        forge_emu_switch(&current_->sp, sched_sp_);
 #else
-        (void)exiting;
         swapcontext(&current_->ctx_uc, &sched_uc_);
+#endif
+#ifdef FORGE_EMU_ASAN
+        __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
     }
     void finish_switch() {
