@@ -61,9 +61,9 @@ clang_flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ "-DC
 # Whole models through the MSL emulator run one to two orders of magnitude slower under the sanitizers
 # (its fiber scheduler is instrumented), and so does attention over a long context; here the emulator
 # runs every kernel and its fault reports (test_metal_kernels), the release stage runs the emulated
-# models (EmulatedMetal*, *MetalEmulatorBackend*) and the long context. A consumer project is not
+# models (EmulatedMetal*, MetalGeneration*, *MetalEmulatorBackend*) and the long context. A consumer project is not
 # sanitized: with clang it is built through add_subdirectory, with g++ (release) from the installed package.
-stage asan "-E ^compile_ok\.header\.|EmulatedMetal|MetalEmulatorBackend|LongContext|^downstream\.package$" "" "${clang_flags[@]}" \
+stage asan "-E ^compile_ok\.header\.|EmulatedMetal|MetalGeneration|MetalEmulatorBackend|LongContext|^downstream\.package$" "" "${clang_flags[@]}" \
   -DFORGE_SANITIZE=ON -DFORGE_BUILD_BENCH=OFF
 # Only tests/fuzz/ (the fuzzers and their seed makers): the rest was built and tested by the stages above.
 stage fuzz "-R fuzz --no-tests=error" tests/fuzz "${clang_flags[@]}" -DFORGE_BUILD_FUZZ=ON -DFORGE_BUILD_BENCH=OFF
