@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "forge/core/half.hpp"
 #include "forge/cpu/activation.hpp"
 #include "forge/cpu/attention.hpp"
 #include "forge/cpu/matmul.hpp"
@@ -207,10 +208,12 @@ int test_cols(DType type) {
 }
 
 // Runs matvec (or gemm) on the executor over `parts` matrices of `type` stacked (one launch, each matrix
-// in its own buffer, as a fused projection binds them) and cpu::matmul of each over dequantize_row;
-// returns the largest difference over the largest sum of |w x| terms, the scale of a dot product's
-// rounding (relative to the outputs themselves, one that cancels to near zero would make any summation
-// order look wrong). `x_stride`: 0 for cols + 3 (inputs off the 4-float alignment of vector loads).
+// in its own buffer, as a fused projection binds them) and cpu::matmul of each over dequantize_row, for
+// the GEMM with both operands rounded to half as its tiles hold them (a half x half product is exact in
+// float, so only the order of the sums differs); returns the largest difference over the largest sum of
+// |w x| terms, the scale of a dot product's rounding (relative to the outputs themselves, one that
+// cancels to near zero would make any summation order look wrong). `x_stride`: 0 for cols + 3 (inputs
+// off the 4-float alignment of vector loads).
 double matmul_error(Device& dev, const KernelConfig& cfg, DType type, const std::vector<int>& parts, int cols, int tokens,
                     bool use_gemm, std::mt19937& rng, int x_stride = 0) {
     int rows = 0;
@@ -234,19 +237,28 @@ double matmul_error(Device& dev, const KernelConfig& cfg, DType type, const std:
     dev.finish();
     std::vector<float> ref(std::size_t(tokens) * y_stride, 0.0f), terms(ref.size());
     cpu::ThreadPool pool(1);
-    std::vector<float> x_abs(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) x_abs[i] = std::fabs(x[i]);
+    const auto operand = [&](float v) { return use_gemm ? round_f16(v) : v; };
+    const auto magnitude = [](std::vector<float> v) {
+        for (auto& e : v) e = std::fabs(e);
+        return v;
+    };
+    std::vector<float> xo(x.size());
+    std::transform(x.begin(), x.end(), xo.begin(), operand);
+    const auto x_abs = magnitude(xo);
     int row0 = 0;
     for (std::size_t p = 0; p < parts.size(); ++p) {
         const int r = parts[p];
-        cpu::matmul(cpu::WeightView{w[p].data(), type, r, cols}, x.data(), tokens, x_stride, ref.data() + row0, y_stride, pool);
-        std::vector<float> w_abs(std::size_t(r) * cols);
+        std::vector<float> wo(std::size_t(r) * cols);
         for (int i = 0; i < r; ++i)
-            dequantize_row(type, w[p].data() + std::size_t(i) * row_bytes(type, std::size_t(cols)), &w_abs[std::size_t(i) * cols],
+            dequantize_row(type, w[p].data() + std::size_t(i) * row_bytes(type, std::size_t(cols)), &wo[std::size_t(i) * cols],
                            std::size_t(cols));
-        for (auto& v : w_abs) v = std::fabs(v);
-        cpu::matmul(cpu::WeightView{reinterpret_cast<const std::byte*>(w_abs.data()), DType::F32, r, cols}, x_abs.data(), tokens,
-                    x_stride, terms.data() + row0, y_stride, pool);
+        std::transform(wo.begin(), wo.end(), wo.begin(), operand);
+        const auto f32 = [&](const std::vector<float>& m) {
+            return cpu::WeightView{reinterpret_cast<const std::byte*>(m.data()), DType::F32, r, cols};
+        };
+        cpu::matmul(f32(wo), xo.data(), tokens, x_stride, ref.data() + row0, y_stride, pool);
+        const auto w_abs = magnitude(wo);
+        cpu::matmul(f32(w_abs), x_abs.data(), tokens, x_stride, terms.data() + row0, y_stride, pool);
         row0 += r;
     }
     const auto got = download<float>(*by, ref.size());
@@ -296,13 +308,14 @@ TEST_P(MetalKernels, MatvecVectorLoadsMatchCpu) {
 }
 
 // Q, K and V (or gate and up) in one launch: matrices in buffers of their own, their products end to end
-// in each output row. Row counts put a simdgroup's MV_ROWS rows and a GEMM tile's 16 across matrices.
+// in each output row. Row counts put a simdgroup's MV_ROWS rows, a GEMM tile's 32 and a GEMM quadrant's
+// 16 across matrices; 33 tokens give whole quadrants (stored directly) and partial ones (staged).
 TEST_P(MetalKernels, FusedProjectionMatchesEachMatrixOnCpu) {
     AllTypesDevice d;
     std::mt19937 rng(15);
     for (const DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
         for (const auto& parts : {std::vector<int>{6, 3, 3}, std::vector<int>{17, 9}, std::vector<int>{40, 8, 9}})
-            for (const int tokens : {1, 3, 9}) {
+            for (const int tokens : {1, 3, 9, 33}) {
                 EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, parts, test_cols(t), tokens, false, rng), 1e-6)
                     << "matvec " << dtype_name(t) << " parts " << parts.size() << " tokens " << tokens;
                 if (is_quantized(t)) {
@@ -323,8 +336,9 @@ TEST_P(MetalKernels, MatvecTakesRowsLongerThanThreadgroupMemory) {
 
 TEST_P(MetalKernels, SimdgroupMatrixGemmMatchesCpu) {
     std::mt19937 rng(3);
-    for (const int rows : {16, 17, 50})
-        for (const int tokens : {1, 9, 20}) {
+    // A whole tile, tiles and quadrants cut short in rows and tokens, several tiles of both.
+    for (const int rows : {32, 17, 50, 70})
+        for (const int tokens : {1, 8, 20, 33, 70}) {
             EXPECT_LE(matmul_error<LlamaQ8>(DType::Q8_0, rows, 64, tokens, true, rng), 1e-6) << "Q8_0 " << rows << "x" << tokens;
             EXPECT_LE(matmul_error<TestShape>(DType::Q4_0, rows, 96, tokens, true, rng), 1e-6) << "Q4_0 " << rows << "x" << tokens;
         }
@@ -335,8 +349,9 @@ TEST_P(MetalKernels, GemmEveryQuantizedTypeMatchesCpu) {
     std::mt19937 rng(4);
     for (const DType t : metal_src::kKernelDTypes) {
         if (!is_quantized(t)) continue;
-        // Whole tiles of rows with one token; tiles cut short in rows and tokens; several tiles of both.
-        for (const auto& [rows, tokens] : {std::pair{16, 1}, std::pair{17, 9}, std::pair{50, 20}})
+        // Whole tiles of rows with one token, and with whole tiles of tokens; tiles cut short in rows and
+        // tokens; several tiles of both, their last quadrants partial.
+        for (const auto& [rows, tokens] : {std::pair{32, 1}, std::pair{64, 32}, std::pair{17, 8}, std::pair{50, 33}, std::pair{70, 70}})
             EXPECT_LE(matmul_error(*d.dev, d.lib->config, t, rows, test_cols(t), tokens, true, rng), 1e-6)
                 << dtype_name(t) << " " << rows << "x" << tokens;
     }

@@ -26,7 +26,7 @@
 
 namespace forge::metal_src {
 
-inline constexpr std::size_t kLibraryCapacity = 96 * 1024;  // every weight type at once takes 75 KiB
+inline constexpr std::size_t kLibraryCapacity = 128 * 1024;  // every weight type at once takes 99 KiB
 inline constexpr std::size_t kMaxKernels = 52;  // 13 + a mat-vec, an embedding and a GEMM per type
 
 struct Library {

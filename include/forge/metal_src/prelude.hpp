@@ -29,7 +29,7 @@ struct KernelConfig {
     static constexpr int kMatvecThreads = 256;      // 8 simdgroups
     static constexpr int kMatvecRowsPerSimdgroup = 4;
     static constexpr int kMatvecRowsPerGroup = kMatvecRowsPerSimdgroup * kMatvecThreads / kSimdWidth;
-    static constexpr int kGemmTile = 16;            // tokens x rows per threadgroup, 4 simdgroups of 8x8
+    static constexpr int kGemmTile = 32;            // tokens x rows per threadgroup, 4 simdgroups of 16x16
     static constexpr int kGemmThreads = 128;
     static constexpr int kFlashThreads = 128;
     static constexpr int kFlashTile = 32;           // keys scored per step of the online softmax
