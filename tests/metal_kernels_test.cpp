@@ -645,39 +645,80 @@ TEST_P(MetalKernels, FlashDecodeLongContext) {
     check_runtime_flash_decode(128, 8, 1, 32767, 32768, 3e-5, rng);
 }
 
+// flash_prefill of cs.tokens queries after cs.pos0 positions against cpu::attend_head per token over Q
+// rounded to half, as the kernel's tiles hold it. The kernel also rounds each softmax weight to half
+// (u = 2^-11) and divides by the sum of the rounded weights, so each output is a mean of the values with
+// weights p_j (1 + e_j), |e_j| <= u: it is within u / (1 - u) max_j |v_j - o| <= 2^-10 max |v| of the
+// exact mean o. Returns the largest difference over max |v|.
+struct PrefillCase {
+    int pos0, tokens, window, capacity;
+};
+double flash_prefill_error(Device& dev, const KernelConfig& cfg, int heads, int kv_heads, float attention_scale, PrefillCase cs,
+                           std::mt19937& rng) {
+    const int hd = cfg.head_dim;
+    const Cache c = random_cache(cs.capacity, kv_heads * hd, rng);
+    const int q_stride = (heads + 2 * kv_heads) * hd, out_stride = heads * hd;
+    const auto q = random_floats(std::size_t(cs.tokens) * q_stride, rng);
+    auto bk = upload(dev, c.k), bv = upload(dev, c.v), bq = upload(dev, q);
+    auto bout = dev.new_buffer(std::size_t(cs.tokens) * out_stride * 4);
+    flash_prefill(dev.encoder(), cfg, view<float>(*bq), view<std::uint16_t>(*bk), view<std::uint16_t>(*bv), view<float>(*bout), cs.tokens,
+                  heads, kv_heads, hd, q_stride, out_stride, cs.pos0, cs.window, cs.capacity);
+    dev.finish();
+    const auto got = download<float>(*bout, std::size_t(cs.tokens) * out_stride);
+    float v_max = 0;
+    for (const std::uint16_t v : c.v) v_max = std::max(v_max, std::fabs(f16_to_f32(v)));
+    double worst = 0;
+    for (int t = 0; t < cs.tokens; ++t) {
+        std::vector<float> qh(&q[std::size_t(t) * q_stride], &q[std::size_t(t) * q_stride] + heads * hd);
+        for (auto& x : qh) x = round_f16(x);
+        const int last = cs.pos0 + t, first = cs.window > 0 ? std::max(0, last - cs.window + 1) : 0;
+        const auto ref = cpu_attention(c, qh.data(), heads, kv_heads, hd, first, last, cs.capacity, attention_scale);
+        for (std::size_t i = 0; i < ref.size(); ++i)
+            worst = std::max(worst, double(std::fabs(got[std::size_t(t) * out_stride + i] - ref[i])));
+    }
+    return noted(worst / v_max);
+}
+
+// 2^-10 for the half weights, and room for the float sums and for weights below 2^-14 (half subnormals,
+// rounded to 2^-25 absolute against a denominator of at least 1) over a few hundred keys.
+constexpr double kHalfWeightTolerance = 1e-3;
+
+// Batches from the first position and after others, a token count that is not a multiple of the query
+// block, long enough for several key tiles per block; a sliding window, including a ring buffer that
+// has wrapped (rows position % capacity).
+constexpr PrefillCase kPrefillCases[] = {{0, 1, 0, 64},  {0, 7, 0, 64},    {5, 40, 0, 64},  {0, 30, 16, 64},
+                                         {20, 9, 16, 64}, {100, 9, 16, 24}, {60, 17, 16, 40}, {250, 33, 0, 320}};
+
 template <class Traits>
 void check_flash_prefill(int heads, int kv_heads) {
     auto dev = device_for<Traits>();
-    const auto& cfg = metal_src::library<Traits>.config;
-    const int hd = Traits::shape.head_dim, capacity = 64;
     std::mt19937 rng(11);
-    struct Case {
-        int pos0, tokens, window;
-    };
-    for (const Case cs : {Case{0, 1, 0}, Case{0, 7, 0}, Case{5, 40, 0}, Case{0, 30, 16}, Case{20, 9, 16}}) {
-        const Cache c = random_cache(capacity, kv_heads * hd, rng);
-        const int q_stride = (heads + 2 * kv_heads) * hd, out_stride = heads * hd;
-        const auto q = random_floats(std::size_t(cs.tokens) * q_stride, rng);
-        auto bk = upload(*dev, c.k), bv = upload(*dev, c.v), bq = upload(*dev, q);
-        auto bout = dev->new_buffer(std::size_t(cs.tokens) * out_stride * 4);
-        flash_prefill(dev->encoder(), cfg, view<float>(*bq), view<std::uint16_t>(*bk), view<std::uint16_t>(*bv), view<float>(*bout),
-                      cs.tokens, heads, kv_heads, hd, q_stride, out_stride, cs.pos0, cs.window, capacity);
-        dev->finish();
-        const auto got = download<float>(*bout, std::size_t(cs.tokens) * out_stride);
-        for (int t = 0; t < cs.tokens; ++t) {
-            const int last = cs.pos0 + t, first = cs.window > 0 ? std::max(0, last - cs.window + 1) : 0;
-            const auto ref = cpu_attention(c, &q[std::size_t(t) * q_stride], heads, kv_heads, hd, first, last, capacity,
-                                           Traits::shape.attention_scale);
-            const std::vector<float> row(got.begin() + std::ptrdiff_t(t) * out_stride, got.begin() + std::ptrdiff_t(t + 1) * out_stride);
-            EXPECT_LE(rel_error(row, ref), 2e-6) << "pos0 " << cs.pos0 << " token " << t << " window " << cs.window;
-        }
-    }
+    for (const PrefillCase cs : kPrefillCases)
+        EXPECT_LE(flash_prefill_error(*dev, metal_src::library<Traits>.config, heads, kv_heads, Traits::shape.attention_scale, cs, rng),
+                  kHalfWeightTolerance)
+            << Traits::name << " pos0 " << cs.pos0 << " tokens " << cs.tokens << " window " << cs.window << " capacity " << cs.capacity;
 }
 
 TEST_P(MetalKernels, CausalFlashPrefillWithWindowMatchesCpu) {
     check_flash_prefill<Llama>(4, 2);
     check_flash_prefill<TestShape>(4, 1);
     check_flash_prefill<ScaledShape>(4, 2);
+}
+
+TEST_P(MetalKernels, FlashPrefillForEveryHeadDimAndGqaRatio) {
+    std::mt19937 rng(16);
+    // Head dims that are not a multiple of 8 (the tiles zero-padded) and those of published models up to
+    // the largest, which fills the most threadgroup memory; GQA ratios 1, 4 and 8.
+    for (const int hd : {4, 12, 20, 64, 80, 96, 128, 256})
+        for (const auto& [heads, kv_heads] : {std::pair{8, 8}, std::pair{8, 2}, std::pair{8, 1}}) {
+            const ModelShape s{.vocab = 32, .hidden = heads * hd, .ffn = 64, .layers = 1, .heads = heads, .kv_heads = kv_heads,
+                               .head_dim = hd, .max_context = 64};
+            const metal::LibraryPtr lib = metal::runtime_library(s);
+            auto dev = make_device(metal::library_label(s), *lib);
+            for (const PrefillCase cs : {PrefillCase{37, 20, 0, 64}, PrefillCase{70, 11, 8, 24}})
+                EXPECT_LE(flash_prefill_error(*dev, lib->config, heads, kv_heads, 0.0f, cs, rng), kHalfWeightTolerance)
+                    << "head_dim " << hd << ", " << heads << " heads over " << kv_heads << " KV heads, pos0 " << cs.pos0;
+        }
 }
 
 TEST_P(MetalKernels, SoftmaxSampleEqualsCpuSampler) {

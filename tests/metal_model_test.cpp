@@ -40,20 +40,24 @@ struct Case {
     double cpu_tolerance;    // max |metal - forge CPU| in the same unit
 };
 
-// F32: the same math as the CPU, only summation order differs (0.002 x std required). F16: both decode
-// the same f16 weights exactly into f32 products, so the same bound holds (measured 2e-4 x std).
+// F32: the same math as the CPU but for summation order and, in prefill attention, the queries and
+// softmax weights rounded to half for the simdgroup products (as llama.cpp's Metal flash attention keeps
+// its queries in half): measured up to 1.6e-3 x std (phi3, smollm3), bounded at kPlainCpuBound. F16: both
+// decode the same f16 weights exactly into f32 products, so the same bound holds (measured 2e-4 x std).
 // Q8_0/Q4_0: the CPU quantizes activations to Q8_0 for quantized weights, as llama.cpp does, while the
-// Metal kernels keep them f32; measured 0.032-0.044 x std, bounded at 0.06. K-quant mixes: the CPU
+// Metal kernels keep them f32 (the prefill GEMM rounds them to half, 11 bits against Q8_0's 8); measured
+// 0.032-0.044 x std, bounded at 0.06. K-quant mixes: the CPU
 // quantizes activations to Q8_K for them, as llama.cpp does, which moves logits further: the Metal path
 // is 0.07-0.10 x std from either (measured), bounded at 0.15.
+constexpr double kPlainCpuBound = 0.004;
 const Case kCases[] = {
-    {"stories260K.once.json", "stories260K.gguf", 0.02, 0.002},
-    {"synth-llama-f32.json", "synth-llama-f32.gguf", 0.02, 0.002},
-    {"synth-llama-f16.json", "synth-llama-f16.gguf", 0.02, 0.002},
+    {"stories260K.once.json", "stories260K.gguf", 0.02, kPlainCpuBound},
+    {"synth-llama-f32.json", "synth-llama-f32.gguf", 0.02, kPlainCpuBound},
+    {"synth-llama-f16.json", "synth-llama-f16.gguf", 0.02, kPlainCpuBound},
     {"synth-llama-q8_0.json", "synth-llama-q8_0.gguf", 0.15, 0.06},
     {"synth-llama-q4_0.json", "synth-llama-q4_0.gguf", 0.15, 0.06},
     {"synth-qwen2-q8_0.json", "synth-qwen2-q8_0.gguf", 0.15, 0.06},
-    {"synth-llama256-f32.json", "synth-llama256-f32.gguf", 0.02, 0.002},  // a shape no catalog lists
+    {"synth-llama256-f32.json", "synth-llama256-f32.gguf", 0.02, kPlainCpuBound},  // a shape no catalog lists
     // llama.cpp's K-quant mixes of that model: Q2_K (with Q3_K, Q6_K), Q4_K_M (Q4_K, Q6_K), Q5_K_S (Q5_K,
     // Q6_K), Q6_K; every matrix type, embeddings and LM head included, through its own kernels.
     {"synth-llama256-Q2_K.json", "synth-llama256-Q2_K.gguf", 0.15, 0.15},
@@ -61,7 +65,7 @@ const Case kCases[] = {
     {"synth-llama256-Q5_K_S.json", "synth-llama256-Q5_K_S.gguf", 0.15, 0.15},
     {"synth-llama256-Q6_K.json", "synth-llama256-Q6_K.gguf", 0.15, 0.15},
     // qwen3: per-head q/k norms, heads x head_dim wider than hidden; F32, and a Q4_K_M mix.
-    {"synth-qwen3-f32.json", "synth-qwen3-f32.gguf", 0.02, 0.002},
+    {"synth-qwen3-f32.json", "synth-qwen3-f32.gguf", 0.02, kPlainCpuBound},
     {"synth-qwen3-Q4_K_M.json", "synth-qwen3-Q4_K_M.gguf", 0.15, 0.15},
 };
 
@@ -146,7 +150,7 @@ INSTANTIATE_TEST_SUITE_P(AllReferences, CudaMetalLogits, ::testing::ValuesIn(kCa
 // Llama-3 RoPE frequency factors (rope_freqs.weight) reach the rope kernel: the F32 bounds above.
 TEST(EmulatedMetalModel, RopeFreqsMatchCpuAndLlamaCpp) {
     match_cpu_and_llama_cpp("synth-llama-f32-rope-freqs", open_rope_freqs_model, load_reference_file(kRopeFreqsReference), 0.02,
-                            0.002);
+                            kPlainCpuBound);
 }
 
 // phi3 (fused tensors, LongRoPE's factors and attention factor), granite (multipliers) and smollm3
@@ -156,7 +160,7 @@ TEST(EmulatedMetalModel, ArchitecturesMatchCpuAndLlamaCpp) {
         const std::vector<std::byte> bytes = arch_model_bytes(m.shape.arch);
         const std::string name = std::string("synth-") + m.name + "-f32";
         match_cpu_and_llama_cpp(name, [&] { return gguf::File::parse(bytes); },
-                                load_reference_file(FORGE_SOURCE_DIR "/tests/data/" + name + ".json"), 0.02, 0.002);
+                                load_reference_file(FORGE_SOURCE_DIR "/tests/data/" + name + ".json"), 0.02, kPlainCpuBound);
     }
 }
 
@@ -237,7 +241,7 @@ std::vector<std::byte> zoo_shaped_model(int layers) {
 // The emulated GPU path and the CPU path on a prompt and the first decoded tokens of a synthetic model of
 // T's shape: logits within 0.12 x std, the same greedy tokens where the CPU's top two are further apart.
 // The bound is for quantized weights: the CPU quantizes activations to Q8_0 as llama.cpp does, the Metal
-// kernels keep them f32 (measured 0.06-0.08 x std on these shapes' Q8_0, 0.012 on the 8B shape's Q4_0).
+// kernels keep them f32 or, in the prefill GEMM, half (measured 0.06-0.08 x std on these shapes' Q8_0, 0.012 on the 8B shape's Q4_0).
 template <class T>
 void expect_zoo_shape_agrees(int layers) {
     const std::vector<std::byte> bytes = zoo_shaped_model<T>(layers);

@@ -401,7 +401,8 @@ inline void attention(Encoder& e, const KernelConfig& c, View<float> q, View<std
 }
 
 // Causal attention of n_tokens queries at positions pos0 .. pos0 + n_tokens - 1 (their K/V already in
-// the cache), each over its sliding window (0: everything before it).
+// the cache), each over its sliding window (0: everything before it); one threadgroup per head and block
+// of kFlashQueries tokens.
 inline void flash_prefill(Encoder& e, const KernelConfig& c, View<float> q, View<std::uint16_t> k_cache,
                           View<std::uint16_t> v_cache, View<float> out, int n_tokens, int n_heads, int n_kv_heads,
                           int head_dim, int q_stride, int out_stride, int pos0, int window, int capacity) {
@@ -419,11 +420,12 @@ inline void flash_prefill(Encoder& e, const KernelConfig& c, View<float> q, View
     detail::check_capacity(k_cache, std::size_t(capacity) * n_kv_heads * head_dim, k, "k_cache");
     detail::check_capacity(v_cache, std::size_t(capacity) * n_kv_heads * head_dim, k, "v_cache");
     detail::check_capacity(out, std::size_t(n_tokens - 1) * out_stride + n_heads * head_dim, k, "out");
-    const metal_src::FlashPrefillParams p{std::uint32_t(n_heads), std::uint32_t(n_kv_heads), std::uint32_t(q_stride),
-                                          std::uint32_t(out_stride), std::uint32_t(pos0), std::uint32_t(window),
-                                          std::uint32_t(capacity)};
+    const metal_src::FlashPrefillParams p{std::uint32_t(n_heads), std::uint32_t(n_kv_heads), std::uint32_t(n_tokens),
+                                          std::uint32_t(q_stride), std::uint32_t(out_stride), std::uint32_t(pos0),
+                                          std::uint32_t(window), std::uint32_t(capacity)};
     detail::encode(e, k, {detail::bind(q), detail::bind(k_cache), detail::bind(v_cache), detail::bind(out)}, p,
-                   detail::tg_bytes(metal_src::kFlashThreadgroupFloats), {std::uint32_t(n_heads), std::uint32_t(n_tokens)},
+                   detail::tg_bytes(metal_src::flash_prefill_threadgroup_floats(head_dim)),
+                   {std::uint32_t(n_heads), detail::ceil_div(std::size_t(n_tokens), metal_src::kFlashQueries)},
                    {KernelConfig::kFlashThreads});
 }
 

@@ -156,7 +156,8 @@ struct LibraryOf {
     static_assert(c.head_dim % 4 == 0 && c.head_dim >= 4 && c.head_dim <= KernelConfig::kFlashThreads * 2,
                   "forge metal: head_dim must be a multiple of 4 in [4, 256]");
     static_assert(kGemmThreadgroupFloats * 4 <= kThreadgroupMemoryLimit &&
-                      (kFlashThreadgroupFloats + KernelConfig::kReduceScratch) * 4 <= kThreadgroupMemoryLimit,
+                      (kFlashThreadgroupFloats + KernelConfig::kReduceScratch) * 4 <= kThreadgroupMemoryLimit &&
+                      flash_prefill_threadgroup_floats(c.head_dim) * 4 <= kThreadgroupMemoryLimit,
                   "forge metal: GEMM and flash-attention tiles must fit in 32 KiB of threadgroup memory");
     static_assert(text_find(value.text.view(), concat<48>("constant constexpr uint HEAD_DIM = ", format_int(c.head_dim), ";").view()) !=
                       std::string_view::npos,
