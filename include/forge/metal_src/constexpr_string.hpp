@@ -99,7 +99,9 @@ constexpr FixedString<24> format_float(float f) {
 }
 
 // Index-based searching and comparison for constant evaluation. (std::string_view::find compares
-// pointers with null, which GCC's UBSan instrumentation makes non-constant.)
+// pointers with null, which GCC's UBSan instrumentation makes non-constant.) text_find indexes raw
+// pointers, not string_view's operator[]: clang counts every call against its constant-evaluation step
+// limit, and a library's text, tens of kilobytes, is searched whole.
 constexpr bool text_equal(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
@@ -108,11 +110,16 @@ constexpr bool text_equal(std::string_view a, std::string_view b) {
 }
 
 constexpr std::size_t text_find(std::string_view hay, std::string_view needle, std::size_t from = 0) {
-    if (needle.size() > hay.size()) return std::string_view::npos;
-    for (std::size_t i = from; i + needle.size() <= hay.size(); ++i) {
-        std::size_t k = 0;
-        while (k < needle.size() && hay[i + k] == needle[k]) ++k;
-        if (k == needle.size()) return i;
+    const char* h = hay.data();
+    const char* n = needle.data();
+    const std::size_t hs = hay.size(), ns = needle.size();
+    if (ns > hs) return std::string_view::npos;
+    if (ns == 0) return from <= hs ? from : std::string_view::npos;
+    for (std::size_t i = from; i + ns <= hs; ++i) {
+        if (h[i] != n[0]) continue;
+        std::size_t k = 1;
+        while (k < ns && h[i + k] == n[k]) ++k;
+        if (k == ns) return i;
     }
     return std::string_view::npos;
 }
