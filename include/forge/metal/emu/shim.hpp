@@ -182,31 +182,41 @@ simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(T v) {
 }
 
 // Element (r, c) is src[(origin.y + r) * stride + origin.x + c], or with transpose src[(origin.y + c) *
-// stride + origin.x + r]. A load or store is one collective access: the whole footprint is bounds-checked,
-// and each lane reads or writes its own fragment, which is what the race detector hears of.
+// stride + origin.x + r]. The current lane's two elements: where they lie from the origin.
+struct Fragment {
+    std::size_t at[2];
+    Fragment(std::size_t stride, bool transpose) {
+        const std::uint32_t lane = fragment_lane();
+        for (std::size_t i = 0; i < 2; ++i) {
+            const std::size_t r = lane / 4, c = lane % 4 * 2 + i;
+            at[i] = transpose ? c * stride + r : r * stride + c;
+        }
+    }
+};
+
+// A load or store is one collective access: the whole footprint is bounds-checked, and each lane reads
+// or writes its own fragment, which is what the race detector hears of.
 template <class Pointer>
-auto* fragment_base(const Pointer& at, std::size_t stride, bool transpose, bool write) {
-    auto* base = at.span(std::size_t(7) * stride + 8);
-    const std::uint32_t lane = fragment_lane();
-    for (std::size_t c = lane % 4 * 2; c < lane % 4 * 2 + 2; ++c)
-        at.note(transpose ? c * stride + lane / 4 : lane / 4 * stride + c, write);
+auto* collective_span(const Pointer& origin, std::size_t stride, const Fragment& f, bool write) {
+    auto* base = origin.span(std::size_t(7) * stride + 8);
+    for (const std::size_t at : f.at) origin.note(at, write);
     return base;
 }
 
 template <class T, int Cols, int Rows, template <class> class Pointer, class P>
 void simdgroup_load(simdgroup_matrix<T, Cols, Rows>& d, const Pointer<P>& src, ulong stride = Cols, ulong2 origin = ulong2(0, 0),
                     bool transpose = false) {
-    const P* base = fragment_base(src + origin.y * stride + origin.x, stride, transpose, false);
-    const std::size_t r = fragment_lane() / 4, c = fragment_lane() % 4 * 2;
-    for (std::size_t i = 0; i < 2; ++i) d.e[i] = T(transpose ? base[(c + i) * stride + r] : base[r * stride + c + i]);
+    const Fragment f(stride, transpose);
+    const P* base = collective_span(src + origin.y * stride + origin.x, stride, f, false);
+    for (std::size_t i = 0; i < 2; ++i) d.e[i] = T(base[f.at[i]]);
 }
 
 template <class T, int Cols, int Rows, template <class> class Pointer, class P>
 void simdgroup_store(const simdgroup_matrix<T, Cols, Rows>& a, const Pointer<P>& dst, ulong stride = Cols, ulong2 origin = ulong2(0, 0),
                      bool transpose = false) {
-    P* base = fragment_base(dst + origin.y * stride + origin.x, stride, transpose, true);
-    const std::size_t r = fragment_lane() / 4, c = fragment_lane() % 4 * 2;
-    for (std::size_t i = 0; i < 2; ++i) (transpose ? base[(c + i) * stride + r] : base[r * stride + c + i]) = P(a.e[i]);
+    const Fragment f(stride, transpose);
+    P* base = collective_span(dst + origin.y * stride + origin.x, stride, f, true);
+    for (std::size_t i = 0; i < 2; ++i) base[f.at[i]] = P(a.e[i]);
 }
 
 // d = a * b + c (d may be c): every lane's fragments of a and b go to every lane (one collective, so all
