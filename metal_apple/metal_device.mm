@@ -84,7 +84,7 @@ public:
         [encoder_ memoryBarrierWithScope:MTLBarrierScopeBuffers];
     }
     // The queue runs command buffers in the order they are committed, so a later one sees every write of
-    // the earlier ones; finish() waits for the last and reports the first that failed.
+    // the earlier ones; finish() waits for all of them, then reports the first that failed.
     void commit() {
         @autoreleasepool {
             if (!command_) return;
@@ -99,15 +99,15 @@ public:
     void finish() {
         @autoreleasepool {
             commit();
-            id<MTLCommandBuffer> last = [committed_ lastObject];
-            if (!last) return;
-            [last waitUntilCompleted];
             NSArray<id<MTLCommandBuffer>>* done = committed_;
             committed_ = [NSMutableArray array];
+            NSError* failure = nil;
+            bool failed = false;
             for (id<MTLCommandBuffer> c in done) {
                 [c waitUntilCompleted];
-                if ([c status] == MTLCommandBufferStatusError) throw Error("metal: the command buffer failed: " + describe([c error]));
+                if (!failed && [c status] == MTLCommandBufferStatusError) failed = true, failure = [c error];
             }
+            if (failed) throw Error("metal: the command buffer failed: " + describe(failure));
         }
     }
 
