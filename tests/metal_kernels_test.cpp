@@ -853,82 +853,78 @@ std::unique_ptr<emu::EmuDevice> fault_device() {
     return emu::make_device("emu-faults", emu_test::kFaultKernels, emu_test::kFaultLibraryText.view());
 }
 
-TEST(MetalEmulator, ReportsDivergentBarrier) {
-    auto dev = fault_device();
-    auto& e = dev->encoder();
-    auto out = dev->new_buffer(64 * 4);
-    const emu_test::FaultParams p{48, 0};  // threads 48..63 return before the barrier
-    e.set_kernel("divergent_barrier");
-    e.set_buffer(0, *out, 0);
-    e.set_bytes(1, &p, sizeof p);
-    expect_error([&] { e.dispatch({1}, {64}); }, "threadgroup_barrier reached by 48 of 64 threads");
-    // With every thread taking the barrier the same kernel runs.
-    const emu_test::FaultParams all{64, 0};
-    e.set_kernel("divergent_barrier");
-    e.set_buffer(0, *out, 0);
-    e.set_bytes(1, &all, sizeof all);
-    EXPECT_NO_THROW(e.dispatch({1}, {64}));
-}
+// One launch of a fault kernel (metal_fault_kernels.hpp) with p = {n, barrier}: `groups` threadgroups of
+// `threads`, `tg_bytes` of threadgroup memory, the input `in` (when given) bound before the output.
+struct FaultLaunch {
+    std::uint32_t n = 0, barrier = 0, threads = 32, groups = 1, tg_bytes = 0;
+    std::uint32_t outputs = 0;  // floats of the output; `threads` when 0
+    std::vector<float> in{};
+};
 
-TEST(MetalEmulator, ReportsDivergentSimdgroupOperation) {
-    auto dev = fault_device();
-    auto& e = dev->encoder();
-    auto out = dev->new_buffer(64 * 4);
-    const emu_test::FaultParams p{8, 0};  // lanes 0..7 call simd_sum, the rest wait at a barrier
-    e.set_kernel("divergent_simd");
-    e.set_buffer(0, *out, 0);
-    e.set_bytes(1, &p, sizeof p);
-    expect_error([&] { e.dispatch({1}, {64}); }, "divergent simdgroup operation");
-    // Uniform: every lane sums, and each sees the simdgroup's 32.
-    const emu_test::FaultParams all{32, 0};
-    e.set_kernel("divergent_simd");
-    e.set_buffer(0, *out, 0);
-    e.set_bytes(1, &all, sizeof all);
-    e.dispatch({1}, {64});
-    EXPECT_EQ(download<float>(*out, 64), std::vector<float>(64, 32.0f));
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// Runs fault kernel `kernel` over one threadgroup of `threads` threads with p.n = n; its `outputs` floats.
-std::vector<float> run_split_kernel(Device& dev, const std::string& kernel, std::uint32_t n, std::uint32_t threads,
-                                    std::uint32_t outputs = 0) {
-    if (outputs == 0) outputs = threads;
+// Runs `kernel` as `l` says and waits for it; the output.
+std::vector<float> run_fault_kernel(Device& dev, const std::string& kernel, const FaultLaunch& l) {
+    const std::uint32_t outputs = l.outputs ? l.outputs : l.threads;
     auto& e = dev.encoder();
     auto out = dev.new_buffer(outputs * 4);
-    const emu_test::FaultParams p{n, 0};
+    std::unique_ptr<Buffer> in;
+    std::uint32_t index = 0;
     e.set_kernel(kernel);
-    e.set_buffer(0, *out, 0);
-    e.set_bytes(1, &p, sizeof p);
-    e.dispatch({1}, {threads});
+    if (!l.in.empty()) {
+        in = upload(dev, l.in);
+        e.set_buffer(index++, *in, 0);
+    }
+    e.set_buffer(index++, *out, 0);
+    const emu_test::FaultParams p{l.n, l.barrier};
+    e.set_bytes(index, &p, sizeof p);
+    if (l.tg_bytes) e.set_threadgroup_memory(l.tg_bytes);
+    e.dispatch({l.groups}, {l.threads});
     dev.finish();
     return download<float>(*out, outputs);
 }
 
+TEST(MetalEmulator, ReportsDivergentBarrier) {
+    auto dev = fault_device();
+    // Threads 48..63 return before the barrier.
+    expect_error([&] { run_fault_kernel(*dev, "divergent_barrier", {.n = 48, .threads = 64}); },
+                 "threadgroup_barrier reached by 48 of 64 threads");
+    // With every thread taking the barrier the same kernel runs.
+    EXPECT_NO_THROW(run_fault_kernel(*dev, "divergent_barrier", {.n = 64, .threads = 64}));
+}
+
+TEST(MetalEmulator, ReportsDivergentSimdgroupOperation) {
+    auto dev = fault_device();
+    // Lanes 0..7 call simd_sum, the rest wait at a barrier.
+    expect_error([&] { run_fault_kernel(*dev, "divergent_simd", {.n = 8, .threads = 64}); }, "divergent simdgroup operation");
+    // Uniform: every lane sums, and each sees the simdgroup's 32.
+    EXPECT_EQ(run_fault_kernel(*dev, "divergent_simd", {.n = 32, .threads = 64}), std::vector<float>(64, 32.0f));
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 TEST(MetalEmulator, ReportsOneSimdgroupOperationCalledFromTwoLines) {
     // Lanes 0..7 sum at one line, the rest at another: two operations on a GPU, not one of 32 lanes.
     auto dev = fault_device();
-    const std::string what = error_of([&] { run_split_kernel(*dev, "split_simd", 8, 32); });
+    const std::string what = error_of([&] { run_fault_kernel(*dev, "split_simd", {.n = 8}); });
     EXPECT_TRUE(contains(what, "lanes wait on both simd_sum at line ")) << what;
     EXPECT_TRUE(contains(what, "(divergent simdgroup operation)")) << what;
-    EXPECT_EQ(run_split_kernel(*dev, "split_simd", 32, 32), std::vector<float>(32, 32.0f));
+    EXPECT_EQ(run_fault_kernel(*dev, "split_simd", {.n = 32}), std::vector<float>(32, 32.0f));
 }
 
 TEST(MetalEmulator, ReportsThreadsWaitingAtDifferentBarriers) {
     auto dev = fault_device();
-    const std::string what = error_of([&] { run_split_kernel(*dev, "split_barrier", 16, 64); });
+    const std::string what = error_of([&] { run_fault_kernel(*dev, "split_barrier", {.n = 16, .threads = 64}); });
     EXPECT_TRUE(contains(what, "waits at the threadgroup_barrier of line ")) << what;
     EXPECT_TRUE(contains(what, "(divergent barrier)")) << what;
-    EXPECT_EQ(run_split_kernel(*dev, "split_barrier", 64, 64), std::vector<float>(64, 1.0f));
+    EXPECT_EQ(run_fault_kernel(*dev, "split_barrier", {.n = 64, .threads = 64}), std::vector<float>(64, 1.0f));
 }
 
 TEST(MetalEmulator, ReportsASimdgroupMatrixMultiplyWithoutEveryLane) {
     // Each lane holds only its fragment, so a multiply needs all 32 lanes' fragments.
     auto dev = fault_device();
-    const std::string what = error_of([&] { run_split_kernel(*dev, "partial_matrix", 16, 32, 64); });
+    const std::string what = error_of([&] { run_fault_kernel(*dev, "partial_matrix", {.n = 16, .outputs = 64}); });
     EXPECT_TRUE(contains(what, "simdgroup_multiply_accumulate at line ")) << what;
     EXPECT_TRUE(contains(what, "with 16 of 32 lanes (a simdgroup matrix needs every lane)")) << what;
-    EXPECT_EQ(run_split_kernel(*dev, "partial_matrix", 32, 32, 64), std::vector<float>(64, 9.0f));  // 1 + 8 * 1 * 1
+    EXPECT_EQ(run_fault_kernel(*dev, "partial_matrix", {.n = 32, .outputs = 64}), std::vector<float>(64, 9.0f));  // 1 + 8 * 1 * 1
 }
 
 // The fragments kernel on `dev`: lanes that load one matrix from two addresses each hold their own
@@ -937,17 +933,7 @@ void check_fragments(Device& dev) {
     std::vector<float> in(192, 0.0f);
     for (int i = 0; i < 128; ++i) in[std::size_t(i)] = float(i);
     for (int i = 0; i < 8; ++i) in[std::size_t(128 + i * 9)] = 1.0f;  // the identity
-    auto bin = upload(dev, in);
-    auto out = dev.new_buffer(64 * 4);
-    auto& e = dev.encoder();
-    const emu_test::FaultParams p{0, 0};
-    e.set_kernel("fragments");
-    e.set_buffer(0, *bin, 0);
-    e.set_buffer(1, *out, 0);
-    e.set_bytes(2, &p, sizeof p);
-    e.dispatch({1}, {32});
-    dev.finish();
-    const auto got = download<float>(*out, 64);
+    const auto got = run_fault_kernel(dev, "fragments", {.outputs = 64, .in = in});
     for (int r = 0; r < 8; ++r)
         for (int c = 0; c < 8; ++c) {
             const int lane = r * 4 + c / 2;
@@ -957,42 +943,32 @@ void check_fragments(Device& dev) {
 
 TEST(MetalEmulator, SimdgroupMatrixLanesHoldOnlyTheirFragments) { check_fragments(*fault_device()); }
 
-// Runs one fault kernel over `groups` threadgroups of 256 threads with threadgroup memory, with or without
-// its barrier; the output.
-std::vector<float> run_fault_kernel(Device& dev, const std::string& kernel, bool barrier, std::uint32_t groups = 1) {
-    auto& e = dev.encoder();
-    auto out = dev.new_buffer(256 * 4);
-    const emu_test::FaultParams p{256, barrier ? 1u : 0u};
-    e.set_kernel(kernel);
-    e.set_buffer(0, *out, 0);
-    e.set_bytes(1, &p, sizeof p);
-    e.set_threadgroup_memory(256 * 4);
-    e.dispatch({groups}, {256});
-    dev.finish();
-    return download<float>(*out, 256);
+// An exchange kernel over `groups` threadgroups of 256 threads, with or without its barrier; the output.
+std::vector<float> run_exchange(Device& dev, const std::string& kernel, bool barrier, std::uint32_t groups = 1) {
+    return run_fault_kernel(dev, kernel, {.n = 256, .barrier = barrier ? 1u : 0u, .threads = 256, .groups = groups, .tg_bytes = 256 * 4});
 }
 
 TEST(MetalEmulator, ReportsARaceOnThreadgroupMemory) {
     auto dev = fault_device();
     // With the barrier every thread reads its neighbour's value, whatever order threads run in.
-    const auto got = run_fault_kernel(*dev, "exchange", true);
+    const auto got = run_exchange(*dev, "exchange", true);
     for (std::uint32_t i = 0; i < 256; ++i) ASSERT_EQ(got[i], float((i + 1) % 256)) << i;
     // Without it, the read is a race even when the writer happened to run first.
-    expect_error([&] { run_fault_kernel(*dev, "exchange", false); }, "race on threadgroup memory");
-    expect_error([&] { run_fault_kernel(*dev, "exchange", false); }, "with no barrier between");
+    expect_error([&] { run_exchange(*dev, "exchange", false); }, "race on threadgroup memory");
+    expect_error([&] { run_exchange(*dev, "exchange", false); }, "with no barrier between");
 }
 
 TEST(MetalEmulator, ReportsARaceBetweenLanesWithoutSimdgroupBarrier) {
     auto dev = fault_device();
-    const auto got = run_fault_kernel(*dev, "simd_exchange", true);
+    const auto got = run_exchange(*dev, "simd_exchange", true);
     for (std::uint32_t i = 0; i < 256; ++i) ASSERT_EQ(got[i], float(i ^ 1)) << i;
-    expect_error([&] { run_fault_kernel(*dev, "simd_exchange", false); }, "race on threadgroup memory");
+    expect_error([&] { run_exchange(*dev, "simd_exchange", false); }, "race on threadgroup memory");
 }
 
 TEST(MetalEmulator, ReportsARaceBetweenThreadgroupsOnDeviceMemory) {
     // Two threadgroups of one dispatch write the same outputs: nothing orders them.
     auto dev = fault_device();
-    expect_error([&] { run_fault_kernel(*dev, "exchange", true, 2); }, "of another threadgroup (threadgroups of one dispatch run in no order)");
+    expect_error([&] { run_exchange(*dev, "exchange", true, 2); }, "of another threadgroup (threadgroups of one dispatch run in no order)");
 }
 
 // ---- Encoder::barrier() placement: a GPU may overlap dispatches with none between them ----
@@ -1056,18 +1032,11 @@ TEST(MetalEmulator, ReportsAMissingBarrierBeforeAnOverwriteOfWhatWasRead) {
 
 // The half_math kernel on `dev`: half arithmetic rounds each result to half, float arithmetic does not.
 void check_half_math(Device& dev) {
-    auto& e = dev.encoder();
-    auto out = dev.new_buffer(32 * 4);
     for (const std::uint32_t in_half : {1u, 0u}) {
-        const emu_test::FaultParams p{in_half, 0};
-        e.set_kernel("half_math");
-        e.set_buffer(0, *out, 0);
-        e.set_bytes(1, &p, sizeof p);
-        e.dispatch({1}, {32});
-        dev.finish();
+        const float got = run_fault_kernel(dev, "half_math", {.n = in_half})[0];
         // In half: (1 + 2^-10)^2 rounds to 1 + 2^-9, and adding 2^-11 (a tie) rounds to even, 1 + 2^-9 again.
-        if (in_half) EXPECT_EQ(download<float>(*out, 1)[0], 1.001953125f);
-        else EXPECT_NEAR(download<float>(*out, 1)[0], 1.0024423599f, 1e-7);
+        if (in_half) EXPECT_EQ(got, 1.001953125f);
+        else EXPECT_NEAR(got, 1.0024423599f, 1e-7);
     }
 }
 
@@ -1075,17 +1044,8 @@ TEST(MetalEmulator, HalfArithmeticRoundsToHalf) { check_half_math(*fault_device(
 
 // The min_max kernel on `dev`: MSL's float max and min return the number when the other operand is NaN.
 void check_min_max(Device& dev) {
-    auto in = upload(dev, std::vector<float>{std::numeric_limits<float>::quiet_NaN(), 1.0f, -1.0f});
-    auto out = dev.new_buffer(4 * 4);
-    auto& e = dev.encoder();
-    const emu_test::FaultParams p{0, 0};
-    e.set_kernel("min_max");
-    e.set_buffer(0, *in, 0);
-    e.set_buffer(1, *out, 0);
-    e.set_bytes(2, &p, sizeof p);
-    e.dispatch({1}, {32});
-    dev.finish();
-    EXPECT_EQ(download<float>(*out, 4), (std::vector<float>{1.0f, 1.0f, -1.0f, -1.0f}));
+    const std::vector<float> in{std::numeric_limits<float>::quiet_NaN(), 1.0f, -1.0f};
+    EXPECT_EQ(run_fault_kernel(dev, "min_max", {.outputs = 4, .in = in}), (std::vector<float>{1.0f, 1.0f, -1.0f, -1.0f}));
 }
 
 TEST(MetalEmulator, FloatMaxAndMinAreFmaxAndFmin) { check_min_max(*fault_device()); }
@@ -1124,7 +1084,7 @@ TEST(CudaExecutor, RunsTheProbeKernel) {
     const char* probe = std::getenv("FORGE_CUDA_PROBE");
     const bool barrier = !probe || std::string(probe) != "no_barrier";
     auto dev = cuda_fault_device();
-    const auto got = run_fault_kernel(*dev, "exchange", barrier);
+    const auto got = run_exchange(*dev, "exchange", barrier);
     if (!barrier) return;
     for (std::uint32_t i = 0; i < 256; ++i) ASSERT_EQ(got[i], float((i + 1) % 256)) << i;
 }
