@@ -131,11 +131,11 @@ int main(int argc, char** argv) {
     // 4096 positions: decode at the last position (bytes: the keys and values read), and a 512-token
     // causal prefill after 512 earlier positions (FLOPs: q·k and p·v over the positions each query sees).
     {
-        const int heads = 32, kv_heads = 8, hd = 128, capacity = 4096, kv_dim = kv_heads * hd;
-        auto q = dev->new_buffer(std::size_t(512) * heads * hd * 4), out = dev->new_buffer(std::size_t(512) * heads * hd * 4);
+        const int heads = 32, kv_heads = 8, hd = 128, capacity = 4096, kv_dim = kv_heads * hd, tokens = 512, pos0 = 512;
+        auto q = dev->new_buffer(std::size_t(tokens) * heads * hd * 4), out = dev->new_buffer(std::size_t(tokens) * heads * hd * 4);
         auto kc = dev->new_buffer(std::size_t(capacity) * kv_dim * 2), vc = dev->new_buffer(std::size_t(capacity) * kv_dim * 2);
         auto partials = dev->new_buffer(metal::flash_decode_partials(heads, hd) * 4);
-        for (int i = 0; i < 512 * heads * hd; ++i) reinterpret_cast<float*>(q->contents())[i] = normal(rng);
+        for (int i = 0; i < tokens * heads * hd; ++i) reinterpret_cast<float*>(q->contents())[i] = normal(rng);
         for (int i = 0; i < capacity * kv_dim; ++i) {
             reinterpret_cast<std::uint16_t*>(kc->contents())[i] = f32_to_f16(normal(rng));
             reinterpret_cast<std::uint16_t*>(vc->contents())[i] = f32_to_f16(normal(rng));
@@ -149,7 +149,6 @@ int main(int argc, char** argv) {
         const double gbps = 2.0 * 2.0 * (pos + 1) * kv_dim / sd / 1e9;
         std::printf("| flash_decode | 8B attention, %d positions | f16 cache | 1 | %.1f us | %.0f GB/s | %.1f%% |\n", pos + 1, sd * 1e6,
                     gbps, 100 * gbps / peak_gbps);
-        const int tokens = 512, pos0 = 512;
         const double sp = seconds_per_call(*dev, [&] {
             metal::flash_prefill(dev->encoder(), lib->config, metal::view<float>(*q), K, V, metal::view<float>(*out), tokens, heads,
                                  kv_heads, hd, heads * hd, heads * hd, pos0, 0, capacity);
