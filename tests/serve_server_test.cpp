@@ -1,13 +1,17 @@
 // The server in-process over loopback sockets, with gated fake models so each test can hold a
 // generation at an exact token: streaming sends each token while the next is still being made,
 // characters split across tokens never split across chunks, a client that leaves stops its generation,
-// slow and silent clients hold up nobody, queued requests are served in arrival order, errors come in
-// OpenAI's shape, and stop() finishes running requests while refusing queued ones.
+// slow and silent clients hold up nobody (hundreds of slow and a thousand idle ones included), requests
+// wait for a free handler rather than being refused, connections past the cap get 503, queued requests
+// are served in arrival order, errors come in OpenAI's shape, and stop() finishes running requests while
+// refusing queued ones.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <thread>
 
 #include "forge/json/json.hpp"
@@ -32,6 +36,7 @@ public:
         if (thread_.joinable()) thread_.join();
     }
     int port() const { return server_.port(); }
+    int max_connections() const { return server_.max_connections(); }
     void stop() { server_.stop(); }
     void join() { thread_.join(); }
 
@@ -186,6 +191,139 @@ TEST(Server, SlowAndSilentClientsDoNotHoldUpOthers) {
     EXPECT_EQ(timed_out.status, 408);
     EXPECT_EQ(error_of(json::parse(timed_out.body)).at("type").as_string(), "invalid_request_error");
     EXPECT_TRUE(silent.closed_by_server());
+}
+
+TEST(Server, HundredsOfSlowAndAThousandIdleConnectionsDenyNobodyService) {
+    constexpr int kSlow = 500, kIdle = 1000, kRequests = 20;
+    constexpr rlim_t kFiles = 2 * (kSlow + kIdle) + 200;  // both ends of every connection are in this process
+    rlimit limit{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < kFiles)
+        GTEST_SKIP() << "needs " << kFiles << " open files; the hard RLIMIT_NOFILE is " << limit.rlim_max;
+    limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? std::max(limit.rlim_cur, kFiles) : limit.rlim_max;  // the soft default is often 1024
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+
+    FakeBackend b(1, "Once upon a time");
+    b.gate.open();
+    RunningServer s(b);  // the defaults: 10 s to finish a request, 30 s idle, 64 handlers
+    ASSERT_GT(s.max_connections(), kSlow + kIdle);
+
+    // Idle keep-alive connections: each has had its answer and sends nothing more.
+    std::vector<std::unique_ptr<TestClient>> idle;
+    for (int i = 0; i < kIdle; ++i) {
+        idle.push_back(std::make_unique<TestClient>(s.port()));
+        idle.back()->send(get("/health"));
+        ASSERT_EQ(idle.back()->response().status, 200) << "idle connection " << i;
+    }
+    // Slow clients: each sends the head of a request one byte a second, and does not finish within the test.
+    const std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n";
+    std::vector<std::unique_ptr<TestClient>> slow;
+    for (int i = 0; i < kSlow; ++i) slow.push_back(std::make_unique<TestClient>(s.port()));
+    std::atomic<bool> done{false};
+    std::atomic<int> dropped{0}, bytes_sent{0};
+    std::thread drip([&] {
+        for (std::size_t at = 0; at < head.size() && !done; ++at) {
+            const auto next = std::chrono::steady_clock::now() + 1s;
+            for (auto& c : slow) {
+                try {
+                    c->send(head.substr(at, 1));
+                    ++bytes_sent;
+                } catch (const std::exception&) {
+                    ++dropped;
+                }
+            }
+            while (!done && std::chrono::steady_clock::now() < next) std::this_thread::sleep_for(20ms);
+        }
+    });
+
+    // A normal client meanwhile: one request after another, each on a new connection.
+    int ok = 0, busy = 0;
+    for (int i = 0; i < kRequests; ++i) {
+        TestClient c(s.port());
+        c.send(post("/v1/chat/completions", chat_body(false, 4)));
+        const HttpResponse r = c.response();
+        ok += r.status == 200;
+        busy += r.status == 503;
+        std::this_thread::sleep_for(200ms);  // spread over several of the slow clients' bytes
+    }
+    done = true;
+    drip.join();
+    EXPECT_EQ(ok, kRequests);
+    EXPECT_EQ(busy, 0);
+    EXPECT_EQ(dropped, 0) << "the slow clients were still within their read timeout";
+    EXPECT_GE(bytes_sent, 2 * kSlow) << "the slow clients were sending while the requests were answered";
+    // The idle connections were kept, not dropped to make room.
+    for (int i = 0; i < kIdle; i += 100) {
+        idle[std::size_t(i)]->send(get("/health"));
+        EXPECT_EQ(idle[std::size_t(i)]->response().status, 200) << "idle connection " << i;
+    }
+}
+
+TEST(Server, ConnectionsPastTheCapAreRefusedWith503) {
+    FakeBackend b(1, "Once upon a time");
+    b.gate.open();
+    RunningServer s(b, {.max_connections = 2});
+    ASSERT_EQ(s.max_connections(), 2);
+    auto first = std::make_unique<TestClient>(s.port());
+    TestClient second(s.port());
+    second.send(get("/health"));
+    ASSERT_EQ(second.response().status, 200);  // both are open by now: the server has answered the later one
+    TestClient third(s.port());
+    const HttpResponse refused = third.response();
+    EXPECT_EQ(refused.status, 503);
+    EXPECT_EQ(error_of(json::parse(refused.body)).at("code").as_string(), "server_busy");
+
+    first.reset();  // makes room, once the server has seen it close
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    int status = 0;
+    while (status != 200 && std::chrono::steady_clock::now() < deadline) {
+        TestClient next(s.port());
+        next.send(get("/health"));
+        status = next.response().status;
+    }
+    EXPECT_EQ(status, 200);
+}
+
+TEST(Server, TheConnectionCapFitsUnderTheOpenFileLimit) {
+    FakeBackend b(1, "Once upon a time");
+    b.gate.open();
+    RunningServer s(b, {.max_connections = 100'000});
+    rlimit limit{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+    EXPECT_EQ(limit.rlim_cur, limit.rlim_max) << "the server raises the soft limit to the hard one";
+    if (limit.rlim_cur == RLIM_INFINITY) GTEST_SKIP() << "no open-file limit to fit under";
+    if (limit.rlim_cur >= 100'000 + rlim_t(serve::kReservedFds)) GTEST_SKIP() << "the open-file limit " << limit.rlim_cur << " has room for 100000 connections";
+    EXPECT_EQ(s.max_connections(), int(limit.rlim_cur) - serve::kReservedFds);
+}
+
+TEST(Server, RequestsWaitForAFreeHandlerInsteadOfBeingRefused) {
+    FakeBackend b(1, "Once upon a time");
+    RunningServer s(b, {.max_handlers = 1});
+    TestClient running(s.port());
+    running.send(post("/v1/chat/completions", chat_body(true, 4)));
+    ASSERT_EQ(running.head().status, 200);
+    ASSERT_TRUE(b.gate.wait_for_blocked());  // the one handler is busy with this generation
+
+    TestClient waiting(s.port(), 1s);
+    waiting.send(get("/health"));
+    EXPECT_THROW(waiting.response(), std::runtime_error) << "answered while the only handler was busy";
+    b.gate.open();
+    EXPECT_TRUE(read_stream(running).done);
+    const HttpResponse r = waiting.response();
+    EXPECT_EQ(r.status, 200);
+}
+
+TEST(Server, ExpectContinueGetsTheGoAheadBeforeTheBody) {
+    FakeBackend b(1, "Once upon a time");
+    b.gate.open();
+    RunningServer s(b);
+    TestClient c(s.port());
+    const std::string body = chat_body(false, 2);
+    c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n");
+    EXPECT_EQ(c.head().status, 100);
+    c.send(body);
+    EXPECT_EQ(c.response().status, 200);
 }
 
 // /health's queue length, polled until it is `n` (bounded).
