@@ -128,7 +128,9 @@ int serve(int argc, char** argv) {
                  printable(path).c_str(), template_source.c_str(), std::string(chat::tool_call_format_name(api.tool_call_format())).c_str(),
                  parallel, scheduler.context(),
                  std::string(scheduler.front().device_name()).c_str(), threads);
-    std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", opt.host.c_str(), server.port());
+    // The cap is lowered where the open-file limit (raised to its hard limit) leaves room for fewer.
+    std::fprintf(stderr, "forge serve: listening on http://%s:%d (at most %d connections%s)\n", opt.host.c_str(), server.port(),
+                 server.max_connections(), server.max_connections() < opt.max_connections ? ", as the open-file limit allows" : "");
     std::fflush(stderr);
 
     std::atomic<bool> stopped{false};
