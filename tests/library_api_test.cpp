@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -12,11 +13,13 @@
 #include <vector>
 
 #include "forge/forge.hpp"
+#include "error_of.hpp"
 #include "testdata.hpp"
 
 namespace forge {
 namespace {
 
+using test::error_of;
 using test::model_path;
 
 const std::string kStories = model_path("stories260K.gguf");
@@ -293,6 +296,113 @@ TEST(Model, MovesWithItsCacheAndThreads) {
     EXPECT_EQ(moved->threads(), 2);
     const auto got = moved->prefill(std::span(prompt).subspan(2));
     EXPECT_EQ(std::vector<float>(got.begin(), got.end()), expected);
+}
+
+// Sequences of one model fed in shared passes get, bit for bit, the logits each gets alone: prompts of
+// different lengths (one spanning several passes), then greedy decode steps together. Every weight type
+// the batch kernels have (F32, Q8_0, Q4_K/Q6_K mixes) and the per-head norms of qwen3.
+class SharedPasses : public ::testing::TestWithParam<const char*> {
+protected:
+    static constexpr ModelOptions kOptions{.context = 128, .threads = 2, .max_batch = 16};
+    const gguf::File file = gguf::File::open(model_path(GetParam()));
+
+    // A prompt of n tokens for sequence s (ids spread over the vocabulary).
+    static std::vector<std::int32_t> prompt_of(int s, int n, int vocab) {
+        std::vector<std::int32_t> p;
+        for (int i = 0; i < n; ++i) p.push_back(std::int32_t((11 * i + 37 * s + 1) % vocab));
+        return p;
+    }
+    static std::vector<float> copy(std::span<const float> v) { return {v.begin(), v.end()}; }
+};
+
+TEST_P(SharedPasses, SequencesFedTogetherGetTheLogitsEachGetsAlone) {
+    std::vector<std::unique_ptr<AnyModel>> together, alone;
+    together.push_back(open_model(file, kOptions));
+    for (int s = 0; s < 3; ++s) {
+        if (s > 0) together.push_back(together[0]->new_sequence());
+        alone.push_back(open_model(file, kOptions));
+    }
+    const int vocab = together[0]->shape().vocab;
+    const std::vector<std::vector<std::int32_t>> prompts = {prompt_of(0, 5, vocab), prompt_of(1, 40, vocab), prompt_of(2, 1, vocab)};
+    std::vector<AnyModel::Feed> feeds;
+    for (int s = 0; s < 3; ++s) feeds.push_back({together[std::size_t(s)].get(), prompts[std::size_t(s)]});
+    AnyModel::feed_together(feeds);
+    std::vector<std::int32_t> next(3);
+    for (int step = 0; step < 12; ++step) {
+        for (std::size_t s = 0; s < 3; ++s) {
+            const auto want = copy(step == 0 ? alone[s]->prefill(prompts[s]) : alone[s]->decode(next[s]));
+            ASSERT_EQ(copy(together[s]->logits()), want) << "sequence " << s << ", step " << step;
+            next[s] = std::int32_t(std::max_element(want.begin(), want.end()) - want.begin());
+        }
+        for (std::size_t s = 0; s < 3; ++s) feeds[s].tokens = std::span(&next[s], 1);
+        AnyModel::feed_together(feeds);
+    }
+    for (std::size_t s = 0; s < 3; ++s) EXPECT_EQ(together[s]->position(), alone[s]->position() + 1);
+}
+
+TEST_P(SharedPasses, SequencesOfDifferentModelsOrFedTwiceAreRefused) {
+    auto a = open_model(file, kOptions), b = open_model(file, kOptions);
+    const std::vector<std::int32_t> one = {1};
+    const AnyModel::Feed twice[] = {{a.get(), one}, {a.get(), one}};
+    EXPECT_NE(error_of([&] { AnyModel::feed_together(twice); }).find("fed twice"), std::string::npos);
+    const AnyModel::Feed strangers[] = {{a.get(), one}, {b.get(), one}};
+    EXPECT_NE(error_of([&] { AnyModel::feed_together(strangers); }).find("one model"), std::string::npos);
+    EXPECT_EQ(a->position() + b->position(), 0);
+}
+
+// Threads generating on batched sequences, each with its own prompt, sampler and seed, get exactly
+// what each gets alone: while one thread's long prompt goes in chunks, another is cancelled in its
+// prompt, and the rest decode.
+TEST_P(SharedPasses, ThreadsOnBatchedSequencesGenerateWhatEachGeneratesAlone) {
+    const Tokenizer tok = Tokenizer::from_gguf(file);
+    const int vocab = int(tok.vocab().size());
+    auto sequences = batched_sequences(open_model(file, kOptions), 5, {.pass_tokens = 16});
+    const std::vector<int> lengths = {3, 9, 100, 2, 60};  // the third: seven passes of chunks; the fifth is cancelled
+    std::vector<GenerationResult> got(5);
+    std::vector<std::thread> threads;
+    for (int s = 0; s < 5; ++s)
+        threads.emplace_back([&, s] {
+            GenerationParams p;
+            p.max_tokens = 20;
+            p.sampling.temperature = 0.8f;
+            p.sampling.seed = std::uint64_t(100 + s);
+            p.stop_tokens = {-1};  // random weights: no end-of-text token may cut a run short of the others
+            if (s == 4) p.abort = [n = 0]() mutable { return ++n == 3; };  // before its third pass
+            got[std::size_t(s)] = generate(*sequences[std::size_t(s)], tok, prompt_of(s, lengths[std::size_t(s)], vocab), p);
+        });
+    for (auto& t : threads) t.join();
+    for (int s = 0; s < 4; ++s) {
+        auto alone = open_model(file, kOptions);
+        GenerationParams p;
+        p.max_tokens = 20;
+        p.sampling.temperature = 0.8f;
+        p.sampling.seed = std::uint64_t(100 + s);
+        p.stop_tokens = {-1};
+        const auto want = generate(*alone, tok, prompt_of(s, lengths[std::size_t(s)], vocab), p);
+        EXPECT_EQ(got[std::size_t(s)].tokens, want.tokens) << "sequence " << s;
+        EXPECT_EQ(std::vector<std::int32_t>(sequences[std::size_t(s)]->tokens().begin(), sequences[std::size_t(s)]->tokens().end()),
+                  std::vector<std::int32_t>(alone->tokens().begin(), alone->tokens().end()));
+    }
+    EXPECT_EQ(got[4].finish, FinishReason::cancelled);
+    // Two passes held some of its prompt: it keeps them, and says so.
+    EXPECT_GE(sequences[4]->position(), 2);
+    EXPECT_LT(sequences[4]->position(), 60);
+    EXPECT_EQ(int(sequences[4]->tokens().size()), sequences[4]->position());
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, SharedPasses,
+                         ::testing::Values("stories260K.gguf", "synth-qwen2-q8_0.gguf", "synth-llama256-Q4_K_M.gguf", "synth-qwen3-f32.gguf"),
+                         [](const auto& info) {
+                             std::string n = info.param;
+                             n = n.substr(0, n.find('.'));
+                             std::replace_if(n.begin(), n.end(), [](char c) { return !std::isalnum(static_cast<unsigned char>(c)); }, '_');
+                             return n;
+                         });
+
+TEST(SharedPasses, ABackendWithOneSequencePerModelSaysSo) {
+    auto gpu = open_stories(Backend::metal_emu);
+    EXPECT_FALSE(gpu->has_sequences());
+    EXPECT_NE(error_of([&] { (void)batched_sequences(std::move(gpu), 2); }).find("one sequence per model"), std::string::npos);
 }
 
 TEST(ModelOptions, ZeroThreadsMeansOnePerHardwareThread) {

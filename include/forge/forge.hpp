@@ -14,6 +14,7 @@
 #include "forge/grammar/json_schema.hpp"
 #include "forge/grammar/token_mask.hpp"
 #include "forge/model/any_model.hpp"
+#include "forge/model/batched_sequences.hpp"
 #include "forge/model/generate.hpp"
 #include "forge/model/language_model.hpp"
 #include "forge/model/model.hpp"

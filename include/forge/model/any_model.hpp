@@ -5,12 +5,15 @@
 //
 // A model is one sequence: its KV cache holds the tokens fed since reset(), and tokens() says which.
 // truncate() keeps a prefix, copy_prefix_to() gives a prefix to another model of the same kind and
-// shape, so a conversation (or a prompt shared by requests) is not computed again.
+// shape, so a conversation (or a prompt shared by requests) is not computed again. Where the backend
+// allows, new_sequence() adds sequences over the same weights and feed_together() feeds several in
+// shared passes.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -77,6 +80,39 @@ public:
         to.tokens_.assign(tokens_.begin(), tokens_.begin() + n);
     }
 
+    // Whether new_sequence() works: the CPU path; the GPU path holds one sequence per model.
+    virtual bool has_sequences() const { return false; }
+    // Another sequence over this model's weights and threads, with an empty KV cache of its own, whose
+    // feeds can share passes with this one's (feed_together).
+    virtual std::unique_ptr<AnyModel> new_sequence() const {
+        throw Error("the " + std::string(device_name()) + " backend holds one sequence per model: open another model instead");
+    }
+
+    // One sequence's tokens for feed_together.
+    struct Feed {
+        AnyModel* model;
+        std::span<const std::int32_t> tokens;
+    };
+    // Feeds each model its tokens. Sequences of one model (new_sequence) share passes over the weights:
+    // N sequences decoding a token each read the weights once. Other models are fed one after another.
+    // Afterwards each model's logits() are its last token's; on Cancelled (`abort` as in prefill) or an
+    // error, each model keeps what was fed to it (tokens() says what).
+    static void feed_together(std::span<const Feed> feeds, const AbortCheck& abort = {}) {
+        if (feeds.empty()) return;
+        std::vector<std::size_t> before;
+        for (const Feed& f : feeds) before.push_back(f.model->tokens_.size());
+        try {
+            feeds.front().model->feed_sequences(feeds, abort);
+        } catch (...) {
+            for (std::size_t i = 0; i < feeds.size(); ++i) {
+                const std::size_t done = std::size_t(feeds[i].model->position()) - before[i];
+                feeds[i].model->tokens_.insert(feeds[i].model->tokens_.end(), feeds[i].tokens.begin(), feeds[i].tokens.begin() + std::ptrdiff_t(done));
+            }
+            throw;
+        }
+        for (const Feed& f : feeds) f.model->tokens_.insert(f.model->tokens_.end(), f.tokens.begin(), f.tokens.end());
+    }
+
     virtual int position() const = 0;
     virtual int context() const = 0;
     virtual int threads() const = 0;
@@ -94,6 +130,10 @@ protected:
     // feed() for a caller that does not want the span: a model whose logits stay on its device until
     // asked for overrides it to leave them there.
     virtual void feed_without_logits(std::span<const std::int32_t> tokens, const AbortCheck& abort) { feed(tokens, nullptr, abort); }
+    // feed_together's work: models that can share passes override it; here each is fed in turn.
+    virtual void feed_sequences(std::span<const Feed> feeds, const AbortCheck& abort) {
+        for (const Feed& f : feeds) f.model->feed(f.tokens, nullptr, abort);
+    }
     virtual void cut(int n) = 0;
     virtual void copy_prefix(AnyModel& to, int n) const = 0;
 

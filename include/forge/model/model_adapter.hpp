@@ -2,6 +2,8 @@
 // Model<Traits> behind the AnyModel interface. Calling make_model<T> (open_model does) instantiates the
 // CPU kernels for T there; FORGE_INSTANTIATE_MODEL(T) does it in a translation unit of its own, and
 // FORGE_EXTERN_MODEL(T) tells other translation units that it is done.
+#include <vector>
+
 #include "forge/model/any_model.hpp"
 #include "forge/model/model.hpp"
 #include "forge/models/catalog.hpp"
@@ -12,6 +14,9 @@ template <class Traits>
 class ModelAdapter final : public AnyModel {
 public:
     ModelAdapter(gguf::File file, ModelOptions opt) : m_(std::move(file), opt) {}
+    explicit ModelAdapter(Model<Traits> m) : m_(std::move(m)) {}
+    bool has_sequences() const override { return true; }
+    std::unique_ptr<AnyModel> new_sequence() const override { return std::make_unique<ModelAdapter>(m_.new_sequence()); }
     std::span<const float> logits() const override { return m_.logits(); }
     int position() const override { return m_.position(); }
     int context() const override { return m_.context(); }
@@ -33,6 +38,16 @@ public:
 private:
     std::span<const float> feed(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) override {
         return m_.prefill(tokens, all_logits, abort);
+    }
+    // Sequences of this model share passes; a feed naming a model of another kind goes one by one.
+    void feed_sequences(std::span<const Feed> feeds, const AbortCheck& abort) override {
+        std::vector<typename Model<Traits>::Feed> ours;
+        for (const Feed& f : feeds) {
+            auto* m = dynamic_cast<ModelAdapter*>(f.model);
+            if (!m) return AnyModel::feed_sequences(feeds, abort);
+            ours.push_back({&m->m_, f.tokens});
+        }
+        Model<Traits>::feed_together(ours, abort);
     }
     void cut(int n) override { m_.truncate(n); }
     void copy_prefix(AnyModel& to, int n) const override {

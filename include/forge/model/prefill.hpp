@@ -52,13 +52,9 @@ inline void require_finite_logits(std::span<const float> logits, std::size_t voc
     }
 }
 
-// Feeds `tokens` at positions `position`.. through forward(tokens, n, all_logits_or_null) in batches of at
-// most `max_batch`; `last_logits` is where forward leaves the last token's logits. With `all_logits`
-// (tokens.size() x vocab floats) every token's logits are written there too. `abort` is asked before each
-// batch (forward asks it between layers).
-template <class Forward>
-void prefill_in_batches(const ModelShape& s, int position, int context, int max_batch, std::span<const std::int32_t> tokens,
-                        float* all_logits, std::span<const float> last_logits, const AbortCheck& abort, Forward&& forward) {
+// `tokens` can be fed to a sequence at `position` of a `context`-long cache: at least one, all in the
+// vocabulary, room for all.
+inline void require_feedable(const ModelShape& s, int position, int context, std::span<const std::int32_t> tokens) {
     if (tokens.empty()) throw Error("prefill needs at least one token");
     if (tokens.size() > std::size_t(context - position))
         throw Error("context is full: " + std::to_string(position) + " positions used + " + std::to_string(tokens.size()) +
@@ -66,6 +62,16 @@ void prefill_in_batches(const ModelShape& s, int position, int context, int max_
     for (const auto t : tokens)
         if (t < 0 || t >= s.vocab)
             throw Error("token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(s.vocab) + ")");
+}
+
+// Feeds `tokens` at positions `position`.. through forward(tokens, n, all_logits_or_null) in batches of at
+// most `max_batch`; `last_logits` is where forward leaves the last token's logits. With `all_logits`
+// (tokens.size() x vocab floats) every token's logits are written there too. `abort` is asked before each
+// batch (forward asks it between layers).
+template <class Forward>
+void prefill_in_batches(const ModelShape& s, int position, int context, int max_batch, std::span<const std::int32_t> tokens,
+                        float* all_logits, std::span<const float> last_logits, const AbortCheck& abort, Forward&& forward) {
+    require_feedable(s, position, context, tokens);
     const std::size_t V = std::size_t(s.vocab);
     for (std::size_t done = 0; done < tokens.size();) {
         const int n = int(std::min<std::size_t>(std::size_t(max_batch), tokens.size() - done));
