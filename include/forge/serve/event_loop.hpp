@@ -351,7 +351,7 @@ public:
             if (stop_seen_ && !aborted_ && now >= give_up_) abort_connections();
             expire(now);
             if (stop_seen_ && connections_.empty()) break;
-            if (accept_paused_until_ && now >= *accept_paused_until_ && listen_.get() >= 0) {
+            if (accept_paused_until_ && now >= *accept_paused_until_) {
                 accept_paused_until_.reset();
                 watch(listen_.get(), kListenId);
             }
@@ -510,6 +510,7 @@ private:
         stop_seen_ = true;
         give_up_ = clock::time_point(clock::duration(stop_at_.load())) + opt_.shutdown_timeout + kShutdownGrace;
         listen_.reset();
+        accept_paused_until_.reset();  // there is nothing left to resume
         std::vector<std::uint64_t> idle;
         for (const auto& [id, e] : connections_)
             if (e.connection->idle()) idle.push_back(id);
