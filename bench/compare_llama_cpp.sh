@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # forge bench and llama.cpp's llama-bench on the same synthetic GGUFs, same flags, one model after the
-# other so both see the same machine. llama.cpp comes from the npm registry: node-llama-cpp ships the
-# llama.cpp source it was built from as a git bundle, which is built here with -march=native.
+# other so both see the same machine. llama.cpp comes from the npm registry (bench/llama_cpp_source.sh).
 #
 #   bench/compare_llama_cpp.sh BUILD_DIR [THREADS] [REPS] [MODELS]
 #
@@ -12,6 +11,8 @@
 # runtime-shape path (its last line says which). llama.cpp is fetched and built once under BUILD_DIR/llama.cpp.
 set -euo pipefail
 
+source "$(cd "$(dirname "$0")" && pwd)/llama_cpp_source.sh"
+
 build=$(cd "${1:?usage: $0 BUILD_DIR [THREADS] [REPS]}" && pwd)
 threads=${2:-2}
 reps=${3:-3}
@@ -19,14 +20,7 @@ only=${4:-.}
 models=$build/bench/models
 llama=$build/llama.cpp
 
-if [[ ! -x $llama/build/bin/llama-bench ]]; then
-    npm install --prefix "$llama/npm" --no-audit --no-fund --ignore-scripts node-llama-cpp@3.22.1 >/dev/null
-    rm -rf "$llama/src"
-    git clone -q "$llama/npm/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$llama/src"
-    cmake -S "$llama/src" -B "$llama/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
-    cmake --build "$llama/build" --target llama-bench llama-quantize -j"$(nproc)" >/dev/null
-fi
+llama_cpp_build "$llama" llama-bench llama-quantize
 
 # The K-quant files people download, made from the Q8_0 files by llama.cpp's own quantizer (rows that are
 # not whole 256-value blocks fall back to other types, as in the published files).
