@@ -376,6 +376,8 @@ TEST(CliServe, BadOptionsAreOneLineErrors) {
              {{"-m", "/nonexistent.gguf"}, "/nonexistent.gguf"},
              {{"--timeout", "0"}, "--timeout"},
              {{"--shutdown-timeout", "-1"}, "--shutdown-timeout"},
+             {{"--cache-ram", "-1"}, "--cache-ram"},
+             {{"--cache-ram", "64", "--backend", "metal-emu"}, "one sequence per model"},
              {{"-c", "-5"}, "context -5 is negative"},
              {{"--cors-origin", "https://app.example/path"}, "--cors-origin"},
              {{"--bogus"}, "unknown option"}}) {

@@ -3,13 +3,18 @@
 // with usage counts that add up and forge's timings.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "forge/json/json.hpp"
+#include "forge/model/batched_sequences.hpp"
 #include "forge/model/open_model.hpp"
 #include "forge/serve/openai.hpp"
 #include "serve_fake_model.hpp"
@@ -226,16 +231,14 @@ TEST(OpenAIRoutes, CompletionHasUsageThatAddsUpAndTimings) {
         EXPECT_TRUE(v.at("timings").at(t).is_number()) << t;
 }
 
-// Two slots of the real bundled model: the second turn of a conversation goes to the slot holding the
-// first, feeds only what is new, and answers exactly as a fresh slot computing everything would.
+// Two slots of the real bundled model as forge serve makes them (sequences of one model in shared
+// passes), one generating at a time, the other a prompt cache: the second turn of a conversation goes to
+// the slot holding the first, feeds only what is new, and answers exactly as a fresh model computing
+// everything would.
 TEST(OpenAIRoutes, ASecondTurnReusesTheFirstTurnsCacheAndAnswersAsAFreshSlotWould) {
     const auto file = gguf::File::open(test::model_path("stories260K.gguf"));
     const Tokenizer tok = Tokenizer::from_gguf(file);
-    const auto server = [&] {
-        std::vector<std::unique_ptr<AnyModel>> models;
-        for (int i = 0; i < 2; ++i) models.push_back(open_model(file, {.threads = 1}));
-        return std::make_unique<Scheduler>(std::move(models));
-    };
+    const auto server = [&](int slots) { return std::make_unique<Scheduler>(batched_sequences(open_model(file, {.threads = 1}), slots), 1); };
     const auto chat = [&](Api& api, const std::string& messages) {
         const Reply r = call(api, "POST", "/v1/chat/completions", R"({"temperature":0,"max_tokens":12,"messages":)" + messages + "}");
         EXPECT_EQ(r.status, 200) << r.body;
@@ -243,7 +246,7 @@ TEST(OpenAIRoutes, ASecondTurnReusesTheFirstTurnsCacheAndAnswersAsAFreshSlotWoul
     };
     const auto cached = [](const json::Value& v) { return v.at("usage").at("prompt_tokens_details").at("cached_tokens").as_number(); };
 
-    auto slots = server();
+    auto slots = server(2);
     Api api(tok, *slots, chat::Template(chat::Format::chatml), "stories");
     const std::string first_turn = R"([{"role":"user","content":"Tell me about a dog."}])";
     const json::Value first = chat(api, first_turn);
@@ -260,12 +263,62 @@ TEST(OpenAIRoutes, ASecondTurnReusesTheFirstTurnsCacheAndAnswersAsAFreshSlotWoul
     EXPECT_EQ(second.at("timings").at("prefill_tokens").as_number(),
               second.at("usage").at("prompt_tokens").as_number() - cached(second));
 
-    auto fresh_slots = server();
+    auto fresh_slots = server(1);
     Api fresh(tok, *fresh_slots, chat::Template(chat::Format::chatml), "stories");
     const json::Value again = chat(fresh, second_turn);
     EXPECT_EQ(cached(again), 0);
     EXPECT_EQ(again.at("choices").as_array().at(0).at("message").at("content").as_string(),
               second.at("choices").as_array().at(0).at("message").at("content").as_string());
+}
+
+// At most `running` leases at once: the next request waits, in arrival order, and gets the least recently
+// used free slot when its prompt shares too little with any (conversations that paused keep theirs).
+TEST(Scheduler, SlotsBeyondTheRunningOnesKeepConversationsUntilLeastRecentlyUsed) {
+    const auto file = gguf::File::open(test::model_path("stories260K.gguf"));
+    Scheduler slots(batched_sequences(open_model(file, {.threads = 1}), 3), 1);
+    const std::vector<std::int32_t> a = {1, 10, 11, 12}, b = {1, 20, 21, 22}, c = {1, 30, 31, 32};
+    const auto never = [] { return false; };
+    std::optional<Scheduler::Lease> first = slots.acquire(a, never);
+    ASSERT_TRUE(first);
+    AnyModel* slot_a = &first->model();
+    slot_a->prefill(a);
+
+    std::atomic<bool> got_one{false};
+    AnyModel* slot_b = nullptr;
+    std::thread waiter([&] {
+        auto second = slots.acquire(b, never);
+        got_one = true;
+        slot_b = &second->model();
+        slot_b->prefill(b);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_FALSE(got_one) << "a second request ran beside the first with one running slot";
+    EXPECT_EQ(slots.stats().queued, 1);
+    first.reset();
+    waiter.join();
+    EXPECT_NE(slot_b, slot_a) << "b shares nothing with a: it takes the least recently used slot, not a's";
+
+    // a's conversation comes back: its slot still holds it.
+    std::vector<std::int32_t> a_more = a;
+    a_more.push_back(13);
+    auto again = slots.acquire(a_more, never);
+    EXPECT_EQ(&again->model(), slot_a);
+    EXPECT_EQ(again->model().keep_prefix_of(a_more), int(a.size()));
+    again.reset();
+    // A third conversation takes the slot never used, and a fourth evicts the least recently used: b's.
+    const std::vector<std::int32_t> d = {1, 40, 41, 42};
+    for (const auto* p : {&c, &d}) {
+        auto lease = slots.acquire(*p, never);
+        const int kept = lease->model().keep_prefix_of(*p);  // as the server does: the slot's old conversation goes
+        lease->model().prefill(std::span(*p).subspan(std::size_t(kept)));
+    }
+    EXPECT_EQ(slot_b->common_prefix(d), d.size());
+    EXPECT_EQ(slot_a->common_prefix(a), a.size());
+    const auto st = slots.stats();
+    EXPECT_EQ(st.slots, 3);
+    EXPECT_EQ(st.running, 1);
+    EXPECT_EQ(st.busy, 0);
+    EXPECT_EQ(st.cached_tokens, a.size() + c.size() + d.size());
 }
 
 TEST(OpenAIRoutes, StopStringsEndTheReplyAndAreNotIncluded) {

@@ -19,6 +19,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "forge/core/printable.hpp"
+#include "forge/model/batched_sequences.hpp"
 #include "forge/model/open_model.hpp"
 #include "forge/serve/server.hpp"
 
@@ -27,13 +28,16 @@ namespace forge::cli {
 namespace {
 
 constexpr const char* kServeUsage =
-    "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--threads N] [-c CONTEXT]\n"
+    "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--cache-ram MIB] [--threads N] [-c CONTEXT]\n"
     "                   [--backend cpu|metal|metal-emu] [--check-tensors] [--api-key KEY] [--cors-origin ORIGIN]...\n"
     "                   [--chat-template-file FILE]\n"
     "                   [--max-connections N] [--max-body BYTES] [--timeout SECONDS] [--shutdown-timeout SECONDS]\n"
     "  --port 0 picks a free port; the address is printed on stderr once the server is ready.\n"
-    "  --parallel N generates for N requests at once (one KV cache each); more wait in arrival order.\n"
-    "  --threads N kernel threads per generation (default: cores / parallel).\n"
+    "  --parallel N generates for N requests at once (one KV cache each; on the CPU their tokens share each\n"
+    "                   pass over the weights); more wait in arrival order.\n"
+    "  --cache-ram MIB  KV caches beyond --parallel's, keeping paused conversations for their next turn\n"
+    "                   (evicted least recently used; at most 1024 more; default 0).\n"
+    "  --threads N kernel threads (default: one per core).\n"
     "  --max-body B largest request body in bytes (default 1048576); a request may send twice that plus\n"
     "                   its head in all, chunk framing included.\n"
     "  --timeout S read and write timeout for slow clients (default 10).\n"
@@ -44,6 +48,9 @@ constexpr const char* kServeUsage =
     "  --shutdown-timeout S on SIGTERM/SIGINT, running generations may go on this long, then stop (default 5);\n"
     "                   a second signal exits at once.\n"
     "  without -m: %s\n";
+
+// The most KV caches --cache-ram adds (a small model's caches are small: the count, not memory, binds).
+constexpr int kMaxCachedSlots = 1024;
 
 // The chat template: --chat-template-file's, else the model file's (a built-in family when it has none or
 // it does not parse). Also the words the startup line says where it came from with.
@@ -68,7 +75,7 @@ std::pair<chat::Template, std::string> chat_template_of(const Args& args, const 
 }  // namespace
 
 int serve(int argc, char** argv) {
-    const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"},
+    const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"}, {"--cache-ram", ""},
                                  {"--ctx-size", "-c"}, {"--backend", ""}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
                                  {"--check-tensors", "", false}, {"--api-key", ""}, {"--cors-origin", ""}, {"--chat-template-file", ""},
                                  {"--help", "-h", false}});
@@ -80,8 +87,10 @@ int serve(int argc, char** argv) {
     const int parallel = args.number("--parallel", 1);
     if (parallel < 1 || parallel > 256) throw Error("--parallel must be between 1 and 256");
     const int hw = int(std::max(1u, std::thread::hardware_concurrency()));
-    const int threads = args.number("--threads", std::max(1, hw / parallel));
+    const int threads = args.number("--threads", hw);
     if (threads < 1 || threads > 1024) throw Error("--threads must be between 1 and 1024");
+    const double cache_mib = args.number("--cache-ram", 0.0);
+    if (!(cache_mib >= 0 && cache_mib <= double(1 << 20))) throw Error("--cache-ram must be between 0 and 1048576 MiB");
     serve::ServerOptions opt;
     opt.host = args.get_or("--host", opt.host);
     opt.port = args.number("--port", opt.port);
@@ -111,11 +120,26 @@ int serve(int argc, char** argv) {
     const gguf::File file = gguf::File::open(path);
     const Tokenizer tok = Tokenizer::from_gguf(file);
     auto [chat_template, template_source] = chat_template_of(args, file);
+    const ModelOptions model_options{.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend};
+    std::unique_ptr<AnyModel> first = open_model(file, [&] {
+        ModelOptions o = model_options;
+        o.check_tensors = args.has("--check-tensors");
+        return o;
+    }());
+    // On the CPU every slot is a sequence of one model, fed in shared passes; a backend holding one
+    // sequence per model gets a model per slot, each over the one shared mapping of the weights.
+    const int slots = parallel + int(std::min(cache_mib * double(1 << 20) / double(first->kv_cache_bytes()), double(kMaxCachedSlots)));
+    const bool shared_passes = first->has_sequences();
     std::vector<std::unique_ptr<AnyModel>> models;
-    for (int i = 0; i < parallel; ++i)  // each a KV cache of its own over the one shared mapping of the weights
-        models.push_back(open_model(file, {.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend,
-                                           .check_tensors = i == 0 && args.has("--check-tensors")}));
-    serve::Scheduler scheduler(std::move(models));
+    if (shared_passes) {
+        models = batched_sequences(std::move(first), slots, {.pass_tokens = model_options.max_batch});
+    } else {
+        if (cache_mib > 0)
+            throw Error("--cache-ram keeps more sequences of one model, but " + std::string(first->device_name()) + " holds one sequence per model");
+        models.push_back(std::move(first));
+        for (int i = 1; i < parallel; ++i) models.push_back(open_model(file, model_options));
+    }
+    serve::Scheduler scheduler(std::move(models), parallel);
     serve::ApiOptions api_options{.api_key = args.get_or("--api-key", ""), .cors_origins = args.all("--cors-origin")};
     if (args.has("--api-key") && api_options.api_key.empty()) throw Error("--api-key must not be empty");
     for (const auto& origin : api_options.cors_origins)
@@ -124,10 +148,11 @@ int serve(int argc, char** argv) {
     serve::Api api(tok, scheduler, std::move(chat_template), std::filesystem::path(path).stem().string(), std::move(api_options));
     serve::Server server(api, opt);
 
-    std::fprintf(stderr, "forge serve: model %s, chat template %s, tool calls %s, %d slot(s) of %d tokens on %s, %d thread(s) each\n",
+    const auto stats = scheduler.stats();
+    std::fprintf(stderr, "forge serve: model %s, chat template %s, tool calls %s, %d slot(s) of %d tokens on %s (%d generating at once%s), %d thread(s)\n",
                  printable(path).c_str(), template_source.c_str(), std::string(chat::tool_call_format_name(api.tool_call_format())).c_str(),
-                 parallel, scheduler.context(),
-                 std::string(scheduler.front().device_name()).c_str(), threads);
+                 stats.slots, scheduler.context(), std::string(scheduler.front().device_name()).c_str(), stats.running,
+                 shared_passes ? ", in shared passes" : "", threads);
     // The cap is lowered where the open-file limit (raised to its hard limit) leaves room for fewer.
     std::fprintf(stderr, "forge serve: listening on http://%s:%d (at most %d connections%s)\n", opt.host.c_str(), server.port(),
                  server.max_connections(), server.max_connections() < opt.max_connections ? ", as the open-file limit allows" : "");

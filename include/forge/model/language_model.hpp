@@ -65,9 +65,11 @@ public:
         return generate(*model_, tok_, prompt.subspan(std::size_t(kept)), params, on_token);
     }
 
-    // Another sequence over the same weights (file mapping shared), opened with the same options: a
-    // second conversation, or a copy of this one's prefix (model().copy_prefix_to(*other, n)).
-    std::unique_ptr<AnyModel> new_sequence() const { return reopen_(); }
+    // Another sequence over the same weights: a second conversation, or a copy of this one's prefix
+    // (model().copy_prefix_to(*other, n)). On the CPU it is model().new_sequence() (weights and threads
+    // shared, so AnyModel::feed_together can feed both in one pass); on a backend holding one sequence
+    // per model, another model over the same file mapping, opened with the same options.
+    std::unique_ptr<AnyModel> new_sequence() const { return model_->has_sequences() ? model_->new_sequence() : reopen_(); }
 
 private:
     using Reopen = std::function<std::unique_ptr<AnyModel>()>;

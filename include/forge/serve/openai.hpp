@@ -746,7 +746,7 @@ private:
 
     json::Value health() const {
         const auto s = scheduler_.stats();
-        return json::Object{{"status", "ok"}, {"slots", s.slots}, {"slots_busy", s.busy}, {"queued", s.queued},
+        return json::Object{{"status", "ok"}, {"slots", s.slots}, {"slots_running_at_most", s.running}, {"slots_busy", s.busy}, {"queued", s.queued},
                             {"served", std::size_t(s.served)}, {"cached_tokens", s.cached_tokens}};
     }
 
