@@ -10,8 +10,8 @@
 # run once (it writes BUILD_DIR/bench/models/*.gguf). The synthetic models' placeholder vocabulary maps no
 # text, so each is served with a copy that carries the Llama SentencePiece vocabulary of the test data
 # (padded to the model's vocabulary size: same tensors, same speed). llama.cpp is fetched and built once
-# under BUILD_DIR/llama.cpp. forge's -t is passed THREADS as llama-server's is, though forge serve reads it
-# per slot (N slots run N x THREADS threads). Environment: PORT (default 18473); for a short check,
+# under BUILD_DIR/llama.cpp. Both servers get -t THREADS: one pool of that many kernel threads shared by
+# every slot. Environment: PORT (default 18473); for a short check,
 # CONCURRENCY (default "1 2 4 8 16") and STREAMS_ARGS, more serve_load streams options (e.g. "--max-tokens 8").
 set -euo pipefail
 

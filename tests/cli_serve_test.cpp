@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -122,6 +123,12 @@ TEST(CliServe, StreamedChatIsValidJsonChunksEndingWithUsageAndDone) {
     EXPECT_TRUE(finish == "length" || finish == "stop") << finish;
     EXPECT_GE(content_chunks, 2);
     EXPECT_LE(content_chunks, int(usage.at("completion_tokens").as_number())) << "at most one chunk per token";
+    // The log's line for it: its tokens, and the slots' state once it was done.
+    server.stop();
+    const std::regex line("forge serve: chatcmpl-[0-9a-f]+: prompt " + std::to_string(int(usage.at("prompt_tokens").as_number())) +
+                          " tokens \\(0 cached\\), " + std::to_string(int(usage.at("completion_tokens").as_number())) + " generated \\(" + finish +
+                          "\\) in [0-9]+ ms; slots 0 of 1 busy, 0 queued, [0-9]+ tokens cached\n");
+    EXPECT_TRUE(std::regex_search(server.stderr_text(), line)) << server.stderr_text();
 }
 
 TEST(CliServe, SigtermAndSigintStopItCleanly) {

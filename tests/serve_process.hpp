@@ -1,7 +1,8 @@
 #pragma once
 // `forge serve` as a child process for tests: started on a free loopback port, ready once it prints its
 // listening line on stderr, and always stopped (SIGTERM, then SIGKILL if it will not go) when the
-// object dies, so a failing test leaves no server behind. Every wait is bounded.
+// object dies, so a failing test leaves no server behind. Every wait is bounded. Once it is ready a
+// thread keeps reading its stderr (its log of requests), so the pipe never fills and blocks it.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -9,10 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
 #include <regex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace forge::test {
@@ -54,6 +58,10 @@ public:
             }
         }
         port_ = std::stoi(m[1]);
+        drain_ = std::thread([this] {
+            while (read_stderr(clock::time_point::max())) {
+            }
+        });
     }
     ServeProcess(const ServeProcess&) = delete;
     ServeProcess& operator=(const ServeProcess&) = delete;
@@ -71,6 +79,7 @@ public:
         int st = 0;
         ::waitpid(pid_, &st, 0);
         pid_ = -1;
+        if (drain_.joinable()) drain_.join();  // the child is gone: its stderr ends
         while (read_stderr(clock::now() + std::chrono::seconds(5))) {
         }
         ::close(err_);
@@ -79,24 +88,31 @@ public:
         return status_;
     }
 
-    const std::string& stderr_text() const { return stderr_; }
+    std::string stderr_text() const {
+        std::lock_guard lock(mu_);
+        return stderr_;
+    }
 
 private:
     // Appends what the child wrote to stderr; false at EOF or the deadline.
     bool read_stderr(clock::time_point deadline) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+        const bool forever = deadline == clock::time_point::max();
+        const auto left = forever ? -1 : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
         pollfd p{err_, POLLIN, 0};
-        if (left <= 0 || ::poll(&p, 1, int(left)) <= 0) return false;
+        if ((!forever && left <= 0) || ::poll(&p, 1, forever ? -1 : int(std::min<long long>(left, 1 << 30))) <= 0) return false;
         char buf[4096];
         const ssize_t n = ::read(err_, buf, sizeof buf);
         if (n <= 0) return false;
+        std::lock_guard lock(mu_);
         stderr_.append(buf, std::size_t(n));
         return true;
     }
 
     pid_t pid_ = -1;
     int err_ = -1, pidfd_ = -1, port_ = 0, status_ = -1;
+    mutable std::mutex mu_;  // stderr_ grows on the drain thread
     std::string stderr_;
+    std::thread drain_;
 };
 
 }  // namespace forge::test

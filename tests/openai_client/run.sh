@@ -47,6 +47,8 @@ while IFS= read -r -t 60 -u 3 line; do
 done
 [ -n "$port" ] || { echo "FAILED: forge serve did not print its listening address"; exit 1; }
 base="http://127.0.0.1:$port"
+# From here the server logs a line per request: keep reading, so the FIFO never fills and blocks it.
+sed 's/^/server: /' <&3 &
 
 FORGE_URL="$base/v1" node "$work/client_test.mjs"
 

@@ -12,6 +12,7 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -140,7 +141,9 @@ int serve(int argc, char** argv) {
         for (int i = 1; i < parallel; ++i) models.push_back(open_model(file, model_options));
     }
     serve::Scheduler scheduler(std::move(models), parallel);
-    serve::ApiOptions api_options{.api_key = args.get_or("--api-key", ""), .cors_origins = args.all("--cors-origin")};
+    serve::ApiOptions api_options{.api_key = args.get_or("--api-key", ""),
+                                  .cors_origins = args.all("--cors-origin"),
+                                  .log = [](std::string_view line) { std::fprintf(stderr, "forge serve: %.*s\n", int(line.size()), line.data()); }};
     if (args.has("--api-key") && api_options.api_key.empty()) throw Error("--api-key must not be empty");
     for (const auto& origin : api_options.cors_origins)
         if (!serve::is_cors_origin(origin))

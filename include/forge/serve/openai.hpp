@@ -514,6 +514,8 @@ struct ApiOptions {
     // Origins whose browser pages may call the API ("https://app.example:8443", or "*" for any). Empty:
     // replies carry no CORS headers, so browsers refuse cross-origin calls.
     std::vector<std::string> cors_origins{};
+    // Given a line for each finished completion: its tokens, time and the slots' state after it.
+    std::function<void(std::string_view)> log{};
 };
 
 // The routes, served from one tokenizer and one scheduler.
@@ -851,6 +853,18 @@ private:
                                 {"prompt_tokens_details", json::Object{{"cached_tokens", cached}}}};
         };
 
+        // The log's line for a finished completion (after its slot is free, so the slots' numbers are current).
+        const auto log_finished = [&](const GenerationResult& r) {
+            if (!options_.log) return;
+            const auto s = scheduler_.stats();
+            const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - queued_at).count();
+            char line[384];
+            std::snprintf(line, sizeof line, "%s: prompt %zu tokens (%d cached), %zu generated (%s) in %.0f ms; slots %d of %d busy, %d queued, %zu tokens cached",
+                          id.c_str(), prompt.size(), cached, r.tokens.size(), std::string(finish_reason_name(r.finish)).c_str(), ms, s.busy,
+                          s.running, s.queued, s.cached_tokens);
+            options_.log(line);
+        };
+
         // Tokens wait here until the text they made is sent (text held back for a stop string waits).
         LogprobsWriter logprobs(tok_, chat);
         const auto chunk = [&](json::Value delta_or_text, json::Value finish) {
@@ -868,6 +882,7 @@ private:
                 return true;
             });
             lease.reset();  // the slot is free before the reply is written, however slowly the client reads it
+            log_finished(r);
             if (r.finish == FinishReason::cancelled) {
                 if (past_stop_deadline()) out.send(error_response(shut_down(r), false, cors_headers(req)));
                 return false;
@@ -935,6 +950,7 @@ private:
             return false;
         }
         lease.reset();
+        log_finished(r);
         if (r.finish == FinishReason::cancelled) {
             if (past_stop_deadline()) out.send(http::sse_event(error_json(shut_down(r))) + http::sse_event("[DONE]") + std::string(http::kLastChunk));
             return false;
