@@ -122,14 +122,16 @@ private:
 
     // How many tokens of each waiting feed this pass holds: one each first (decode steps, and the start
     // of each prompt), then the rest of the room to prompts in arrival order. A feed whose abort says
-    // stop gets none and its outcome becomes Cancelled.
+    // stop gets none and its outcome becomes Cancelled (or what the check threw).
     std::vector<std::size_t> portions(const std::vector<Waiting*>& pass, std::vector<std::exception_ptr>& outcome) const {
         std::vector<std::size_t> take(pass.size(), 0);
         std::size_t room = std::size_t(opt_.pass_tokens);
         for (std::size_t i = 0; i < pass.size() && room > 0; ++i) {
             const Waiting& w = *pass[i];
-            if (*w.abort && (*w.abort)()) {
-                outcome[i] = std::make_exception_ptr(Cancelled(w.model->position()));
+            try {
+                if (*w.abort && (*w.abort)()) throw Cancelled(w.model->position());
+            } catch (...) {  // a check that throws ends its own feed, not the passes' thread
+                outcome[i] = std::current_exception();
                 continue;
             }
             take[i] = 1;
