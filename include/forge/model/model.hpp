@@ -142,8 +142,8 @@ private:
             total += f.tokens.size();
         }
         std::lock_guard lock(core.mu_);
-        std::vector<Row> rows;
-        rows.reserve(total);
+        std::vector<Row>& rows = core.rows_;  // kept between passes: a decode step allocates nothing
+        rows.clear();
         for (const Feed& f : feeds) {
             Sequence& q = f.model->seq_;
             q.has_logits = false;
@@ -276,6 +276,7 @@ private:
         int batch_;
         cpu::ThreadPool pool_;
         std::mutex mu_;  // one pass at a time
+        std::vector<Row> rows_;  // the feeds being fed, as rows (guarded by mu_)
 
     private:
         static ModelShape checked_shape(const gguf::File& f) {
