@@ -122,11 +122,9 @@ int serve(int argc, char** argv) {
     const Tokenizer tok = Tokenizer::from_gguf(file);
     auto [chat_template, template_source] = chat_template_of(args, file);
     const ModelOptions model_options{.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend};
-    std::unique_ptr<AnyModel> first = open_model(file, [&] {
-        ModelOptions o = model_options;
-        o.check_tensors = args.has("--check-tensors");
-        return o;
-    }());
+    ModelOptions first_options = model_options;  // the weights are scanned once, by the first model
+    first_options.check_tensors = args.has("--check-tensors");
+    std::unique_ptr<AnyModel> first = open_model(file, first_options);
     // On the CPU every slot is a sequence of one model, fed in shared passes; a backend holding one
     // sequence per model gets a model per slot, each over the one shared mapping of the weights.
     const int slots = parallel + int(std::min(cache_mib * double(1 << 20) / double(first->kv_cache_bytes()), double(kMaxCachedSlots)));

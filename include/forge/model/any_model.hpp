@@ -101,16 +101,16 @@ public:
         if (feeds.empty()) return;
         std::vector<std::size_t> before;
         for (const Feed& f : feeds) before.push_back(f.model->tokens_.size());
+        const auto record = [&] {
+            for (std::size_t i = 0; i < feeds.size(); ++i) feeds[i].model->record_fed(feeds[i].tokens, before[i]);
+        };
         try {
             feeds.front().model->feed_sequences(feeds, abort);
         } catch (...) {
-            for (std::size_t i = 0; i < feeds.size(); ++i) {
-                const std::size_t done = std::size_t(feeds[i].model->position()) - before[i];
-                feeds[i].model->tokens_.insert(feeds[i].model->tokens_.end(), feeds[i].tokens.begin(), feeds[i].tokens.begin() + std::ptrdiff_t(done));
-            }
+            record();
             throw;
         }
-        for (const Feed& f : feeds) f.model->tokens_.insert(f.model->tokens_.end(), f.tokens.begin(), f.tokens.end());
+        record();
     }
 
     virtual int position() const = 0;
@@ -139,17 +139,22 @@ protected:
 
 private:
     // Runs the feed `run` and records the tokens it fed, also those of the finished batches when it throws.
-    template <class Feed>
-    void recorded(std::span<const std::int32_t> tokens, Feed&& run) {
+    template <class Run>
+    void recorded(std::span<const std::int32_t> tokens, Run&& run) {
         const std::size_t before = tokens_.size();
         try {
             run();
-            tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
         } catch (...) {
-            const std::size_t done = std::size_t(position()) - before;
-            tokens_.insert(tokens_.end(), tokens.begin(), tokens.begin() + std::ptrdiff_t(done));
+            record_fed(tokens, before);
             throw;
         }
+        record_fed(tokens, before);
+    }
+
+    // Appends to tokens() what a feed of `tokens`, begun when the sequence held `before`, fed: all of
+    // them, or after a throw those its finished batches hold (position() says how far it got).
+    void record_fed(std::span<const std::int32_t> tokens, std::size_t before) {
+        tokens_.insert(tokens_.end(), tokens.begin(), tokens.begin() + std::ptrdiff_t(std::size_t(position()) - before));
     }
 
     std::vector<std::int32_t> tokens_;

@@ -20,11 +20,11 @@ public:
     // values, or nullptr for none) divide each pair's angle as in cpu::rope; cos and sin are multiplied
     // by `mscale` (LongRoPE's attention factor; 1 for every other model).
     void compute(std::span<const int> positions, float base, const float* freq_factors = nullptr, float mscale = 1.0f) {
-        for (std::size_t t = 0; t < positions.size(); ++t)
+        for (int t = 0; t < int(positions.size()); ++t)
             for (int i = 0; i < half_; ++i) {
-                const float theta = rope_angle(positions[t], i, 2 * half_, base, freq_factors);
-                cs_[index(int(t), i)] = std::cos(theta) * mscale;
-                cs_[index(int(t), i) + 1] = std::sin(theta) * mscale;
+                const float theta = rope_angle(positions[std::size_t(t)], i, 2 * half_, base, freq_factors);
+                cs_[index(t, i)] = std::cos(theta) * mscale;
+                cs_[index(t, i) + 1] = std::sin(theta) * mscale;
             }
     }
 
@@ -34,7 +34,7 @@ public:
         for (int h = 0; h < n_heads; ++h) {
             float* x = v + h * head_dim;
             for (int i = 0; i < half_; ++i) {
-                const float c = cs_[index(int(t), i)], s = cs_[index(t, i) + 1];
+                const float c = cs_[index(t, i)], s = cs_[index(t, i) + 1];
                 const int a = style == RopeStyle::adjacent ? 2 * i : i;
                 const int b = style == RopeStyle::adjacent ? 2 * i + 1 : i + half_;
                 const float x0 = x[a], x1 = x[b];
