@@ -60,8 +60,12 @@ void attend_tokens_fast(const AttentionShape& s, int h, const float* q, std::siz
         const std::uint16_t* k0 = k + std::size_t(first) * row + col;
         const int n = last - first + 1;  // token r sees n + r positions
         const int count[4] = {n, n + 1, n + 2, n + 3};
+        // Rows in fours for all four queries (a query's scores past its count are written, never read),
+        // the last (n + 3) % 4 one at a time.
+        int j = 0;
+        for (; j + 4 <= n + 3; j += 4) Ops::dot4_queries4(q + head, q_stride, k0 + std::size_t(j) * row, row, hd, scores + j, scores_stride);
         float dots[4];
-        for (int j = 0; j < n + 3; ++j) {
+        for (; j < n + 3; ++j) {
             Ops::dot_queries4(q + head, q_stride, k0 + std::size_t(j) * row, hd, dots);
             for (int r = 0; r < 4; ++r)
                 if (j < count[r]) scores[std::size_t(r) * scores_stride + std::size_t(j)] = dots[r];

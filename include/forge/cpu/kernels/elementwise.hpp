@@ -74,9 +74,18 @@ inline void silu_mul_fast(const float* gate, const float* up, float* out, int n)
 // In-place softmax, as cpu::softmax.
 inline void softmax_fast(float* x, int n) {
     using namespace detail;
-    const float m = *std::max_element(x, x + n);
-    f32v acc{};
+    // The largest score, lanes first: a max is the same whichever order finds it.
+    f32v mv = f32v{} + x[0];
     int i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+        const f32v v = load(x + i);
+        mv = v > mv ? v : mv;
+    }
+    float m = x[0];
+    for (int k = 0; k < kLanes; ++k) m = std::max(m, mv[k]);
+    for (; i < n; ++i) m = std::max(m, x[i]);
+    f32v acc{};
+    i = 0;
     for (; i + kLanes <= n; i += kLanes) {
         const f32v e = exp(load(x + i) - m);
         store(x + i, e);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "forge/core/half.hpp"
 #include "forge/cpu/simd/hsum.hpp"
@@ -84,6 +85,30 @@ struct F16Rows<isa::Avx512> {
         }
         _mm_storeu_ps(out, simd::hsum4(acc[0], acc[1], acc[2], acc[3]));
     }
+    // Four queries dotted with four rows (`stride` apart), each row converted once: query r's four dots
+    // go to out[r * out_stride ...+ 4), each formed exactly as dot4 forms it.
+    static void dot4_queries4(const float* q, std::size_t q_stride, const std::uint16_t* k, std::size_t stride, int n, float* out,
+                              std::size_t out_stride) {
+        __m512 acc[4][4];
+        #pragma GCC unroll 16
+        for (auto& r : acc)
+            #pragma GCC unroll 16
+            for (auto& x : r) x = _mm512_setzero_ps();
+        for (int i = 0; i < n; i += 16) {
+            const __mmask16 m = mask(n, i);
+            __m512 kv[4];
+            #pragma GCC unroll 16
+            for (int j = 0; j < 4; ++j) kv[j] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + std::size_t(j) * stride + std::size_t(i)));
+            #pragma GCC unroll 16
+            for (int r = 0; r < 4; ++r) {
+                const __m512 qv = _mm512_maskz_loadu_ps(m, q + std::size_t(r) * q_stride + std::size_t(i));
+                #pragma GCC unroll 16
+                for (int j = 0; j < 4; ++j) acc[r][j] = _mm512_fmadd_ps(qv, kv[j], acc[r][j]);
+            }
+        }
+        #pragma GCC unroll 16
+        for (int r = 0; r < 4; ++r) _mm_storeu_ps(out + std::size_t(r) * out_stride, simd::hsum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
+    }
     // For four queries r: out_r[0, n) = the sum over rows j < count[r] of a_r[j] * row j (weights
     // `a_stride` apart, outputs `out_stride` apart, rows `stride` apart; count ascending). Each row is
     // converted once for the four, 64 output values at a time held in registers; every output lane adds
@@ -92,26 +117,49 @@ struct F16Rows<isa::Avx512> {
                               float* out, std::size_t out_stride, int n) {
         for (int c = 0; c < n; c += 64) {
             const int w = std::min(64, n - c);
-            __m512 acc[4][4];
-            for (auto& r : acc)
-                for (auto& x : r) x = _mm512_setzero_ps();
-            const auto add = [&](int j, int r0) {
-                const std::uint16_t* vj = v + std::size_t(j) * stride + std::size_t(c);
-                __m512 row[4];
-                for (int i = 0; i < 4; ++i)
-                    row[i] = 16 * i < w ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(w, 16 * i), vj + 16 * i)) : _mm512_setzero_ps();
-                for (int r = r0; r < 4; ++r) {
-                    const __m512 ar = _mm512_set1_ps(a[std::size_t(r) * a_stride + std::size_t(j)]);
-                    for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_fmadd_ps(ar, row[i], acc[r][i]);
-                }
-            };
-            int j = 0;
-            for (int r = 0; r < 4; ++r)
-                for (; j < count[r]; ++j) add(j, r);
-            for (int r = 0; r < 4; ++r)
-                for (int i = 0; i < 4 && 16 * i < w; ++i)
-                    _mm512_mask_storeu_ps(out + std::size_t(r) * out_stride + std::size_t(c + 16 * i), mask(w, 16 * i), acc[r][i]);
+            const std::uint16_t* vc = v + c;
+            float* oc = out + c;
+            switch ((w + 15) / 16) {
+                case 1: weighted_sum4_columns<1>(a, a_stride, count, vc, stride, oc, out_stride, w); break;
+                case 2: weighted_sum4_columns<2>(a, a_stride, count, vc, stride, oc, out_stride, w); break;
+                case 3: weighted_sum4_columns<3>(a, a_stride, count, vc, stride, oc, out_stride, w); break;
+                default: weighted_sum4_columns<4>(a, a_stride, count, vc, stride, oc, out_stride, w); break;
+            }
         }
+    }
+    // weighted_sum4 over `w` columns in V vectors: the loop bounds are constants, so the 4 x V sums stay
+    // in registers.
+    template <int V>
+    static void weighted_sum4_columns(const float* a, std::size_t a_stride, const int* count, const std::uint16_t* v, std::size_t stride,
+                                      float* out, std::size_t out_stride, int w) {
+        __mmask16 m[V];
+        __m512 acc[4][V];
+        #pragma GCC unroll 16
+        for (int i = 0; i < V; ++i) m[i] = mask(w, 16 * i);
+        #pragma GCC unroll 16
+        for (auto& r : acc)
+            #pragma GCC unroll 16
+            for (auto& x : r) x = _mm512_setzero_ps();
+        const auto add = [&](int j, auto all) {
+            const std::uint16_t* vj = v + std::size_t(j) * stride;
+            __m512 row[V];
+            #pragma GCC unroll 16
+            for (int i = 0; i < V; ++i) row[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[i], vj + 16 * i));
+            #pragma GCC unroll 16
+            for (int r = 0; r < 4; ++r) {
+                if (!all && j >= count[r]) continue;
+                const __m512 ar = _mm512_set1_ps(a[std::size_t(r) * a_stride + std::size_t(j)]);
+                #pragma GCC unroll 16
+                for (int i = 0; i < V; ++i) acc[r][i] = _mm512_fmadd_ps(ar, row[i], acc[r][i]);
+            }
+        };
+        int j = 0;
+        for (; j < count[0]; ++j) add(j, std::true_type{});
+        for (; j < count[3]; ++j) add(j, std::false_type{});
+        #pragma GCC unroll 16
+        for (int r = 0; r < 4; ++r)
+            #pragma GCC unroll 16
+            for (int i = 0; i < V; ++i) _mm512_mask_storeu_ps(out + std::size_t(r) * out_stride + std::size_t(16 * i), m[i], acc[r][i]);
     }
     static void axpy4(const float* a, const std::uint16_t* v, std::size_t stride, float* out, int n) {
         for (int i = 0; i < n; i += 16) {

@@ -52,7 +52,7 @@ public:
         if (rows_.n == 1) slot.rows.quantize(rows_.x, rows_.stride, 0, 1);
         else pool.parallel_for(std::size_t(rows_.n), [&](std::size_t b, std::size_t e) {
             slot.rows.quantize(rows_.x, rows_.stride, int(b), int(e));
-        });
+        }, tokens_per_line<typename K::Input>());
         slot.fresh = true;
     }
     // The rows quantize<K>() made.
@@ -62,6 +62,13 @@ public:
     }
 
 private:
+    // Layouts that interleave tokens (Q8Lanes) are quantized a whole interleaved group per thread: two
+    // threads writing the tokens of one group would share every cache line it has.
+    template <class In>
+    static constexpr std::size_t tokens_per_line() {
+        if constexpr (requires { In::kLanes; }) return std::size_t(In::kLanes);
+        else return 1;
+    }
     template <class In>
     struct Slot {
         In rows;
