@@ -2,7 +2,8 @@
 // over plain loopback sockets, timed on the client's clock, so both servers are measured the same way.
 //
 //   serve_load streams --port P [--streams 1,2,4,8,16] [--max-tokens 64] [--prompt-tokens 64] [--rounds 2] [--label NAME]
-//   serve_load conversation --port P [--prompt-tokens 1000] [--max-tokens 32] [--follow-up-tokens 30] [--label NAME]
+//   serve_load conversation --port P [--prompt-tokens 1000] [--max-tokens 32] [--follow-up-tokens 30] [--conversations 3]
+//                           [--label NAME]
 //
 // streams: for each concurrency C, C threads each send --rounds requests one after the other, each with a
 // prompt of its own (no two requests share more than a few leading tokens, so no cache is reused). Time to
@@ -11,6 +12,8 @@
 // sent to the last reply. One markdown row per concurrency.
 // conversation: turn 1 a prompt of about --prompt-tokens tokens, turn 2 that prompt + turn 1's reply + about
 // --follow-up-tokens new tokens; each turn's TTFT, their ratio and the prompt tokens turn 2 found cached.
+// --conversations of them one after another, each with its own text, and a last row of the medians (one
+// conversation's ratio moves with whatever else the machine is doing).
 //
 // Prompt lengths are in the server's tokens: a first, unstreamed request measures how many tokens a word
 // of the generated text takes (usage.prompt_tokens) and the prompts are sized from that.
@@ -318,7 +321,7 @@ struct Options {
     std::string mode, label = "server";
     int port = 0;
     std::vector<int> streams{1, 2, 4, 8, 16};
-    int max_tokens = 0, prompt_tokens = 0, rounds = 2, follow_up_tokens = 30;
+    int max_tokens = 0, prompt_tokens = 0, rounds = 2, follow_up_tokens = 30, conversations = 3;
 };
 
 void run_streams(const Options& o) {
@@ -370,16 +373,26 @@ void run_streams(const Options& o) {
 void run_conversation(const Options& o) {
     const int max_tokens = o.max_tokens ? o.max_tokens : 32, prompt_tokens = o.prompt_tokens ? o.prompt_tokens : 1000;
     const double per_word = tokens_per_word(o.port);
-    const std::string turn1 = words_text(1, words_for(prompt_tokens, per_word));
-    const Reply r1 = complete_streamed(o.port, {.prompt = turn1, .max_tokens = max_tokens, .seed = 1});
-    // The new text is a sentence of its own after the reply, as a user's next message would be.
-    const std::string turn2 = turn1 + r1.text + "\n" + words_text(2, words_for(o.follow_up_tokens, per_word));
-    const Reply r2 = complete_streamed(o.port, {.prompt = turn2, .max_tokens = max_tokens, .seed = 2});
     const auto cached = [](const Reply& r) { return r.cached_tokens ? std::to_string(*r.cached_tokens) : std::string("-"); };
-    std::printf("| server | turn | prompt tokens | cached tokens | TTFT ms | TTFT / turn 1's |\n|---|---:|---:|---:|---:|---:|\n");
-    std::printf("| %s | 1 | %d | %s | %.0f | |\n", o.label.c_str(), r1.prompt_tokens, cached(r1).c_str(), r1.ttft_ms());
-    std::printf("| %s | 2 | %d | %s | %.0f | %.2f |\n", o.label.c_str(), r2.prompt_tokens, cached(r2).c_str(), r2.ttft_ms(),
-                r2.ttft_ms() / r1.ttft_ms());
+    std::printf("| server | conversation | turn | prompt tokens | cached tokens | TTFT ms | TTFT / turn 1's |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    std::vector<double> first, second, ratio;
+    for (int c = 1; c <= o.conversations; ++c) {
+        const std::uint64_t seed = 2 * std::uint64_t(c) - 1;
+        const std::string turn1 = words_text(seed, words_for(prompt_tokens, per_word));
+        const Reply r1 = complete_streamed(o.port, {.prompt = turn1, .max_tokens = max_tokens, .seed = 1});
+        // The new text is a sentence of its own after the reply, as a user's next message would be.
+        const std::string turn2 = turn1 + r1.text + "\n" + words_text(seed + 1, words_for(o.follow_up_tokens, per_word));
+        const Reply r2 = complete_streamed(o.port, {.prompt = turn2, .max_tokens = max_tokens, .seed = 2});
+        std::printf("| %s | %d | 1 | %d | %s | %.0f | |\n", o.label.c_str(), c, r1.prompt_tokens, cached(r1).c_str(), r1.ttft_ms());
+        std::printf("| %s | %d | 2 | %d | %s | %.0f | %.2f |\n", o.label.c_str(), c, r2.prompt_tokens, cached(r2).c_str(), r2.ttft_ms(),
+                    r2.ttft_ms() / r1.ttft_ms());
+        first.push_back(r1.ttft_ms());
+        second.push_back(r2.ttft_ms());
+        ratio.push_back(r2.ttft_ms() / r1.ttft_ms());
+    }
+    std::printf("| %s | median | 1, 2 | | | %.0f, %.0f | %.2f |\n", o.label.c_str(), percentile(first, 0.5), percentile(second, 0.5),
+                percentile(ratio, 0.5));
+    std::fflush(stdout);
 }
 
 int positive(const std::string& flag, const std::string& v) {
@@ -403,6 +416,7 @@ Options parse(int argc, char** argv) {
         else if (flag == "--max-tokens") o.max_tokens = positive(flag, v);
         else if (flag == "--prompt-tokens") o.prompt_tokens = positive(flag, v);
         else if (flag == "--rounds") o.rounds = positive(flag, v);
+        else if (flag == "--conversations") o.conversations = positive(flag, v);
         else if (flag == "--follow-up-tokens") o.follow_up_tokens = positive(flag, v);
         else if (flag == "--streams") {
             o.streams.clear();
