@@ -4,7 +4,8 @@
 #
 #   bench/compare_llama_cpp.sh BUILD_DIR [THREADS] [REPS] [MODELS]
 #
-# MODELS, a regular expression, picks the models to compare (all by default).
+# THREADS is a count or a comma-separated list of counts (1,2,4,8,16): each model is measured at each,
+# both engines in turn. MODELS, a regular expression, picks the models to compare (all by default).
 # BUILD_DIR is a Release build of forge with forge_cli and bench_model built, and bench_model run once
 # (it writes BUILD_DIR/bench/models/*.gguf). Configure it with -DFORGE_BUILD_ZOO=ON so that forge bench
 # runs these shapes with their compiled traits, as forge run would; without the zoo it runs them on the
@@ -13,7 +14,7 @@ set -euo pipefail
 
 source "$(cd "$(dirname "$0")" && pwd)/llama_cpp_source.sh"
 
-build=$(cd "${1:?usage: $0 BUILD_DIR [THREADS] [REPS]}" && pwd)
+build=$(cd "${1:?usage: $0 BUILD_DIR [THREADS] [REPS] [MODELS]}" && pwd)
 threads=${2:-2}
 reps=${3:-3}
 only=${4:-.}
@@ -31,8 +32,8 @@ for base in TinyLlama-1.1B-Chat Qwen2.5-0.5B; do
     done
 done
 
-# test rows only: "engine | test | t/s"
-rows() { grep -E '^\| [A-Za-z]' | grep -v '^| model' | awk -F'|' -v e="$1" '{gsub(/ +/, " "); print e " |" $7 "|" $8}'; }
+# test rows only: "engine | threads | test | t/s"
+rows() { grep -E '^\| [A-Za-z]' | grep -v '^| model' | awk -F'|' -v e="$1" -v t="$2" '{gsub(/ +/, " "); print e " | " t " |" $7 "|" $8}'; }
 
 uptime
 for spec in SmolLM2-135M-Q8_0:128 SmolLM2-135M-Q4_0:128 Qwen2.5-0.5B-Q8_0:512 TinyLlama-1.1B-Chat-Q4_0:128,512 \
@@ -42,9 +43,11 @@ for spec in SmolLM2-135M-Q8_0:128 SmolLM2-135M-Q4_0:128 Qwen2.5-0.5B-Q8_0:512 Ti
     prompts=${spec#*:}
     [[ $name =~ $only ]] || continue
     echo "== $name"
-    "$llama/build/bin/llama-bench" -m "$models/$name.gguf" -t "$threads" -p "$prompts" -n 64 -r "$reps" 2>/dev/null | rows llama.cpp
-    for p in ${prompts//,/ }; do
-        "$build/forge" bench -m "$models/$name.gguf" -t "$threads" -p "$p" -n 64 -r "$reps" 2>/dev/null | rows forge
+    for t in ${threads//,/ }; do
+        "$llama/build/bin/llama-bench" -m "$models/$name.gguf" -t "$t" -p "$prompts" -n 64 -r "$reps" 2>/dev/null | rows llama.cpp "$t"
+        for p in ${prompts//,/ }; do
+            "$build/forge" bench -m "$models/$name.gguf" -t "$t" -p "$p" -n 64 -r "$reps" 2>/dev/null | rows forge "$t"
+        done
     done
 done
 uptime
