@@ -135,6 +135,7 @@ using SmolQ4 = models::SmolLM2_135M<DType::Q4_0>;
 using Qwen = models::Qwen2_5_0_5B<DType::Q8_0>;
 using TinyQ4 = models::TinyLlama_1_1B<DType::Q4_0>;
 using TinyQ8 = models::TinyLlama_1_1B<DType::Q8_0>;
+using Llama8 = models::Llama3_1_8B<DType::Q4_0>;
 
 FORGE_BENCH_MODEL(SmolQ8, 128, 64);
 FORGE_BENCH_MODEL(SmolQ4, 128, 64);
@@ -145,5 +146,10 @@ FORGE_BENCH_MODEL(TinyQ8, 128, 64);
 BENCHMARK(BM_DecodeShareOfBandwidth<TinyQ4>)->Name("decode_share_of_bandwidth/" + std::string(TinyQ4::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(64);
 BENCHMARK(BM_DecodeShareOfBandwidth<TinyQ8>)->Name("decode_share_of_bandwidth/" + std::string(TinyQ8::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(64);
 BENCHMARK(BM_DecodeShareOfBandwidth<SmolQ4>)->Name("decode_share_of_bandwidth/" + std::string(SmolQ4::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(256);
+// The 8B shape (a 4.5 GB file, written on first use): the runtime-shape path only, as forge bench runs a
+// file without the zoo, and decode against the bandwidth bound, the case for machines with many cores.
+BENCHMARK(BM_Prefill<Llama8, Dynamic>)->Name("prefill/runtime/" + std::string(Llama8::name))->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_Decode<Llama8, Dynamic>)->Name("decode/runtime/" + std::string(Llama8::name))->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_DecodeShareOfBandwidth<Llama8>)->Name("decode_share_of_bandwidth/" + std::string(Llama8::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(16);
 
 }  // namespace

@@ -6,9 +6,10 @@
 #
 # THREADS is a count or a comma-separated list of counts (1,2,4,8,16): each model is measured at each,
 # both engines in turn. MODELS, a regular expression, picks the models to compare (all by default).
-# BUILD_DIR is a Release build of forge with forge_cli and bench_model built, and bench_model run once
-# (it writes BUILD_DIR/bench/models/*.gguf). Configure it with -DFORGE_BUILD_ZOO=ON so that forge bench
-# runs these shapes with their compiled traits, as forge run would; without the zoo it runs them on the
+# BUILD_DIR is a Release build of forge with forge_cli and write_models built; the synthetic models go to
+# BUILD_DIR/bench/models (where bench_model writes them), written on first use. The 8B shape (a 4.5 GB
+# file) runs only when MODELS names it. Configure with -DFORGE_BUILD_ZOO=ON so that forge bench runs
+# these shapes with their compiled traits, as forge run would; without the zoo it runs them on the
 # runtime-shape path (its last line says which). llama.cpp is fetched and built once under BUILD_DIR/llama.cpp.
 set -euo pipefail
 
@@ -26,6 +27,8 @@ llama_cpp_build "$llama" llama-bench llama-quantize
 # The K-quant files people download, made from the Q8_0 files by llama.cpp's own quantizer (rows that are
 # not whole 256-value blocks fall back to other types, as in the published files).
 for base in TinyLlama-1.1B-Chat Qwen2.5-0.5B; do
+    [[ $base-Q4_K_M =~ $only || $base-Q6_K =~ $only ]] || continue
+    "$build/bench/write_models" "$models" "^$base-Q8_0\$" >/dev/null
     for kq in Q4_K_M Q6_K; do
         [[ -f $models/$base-$kq.gguf ]] || "$llama/build/bin/llama-quantize" --allow-requantize "$models/$base-Q8_0.gguf" \
             "$models/$base-$kq.gguf" "$kq" >/dev/null 2>&1
@@ -38,10 +41,12 @@ rows() { grep -E '^\| [A-Za-z]' | grep -v '^| model' | awk -F'|' -v e="$1" -v t=
 uptime
 for spec in SmolLM2-135M-Q8_0:128 SmolLM2-135M-Q4_0:128 Qwen2.5-0.5B-Q8_0:512 TinyLlama-1.1B-Chat-Q4_0:128,512 \
             TinyLlama-1.1B-Chat-Q8_0:128 TinyLlama-1.1B-Chat-Q4_K_M:128 TinyLlama-1.1B-Chat-Q6_K:128 Qwen2.5-0.5B-Q4_K_M:128 \
-            Qwen2.5-0.5B-Q6_K:128; do
+            Qwen2.5-0.5B-Q6_K:128 Llama-3.1-8B-Q4_0:128; do
     name=${spec%%:*}
     prompts=${spec#*:}
     [[ $name =~ $only ]] || continue
+    [[ $name == Llama-3.1-8B* && $only == . ]] && continue
+    [[ $name == *_K* ]] || "$build/bench/write_models" "$models" "^$name\$" >/dev/null
     echo "== $name"
     for t in ${threads//,/ }; do
         "$llama/build/bin/llama-bench" -m "$models/$name.gguf" -t "$t" -p "$prompts" -n 64 -r "$reps" 2>/dev/null | rows llama.cpp "$t"

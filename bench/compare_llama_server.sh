@@ -6,8 +6,8 @@
 #   bench/compare_llama_server.sh BUILD_DIR [THREADS] [MODELS]
 #
 # MODELS: bench model names (default "SmolLM2-135M-Q8_0 TinyLlama-1.1B-Chat-Q4_0") or GGUF paths.
-# BUILD_DIR is a Release build of forge with forge_cli, serve_load and with_vocab built, and bench_model
-# run once (it writes BUILD_DIR/bench/models/*.gguf). The synthetic models' placeholder vocabulary maps no
+# BUILD_DIR is a Release build of forge with forge_cli, serve_load, with_vocab and write_models built (the
+# bench models are written to BUILD_DIR/bench/models on first use). The synthetic models' placeholder vocabulary maps no
 # text, so each is served with a copy that carries the Llama SentencePiece vocabulary of the test data
 # (padded to the model's vocabulary size: same tensors, same speed). llama.cpp is fetched and built once
 # under BUILD_DIR/llama.cpp. Both servers get -t THREADS: one pool of that many kernel threads shared by
@@ -70,7 +70,13 @@ rows() { if ((header)); then cat; else sed 1,2d; fi; }
 
 uptime
 for name in $names; do
-    if [[ -f $name ]]; then model=$name; name=$(basename "$name" .gguf); else model=$build/bench/models/$name.gguf; fi
+    if [[ -f $name ]]; then
+        model=$name
+        name=$(basename "$name" .gguf)
+    else
+        model=$build/bench/models/$name.gguf
+        "$build/bench/write_models" "$build/bench/models" "^$name\$" >/dev/null
+    fi
     file=$served/$name.gguf
     [[ -f $file && $file -nt $model ]] || "$build/bench/with_vocab" "$model" "$vocab" "$file" >/dev/null
     echo "== $name (threads $threads)"
