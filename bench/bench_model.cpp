@@ -13,12 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "forge/gguf/synthetic_model.hpp"
+#include "bench_shapes.hpp"
 #include "forge/cpu/thread_pool.hpp"
 #include "forge/model/model.hpp"
-#include "forge/models/llama.hpp"
-#include "forge/models/qwen2_5.hpp"
-#include "forge/models/smollm2.hpp"
 
 namespace {
 
@@ -27,13 +24,6 @@ using namespace forge;
 int bench_threads() {
     if (const char* t = std::getenv("FORGE_BENCH_THREADS")) return std::max(1, std::atoi(t));
     return int(std::max(1u, std::thread::hardware_concurrency()));
-}
-
-template <class Traits>
-std::string model_file() {
-    const std::string path = std::string(FORGE_BENCH_MODEL_DIR) + "/" + std::string(Traits::name) + ".gguf";
-    gguf::write_synthetic_model(path, Traits::shape);
-    return path;
 }
 
 std::vector<std::int32_t> random_tokens(int n, int vocab) {
@@ -47,7 +37,7 @@ std::vector<std::int32_t> random_tokens(int n, int vocab) {
 template <class Traits, class Path>
 void BM_Prefill(benchmark::State& state) {
     const int n = int(state.range(0));
-    Model<Path> m(gguf::File::open(model_file<Traits>()), {.context = n, .threads = bench_threads()});
+    Model<Path> m(gguf::File::open(bench::model_file<Traits>(FORGE_BENCH_MODEL_DIR)), {.context = n, .threads = bench_threads()});
     const auto tokens = random_tokens(n, Traits::shape.vocab);
     m.prefill(tokens);  // warm-up: faults the mapping in
     for (auto _ : state) {
@@ -61,7 +51,7 @@ void BM_Prefill(benchmark::State& state) {
 template <class Traits, class Path>
 void BM_Decode(benchmark::State& state) {
     const int n = int(state.range(0));
-    Model<Path> m(gguf::File::open(model_file<Traits>()), {.context = n, .threads = bench_threads()});
+    Model<Path> m(gguf::File::open(bench::model_file<Traits>(FORGE_BENCH_MODEL_DIR)), {.context = n, .threads = bench_threads()});
     const auto tokens = random_tokens(n, Traits::shape.vocab);
     for (const auto t : tokens) m.decode(t);
     for (auto _ : state) {
@@ -81,7 +71,7 @@ void BM_Decode(benchmark::State& state) {
 template <class Traits>
 void BM_DecodeShareOfBandwidth(benchmark::State& state) {
     const int threads = bench_threads();
-    Model<Traits> m(gguf::File::open(model_file<Traits>()), {.context = 256, .threads = threads});
+    Model<Traits> m(gguf::File::open(bench::model_file<Traits>(FORGE_BENCH_MODEL_DIR)), {.context = 256, .threads = threads});
     std::vector<std::span<const std::uint64_t>> streamed;
     std::size_t bytes = 0;
     for (const auto& t : m.file().tensors())
@@ -129,13 +119,7 @@ void BM_DecodeShareOfBandwidth(benchmark::State& state) {
     BENCHMARK(BM_Decode<T, T>)->Name("decode/compiled/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3); \
     BENCHMARK(BM_Decode<T, Dynamic>)->Name("decode/runtime/" + std::string(T::name))->Arg(TG)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3)
 
-// The zoo's traits for the shapes of llama.cpp's figures in docs/performance.md.
-using SmolQ8 = models::SmolLM2_135M<DType::Q8_0>;
-using SmolQ4 = models::SmolLM2_135M<DType::Q4_0>;
-using Qwen = models::Qwen2_5_0_5B<DType::Q8_0>;
-using TinyQ4 = models::TinyLlama_1_1B<DType::Q4_0>;
-using TinyQ8 = models::TinyLlama_1_1B<DType::Q8_0>;
-using Llama8 = models::Llama3_1_8B<DType::Q4_0>;
+using namespace forge::bench;
 
 FORGE_BENCH_MODEL(SmolQ8, 128, 64);
 FORGE_BENCH_MODEL(SmolQ4, 128, 64);

@@ -383,12 +383,12 @@ void run_conversation(const Options& o) {
         // The new text is a sentence of its own after the reply, as a user's next message would be.
         const std::string turn2 = turn1 + r1.text + "\n" + words_text(seed + 1, words_for(o.follow_up_tokens, per_word));
         const Reply r2 = complete_streamed(o.port, {.prompt = turn2, .max_tokens = max_tokens, .seed = 2});
-        std::printf("| %s | %d | 1 | %d | %s | %.0f | |\n", o.label.c_str(), c, r1.prompt_tokens, cached(r1).c_str(), r1.ttft_ms());
-        std::printf("| %s | %d | 2 | %d | %s | %.0f | %.2f |\n", o.label.c_str(), c, r2.prompt_tokens, cached(r2).c_str(), r2.ttft_ms(),
-                    r2.ttft_ms() / r1.ttft_ms());
         first.push_back(r1.ttft_ms());
         second.push_back(r2.ttft_ms());
-        ratio.push_back(r2.ttft_ms() / r1.ttft_ms());
+        ratio.push_back(second.back() / first.back());
+        std::printf("| %s | %d | 1 | %d | %s | %.0f | |\n", o.label.c_str(), c, r1.prompt_tokens, cached(r1).c_str(), first.back());
+        std::printf("| %s | %d | 2 | %d | %s | %.0f | %.2f |\n", o.label.c_str(), c, r2.prompt_tokens, cached(r2).c_str(), second.back(),
+                    ratio.back());
     }
     std::printf("| %s | median | 1, 2 | | | %.0f, %.0f | %.2f |\n", o.label.c_str(), percentile(first, 0.5), percentile(second, 0.5),
                 percentile(ratio, 0.5));

@@ -86,7 +86,8 @@ struct F16Rows<isa::Avx512> {
         _mm_storeu_ps(out, simd::hsum4(acc[0], acc[1], acc[2], acc[3]));
     }
     // Four queries dotted with four rows (`stride` apart), each row converted once: query r's four dots
-    // go to out[r * out_stride ...+ 4), each formed exactly as dot4 forms it.
+    // go to out[r * out_stride ...+ 4), each formed exactly as dot4 forms it. The loops over the 4 x 4
+    // sums are unrolled by pragma: GCC keeps such arrays in registers only when it unrolls them early.
     static void dot4_queries4(const float* q, std::size_t q_stride, const std::uint16_t* k, std::size_t stride, int n, float* out,
                               std::size_t out_stride) {
         __m512 acc[4][4];
