@@ -5,11 +5,14 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "forge/cpu/dispatch/select.hpp"
 #include "gguf_fixtures.hpp"
 #include "reference.hpp"
 #include "run_process.hpp"
@@ -81,6 +84,32 @@ TEST(CliBench, PrintsPrefillAndDecodeRowsAndNamesThePath) {
     const auto bad = run_process({FORGE_CLI, "bench", "-m", model_path("synth-llama-q4_0.gguf"), "-r", "0"});
     EXPECT_NE(bad.exit_code, 0);
     EXPECT_NE(bad.err.find("--repetitions must be at least 1"), std::string::npos) << bad.err;
+}
+
+// bench and run name the CPU kernel set that ran: the best this CPU runs, or the one FORGE_CPU_KERNELS
+// names; a name the program cannot run is a one-line error.
+TEST(CliBench, NamesTheKernelSetThatRanWhichTheVariableChooses) {
+    const std::vector<std::string> bench = {FORGE_CLI, "bench", "-m", model_path("synth-llama-q8_0.gguf"), "-p", "8", "-n", "4", "-r", "1"};
+    const auto sets = cpu::available_kernel_sets();
+    const auto best = run_process(bench);
+    ASSERT_EQ(best.exit_code, 0) << best.err;
+    EXPECT_NE(best.out.find(", " + std::string(sets.front().name) + " kernels"), std::string::npos) << best.out;
+    for (const cpu::KernelSet& set : sets) {
+        ::setenv(cpu::kKernelsVariable, std::string(set.name).c_str(), 1);
+        const auto b = run_process(bench);
+        const auto r = run_process({FORGE_CLI, "run", "-m", model_path("synth-llama-q8_0.gguf"), "-p", "hello", "-n", "4"});
+        ::unsetenv(cpu::kKernelsVariable);
+        ASSERT_EQ(b.exit_code, 0) << b.err;
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_NE(b.out.find(", " + std::string(set.name) + " kernels"), std::string::npos) << b.out;
+        EXPECT_NE(r.err.find(", " + std::string(set.name) + " kernels"), std::string::npos) << r.err;
+    }
+    ::setenv(cpu::kKernelsVariable, "avx1024", 1);
+    const auto bad = run_process(bench);
+    ::unsetenv(cpu::kKernelsVariable);
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_EQ(bad.err.rfind("forge bench: error: FORGE_CPU_KERNELS=avx1024 names no kernel set", 0), 0u) << bad.err;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
 }
 
 // The same rows from the emulated GPU path, which the last line names.

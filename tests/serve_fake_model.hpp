@@ -78,6 +78,7 @@ public:
     const ModelShape& shape() const override { return shape_; }
     const gguf::File& file() const override { return file_; }
     std::string_view compiled_name() const override { return "fake"; }
+    std::string_view kernels() const override { return "fake"; }
 
 private:
     // The server cuts a slot's sequence back before each request (to the prefix it reuses): the next feed

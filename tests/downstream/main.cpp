@@ -1,7 +1,7 @@
 // A downstream program: compile-time facts of a compiled model, then the same model read from its file.
 #include <cstdio>
 
-#include <forge/forge.hpp>
+#include "models.hpp"
 
 using forge::models::Stories260K;
 
@@ -28,6 +28,9 @@ int main(int argc, char** argv) {
             return 1;
         }
         std::printf("downstream: %s matches %.*s\n", argv[1], int(match->name.size()), match->name.data());
+        // The CPU kernels a program built without -march runs: chosen at load from what the CPU has.
+        const forge::Model<forge::Dynamic> model(forge::gguf::File::open(argv[1]));
+        std::printf("downstream: kernels %.*s\n", int(model.kernels().size()), model.kernels().data());
         return 0;
     } catch (const forge::Error& e) {
         std::fprintf(stderr, "downstream: %s\n", e.what());

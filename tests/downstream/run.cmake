@@ -41,7 +41,18 @@ else()
 endif()
 run(COMMAND "${CMAKE_COMMAND}" --build "${bin}")
 
-run(COMMAND "${bin}/downstream" "${model}")
+run(COMMAND "${bin}/downstream" "${model}" OUT said)
+# Built without -march, from forge's source tree it still runs the widest kernels this x86-64 Linux CPU
+# has (cmake/cpu_kernel_sets.cmake); an installed forge is headers only, and the build's flags decide.
+set(cpuinfo "")
+if(EXISTS /proc/cpuinfo)
+  file(READ /proc/cpuinfo cpuinfo)
+endif()
+if(FORGE_CONSUME STREQUAL "subdirectory" AND CMAKE_HOST_SYSTEM_PROCESSOR STREQUAL "x86_64" AND cpuinfo MATCHES " avx2 ")
+  if(said MATCHES "kernels portable")
+    message(FATAL_ERROR "downstream: built without -march on a CPU with AVX2, it ran the portable kernels:\n${said}")
+  endif()
+endif()
 
 # simple: some reply (a sampled story; stories260K has no chat template, so the prompt is ChatML text).
 run(COMMAND "${bin}/simple" "${model}" "Tell me a story." OUT reply)

@@ -10,11 +10,13 @@ namespace forge::cli {
 
 inline constexpr const char* kBackendHelp = "cpu|metal|metal-emu|metal-cuda";
 
-// "compiled traits X on cpu" / "runtime shape ... on cpu": which path a command took, for its report.
+// "compiled traits X on cpu, avx2 kernels" / "runtime shape ... on cpu, ...": which path and kernels a
+// command took, for its report.
 inline std::string describe_path(const AnyModel& m) {
-    const std::string path = m.compiled_name().empty() ? "runtime shape (no compiled traits match this file)"
+    const std::string path = m.compiled_name().empty() ? (m.device_name() == "cpu" ? "runtime shape (no kernels compiled for its row lengths)"
+                                                                                  : "runtime shape (no compiled traits match this file)")
                                                        : "compiled traits " + std::string(m.compiled_name());
-    return path + " on " + std::string(m.device_name());
+    return path + " on " + std::string(m.device_name()) + ", " + std::string(m.kernels()) + " kernels";
 }
 
 }  // namespace forge::cli

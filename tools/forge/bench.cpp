@@ -118,10 +118,9 @@ int bench(int argc, char** argv) {
     }
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    const std::string kernels = backend == Backend::cpu ? std::string(cpu::isa::Native::name) + " kernels" : "MSL kernels";
-    std::printf("\npeak RSS %s (file mapped %s, KV cache %s); %s, %s\n", human_bytes(double(ru.ru_maxrss) * 1024.0).c_str(),
+    std::printf("\npeak RSS %s (file mapped %s, KV cache %s); %s\n", human_bytes(double(ru.ru_maxrss) * 1024.0).c_str(),
                 human_bytes(double(model.file().bytes().size())).c_str(), human_bytes(double(model.kv_cache_bytes())).c_str(),
-                describe_path(model).c_str(), kernels.c_str());
+                describe_path(model).c_str());
     // Other work on the machine slows every dispatch's barrier: say how busy it was.
     double load[3];
     if (getloadavg(load, 3) == 3) std::printf("load average at the end: %.2f %.2f %.2f\n", load[0], load[1], load[2]);

@@ -55,19 +55,7 @@ public:
             for (int p = 0; p < parts; ++p) fn(p, 0);
             return;
         }
-        task_ = [](void* ctx, int part, int thread) { (*static_cast<Fn*>(ctx))(part, thread); };
-        ctx_ = &fn;
-        parts_ = parts;
-        next_.store(0, std::memory_order_relaxed);
-        done_.store(0, std::memory_order_relaxed);
-        const std::uint32_t g = generation_.fetch_add(1, std::memory_order_seq_cst) + 1;
-        generation_.notify_all();
-        claim(0);
-        wait_for(done_, [&](int d) { return d == parts; });
-        // Close this dispatch, then wait for workers that entered it: after this none can still be
-        // reading task_ or ctx_, so the next dispatch may replace them.
-        closed_.store(g, std::memory_order_seq_cst);
-        wait_for(active_, [](int a) { return a == 0; });
+        dispatch_(*this, parts, [](void* ctx, int part, int thread) { (*static_cast<Fn*>(ctx))(part, thread); }, &fn);
     }
 
     // Calls fn(begin, end) on disjoint chunks covering [0, count) and waits. `grain` keeps chunk
@@ -90,6 +78,27 @@ public:
     }
 
 private:
+    // run()'s dispatch: publish the task, wake the workers, claim parts, wait. It is called through a
+    // pointer set where the pool was made, so every wait and wake-up of one pool runs the same copy of
+    // this code: a kernel set compiled apart (cpu/dispatch/) has its own copies of inline functions, and
+    // with them its own copy of the table in which libstdc++'s atomic wait counts sleeping waiters, so a
+    // wake-up from there would not see a worker sleeping here.
+    static void dispatch(ThreadPool& pool, int parts, void (*task)(void*, int, int), void* ctx) {
+        pool.task_ = task;
+        pool.ctx_ = ctx;
+        pool.parts_ = parts;
+        pool.next_.store(0, std::memory_order_relaxed);
+        pool.done_.store(0, std::memory_order_relaxed);
+        const std::uint32_t g = pool.generation_.fetch_add(1, std::memory_order_seq_cst) + 1;
+        pool.generation_.notify_all();
+        pool.claim(0);
+        wait_for(pool.done_, [&](int d) { return d == parts; });
+        // Close this dispatch, then wait for workers that entered it: after this none can still be
+        // reading task_ or ctx_, so the next dispatch may replace them.
+        pool.closed_.store(g, std::memory_order_seq_cst);
+        wait_for(pool.active_, [](int a) { return a == 0; });
+    }
+
     // Spins until done(a) (kSpins pauses at most), then sleeps on the atomic until it changes. The loads
     // are seq_cst: closing a dispatch (store closed_, then load active_) pairs with a worker entering it
     // (increment active_, then load closed_), so one of the two always sees the other.
@@ -130,6 +139,7 @@ private:
     static constexpr int kSpins = 1000;  // ~50 µs of pause: longer than the gaps between a decode step's dispatches
 
     int n_;
+    void (*dispatch_)(ThreadPool&, int, void (*)(void*, int, int), void*) = &ThreadPool::dispatch;
     std::vector<std::thread> workers_;
     // Written before the generation bump and read after seeing it.
     void (*task_)(void*, int, int) = nullptr;

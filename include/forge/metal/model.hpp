@@ -141,6 +141,7 @@ public:
     const gguf::File& file() const override { return file_; }
     std::string_view compiled_name() const override { return compiled_name_; }
     std::string_view device_name() const override { return dev_->name(); }
+    std::string_view kernels() const override { return "MSL"; }
 
 private:
     std::span<const float> feed(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) override {

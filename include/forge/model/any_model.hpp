@@ -123,6 +123,9 @@ public:
     virtual std::string_view compiled_name() const = 0;
     // What computes the model: "cpu", or the GPU device's name.
     virtual std::string_view device_name() const { return "cpu"; }
+    // The kernels computing it: on the CPU the kernel set chosen when it loaded (portable, avx2,
+    // avx512-vnni...: cpu/dispatch/select.hpp), on a GPU "MSL".
+    virtual std::string_view kernels() const = 0;
 
 protected:
     // What prefill, truncate and copy_prefix_to ask of an implementation; the token bookkeeping is here.

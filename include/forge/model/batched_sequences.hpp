@@ -186,6 +186,7 @@ public:
     const gguf::File& file() const override { return model_->file(); }
     std::string_view compiled_name() const override { return model_->compiled_name(); }
     std::string_view device_name() const override { return model_->device_name(); }
+    std::string_view kernels() const override { return model_->kernels(); }
 
 private:
     std::span<const float> feed(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) override {

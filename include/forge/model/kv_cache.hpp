@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "forge/cpu/kernels/f16_rows.hpp"
 
 namespace forge {
 
@@ -22,11 +21,11 @@ public:
     const std::uint16_t* k(int layer) const { return k_.data() + layer_offset(layer); }
     const std::uint16_t* v(int layer) const { return v_.data() + layer_offset(layer); }
 
-    // Rounds one position's K and V to f16 and stores them.
-    void store(int layer, int pos, const float* k, const float* v) {
+    // Rounds one position's K and V to f16 and stores them, with the model's kernel set's store_f16.
+    void store(int layer, int pos, const float* k, const float* v, void (*store_f16)(const float*, std::uint16_t*, int)) {
         const std::size_t o = layer_offset(layer) + std::size_t(pos) * std::size_t(kv_dim_);
-        cpu::F16Rows<cpu::isa::Native>::store(k, &k_[o], kv_dim_);
-        cpu::F16Rows<cpu::isa::Native>::store(v, &v_[o], kv_dim_);
+        store_f16(k, &k_[o], kv_dim_);
+        store_f16(v, &v_[o], kv_dim_);
     }
 
     // Copies positions 0..n-1 of every layer into `to`, a cache of the same layers and kv_dim.

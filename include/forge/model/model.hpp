@@ -20,12 +20,10 @@
 #include <vector>
 
 #include "forge/cpu/activation.hpp"
-#include "forge/cpu/kernels/attention.hpp"
-#include "forge/cpu/kernels/elementwise.hpp"
+#include "forge/cpu/dispatch/select.hpp"
 #include "forge/cpu/kernels/gemm.hpp"
 #include "forge/cpu/kernels/row_lengths.hpp"
 #include "forge/cpu/kernels/rope.hpp"
-#include "forge/cpu/rmsnorm.hpp"
 #include "forge/cpu/thread_pool.hpp"
 #include "forge/gguf/model_shape.hpp"
 #include "forge/model/kv_cache.hpp"
@@ -62,6 +60,8 @@ public:
     std::size_t kv_cache_bytes() const { return seq_.cache.bytes(); }
     // Whether every matmul runs kernels unrolled for its row length (always with compiled traits).
     bool row_length_kernels() const { return core_->row_length_kernels(); }
+    // The CPU kernel set it computes with (cpu/dispatch/select.hpp): portable, avx2, avx512-vnni...
+    std::string_view kernels() const { return core_->kernels(); }
     void reset() { truncate(0); }
 
     // Keeps the first `n` positions and forgets the rest; the next token fed goes to position n.
@@ -166,7 +166,7 @@ private:
         Core(gguf::File file, ModelOptions opt)
             : file_(std::move(file)), shape_(checked_shape(file_)), context_(resolve_context(opt.context, shape())),
               weights_(load_weights(file_, shape(), context_)), batch_(std::max(1, opt.max_batch)), pool_(resolve_threads(opt.threads)),
-              rope_(batch_, shape().head_dim), gemm_hidden_(gemm_for(shape().hidden)), gemm_qdim_(gemm_for(shape().q_dim())),
+              kernels_(cpu::select_kernel_set()), rope_(batch_, shape().head_dim), gemm_hidden_(gemm_for(shape().hidden)), gemm_qdim_(gemm_for(shape().q_dim())),
               gemm_ffn_(gemm_for(shape().ffn)) {
             if constexpr (kCompiled) require_layer_type(weights_, Traits::shape.weights);
             const auto& s = shape();
@@ -188,6 +188,7 @@ private:
             else return shape_;
         }
         bool row_length_kernels() const { return gemm_hidden_.cols && gemm_qdim_.cols && gemm_ffn_.cols; }
+        std::string_view kernels() const { return kernels_.name; }
 
         // The transformer, for n rows (tokens of one or more sequences). A row marked `last` leaves its
         // logits in its sequence; with `all_logits` ([n][vocab]) every row's are written there too.
@@ -200,7 +201,7 @@ private:
             plan_attention(rows, n);
             each_token(n, [&](int t) {
                 float* x = &x_[std::size_t(t) * H];  // [H]
-                dequantize_row(weights_.token_embd.type, weights_.token_embd.row(rows[t].token), x, std::size_t(H));
+                kernels_.dequantize_row(weights_.token_embd.type, weights_.token_embd.row(rows[t].token), x, std::size_t(H));
                 if (s.embedding_scale != 1.0f) cpu::scale_inplace(x, s.embedding_scale, H);
             });
 
@@ -208,7 +209,7 @@ private:
                 check_abort(abort, rows[0].pos);
                 const LayerWeights& L = weights_.layers[std::size_t(l)];
                 // Attention block.
-                each_token(n, [&](int t) { cpu::rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps); });
+                each_token(n, [&](int t) { kernels_.rmsnorm(&x_[std::size_t(t) * H], L.attn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps); });
                 in_.set(xb_.data(), n, H, H);
                 gemm_hidden_.jobs({{L.wq, q_.data(), Q}, {L.wk, k_.data(), KV}, {L.wv, v_.data(), KV}}, in_, pool_);
                 each_token(n, [&](int t) {
@@ -219,14 +220,14 @@ private:
                         cpu::add_inplace(v, L.bv, KV);
                     }
                     if (s.qk_norm) {
-                        for (int h = 0; h < s.heads; ++h) cpu::rmsnorm(q + h * s.head_dim, L.q_norm, q + h * s.head_dim, s.head_dim, s.rms_eps);
-                        for (int h = 0; h < s.kv_heads; ++h) cpu::rmsnorm(k + h * s.head_dim, L.k_norm, k + h * s.head_dim, s.head_dim, s.rms_eps);
+                        for (int h = 0; h < s.heads; ++h) kernels_.rmsnorm(q + h * s.head_dim, L.q_norm, q + h * s.head_dim, s.head_dim, s.rms_eps);
+                        for (int h = 0; h < s.kv_heads; ++h) kernels_.rmsnorm(k + h * s.head_dim, L.k_norm, k + h * s.head_dim, s.head_dim, s.rms_eps);
                     }
                     if (s.has_rope(l)) {
-                        rope_.apply(q, s.heads, t, s.rope_style);
-                        rope_.apply(k, s.kv_heads, t, s.rope_style);
+                        kernels_.rope(rope_.angles(t), rope_.half(), q, s.heads, s.rope_style);
+                        kernels_.rope(rope_.angles(t), rope_.half(), k, s.kv_heads, s.rope_style);
                     }
-                    rows[t].seq->cache.store(l, rows[t].pos, k, v);
+                    rows[t].seq->cache.store(l, rows[t].pos, k, v, kernels_.store_f16);
                 });
                 attention(l, rows);
                 in_.set(att_.data(), n, Q, Q);
@@ -234,11 +235,11 @@ private:
                 // Residual, then the feed-forward block (SwiGLU).
                 each_token(n, [&](int t) {
                     residual_add(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H]);
-                    cpu::rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
+                    kernels_.rmsnorm(&x_[std::size_t(t) * H], L.ffn_norm, &xb_[std::size_t(t) * H], H, s.rms_eps);
                 });
                 in_.set(xb_.data(), n, H, H);
                 gemm_hidden_.jobs({{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}}, in_, pool_);
-                each_token(n, [&](int t) { cpu::silu_mul_fast(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F); });
+                each_token(n, [&](int t) { kernels_.silu_mul(&gate_[std::size_t(t) * F], &up_[std::size_t(t) * F], &gate_[std::size_t(t) * F], F); });
                 in_.set(gate_.data(), n, F, F);
                 gemm_ffn_.one(L.w_down, in_, xb_.data(), H, pool_);
                 each_token(n, [&](int t) { residual_add(&x_[std::size_t(t) * H], &xb_[std::size_t(t) * H]); });
@@ -254,14 +255,14 @@ private:
                 if (s.logit_scale != 1.0f) cpu::scale_inplace(out, 1.0f / s.logit_scale, m * s.vocab);
             };
             if (all_logits) {
-                each_token(n, [&](int t) { cpu::rmsnorm(&x_[std::size_t(t) * H], weights_.output_norm, &xb_[std::size_t(t) * H], H, s.rms_eps); });
+                each_token(n, [&](int t) { kernels_.rmsnorm(&x_[std::size_t(t) * H], weights_.output_norm, &xb_[std::size_t(t) * H], H, s.rms_eps); });
                 head(n, all_logits);
                 for (int t = 0; t < n; ++t) take_logits(rows[t], all_logits + std::size_t(t) * V);
                 return;
             }
             int m = 0;
             for (int t = 0; t < n; ++t)
-                if (rows[t].last) cpu::rmsnorm(&x_[std::size_t(t) * H], weights_.output_norm, &xb_[std::size_t(m++) * H], H, s.rms_eps);
+                if (rows[t].last) kernels_.rmsnorm(&x_[std::size_t(t) * H], weights_.output_norm, &xb_[std::size_t(m++) * H], H, s.rms_eps);
             if (m == 0) return;
             head_.resize(std::size_t(m) * V);
             head(m, head_.data());
@@ -287,16 +288,17 @@ private:
         }
 
         // The GEMMs for the model's three row lengths, unrolled over a whole row: compiled traits
-        // instantiate their own; a runtime shape takes those the program registered for its lengths (the
-        // generic kernels otherwise). Either way the bits are the same.
-        static cpu::RowLengthGemm gemm_for(int cols) {
+        // instantiate their own when the program's own kernel set runs; otherwise the set has those the
+        // program registered for its lengths, or the generic kernels. Either way the bits are the same.
+        cpu::RowLengthGemm gemm_for(int cols) const {
             if constexpr (kCompiled) {
-                if (cols == Traits::shape.hidden) return cpu::row_length_gemm<cpu::isa::Native, Traits::shape.hidden>();
-                if (cols == Traits::shape.q_dim()) return cpu::row_length_gemm<cpu::isa::Native, Traits::shape.q_dim()>();
-                return cpu::row_length_gemm<cpu::isa::Native, Traits::shape.ffn>();
-            } else {
-                return cpu::RowLengthRegistry::instance().find(cols);
+                if (!kernels_.dispatched && kernels_.name == cpu::isa::Native::name) {
+                    if (cols == Traits::shape.hidden) return cpu::row_length_gemm<cpu::isa::Native, Traits::shape.hidden>();
+                    if (cols == Traits::shape.q_dim()) return cpu::row_length_gemm<cpu::isa::Native, Traits::shape.q_dim()>();
+                    return cpu::row_length_gemm<cpu::isa::Native, Traits::shape.ffn>();
+                }
             }
+            return kernels_.gemm_for(cols);
         }
 
         static void take_logits(const Row& r, const float* logits) {
@@ -354,10 +356,10 @@ private:
                     const float* q = &q_[std::size_t(t) * Q];
                     float* out = &att_[std::size_t(t) * Q];
                     if (count == 4) {
-                        cpu::attend_tokens_fast(as, h, q, Q, cache.k(layer), cache.v(layer), 0, r.pos, scores, C, out, Q);
+                        kernels_.attend_tokens(as, h, q, Q, cache.k(layer), cache.v(layer), 0, r.pos, scores, C, out, Q);
                     } else {
                         const int first = s.sliding_window > 0 ? std::max(0, r.pos - s.sliding_window + 1) : 0;
-                        cpu::attend_head_fast(as, h, q, cache.k(layer), cache.v(layer), first, r.pos, scores, out);
+                        kernels_.attend_head(as, h, q, cache.k(layer), cache.v(layer), first, r.pos, scores, out);
                     }
                 }
             });
@@ -367,6 +369,7 @@ private:
             int row, count;  // `count` (1 or 4) consecutive rows of one sequence
         };
 
+        cpu::KernelSet kernels_;  // every kernel the pass computes with, for the instruction set chosen at load
         cpu::RopeTable rope_;  // the pass's rotation angles, shared by every layer
         cpu::GemmInput in_;  // the input of the next matmuls, quantized once for all of them
         cpu::RowLengthGemm gemm_hidden_, gemm_qdim_, gemm_ffn_;  // for rows of hidden, heads*head_dim, ffn values

@@ -24,6 +24,7 @@ public:
     std::size_t kv_cache_bytes() const override { return m_.kv_cache_bytes(); }
     const ModelShape& shape() const override { return m_.shape(); }
     const gguf::File& file() const override { return m_.file(); }
+    std::string_view kernels() const override { return m_.kernels(); }
     // A runtime shape equal to compiled traits of the catalog, running the kernels registered for its
     // row lengths, is what those traits compile to: it carries their name.
     std::string_view compiled_name() const override {

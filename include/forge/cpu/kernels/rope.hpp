@@ -12,6 +12,21 @@
 
 namespace forge::cpu {
 
+// Rotates n_heads heads of 2 * half values each by the (cos, sin) pairs `cs` (a RopeTable's angles).
+inline void rope_rotate(const float* cs, int half, float* v, int n_heads, RopeStyle style) {
+    for (int h = 0; h < n_heads; ++h) {
+        float* x = v + h * 2 * half;
+        for (int i = 0; i < half; ++i) {
+            const float c = cs[2 * i], s = cs[2 * i + 1];
+            const int a = style == RopeStyle::adjacent ? 2 * i : i;
+            const int b = style == RopeStyle::adjacent ? 2 * i + 1 : i + half;
+            const float x0 = x[a], x1 = x[b];
+            x[a] = x0 * c - x1 * s;
+            x[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
 class RopeTable {
 public:
     RopeTable(int max_tokens, int head_dim) : half_(head_dim / 2), cs_(std::size_t(max_tokens) * std::size_t(head_dim)) {}
@@ -28,21 +43,9 @@ public:
             }
     }
 
-    // Rotates n_heads heads of v by the angles of the t-th computed position.
-    void apply(float* v, int n_heads, int t, RopeStyle style) const {
-        const int head_dim = 2 * half_;
-        for (int h = 0; h < n_heads; ++h) {
-            float* x = v + h * head_dim;
-            for (int i = 0; i < half_; ++i) {
-                const float c = cs_[index(t, i)], s = cs_[index(t, i) + 1];
-                const int a = style == RopeStyle::adjacent ? 2 * i : i;
-                const int b = style == RopeStyle::adjacent ? 2 * i + 1 : i + half_;
-                const float x0 = x[a], x1 = x[b];
-                x[a] = x0 * c - x1 * s;
-                x[b] = x0 * s + x1 * c;
-            }
-        }
-    }
+    // The t-th computed position's (cos, sin) pairs, head_dim/2 of them, for rope_rotate.
+    const float* angles(int t) const { return &cs_[index(t, 0)]; }
+    int half() const { return half_; }
 
 private:
     std::size_t index(int t, int i) const { return (std::size_t(t) * std::size_t(half_) + std::size_t(i)) * 2; }

@@ -1,7 +1,8 @@
 #pragma once
-// The instruction set forge's fast kernels are compiled for, chosen at compile time from the target
-// flags (forge builds its own targets with -march=native unless FORGE_NATIVE=OFF; a downstream project's
-// flags decide for it). The portable kernels are always compiled too, as the fallback and for tests.
+// The instruction set a translation unit's target flags compile forge's fast kernels for (forge builds
+// its own targets with -march=native unless FORGE_NATIVE=OFF; a downstream project's flags decide for
+// it). That is the program's own kernel set; sets for other instruction sets may be compiled apart and
+// chosen at run time (cpu/dispatch/). The portable kernels are always compiled too.
 #include <string_view>
 
 namespace forge::cpu::isa {
@@ -9,7 +10,7 @@ namespace forge::cpu::isa {
 struct Portable {
     static constexpr std::string_view name = "portable";
 };
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__FMA__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__FMA__) && defined(__BMI2__)
 #define FORGE_HAVE_AVX512 1
 struct Avx512 {
     static constexpr std::string_view name = "avx512-vnni";
