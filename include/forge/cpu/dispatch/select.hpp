@@ -55,7 +55,11 @@ inline std::vector<KernelSet> available_kernel_sets() {
     add(forge_cpu_kernel_set_avx2, cpu.avx2);
     add(forge_cpu_kernel_set_portable, true);
 #endif
+#if !defined(FORGE_CPU_KERNEL_SETS_LINKED)
+    // No sets compiled apart: the portable kernels as this program's flags compile them. (Where they are
+    // linked this is left out: it would compile every portable kernel again wherever a model is built.)
     add([](KernelSet* out) { *out = kernel_set_of<isa::Portable>(); }, true);
+#endif
     std::stable_sort(sets.begin(), sets.end(),
                      [](const KernelSet& a, const KernelSet& b) { return detail::kernel_set_rank(a.name) > detail::kernel_set_rank(b.name); });
     return sets;
