@@ -5,7 +5,8 @@
 #   bench/compare_llama_cpp.sh BUILD_DIR [THREADS] [REPS] [MODELS]
 #
 # THREADS is a count or a comma-separated list of counts (1,2,4,8,16): each model is measured at each,
-# both engines in turn. MODELS, a regular expression, picks the models to compare (all by default).
+# both engines in turn; forge rows name the kernel set where KERNEL_SETS lists several. MODELS, a
+# regular expression, picks the models to compare (all by default).
 # BUILD_DIR is a Release build of forge with forge_cli and write_models built; the synthetic models go to
 # BUILD_DIR/bench/models (where bench_model writes them), written on first use. The 8B shape (a 4.5 GB
 # file) runs only when MODELS names it. Configure with -DFORGE_BUILD_ZOO=ON so that forge bench runs
@@ -19,6 +20,9 @@ build=$(cd "${1:?usage: $0 BUILD_DIR [THREADS] [REPS] [MODELS]}" && pwd)
 threads=${2:-2}
 reps=${3:-3}
 only=${4:-.}
+# KERNEL_SETS (environment): forge's CPU kernel sets to measure, each in turn (avx512-amx,avx512-vnni);
+# by default the one forge chooses.
+kernel_sets=${KERNEL_SETS:-best}
 models=$build/bench/models
 llama=$build/llama.cpp
 
@@ -50,8 +54,13 @@ for spec in SmolLM2-135M-Q8_0:128 SmolLM2-135M-Q4_0:128 Qwen2.5-0.5B-Q8_0:512 Ti
     echo "== $name"
     for t in ${threads//,/ }; do
         "$llama/build/bin/llama-bench" -m "$models/$name.gguf" -t "$t" -p "$prompts" -n 64 -r "$reps" 2>/dev/null | rows llama.cpp "$t"
-        for p in ${prompts//,/ }; do
-            "$build/forge" bench -m "$models/$name.gguf" -t "$t" -p "$p" -n 64 -r "$reps" 2>/dev/null | rows forge "$t"
+        for k in ${kernel_sets//,/ }; do
+            label=forge
+            [[ $k == best ]] || label="forge $k"
+            for p in ${prompts//,/ }; do
+                FORGE_CPU_KERNELS=${k#best} "$build/forge" bench -m "$models/$name.gguf" -t "$t" -p "$p" -n 64 -r "$reps" 2>/dev/null |
+                    rows "$label" "$t"
+            done
         done
     done
 done
