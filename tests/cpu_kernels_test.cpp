@@ -36,16 +36,15 @@
 namespace {
 std::atomic<long> g_allocations{0};
 }
-void* operator new(std::size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-// The nothrow form too (std::stable_sort's buffer takes it): left to the runtime, its memory would come
-// from the runtime's own operator new and reach the free() above.
+// The nothrow form is replaced too (std::stable_sort's buffer takes it): left to the runtime, its memory
+// would come from the runtime's own operator new and reach the free() below. The throwing form is it.
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     g_allocations.fetch_add(1, std::memory_order_relaxed);
     return std::malloc(n ? n : 1);
+}
+void* operator new(std::size_t n) {
+    if (void* p = operator new(n, std::nothrow)) return p;
+    throw std::bad_alloc();
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
