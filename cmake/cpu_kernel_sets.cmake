@@ -1,6 +1,7 @@
 # forge_add_cpu_kernel_sets(TARGET <interface target> SOURCE <forge's include dir> [OPTIONS <target>]):
 # on x86-64 Linux with GCC or Clang, compiles include/forge/cpu/dispatch/kernel_set.cpp once per
-# instruction set with that set's flags (portable: none; avx2; avx512-vnni), and links each into one
+# instruction set with that set's flags (portable: none; avx2; avx512-vnni; avx512-amx where the
+# compiler has AMX), and links each into one
 # object that exports only its entry, every other symbol made local and its COMDAT groups dissolved:
 # an inline function or a std:: template compiled there for AVX-512 can then never be the copy the rest
 # of the program calls on a CPU without it. The objects are linked into whatever links <target>, whose
@@ -16,9 +17,16 @@ function(forge_add_cpu_kernel_sets)
   set(name_portable "portable")
   set(name_avx2 "avx2")
   set(name_avx512 "avx512-vnni")
+  set(name_amx "avx512-amx")
   set(flags_portable "")
   set(flags_avx2 -mavx2 -mfma -mf16c)
   set(flags_avx512 -mavx2 -mfma -mf16c -mbmi2 -mavx512f -mavx512bw -mavx512vl -mavx512vnni)
+  set(flags_amx ${flags_avx512} -mamx-tile -mamx-int8)
+  include(CheckCXXCompilerFlag)
+  check_cxx_compiler_flag("-mamx-tile -mamx-int8" FORGE_COMPILER_HAS_AMX)
+  if(FORGE_COMPILER_HAS_AMX)
+    list(APPEND sets amx)
+  endif()
   set(objects)
   foreach(set IN LISTS sets)
     set(lib forge_kernel_set_${set}_compile)

@@ -4,9 +4,12 @@
 // nothing but its entry.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <set>
 #include <span>
 #include <sstream>
@@ -16,6 +19,7 @@
 #include "error_of.hpp"
 #include "forge/cpu/dispatch/select.hpp"
 #include "forge/model/model.hpp"
+#include "forge/quant/row.hpp"
 #include "reference.hpp"
 #include "reference_cases.hpp"
 #include "run_process.hpp"
@@ -63,6 +67,8 @@ TEST(KernelSets, CpuFeaturesAgreeWithTheOperatingSystem) {
     const cpu::CpuFeatures f = cpu::cpu_features();
     EXPECT_EQ(f.avx2, has("avx2") && has("fma") && has("f16c"));
     EXPECT_EQ(f.avx512, f.avx2 && has("bmi2") && has("avx512f") && has("avx512bw") && has("avx512vl") && has("avx512_vnni"));
+    // Linux lists AMX where the CPU has it and grants the tiles to any process that asks (5.16 and later).
+    EXPECT_EQ(f.amx, f.avx512 && has("amx_tile") && has("amx_int8"));
 }
 
 TEST(KernelSets, EverySetThisCpuRunsIsAvailableBestFirst) {
@@ -71,6 +77,7 @@ TEST(KernelSets, EverySetThisCpuRunsIsAvailableBestFirst) {
 #else
     const cpu::CpuFeatures f = cpu::cpu_features();
     std::vector<std::string> want;
+    if (f.amx && (forge_cpu_kernel_set_amx || cpu::isa::Native::name == "avx512-amx")) want.push_back("avx512-amx");
     if (f.avx512) want.push_back("avx512-vnni");
     if (f.avx2) want.push_back("avx2");
     want.push_back("portable");
@@ -132,17 +139,70 @@ TEST(KernelSets, ASetCompiledApartExportsOnlyItsEntry) {
     const std::string objects = FORGE_CPU_KERNEL_SET_OBJECTS;
     if (objects.empty()) GTEST_SKIP() << "this build links no kernel sets compiled apart (x86-64 Linux with GCC or Clang only)";
     std::istringstream list(objects);
-    int checked = 0;
-    for (std::string object; std::getline(list, object, ':'); ++checked) {
+    std::set<std::string> entries;
+    for (std::string object; std::getline(list, object, ':');) {
         const ProcessResult r = run_process({"nm", "-g", "--defined-only", object});
         ASSERT_EQ(r.exit_code, 0) << r.err;
         std::istringstream lines(r.out);
         std::vector<std::string> symbols;
         for (std::string line; std::getline(lines, line);) symbols.push_back(line.substr(line.rfind(' ') + 1));
         ASSERT_EQ(symbols.size(), 1u) << object << " exports more than its entry:\n" << r.out;
-        EXPECT_EQ(symbols[0].rfind("forge_cpu_kernel_set_", 0), 0u) << object << ": " << symbols[0];
+        entries.insert(symbols[0]);
     }
-    EXPECT_EQ(checked, 3);
+    for (const char* set : {"portable", "avx2", "avx512"}) EXPECT_EQ(entries.count(std::string("forge_cpu_kernel_set_") + set), 1u) << set;
+    for (const std::string& e : entries) EXPECT_EQ(e.rfind("forge_cpu_kernel_set_", 0), 0u) << e;
+}
+
+// The AMX tiles compute the VNNI batch kernel's exact block dots and scale them in the same order: the
+// same bits, for whole tiles of 16 rows, the rows past the last (which the VNNI kernel takes), odd block
+// counts (one block without its pair) and a partial group of tokens.
+TEST(KernelSets, TheAmxTilesComputeTheVnniKernelsBits) {
+    const std::vector<cpu::KernelSet> sets = cpu::available_kernel_sets();
+    const auto find = [&](std::string_view name) { return std::find_if(sets.begin(), sets.end(), [&](const auto& s) { return s.name == name; }); };
+    if (find("avx512-amx") == sets.end())
+        GTEST_SKIP() << "no avx512-amx kernel set runs here: the CPU has no AMX-INT8 (Sapphire Rapids and later), the operating "
+                        "system did not grant the tiles, or the compiler had no AMX";
+    const cpu::KernelSet amx = *find("avx512-amx"), vnni = *find("avx512-vnni");
+    std::mt19937 rng(11);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    cpu::ThreadPool pool(2);
+    for (const DType type : {DType::Q8_0, DType::Q4_0})
+        for (const auto [rows, cols, tokens] : {std::array{16, 32, 16}, std::array{100, 576, 37}, std::array{64, 608, 128}, std::array{35, 96, 9}}) {
+            std::vector<float> w(std::size_t(rows) * std::size_t(cols)), x(std::size_t(tokens) * std::size_t(cols));
+            for (auto& v : w) v = dist(rng);
+            for (auto& v : x) v = dist(rng);
+            const std::size_t row = row_bytes(type, std::size_t(cols));
+            std::vector<std::byte> data(std::size_t(rows) * row);
+            for (int r = 0; r < rows; ++r) quantize_row(type, &w[std::size_t(r) * std::size_t(cols)], &data[std::size_t(r) * row], std::size_t(cols));
+            const cpu::WeightView view{data.data(), type, rows, cols};
+            const auto product = [&](const cpu::KernelSet& set) {
+                std::vector<float> y(std::size_t(tokens) * std::size_t(rows));
+                cpu::GemmInput in;
+                in.set(x.data(), tokens, cols, cols);
+                set.gemm_for(cols).one(view, in, y.data(), rows, pool);
+                return y;
+            };
+            const std::vector<float> a = product(amx), v = product(vnni);
+            for (std::size_t i = 0; i < a.size(); ++i)
+                ASSERT_EQ(a[i], v[i]) << dtype_name(type) << " " << rows << " x " << cols << ", " << tokens << " tokens: token " << i / std::size_t(rows)
+                                      << " row " << i % std::size_t(rows);
+        }
+    // Whole models: the same logits' bits from a prefill (its batch on the tiles) and the decode after it.
+    const auto logits = [](const std::string& set) {
+        KernelsVariable picked(set);
+        const ProcessResult r = run_process({FORGE_KERNEL_SET_LOGITS_NATIVE, model_path("synth-llama-q8_0.gguf"), model_path("synth-llama-q4_0.gguf"),
+                                             model_path("synth-qwen2-q8_0.gguf")});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        // Each line: model, set, hash. The set must be the one asked for; the rest must agree.
+        std::istringstream lines(r.out);
+        std::string out;
+        for (std::string model, ran, hash; lines >> model >> ran >> hash;) {
+            EXPECT_EQ(ran, set) << model;
+            out += model + " " + hash + "\n";
+        }
+        return out;
+    };
+    EXPECT_EQ(logits("avx512-amx"), logits("avx512-vnni"));
 }
 
 }  // namespace

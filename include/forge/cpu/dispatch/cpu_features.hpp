@@ -7,13 +7,29 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace forge::cpu {
 
 struct CpuFeatures {
     bool avx2 = false;    // AVX2 with FMA and F16C, YMM state saved by the OS
     bool avx512 = false;  // AVX-512 F, BW, VL and VNNI with BMI2, ZMM and mask state saved by the OS
+    bool amx = false;     // and AMX-TILE with AMX-INT8, tile state saved by the OS and granted to this process
 };
+
+// Linux gives a process the AMX tile registers only once it asks (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XTILEDATA); until then a tile instruction faults. Asking again is harmless.
+inline bool amx_granted() {
+#if defined(__x86_64__) && defined(__linux__)
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return ::syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+}
 
 inline CpuFeatures cpu_features() {
     CpuFeatures f;
@@ -31,6 +47,9 @@ inline CpuFeatures cpu_features() {
                avx512vnni = c & (1u << 11);
     f.avx2 = ymm_state && avx2 && fma && f16c;
     f.avx512 = f.avx2 && bmi2 && zmm_state && avx512f && avx512bw && avx512vl && avx512vnni;
+    const bool amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);
+    const bool tile_state = (xcr0_lo & 0x60000u) == 0x60000u;  // XTILECFG and XTILEDATA
+    f.amx = f.avx512 && amx_tile && amx_int8 && tile_state && amx_granted();
 #endif
     return f;
 }

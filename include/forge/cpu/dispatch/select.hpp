@@ -21,6 +21,7 @@ extern "C" {
 __attribute__((weak)) void forge_cpu_kernel_set_portable(forge::cpu::KernelSet* out);
 __attribute__((weak)) void forge_cpu_kernel_set_avx2(forge::cpu::KernelSet* out);
 __attribute__((weak)) void forge_cpu_kernel_set_avx512(forge::cpu::KernelSet* out);
+__attribute__((weak)) void forge_cpu_kernel_set_amx(forge::cpu::KernelSet* out);
 }
 #endif
 
@@ -31,6 +32,7 @@ inline constexpr const char* kKernelsVariable = "FORGE_CPU_KERNELS";
 namespace detail {
 
 inline int kernel_set_rank(std::string_view name) {
+    if (name == "avx512-amx") return 4;
     if (name == "avx512-vnni") return 3;
     if (name == "avx2" || name == "neon-dotprod") return 2;
     return 0;
@@ -42,15 +44,22 @@ inline int kernel_set_rank(std::string_view name) {
 // instruction set as the program's own, the program's own is listed: it has the row lengths the
 // program registered, and the same bits.
 inline std::vector<KernelSet> available_kernel_sets() {
-    std::vector<KernelSet> sets{kernel_set_of<isa::Native>()};
+    const CpuFeatures cpu = cpu_features();
+    std::vector<KernelSet> sets;
     const auto add = [&](void (*entry)(KernelSet*), bool runs) {
         if (!entry || !runs) return;
         KernelSet s{};
         entry(&s);
         if (std::none_of(sets.begin(), sets.end(), [&](const KernelSet& k) { return k.name == s.name; })) sets.push_back(s);
     };
+    // The program's own set runs wherever the program does, but for its tiles, which need the grant.
+#if FORGE_HAVE_AMX
+    add([](KernelSet* out) { *out = kernel_set_of<isa::Native>(); }, cpu.amx);
+#else
+    add([](KernelSet* out) { *out = kernel_set_of<isa::Native>(); }, true);
+#endif
 #if defined(FORGE_CPU_DISPATCH)
-    const CpuFeatures cpu = cpu_features();
+    add(forge_cpu_kernel_set_amx, cpu.amx);
     add(forge_cpu_kernel_set_avx512, cpu.avx512);
     add(forge_cpu_kernel_set_avx2, cpu.avx2);
     add(forge_cpu_kernel_set_portable, true);

@@ -1,6 +1,7 @@
 #pragma once
 // The AVX-512 VNNI batch kernel for Q8_0 / Q4_0 weights (prefill; decode's few tokens use the
-// micro-kernel in kernels_avx512.hpp). It puts 16 tokens side by side, one per 32-bit lane (Q8Lanes):
+// micro-kernel in kernels_avx512.hpp; where AMX is compiled in, kernels_avx512_amx.hpp takes whole
+// tiles of rows). It puts 16 tokens side by side, one per 32-bit lane (Q8Lanes):
 // vpdpbusd of a broadcast of four codes of one weight row against four codes of each of 16 tokens
 // advances 16 dots at once, eight of them finish a 32-value block, and each lane then holds one
 // token's exact int32 block dot, which one cvt + mul + fma per 16 tokens scales into its float
@@ -179,17 +180,31 @@ void by_lane(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, st
 }
 
 }  // namespace vnni
+}  // namespace forge::cpu
 
+#include "forge/cpu/kernels/kernels_avx512_amx.hpp"
+
+namespace forge::cpu {
+
+// With AMX compiled in (the avx512-amx set), whole tiles of 16 rows go to the tiles: the same bits.
 template <DType W>
     requires(W == DType::Q8_0 || W == DType::Q4_0)
 struct BatchKernel<isa::Avx512, W> {
     static constexpr int kMinTokens = 8;  // below this the micro-kernel's tiles waste fewer lanes
+#if FORGE_HAVE_AMX
+    static constexpr int kRows = amx::kTileRows;
+#else
     static constexpr int kRows = vnni::kTileRows;
+#endif
     static constexpr LanesLayout kLayout{.offset = vnni::kOffset<W>};
     using Input = Q8Lanes;
 
     static void gemm_rows(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, std::size_t y_stride) {
+#if FORGE_HAVE_AMX
+        amx::by_tile<W>(w, x, r0, r1, y, y_stride);
+#else
         vnni::by_lane<W>(w, x, r0, r1, y, y_stride);
+#endif
     }
 };
 

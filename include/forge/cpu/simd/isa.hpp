@@ -12,8 +12,16 @@ struct Portable {
 };
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__F16C__) && defined(__FMA__) && defined(__BMI2__)
 #define FORGE_HAVE_AVX512 1
+// With AMX-INT8 too (Sapphire Rapids and later), the same kernels but for the batch GEMM's tiles.
+#if (defined(__AMX_TILE__) && defined(__AMX_INT8__)) || (defined(__AMXTILE__) && defined(__AMXINT8__))  // GCC's names, Clang's
+#define FORGE_HAVE_AMX 1
+#endif
 struct Avx512 {
+#if FORGE_HAVE_AMX
+    static constexpr std::string_view name = "avx512-amx";
+#else
     static constexpr std::string_view name = "avx512-vnni";
+#endif
 };
 using Native = Avx512;
 #elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
