@@ -31,22 +31,19 @@ struct alignas(64) TileConfig {
 };
 
 // Block b's int32 dots [16 rows][16 tokens] of 16 unpacked rows (`codes`, rows `row_bytes` apart) and
-// token group g, into `dots`. GCC's tile intrinsics take tile numbers as literal text, hence one function
-// per set of tiles.
-inline void block_dots_first(const std::uint8_t* codes, std::size_t row_bytes, const Q8Lanes& x, int g, int b, std::int32_t* dots) {
-    _tile_loadd(2, codes + std::size_t(b) * 32, long(row_bytes));
-    _tile_loadd(4, x.codes(g, b), 64);
-    _tile_zero(0);
-    _tile_dpbusd(0, 2, 4);
-    _tile_stored(0, dots, 64);
-}
-inline void block_dots_second(const std::uint8_t* codes, std::size_t row_bytes, const Q8Lanes& x, int g, int b, std::int32_t* dots) {
-    _tile_loadd(3, codes + std::size_t(b) * 32, long(row_bytes));
-    _tile_loadd(5, x.codes(g, b), 64);
-    _tile_zero(1);
-    _tile_dpbusd(1, 3, 5);
-    _tile_stored(1, dots, 64);
-}
+// token group g, into `dots`. GCC's tile intrinsics take tile numbers as literal text, so each set of
+// tiles (C, A, B) has its own function, written by this macro.
+#define FORGE_AMX_BLOCK_DOTS(name, C, A, B)                                                                                       \
+    inline void name(const std::uint8_t* codes, std::size_t row_bytes, const Q8Lanes& x, int g, int b, std::int32_t* dots) { \
+        _tile_loadd(A, codes + std::size_t(b) * 32, long(row_bytes));                                                           \
+        _tile_loadd(B, x.codes(g, b), 64);                                                                                      \
+        _tile_zero(C);                                                                                                          \
+        _tile_dpbusd(C, A, B);                                                                                                  \
+        _tile_stored(C, dots, 64);                                                                                              \
+    }
+FORGE_AMX_BLOCK_DOTS(block_dots_first, 0, 2, 4)
+FORGE_AMX_BLOCK_DOTS(block_dots_second, 1, 3, 5)
+#undef FORGE_AMX_BLOCK_DOTS
 
 // The dots of block b, scaled as the VNNI kernel scales them, into each row's accumulator.
 inline void scale_into(const std::int32_t* dots, const float* scales, int blocks, const Q8Lanes& x, int g, int b, __m512 (&acc)[kTileRows]) {
