@@ -292,7 +292,7 @@ inline std::vector<chat::ToolCall> message_tool_calls(const json::Value& calls, 
         const json::Value* fn = member(c, "function");
         if (!fn || !fn->is_object()) throw bad_field(cat + ".function", "is required (an object with name and arguments)");
         chat::ToolCall call{string_in(c, "id", cat), string_in(*fn, "name", cat + ".function"), json::Object{}};
-        const std::string& args = string_in(*fn, "arguments", cat + ".function");
+        const std::string args = string_in(*fn, "arguments", cat + ".function");
         try {
             call.arguments = json::parse(args);
         } catch (const Error& e) {
@@ -318,7 +318,7 @@ inline json::Array parse_tools(const json::Value& body) {
         if (!type || !type->is_string() || type->as_string() != "function") throw bad_field(at + ".type", "must be 'function'");
         const json::Value* fn = member(t, "function");
         if (!fn || !fn->is_object()) throw bad_field(at + ".function", "is required (an object with name, description, parameters)");
-        const std::string& name = string_in(*fn, "name", at + ".function");
+        const std::string name = string_in(*fn, "name", at + ".function");
         if (!is_function_name(name)) throw bad_field(at + ".function.name", "must be 1 to 64 letters, digits, '_' or '-', got '" + name + "'");
         if (std::find(names.begin(), names.end(), name) != names.end()) throw bad_field(at + ".function.name", "'" + name + "' is declared twice");
         names.push_back(name);
