@@ -26,9 +26,10 @@ int main(int argc, char** argv) {
         for (int i = 1; i < argc; ++i) {
             forge::Model<forge::Dynamic> model(forge::gguf::File::open(argv[i]));
             const int vocab = model.shape().vocab;
-            // 11 tokens: prefill's four-token attention groups and its single-token tail; then decode.
+            // 201 tokens: a batch long enough for the AMX tiles, ending in a partial group of 16 tokens;
+            // prefill's four-token attention groups and their single-token tail; then decode.
             std::vector<std::int32_t> prompt;
-            for (int t = 0; t < 11; ++t) prompt.push_back((t * 37 + 1) % vocab);
+            for (int t = 0; t < 201; ++t) prompt.push_back((t * 37 + 1) % vocab);
             std::vector<float> logits(prompt.size() * std::size_t(vocab));
             model.prefill(prompt, logits.data());
             std::uint64_t h = fnv1a(logits);

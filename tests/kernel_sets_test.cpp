@@ -155,7 +155,8 @@ TEST(KernelSets, ASetCompiledApartExportsOnlyItsEntry) {
 
 // The AMX tiles compute the VNNI batch kernel's exact block dots and scale them in the same order: the
 // same bits, for whole tiles of 16 rows, the rows past the last (which the VNNI kernel takes), odd block
-// counts (one block without its pair) and a partial group of tokens.
+// counts (one block without its pair) and a partial group of tokens. The tiles take batches of 192
+// tokens and more (amx::kMinTokens); the last shape is a shorter batch, which stays on the VNNI kernel.
 TEST(KernelSets, TheAmxTilesComputeTheVnniKernelsBits) {
     const std::vector<cpu::KernelSet> sets = cpu::available_kernel_sets();
     const auto find = [&](std::string_view name) { return std::find_if(sets.begin(), sets.end(), [&](const auto& s) { return s.name == name; }); };
@@ -167,7 +168,7 @@ TEST(KernelSets, TheAmxTilesComputeTheVnniKernelsBits) {
     std::normal_distribution<float> dist(0.0f, 1.0f);
     cpu::ThreadPool pool(2);
     for (const DType type : {DType::Q8_0, DType::Q4_0})
-        for (const auto [rows, cols, tokens] : {std::array{16, 32, 16}, std::array{100, 576, 37}, std::array{64, 608, 128}, std::array{35, 96, 9}}) {
+        for (const auto [rows, cols, tokens] : {std::array{16, 32, 192}, std::array{100, 576, 300}, std::array{64, 608, 512}, std::array{35, 96, 201}, std::array{35, 96, 9}}) {
             std::vector<float> w(std::size_t(rows) * std::size_t(cols)), x(std::size_t(tokens) * std::size_t(cols));
             for (auto& v : w) v = dist(rng);
             for (auto& v : x) v = dist(rng);

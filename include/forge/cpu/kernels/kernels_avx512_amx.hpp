@@ -9,8 +9,10 @@
 // that the VNNI kernel builds with 128 vpdpbusd, and the same cvt + mul + fma per row scales them into
 // the float accumulators, block after block, so both kernels give the same bits.
 //
-// The operating system must grant a process the tile registers before it uses them (cpu_features.hpp
-// asks); the kernel set holding this kernel runs only where it did.
+// Tiles take only batches of kMinTokens and more: below, the VNNI kernel was faster once four threads
+// or more shared the work (docs/performance.md). The operating system must grant a process the tile
+// registers before it uses them; a program that calls this kernel without the kernel-set selection
+// (which asks first) would fault, so the kernel asks too, once, and runs the VNNI kernel where refused.
 #if FORGE_HAVE_AMX
 #include <immintrin.h>
 
@@ -18,9 +20,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "forge/cpu/dispatch/cpu_features.hpp"
+
 namespace forge::cpu::amx {
 
-inline constexpr int kTileRows = 16;  // weight rows per tile: the most a tile register holds
+inline constexpr int kTileRows = 16;    // weight rows per tile: the most a tile register holds
+inline constexpr int kMinTokens = 192;  // between the measured 128 (VNNI faster) and 512 (tiles faster)
+
+inline bool tiles_granted() {
+    static const bool granted = amx_granted();
+    return granted;
+}
 
 // Tiles 0 and 1: int32 block dots [16 rows][16 tokens]; 2 and 3: 16 rows x 32 unsigned weight codes;
 // 4 and 5: a block of 16 tokens' codes, eight rows of 16 x 4 bytes. Two of each, for two blocks in flight.
@@ -57,10 +67,11 @@ inline void scale_into(const std::int32_t* dots, const float* scales, int blocks
 }
 
 // Rows [r0, r1) times every token of a by-lane input: whole tiles of 16 rows here, the rest of the
-// rows (fewer than 16, at a matrix's end) by the VNNI kernel.
+// rows (fewer than 16, at the end of the range) by the VNNI kernel, as are batches under kMinTokens.
 template <DType W>
 void by_tile(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, std::size_t y_stride) {
     constexpr int R = kTileRows;
+    if (x.tokens() < kMinTokens || !tiles_granted()) return vnni::by_lane<W>(w, x, r0, r1, y, y_stride);
     const int blocks = x.blocks();
     const std::size_t row_bytes = std::size_t(blocks) * 32;
     thread_local std::vector<std::uint8_t> codes;

@@ -186,16 +186,14 @@ void by_lane(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, st
 
 namespace forge::cpu {
 
-// With AMX compiled in (the avx512-amx set), whole tiles of 16 rows go to the tiles: the same bits.
+// With AMX compiled in (the avx512-amx set), long batches go to the tiles: the same bits.
 template <DType W>
     requires(W == DType::Q8_0 || W == DType::Q4_0)
 struct BatchKernel<isa::Avx512, W> {
     static constexpr int kMinTokens = 8;  // below this the micro-kernel's tiles waste fewer lanes
-#if FORGE_HAVE_AMX
-    static constexpr int kRows = amx::kTileRows;
-#else
+    // The threads' shares stay multiples of the VNNI tile, not of AMX's 16 rows: 576-row matrices
+    // split evenly over 16 threads; each share's whole tiles of 16 rows go to AMX.
     static constexpr int kRows = vnni::kTileRows;
-#endif
     static constexpr LanesLayout kLayout{.offset = vnni::kOffset<W>};
     using Input = Q8Lanes;
 
