@@ -168,7 +168,8 @@ TEST(KernelSets, TheAmxTilesComputeTheVnniKernelsBits) {
     std::normal_distribution<float> dist(0.0f, 1.0f);
     cpu::ThreadPool pool(2);
     for (const DType type : {DType::Q8_0, DType::Q4_0})
-        for (const auto [rows, cols, tokens] : {std::array{16, 32, 192}, std::array{100, 576, 300}, std::array{64, 608, 512}, std::array{35, 96, 201}, std::array{35, 96, 9}}) {
+        for (const auto& shape : {std::array{16, 32, 192}, std::array{100, 576, 300}, std::array{64, 608, 512}, std::array{35, 96, 201}, std::array{35, 96, 9}}) {
+            const int rows = shape[0], cols = shape[1], tokens = shape[2];  // named, not bound: Clang 14's lambdas cannot capture bindings
             std::vector<float> w(std::size_t(rows) * std::size_t(cols)), x(std::size_t(tokens) * std::size_t(cols));
             for (auto& v : w) v = dist(rng);
             for (auto& v : x) v = dist(rng);
