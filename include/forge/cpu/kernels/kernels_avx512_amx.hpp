@@ -55,14 +55,13 @@ FORGE_AMX_BLOCK_DOTS(block_dots_first, 0, 2, 4)
 FORGE_AMX_BLOCK_DOTS(block_dots_second, 1, 3, 5)
 #undef FORGE_AMX_BLOCK_DOTS
 
-// The dots of block b, scaled as the VNNI kernel scales them, into each row's accumulator.
+// The dots of block b, with the tokens' correction, scaled as the VNNI kernel scales them into each row's accumulator.
 inline void scale_into(const std::int32_t* dots, const float* scales, int blocks, const Q8Lanes& x, int g, int b, __m512 (&acc)[kTileRows]) {
     const __m512i corr = _mm512_loadu_si512(x.corr(g, b));
     const __m512 dx = _mm512_loadu_ps(x.d(g, b));
     FORGE_UNROLL for (int i = 0; i < kTileRows; ++i) {
         const __m512i dot = _mm512_add_epi32(corr, _mm512_load_si512(dots + 16 * i));
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(_mm512_set1_ps(scales[std::size_t(i) * std::size_t(blocks) + std::size_t(b)]), dx),
-                                 acc[i]);
+        acc[i] = vnni::add_scaled_block(acc[i], dot, scales[std::size_t(i) * std::size_t(blocks) + std::size_t(b)], dx);
     }
 }
 

@@ -73,6 +73,12 @@ inline void unpack_row(const std::byte* src, int blocks, std::uint8_t* codes, fl
     }
 }
 
+// One block's exact int32 dots of 16 tokens (the correction included) into their float accumulators:
+// fma(float(dot), d_w * d_x, acc). The AMX tiles scale with this too, so both kernels give the same bits.
+inline __m512 add_scaled_block(__m512 acc, __m512i dot, float row_scale, __m512 dx) {
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(_mm512_set1_ps(row_scale), dx), acc);
+}
+
 // One tile: R unpacked rows (codes[i * blocks * 32 ...], scales[i * blocks ...]) times token groups
 // g0 .. g0 + G - 1; out[i][gg] gets row i's results for the group's 16 tokens.
 // The next tile's rows (`next`, blocks `block_bytes` apart) are fetched meanwhile, a block per block, so
@@ -107,9 +113,7 @@ void lane_tile(const std::uint8_t* codes, const float* scales, const Q8Lanes& x,
         FORGE_UNROLL for (int g = 0; g < G; ++g) {
             const __m512 dx = _mm512_loadu_ps(x.d(g0 + g, b));
             FORGE_UNROLL for (int i = 0; i < R; ++i)
-                acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i][g]),
-                                            _mm512_mul_ps(_mm512_set1_ps(scales[std::size_t(i) * std::size_t(blocks) + std::size_t(b)]), dx),
-                                            acc[i][g]);
+                acc[i][g] = add_scaled_block(acc[i][g], dot[i][g], scales[std::size_t(i) * std::size_t(blocks) + std::size_t(b)], dx);
         }
     }
     FORGE_UNROLL for (int i = 0; i < R; ++i)
