@@ -66,12 +66,13 @@ void BM_Decode(benchmark::State& state) {
 // Decode against the memory-bandwidth bound, on a host whose speed drifts by up to 2x from one minute to
 // the next: each iteration times one decode step, then one plain read of the very bytes a step streams
 // (every weight matrix; the embedding table only when the output layer reuses it), each thread reading
-// its share of every tensor, from the same mapping. share = read time / step time: the fraction of the
-// bandwidth bound that decode reaches.
-template <class Traits>
+// its share of every tensor, from the same memory. share = read time / step time: the fraction of the
+// bandwidth bound that decode reaches. Weights mapped from the page cache, or read into the process's
+// own memory (R).
+template <class Traits, Residency R>
 void BM_DecodeShareOfBandwidth(benchmark::State& state) {
     const int threads = bench_threads();
-    Model<Traits> m(gguf::File::open(bench::model_file<Traits>(FORGE_BENCH_MODEL_DIR)), {.context = 256, .threads = threads});
+    Model<Traits> m(gguf::File::open(bench::model_file<Traits>(FORGE_BENCH_MODEL_DIR), R), {.context = 256, .threads = threads});
     std::vector<std::span<const std::uint64_t>> streamed;
     std::size_t bytes = 0;
     for (const auto& t : m.file().tensors())
@@ -127,13 +128,19 @@ FORGE_BENCH_MODEL(Qwen, 512, 64);
 FORGE_BENCH_MODEL(TinyQ4, 128, 64);
 BENCHMARK(BM_Prefill<TinyQ4, TinyQ4>)->Name("prefill/compiled/" + std::string(TinyQ4::name))->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 FORGE_BENCH_MODEL(TinyQ8, 128, 64);
-BENCHMARK(BM_DecodeShareOfBandwidth<TinyQ4>)->Name("decode_share_of_bandwidth/" + std::string(TinyQ4::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(64);
-BENCHMARK(BM_DecodeShareOfBandwidth<TinyQ8>)->Name("decode_share_of_bandwidth/" + std::string(TinyQ8::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(64);
-BENCHMARK(BM_DecodeShareOfBandwidth<SmolQ4>)->Name("decode_share_of_bandwidth/" + std::string(SmolQ4::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(256);
+#define FORGE_BENCH_SHARE(T, ITERATIONS)                                                                     \
+    BENCHMARK(BM_DecodeShareOfBandwidth<T, Residency::page_cache>)->Name("decode_share_of_bandwidth/" + std::string(T::name)) \
+        ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(ITERATIONS);                              \
+    BENCHMARK(BM_DecodeShareOfBandwidth<T, Residency::own_memory>)->Name("decode_share_of_bandwidth/" + std::string(T::name) + "/no-mmap") \
+        ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(ITERATIONS)
+FORGE_BENCH_SHARE(TinyQ4, 64);
+FORGE_BENCH_SHARE(TinyQ8, 64);
+FORGE_BENCH_SHARE(SmolQ4, 256);
+FORGE_BENCH_SHARE(Qwen, 64);
 // The 8B shape (a 4.5 GB file, written on first use): the runtime-shape path only, as forge bench runs a
 // file without the zoo, and decode against the bandwidth bound, the case for machines with many cores.
 BENCHMARK(BM_Prefill<Llama8, Dynamic>)->Name("prefill/runtime/" + std::string(Llama8::name))->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_Decode<Llama8, Dynamic>)->Name("decode/runtime/" + std::string(Llama8::name))->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
-BENCHMARK(BM_DecodeShareOfBandwidth<Llama8>)->Name("decode_share_of_bandwidth/" + std::string(Llama8::name))->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(16);
+FORGE_BENCH_SHARE(Llama8, 16);
 
 }  // namespace

@@ -21,8 +21,10 @@ threads=${2:-2}
 reps=${3:-3}
 only=${4:-.}
 # KERNEL_SETS (environment): forge's CPU kernel sets to measure, each in turn (avx512-amx,avx512-vnni);
-# by default the one forge chooses.
+# by default the one forge chooses. FORGE_LOADS: where forge's weights live, each in turn: mmap (mapped
+# from the page cache, the default) and no-mmap (read into the process's memory, forge bench --no-mmap).
 kernel_sets=${KERNEL_SETS:-best}
+loads=${FORGE_LOADS:-mmap}
 models=$build/bench/models
 llama=$build/llama.cpp
 
@@ -55,11 +57,15 @@ for spec in SmolLM2-135M-Q8_0:128 SmolLM2-135M-Q4_0:128 Qwen2.5-0.5B-Q8_0:512 Ti
     for t in ${threads//,/ }; do
         "$llama/build/bin/llama-bench" -m "$models/$name.gguf" -t "$t" -p "$prompts" -n 64 -r "$reps" 2>/dev/null | rows llama.cpp "$t"
         for k in ${kernel_sets//,/ }; do
-            label=forge
-            [[ $k == best ]] || label="forge $k"
-            for p in ${prompts//,/ }; do
-                FORGE_CPU_KERNELS=${k#best} "$build/forge" bench -m "$models/$name.gguf" -t "$t" -p "$p" -n 64 -r "$reps" 2>/dev/null |
-                    rows "$label" "$t"
+            for load in ${loads//,/ }; do
+                label=forge
+                [[ $k == best ]] || label+=" $k"
+                flags=()
+                [[ $load == mmap ]] || { label+=" --$load"; flags=(--"$load"); }
+                for p in ${prompts//,/ }; do
+                    FORGE_CPU_KERNELS=${k#best} "$build/forge" bench -m "$models/$name.gguf" -t "$t" -p "$p" -n 64 -r "$reps" "${flags[@]}" 2>/dev/null |
+                        rows "$label" "$t"
+                done
             done
         done
     done

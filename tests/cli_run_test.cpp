@@ -65,6 +65,19 @@ TEST(CliRun, SameSeedSameTextAndTheRuntimePathIsNamed) {
     EXPECT_NE(c.err.find("runtime shape"), std::string::npos) << c.err;
 }
 
+// --no-mmap reads the weights into memory: the same text, and the report says where the weights were.
+TEST(CliRun, NoMmapGivesTheSameTextAndSaysTheWeightsWereRead) {
+    const std::vector<std::string> cmd = {FORGE_CLI, "run", "-m", model_path("synth-qwen2-q8_0.gguf"), "-p", "hello", "-n", "16", "--seed", "3"};
+    auto no_mmap = cmd;
+    no_mmap.emplace_back("--no-mmap");
+    const auto a = run_process(cmd), b = run_process(no_mmap);
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    EXPECT_EQ(b.out, a.out);
+    EXPECT_NE(a.err.find(" mapped, KV cache"), std::string::npos) << a.err;
+    EXPECT_NE(b.err.find(" read into memory, KV cache"), std::string::npos) << b.err;
+}
+
 // forge bench prints llama-bench's rows and runs the path `forge run` would take, which it names.
 TEST(CliBench, PrintsPrefillAndDecodeRowsAndNamesThePath) {
     const auto r = run_process({FORGE_CLI, "bench", "-m", model_path("synth-llama-q4_0.gguf"), "-p", "16", "-n", "8", "-r", "2", "-t", "2"});

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <limits>
@@ -113,6 +114,37 @@ TEST(GgufFiles, EveryTestdataFileParsesConsistently) {
         with_tensors += !f.tensors().empty();
     }
     EXPECT_GT(with_tensors, 0u);
+}
+
+// Read into the process's own memory, a file is the same bytes as mapped, at a 2 MiB boundary (where
+// transparent huge pages can back it), and parses to the same tensors at the same offsets.
+TEST(GgufFiles, ReadIntoOwnMemoryIsTheMappedFilesBytes) {
+    for (const auto& path : testdata_ggufs()) {
+        SCOPED_TRACE(path.string());
+        const File mapped = File::open(path.string());
+        const File read = File::open(path.string(), forge::Residency::own_memory);
+        EXPECT_EQ(mapped.residency(), forge::Residency::page_cache);
+        EXPECT_EQ(read.residency(), forge::Residency::own_memory);
+        ASSERT_EQ(read.bytes().size(), mapped.bytes().size());
+        EXPECT_TRUE(std::equal(read.bytes().begin(), read.bytes().end(), mapped.bytes().begin()));
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(read.bytes().data()) % (std::uintptr_t(2) << 20), 0u);
+        ASSERT_EQ(read.tensors().size(), mapped.tensors().size());
+        for (std::size_t i = 0; i < read.tensors().size(); ++i)
+            EXPECT_EQ(read.tensors()[i].data - read.bytes().data(), mapped.tensors()[i].data - mapped.bytes().data());
+    }
+}
+
+// Either way, a missing file or a directory is an error naming it, and an empty file reads as empty.
+TEST(GgufFiles, ReadIntoOwnMemoryRefusesWhatMappingRefuses) {
+    const auto dir = fs::temp_directory_path() / ("forge_own_memory_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    for (const auto r : {forge::Residency::page_cache, forge::Residency::own_memory}) {
+        EXPECT_NE(error_of([&] { File::open((dir / "absent.gguf").string(), r); }).find("absent.gguf"), std::string::npos);
+        EXPECT_NE(error_of([&] { File::open(dir.string(), r); }).find("it is a directory"), std::string::npos);
+        std::ofstream((dir / "empty.gguf").string()).close();
+        EXPECT_TRUE(forge::MappedFile((dir / "empty.gguf").string(), r).bytes().empty());
+    }
+    fs::remove_all(dir);
 }
 
 TEST(GgufFiles, Stories260kMetadataAndTensorTable) {

@@ -25,10 +25,11 @@ namespace forge::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: forge bench -m MODEL.gguf [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPETITIONS] [--backend cpu|metal|metal-emu]\n"
+    "usage: forge bench -m MODEL.gguf [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPETITIONS] [--backend cpu|metal|metal-emu] [--no-mmap]\n"
     "  ppN: N prompt tokens prefilled from an empty context (default 512; 0 skips)\n"
     "  tgN: N tokens decoded one at a time from an empty context (default 128; 0 skips)\n"
-    "  each test runs once to warm up, then REPETITIONS times (default 5); threads default to the core count\n";
+    "  each test runs once to warm up, then REPETITIONS times (default 5); threads default to the core count\n"
+    "  --no-mmap: the weights read into the process's own memory instead of mapped from the page cache\n";
 
 struct Stats {
     double mean = 0, stdev = 0;
@@ -55,7 +56,7 @@ std::string human_bytes(double b) {
 
 int bench(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--threads", "-t"}, {"--n-prompt", "-p"}, {"--n-gen", "-n"},
-                                 {"--repetitions", "-r"}, {"--backend", ""}, {"--help", "-h", false}});
+                                 {"--repetitions", "-r"}, {"--backend", ""}, kNoMmap, {"--help", "-h", false}});
     if (args.has("--help")) {
         std::fputs(kUsage, stdout);
         return 0;
@@ -72,7 +73,7 @@ int bench(int argc, char** argv) {
     if (reps < 1) throw Error("--repetitions must be at least 1");
 
     const Backend backend = parse_backend(args.get_or("--backend", "cpu"));
-    const auto opened = open_model(gguf::File::open(*path), {.context = std::max(n_prompt, n_gen), .threads = threads, .backend = backend});
+    const auto opened = open_model(open_weights(args, *path), {.context = std::max(n_prompt, n_gen), .threads = threads, .backend = backend});
     AnyModel& model = *opened;
     const ModelShape& s = model.shape();
     std::uint64_t params = 0;
@@ -118,8 +119,8 @@ int bench(int argc, char** argv) {
     }
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    std::printf("\npeak RSS %s (file mapped %s, KV cache %s); %s\n", human_bytes(double(ru.ru_maxrss) * 1024.0).c_str(),
-                human_bytes(double(model.file().bytes().size())).c_str(), human_bytes(double(model.kv_cache_bytes())).c_str(),
+    std::printf("\npeak RSS %s (file %s %s, KV cache %s); %s\n", human_bytes(double(ru.ru_maxrss) * 1024.0).c_str(),
+                residency_name(model.file()), human_bytes(double(model.file().bytes().size())).c_str(), human_bytes(double(model.kv_cache_bytes())).c_str(),
                 describe_path(model).c_str());
     // Other work on the machine slows every dispatch's barrier: say how busy it was.
     double load[3];

@@ -19,9 +19,10 @@ namespace {
 constexpr const char* kRunUsage =
     "usage: forge run [-m MODEL.gguf] [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
     "                 [--repeat-penalty R] [--seed S] [--threads N] [-c CONTEXT] [--backend cpu|metal|metal-emu]\n"
-    "                 [--check-tensors]\n"
+    "                 [--check-tensors] [--no-mmap]\n"
     "  Sampling defaults are llama.cpp's: --temp 0.8 --top-k 40 --top-p 0.95 --min-p 0.05; --seed: random.\n"
     "  --threads: one per hardware thread. --check-tensors: scan the weights for NaN and infinity first.\n"
+    "  --no-mmap: read the weights into the process's own memory instead of mapping them from the page cache.\n"
     "  without -m: %s\n";
 
 }  // namespace
@@ -30,7 +31,7 @@ int run(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--prompt", "-p"}, {"--n-predict", "-n"}, {"--temp", ""},
                                  {"--top-k", ""}, {"--top-p", ""}, {"--min-p", ""}, {"--repeat-penalty", ""},
                                  {"--seed", "-s"}, {"--threads", "-t"}, {"--ctx-size", "-c"}, {"--backend", ""},
-                                 {"--check-tensors", "", false}, {"--help", "-h", false}});
+                                 {"--check-tensors", "", false}, kNoMmap, {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kRunUsage, FORGE_DEFAULT_MODEL);
         return 0;
@@ -49,7 +50,7 @@ int run(int argc, char** argv) {
 
     const std::string path = args.get_or("--model", FORGE_DEFAULT_MODEL);
     const auto t0 = std::chrono::steady_clock::now();
-    LanguageModel lm = LanguageModel::open(path, {.context = args.number("--ctx-size", 0), .threads = args.number("--threads", 0),
+    LanguageModel lm = LanguageModel::open(open_weights(args, path), {.context = args.number("--ctx-size", 0), .threads = args.number("--threads", 0),
                                                   .backend = parse_backend(args.get_or("--backend", "cpu")),
                                                   .check_tensors = args.has("--check-tensors")});
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -78,8 +79,8 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "decode:  %8.1f tok/s (%zu tokens in %.1f ms, finished: %s)\n",
                  r.tokens.empty() ? 0.0 : double(r.tokens.size()) / r.decode_seconds, r.tokens.size(), r.decode_seconds * 1e3,
                  std::string(finish_reason_name(r.finish)).c_str());
-    std::fprintf(stderr, "memory:  %8.1f MiB peak RSS (weights %.1f MiB mapped, KV cache %.1f MiB)\n", double(ru.ru_maxrss) / 1024.0,
-                 double(model.file().bytes().size()) / (1 << 20), double(model.kv_cache_bytes()) / (1 << 20));
+    std::fprintf(stderr, "memory:  %8.1f MiB peak RSS (weights %.1f MiB %s, KV cache %.1f MiB)\n", double(ru.ru_maxrss) / 1024.0,
+                 double(model.file().bytes().size()) / (1 << 20), residency_name(model.file()), double(model.kv_cache_bytes()) / (1 << 20));
     return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "args.hpp"
+#include "backend.hpp"
 #include "commands.hpp"
 #include "forge/core/printable.hpp"
 #include "forge/model/batched_sequences.hpp"
@@ -30,7 +31,7 @@ namespace {
 
 constexpr const char* kServeUsage =
     "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--cache-ram MIB] [--threads N] [-c CONTEXT]\n"
-    "                   [--backend cpu|metal|metal-emu] [--check-tensors] [--api-key KEY] [--cors-origin ORIGIN]...\n"
+    "                   [--backend cpu|metal|metal-emu] [--check-tensors] [--no-mmap] [--api-key KEY] [--cors-origin ORIGIN]...\n"
     "                   [--chat-template-file FILE]\n"
     "                   [--max-connections N] [--max-body BYTES] [--timeout SECONDS] [--shutdown-timeout SECONDS]\n"
     "  --port 0 picks a free port; the address is printed on stderr once the server is ready.\n"
@@ -39,6 +40,7 @@ constexpr const char* kServeUsage =
     "  --cache-ram MIB  KV caches beyond --parallel's, keeping paused conversations for their next turn\n"
     "                   (evicted least recently used; at most 1024 more; default 0).\n"
     "  --threads N kernel threads (default: one per core).\n"
+    "  --no-mmap  read the weights into the process's own memory instead of mapping them from the page cache.\n"
     "  --max-body B largest request body in bytes (default 1048576); a request may send twice that plus\n"
     "                   its head in all, chunk framing included.\n"
     "  --timeout S read and write timeout for slow clients (default 10).\n"
@@ -78,7 +80,7 @@ std::pair<chat::Template, std::string> chat_template_of(const Args& args, const 
 int serve(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"}, {"--cache-ram", ""},
                                  {"--ctx-size", "-c"}, {"--backend", ""}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
-                                 {"--check-tensors", "", false}, {"--api-key", ""}, {"--cors-origin", ""}, {"--chat-template-file", ""},
+                                 {"--check-tensors", "", false}, kNoMmap, {"--api-key", ""}, {"--cors-origin", ""}, {"--chat-template-file", ""},
                                  {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kServeUsage, FORGE_DEFAULT_MODEL);
@@ -118,7 +120,7 @@ int serve(int argc, char** argv) {
 
     const Backend backend = parse_backend(args.get_or("--backend", "cpu"));
     const std::string path = args.get_or("--model", FORGE_DEFAULT_MODEL);
-    const gguf::File file = gguf::File::open(path);
+    const gguf::File file = open_weights(args, path);
     const Tokenizer tok = Tokenizer::from_gguf(file);
     auto [chat_template, template_source] = chat_template_of(args, file);
     const ModelOptions model_options{.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend};

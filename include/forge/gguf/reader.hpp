@@ -60,9 +60,9 @@ struct TensorInfo {
 
 class File {
 public:
-    // Maps and parses `path`. Errors name the file.
-    static File open(const std::string& path) {
-        MappedFile map(path);
+    // Maps (or, with Residency::own_memory, reads) and parses `path`. Errors name the file.
+    static File open(const std::string& path, Residency residency = Residency::page_cache) {
+        MappedFile map(path, residency);
         try {
             File f = parse(map.bytes());
             f.map_ = std::make_shared<MappedFile>(std::move(map));
@@ -84,8 +84,10 @@ public:
     std::size_t alignment() const { return alignment_; }
     const std::string& path() const { return path_; }
     std::span<const std::byte> bytes() const { return bytes_; }
-    // Whether bytes() is a mapping of the file that open() made (else memory the caller holds).
+    // Whether bytes() is the file as open() brought it into memory (else memory the caller holds).
     bool mapped() const { return map_ != nullptr; }
+    // Where open() put the bytes (page_cache for a File parsed from the caller's memory).
+    Residency residency() const { return map_ ? map_->residency() : Residency::page_cache; }
     std::uint64_t data_offset() const { return data_offset_; }
 
     const std::vector<std::pair<std::string, Value>>& metadata() const { return metadata_; }

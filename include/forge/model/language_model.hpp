@@ -33,7 +33,11 @@ public:
     // Dynamic (the default) for the file's own shape.
     template <class T = Dynamic>
     static LanguageModel open(const std::string& path, ModelOptions opt = {}) {
-        gguf::File file = gguf::File::open(path);
+        return open<T>(gguf::File::open(path), opt);
+    }
+    // The same for a file already opened (gguf::File::open(path, Residency::own_memory), say).
+    template <class T = Dynamic>
+    static LanguageModel open(gguf::File file, ModelOptions opt = {}) {
         Tokenizer tok = Tokenizer::from_gguf(file);
         chat::Template chat = chat::Template::of(file);
         auto model = open_model<T>(file, opt);
