@@ -12,8 +12,8 @@ namespace forge::cli {
 
 inline constexpr const char* kBackendHelp = "cpu|metal|metal-emu|metal-cuda";
 
-// The option every model-running command declares, and the file opened as it says: mapped from the page
-// cache, or with --no-mmap (llama.cpp's name) read into the process's own memory.
+// The option run, bench and serve declare, and the file opened as it says: mapped from the page cache,
+// or with --no-mmap (llama.cpp's name) read into the process's own memory.
 inline constexpr Option kNoMmap{"--no-mmap", "", false};
 inline gguf::File open_weights(const Args& args, const std::string& path) {
     return gguf::File::open(path, args.has("--no-mmap") ? Residency::own_memory : Residency::page_cache);

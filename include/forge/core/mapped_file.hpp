@@ -49,8 +49,10 @@ public:
         size_ = static_cast<std::size_t>(st.st_size);
         residency_ = residency;
         try {
-            if (size_ > 0 && residency == Residency::page_cache) map_file(fd, path);
-            else if (size_ > 0) read_file(fd, path);
+            if (size_ > 0) {
+                if (residency == Residency::page_cache) map_file(fd, path);
+                else read_file(fd, path);
+            }
         } catch (...) {
             ::close(fd);
             throw;
