@@ -193,6 +193,13 @@ bool with_kernel(DType type, int tokens, F&& f) {
     }
 }
 
+// The rows a thread's share of a matrix is a multiple of, for a batch of `tokens`.
+template <class K>
+int row_grain(int tokens) {
+    if constexpr (requires { K::row_grain(tokens); }) return K::row_grain(tokens);
+    else return K::kRows;
+}
+
 // The row length a kernel is compiled for under gemm<Isa, Cols>: Cols, or 0 (any) for kernels that opt out.
 template <class K, int Cols>
 inline constexpr int kKernelCols = requires { K::kGenericLength; } ? 0 : Cols;
@@ -234,9 +241,10 @@ void gemm(std::initializer_list<GemmJob> jobs, GemmInput& in, ThreadPool& pool) 
     pool.run(parts, [&](int part, int) {
         for (const GemmJob& j : jobs)
             detail::with_kernel<Isa>(j.w.type, in.rows().n, [&]<class K>() {
-                const std::size_t tiles = (std::size_t(j.w.rows) + K::kRows - 1) / K::kRows;
-                const int b = int(std::min(std::size_t(j.w.rows), tiles * std::size_t(part) / std::size_t(parts) * K::kRows));
-                const int e = int(std::min(std::size_t(j.w.rows), tiles * std::size_t(part + 1) / std::size_t(parts) * K::kRows));
+                const std::size_t grain = std::size_t(detail::row_grain<K>(in.rows().n)), rows = std::size_t(j.w.rows);
+                const std::size_t tiles = (rows + grain - 1) / grain;
+                const int b = int(std::min(rows, tiles * std::size_t(part) / std::size_t(parts) * grain));
+                const int e = int(std::min(rows, tiles * std::size_t(part + 1) / std::size_t(parts) * grain));
                 if (b >= e) return;
                 // Float weights keep the runtime row length: not measured to gain, and one kernel set fewer
                 // for every compiled model to instantiate.

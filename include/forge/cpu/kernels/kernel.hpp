@@ -10,7 +10,9 @@
 //
 // or, in place of the step operations, its own loop over whole rows: static gemm_rows<Cols>(w, in, r0,
 // r1, y, y_stride) (AVX-512 Q4_0, whose scales are converted ahead of the steps that use them), Cols
-// being the row length when the caller knows it at compile time, else 0.
+// being the row length when the caller knows it at compile time, else 0. A kernel whose best tile
+// depends on the batch says so with static row_grain(tokens): the rows each thread's share is a
+// multiple of (else kRows).
 //
 // Every output is one accumulator fed the same steps in the same order whatever the tile shape, so a
 // token's result does not depend on how many tokens share its tile.

@@ -1,13 +1,18 @@
 #pragma once
 // The AMX batch kernel for Q8_0 / Q4_0 weights (prefill on CPUs with AMX-INT8: Sapphire Rapids and
 // later), the VNNI batch kernel's loop with its dot products done by tiles. Included by
-// kernels_avx512_vnni.hpp, whose unpacked rows, Q8Lanes input and token stores it shares.
+// kernels_avx512_vnni.hpp, whose unpacking, Q8Lanes input, scaling and token stores it shares.
 //
 // Q8Lanes already lays out a group of 16 tokens and one 32-value block as AMX wants its second operand:
-// eight 64-byte rows, row k holding codes 4k..4k+3 of each token. The first operand is 16 unpacked
-// weight rows' 32 unsigned codes of the block. One tdpbusd then gives the 16 x 16 exact int32 block dots
-// that the VNNI kernel builds with 128 vpdpbusd, and the same cvt + mul + fma per row scales them into
-// the float accumulators, block after block, so both kernels give the same bits.
+// eight 64-byte rows, row k holding codes 4k..4k+3 of each token. The first operand is 16 weight rows'
+// 32 signed codes of the block, so tdpbssd gives the 16 x 16 exact int32 block dots (signed by signed:
+// no correction to add) that the VNNI kernel builds with 128 vpdpbusd plus its correction. The same
+// cvt + mul + fma per row then scales them into float accumulators, block after block, so both kernels
+// give the same bits.
+//
+// A step is one block of 32 rows x 32 tokens: two weight tiles, two token tiles, four products. Block
+// b's products are scaled while the tiles multiply block b + 2's, so the vector units and the tiles work
+// at once; the scaling (three vector instructions per 16 dots) is what bounds the kernel.
 //
 // Tiles take only batches of kMinTokens and more: below, the VNNI kernel was faster once four threads
 // or more shared the work (docs/performance.md). The operating system must grant a process the tile
@@ -32,85 +37,139 @@ inline bool tiles_granted() {
     return granted;
 }
 
-// Tiles 0 and 1: int32 block dots [16 rows][16 tokens]; 2 and 3: 16 rows x 32 unsigned weight codes;
-// 4 and 5: a block of 16 tokens' codes, eight rows of 16 x 4 bytes. Two of each, for two blocks in flight.
+// Whether a batch of `tokens` goes to the tiles.
+inline bool takes(int tokens) { return tokens >= kMinTokens && tiles_granted(); }
+
+// Tiles 0-3: int32 block dots [16 rows][16 tokens], product (row tile i, token group j) in tile 2i + j;
+// 4 and 5: two row tiles' 16 rows x 32 signed codes; 6 and 7: two token groups' block, eight rows of
+// 16 x 4 bytes.
 struct alignas(64) TileConfig {
     std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
-    std::uint16_t colsb[16] = {64, 64, 32, 32, 64, 64};
-    std::uint8_t rows[16] = {16, 16, 16, 16, 8, 8};
+    std::uint16_t colsb[16] = {64, 64, 64, 64, 32, 32, 64, 64};
+    std::uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 8, 8};
 };
 
-// Block b's int32 dots [16 rows][16 tokens] of 16 unpacked rows (`codes`, rows `row_bytes` apart) and
-// token group g, into `dots`. GCC's tile intrinsics take tile numbers as literal text, so each set of
-// tiles (C, A, B) has its own function, written by this macro.
-#define FORGE_AMX_BLOCK_DOTS(name, C, A, B)                                                                                       \
-    inline void name(const std::uint8_t* codes, std::size_t row_bytes, const Q8Lanes& x, int g, int b, std::int32_t* dots) { \
-        _tile_loadd(A, codes + std::size_t(b) * 32, long(row_bytes));                                                           \
-        _tile_loadd(B, x.codes(g, b), 64);                                                                                      \
-        _tile_zero(C);                                                                                                          \
-        _tile_dpbusd(C, A, B);                                                                                                  \
-        _tile_stored(C, dots, 64);                                                                                              \
-    }
-FORGE_AMX_BLOCK_DOTS(block_dots_first, 0, 2, 4)
-FORGE_AMX_BLOCK_DOTS(block_dots_second, 1, 3, 5)
-#undef FORGE_AMX_BLOCK_DOTS
+// A step's rows: RT row tiles of 16 (1 or 2) times G token groups (1 or 2). Rows are unpacked block
+// by block: block b's 16 * RT rows of 32 signed codes, then their scales, each block contiguous.
+template <int RT, int G>
+struct Step {
+    static constexpr int kRows = RT * kTileRows;
+    static constexpr std::size_t kBlockCodes = std::size_t(kRows) * 32;
 
-// The dots of block b, with the tokens' correction, scaled as the VNNI kernel scales them into each row's accumulator.
-inline void scale_into(const std::int32_t* dots, const float* scales, int blocks, const Q8Lanes& x, int g, int b, __m512 (&acc)[kTileRows]) {
-    const __m512i corr = _mm512_loadu_si512(x.corr(g, b));
-    const __m512 dx = _mm512_loadu_ps(x.d(g, b));
-    FORGE_UNROLL for (int i = 0; i < kTileRows; ++i) {
-        const __m512i dot = _mm512_add_epi32(corr, _mm512_load_si512(dots + 16 * i));
-        acc[i] = vnni::add_scaled_block(acc[i], dot, scales[std::size_t(i) * std::size_t(blocks) + std::size_t(b)], dx);
+    // Block b's products into tiles 0-3. GCC's tile intrinsics take tile numbers as literal text.
+    static void multiply(const std::int8_t* codes, const Q8Lanes& x, int g, int b) {
+        const std::int8_t* a = codes + std::size_t(b) * kBlockCodes;
+        _tile_loadd(4, a, 32);
+        _tile_loadd(6, x.codes(g, b), 64);
+        if constexpr (RT == 2) _tile_loadd(5, a + kTileRows * 32, 32);
+        if constexpr (G == 2) _tile_loadd(7, x.codes(g + 1, b), 64);
+        _tile_zero(0);
+        _tile_dpbssd(0, 4, 6);
+        if constexpr (G == 2) {
+            _tile_zero(1);
+            _tile_dpbssd(1, 4, 7);
+        }
+        if constexpr (RT == 2) {
+            _tile_zero(2);
+            _tile_dpbssd(2, 5, 6);
+        }
+        if constexpr (RT == 2 && G == 2) {
+            _tile_zero(3);
+            _tile_dpbssd(3, 5, 7);
+        }
     }
-}
+    // Tiles 0-3 to dots[2i + j][16 rows][16 tokens].
+    static void store(std::int32_t* dots) {
+        _tile_stored(0, dots, 64);
+        if constexpr (G == 2) _tile_stored(1, dots + 256, 64);
+        if constexpr (RT == 2) _tile_stored(2, dots + 512, 64);
+        if constexpr (RT == 2 && G == 2) _tile_stored(3, dots + 768, 64);
+    }
+    // Block b's stored dots scaled into acc[row][group][16 tokens] as the VNNI kernel scales its own.
+    static void scale(const std::int32_t* dots, const float* scales, const Q8Lanes& x, int g, int b, float* acc) {
+        const float* s = scales + std::size_t(b) * kRows;
+        FORGE_UNROLL for (int j = 0; j < G; ++j) {
+            const __m512 dx = _mm512_loadu_ps(x.d(g + j, b));
+            FORGE_UNROLL for (int t = 0; t < RT; ++t)
+                FORGE_UNROLL for (int i = 0; i < kTileRows; ++i) {
+                    const int row = t * kTileRows + i;
+                    float* a = acc + (std::size_t(row) * 2 + std::size_t(j)) * 16;
+                    const __m512i dot = _mm512_load_si512(dots + (2 * t + j) * 256 + 16 * i);
+                    _mm512_store_ps(a, vnni::add_scaled_block(_mm512_load_ps(a), dot, s[row], dx));
+                }
+        }
+    }
+    // The step for token groups g .. g + G - 1, its results to acc. Block b's products are stored while
+    // block b + 1's multiply, and scaled one block later, so no load waits on a tile store just issued.
+    static void run(const std::int8_t* codes, const float* scales, const Q8Lanes& x, int g, float* acc) {
+        alignas(64) std::int32_t dots[2][4 * 256];
+        std::fill_n(acc, std::size_t(kRows) * 2 * 16, 0.0f);
+        const int blocks = x.blocks();
+        multiply(codes, x, g, 0);
+        for (int b = 1; b < blocks; ++b) {
+            store(dots[(b - 1) & 1]);
+            multiply(codes, x, g, b);
+            if (b >= 2) scale(dots[b & 1], scales, x, g, b - 2, acc);
+        }
+        store(dots[(blocks - 1) & 1]);
+        if (blocks >= 2) scale(dots[blocks & 1], scales, x, g, blocks - 2, acc);
+        scale(dots[(blocks - 1) & 1], scales, x, g, blocks - 1, acc);
+    }
+};
 
-// Rows [r0, r1) times every token of a by-lane input: whole tiles of 16 rows here, the rest of the
-// rows (fewer than 16, at the end of the range) by the VNNI kernel, as are batches under kMinTokens.
-template <DType W>
-void by_tile(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, std::size_t y_stride) {
-    constexpr int R = kTileRows;
-    if (x.tokens() < kMinTokens || !tiles_granted()) return vnni::by_lane<W>(w, x, r0, r1, y, y_stride);
+// Rows [r, r + 16 * RT) unpacked into codes and scales, times every token of x into y.
+template <DType W, int RT>
+void row_tiles(const WeightView& w, const Q8Lanes& x, int r, std::int8_t* codes, float* scales, float* y, std::size_t y_stride) {
+    constexpr int R = RT * kTileRows;
     const int blocks = x.blocks();
-    const std::size_t row_bytes = std::size_t(blocks) * 32;
-    thread_local std::vector<std::uint8_t> codes;
-    thread_local std::vector<float> scales;
-    codes.resize(std::max(codes.size(), std::size_t(R) * row_bytes));
-    scales.resize(std::max(scales.size(), std::size_t(R) * std::size_t(blocks)));
-    alignas(64) std::int32_t dots[2][R * 16];
-    alignas(64) float out[R][16];
-    const TileConfig config;
-    _tile_loadconfig(&config);
-    int r = r0;
-    for (; r + R <= r1; r += R) {
-        for (int i = 0; i < R; ++i) vnni::unpack_row<W>(w.row(r + i), blocks, &codes[std::size_t(i) * row_bytes], &scales[std::size_t(i) * std::size_t(blocks)]);
-        for (int g = 0; g < x.groups(); ++g) {
-            __m512 acc[R];
-            FORGE_UNROLL for (auto& a : acc) a = _mm512_setzero_ps();
-            int b = 0;
-            for (; b + 2 <= blocks; b += 2) {
-                block_dots_first(codes.data(), row_bytes, x, g, b, dots[0]);
-                block_dots_second(codes.data(), row_bytes, x, g, b + 1, dots[1]);
-                scale_into(dots[0], scales.data(), blocks, x, g, b, acc);
-                scale_into(dots[1], scales.data(), blocks, x, g, b + 1, acc);
-            }
-            if (b < blocks) {
-                block_dots_first(codes.data(), row_bytes, x, g, b, dots[0]);
-                scale_into(dots[0], scales.data(), blocks, x, g, b, acc);
-            }
-            FORGE_UNROLL for (int i = 0; i < R; ++i) _mm512_store_ps(out[i], acc[i]);
-            const int t0 = g * Q8Lanes::kLanes, nt = std::min(Q8Lanes::kLanes, x.tokens() - t0);
+    for (int i = 0; i < R; ++i)
+        vnni::unpack_row<W, true>(w.row(r + i), blocks, reinterpret_cast<std::uint8_t*>(codes) + std::size_t(i) * 32, Step<RT, 1>::kBlockCodes,
+                                  scales + i, std::size_t(R));
+    alignas(64) float acc[R][2][16];
+    for (int g = 0; g < x.groups(); g += 2) {
+        const int ng = std::min(2, x.groups() - g);
+        if (ng == 2) Step<RT, 2>::run(codes, scales, x, g, &acc[0][0][0]);
+        else Step<RT, 1>::run(codes, scales, x, g, &acc[0][0][0]);
+        for (int j = 0; j < ng; ++j) {
+            const int t0 = (g + j) * Q8Lanes::kLanes, nt = std::min(Q8Lanes::kLanes, x.tokens() - t0);
             float* yt = y + std::size_t(t0) * y_stride + std::size_t(r);
             if (nt == Q8Lanes::kLanes) {
-                for (int i = 0; i < R; i += 4) vnni::store_tokens(out[i], out[i + 1], out[i + 2], out[i + 3], yt + i, y_stride);
+                for (int i = 0; i < R; i += 4) vnni::store_tokens(acc[i][j], acc[i + 1][j], acc[i + 2][j], acc[i + 3][j], yt + i, y_stride);
             } else {
                 for (int l = 0; l < nt; ++l)
-                    for (int i = 0; i < R; ++i) yt[std::size_t(l) * y_stride + std::size_t(i)] = out[i][l];
+                    for (int i = 0; i < R; ++i) yt[std::size_t(l) * y_stride + std::size_t(i)] = acc[i][j][l];
             }
         }
     }
+}
+
+// Rows [r0, r1) times every token of x on the tiles, the tile registers granted: pairs of row tiles,
+// then one, then the rows past the last whole tile (fewer than 16) by the VNNI kernel.
+template <DType W>
+void tile_rows(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, std::size_t y_stride) {
+    const std::size_t blocks = std::size_t(x.blocks());
+    thread_local std::vector<std::int8_t> codes;
+    thread_local std::vector<float> scales;
+    codes.resize(std::max(codes.size(), blocks * Step<2, 1>::kBlockCodes));
+    scales.resize(std::max(scales.size(), blocks * std::size_t(2 * kTileRows)));
+    const TileConfig config;
+    _tile_loadconfig(&config);
+    int r = r0;
+    for (; r + 2 * kTileRows <= r1; r += 2 * kTileRows) row_tiles<W, 2>(w, x, r, codes.data(), scales.data(), y, y_stride);
+    if (r + kTileRows <= r1) {
+        row_tiles<W, 1>(w, x, r, codes.data(), scales.data(), y, y_stride);
+        r += kTileRows;
+    }
     _tile_release();
     if (r < r1) vnni::by_lane<W>(w, x, r, r1, y, y_stride);
+}
+
+// Rows [r0, r1) times every token of a by-lane input: on the tiles where the batch is long enough and
+// the tiles are granted, else by the VNNI kernel.
+template <DType W>
+void by_tile(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, std::size_t y_stride) {
+    if (!takes(x.tokens())) return vnni::by_lane<W>(w, x, r0, r1, y, y_stride);
+    tile_rows<W>(w, x, r0, r1, y, y_stride);
 }
 
 }  // namespace forge::cpu::amx

@@ -38,38 +38,50 @@ inline constexpr int kOffset = W == DType::Q8_0 ? 128 : 8;
 
 inline float block_scale(const std::byte* block) { return _cvtsh_ss(load_u16(block)); }
 
-// A block's 32 codes as unsigned bytes w + offset, in value order.
-template <DType W>
+// A block's 32 codes in value order: unsigned bytes w + offset (vpdpbusd's first operand), or with
+// kSigned the signed values w themselves (AMX's tdpbssd takes two signed operands).
+template <DType W, bool kSigned = false>
 inline __m256i block_codes(const std::byte* block) {
     if constexpr (W == DType::Q8_0) {
-        return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2)), _mm256_set1_epi8(char(0x80)));
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+        return kSigned ? q : _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80)));
     } else {
         const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
         const __m128i low = _mm_set1_epi8(0x0f);
-        return _mm256_setr_m128i(_mm_and_si128(q, low), _mm_and_si128(_mm_srli_epi16(q, 4), low));
+        const __m256i u = _mm256_setr_m128i(_mm_and_si128(q, low), _mm_and_si128(_mm_srli_epi16(q, 4), low));
+        return kSigned ? _mm256_sub_epi8(u, _mm256_set1_epi8(8)) : u;
     }
 }
 
-// A row's `blocks` blocks as unsigned codes (32 per block, in value order) and float scales. Q4_0 takes
-// four blocks at a time: their low and high nibbles in two vectors, interleaved back into block order
-// with two permutes, where one block at a time cost four vector instructions per 16 bytes.
-template <DType W>
-inline void unpack_row(const std::byte* src, int blocks, std::uint8_t* codes, float* scales) {
+// A row's `blocks` blocks as block_codes (block b's 32 at codes + b * code_stride) and float scales
+// (scales[b * scale_stride]). Q4_0 takes four blocks at a time: their low and high nibbles in two
+// vectors, interleaved back into block order with two permutes, where one block at a time cost four
+// vector instructions per 16 bytes.
+template <DType W, bool kSigned = false>
+inline void unpack_row(const std::byte* src, int blocks, std::uint8_t* codes, std::size_t code_stride, float* scales, std::size_t scale_stride) {
+    const auto store2 = [&](int b, __m512i two) {  // blocks b and b + 1
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + std::size_t(b) * code_stride), _mm512_castsi512_si256(two));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + std::size_t(b + 1) * code_stride), _mm512_extracti64x4_epi64(two, 1));
+    };
     int b = 0;
     if constexpr (W == DType::Q4_0) {
         const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
         for (; b + 4 <= blocks; b += 4) {
             const __m512i q = q4_0_nibbles(src + std::size_t(b) * kBlockBytes<W>, 4);
-            const __m512i lo = _mm512_and_si512(q, _mm512_set1_epi8(0x0f)), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), _mm512_set1_epi8(0x0f));
-            _mm512_storeu_si512(codes + std::size_t(b) * 32, _mm512_permutex2var_epi64(lo, first, hi));
-            _mm512_storeu_si512(codes + std::size_t(b) * 32 + 64, _mm512_permutex2var_epi64(lo, second, hi));
-            for (int k = 0; k < 4; ++k) scales[b + k] = block_scale(src + std::size_t(b + k) * kBlockBytes<W>);
+            __m512i lo = _mm512_and_si512(q, _mm512_set1_epi8(0x0f)), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), _mm512_set1_epi8(0x0f));
+            if constexpr (kSigned) {
+                lo = _mm512_sub_epi8(lo, _mm512_set1_epi8(8));
+                hi = _mm512_sub_epi8(hi, _mm512_set1_epi8(8));
+            }
+            store2(b, _mm512_permutex2var_epi64(lo, first, hi));
+            store2(b + 2, _mm512_permutex2var_epi64(lo, second, hi));
+            for (int k = 0; k < 4; ++k) scales[std::size_t(b + k) * scale_stride] = block_scale(src + std::size_t(b + k) * kBlockBytes<W>);
         }
     }
     for (; b < blocks; ++b) {
         const std::byte* block = src + std::size_t(b) * kBlockBytes<W>;
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + std::size_t(b) * 32), block_codes<W>(block));
-        scales[b] = block_scale(block);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + std::size_t(b) * code_stride), block_codes<W, kSigned>(block));
+        scales[std::size_t(b) * scale_stride] = block_scale(block);
     }
 }
 
@@ -159,8 +171,8 @@ void by_lane(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, st
         const std::byte* next[R];
         FORGE_UNROLL for (int i = 0; i < R; ++i) next[i] = w.row(std::min(r + R + i, r1 - 1));
         FORGE_UNROLL for (int i = 0; i < R; ++i)
-            unpack_row<W>(w.row(r + std::min(i, n - 1)), blocks, &codes[std::size_t(i) * std::size_t(blocks) * 32],
-                          &scales[std::size_t(i) * std::size_t(blocks)]);
+            unpack_row<W>(w.row(r + std::min(i, n - 1)), blocks, &codes[std::size_t(i) * std::size_t(blocks) * 32], 32,
+                          &scales[std::size_t(i) * std::size_t(blocks)], 1);
         for (int g = 0; g < x.groups(); g += G) {
             const int ng = std::min(G, x.groups() - g);
             if (ng == G) lane_tile<R, G>(codes.data(), scales.data(), x, g, next, kBlockBytes<W>, out);
@@ -195,9 +207,12 @@ template <DType W>
     requires(W == DType::Q8_0 || W == DType::Q4_0)
 struct BatchKernel<isa::Avx512, W> {
     static constexpr int kMinTokens = 8;  // below this the micro-kernel's tiles waste fewer lanes
-    // The threads' shares stay multiples of the VNNI tile, not of AMX's 16 rows: 576-row matrices
-    // split evenly over 16 threads; each share's whole tiles of 16 rows go to AMX.
     static constexpr int kRows = vnni::kTileRows;
+#if FORGE_HAVE_AMX
+    // Batches on the tiles share rows in whole tiles: in shares of the VNNI tile's 4 rows, a 896-row
+    // matrix over 8 threads left 12 of every 28 rows to the VNNI kernel, and over 16 threads all of them.
+    static int row_grain(int tokens) { return amx::takes(tokens) ? amx::kTileRows : kRows; }
+#endif
     static constexpr LanesLayout kLayout{.offset = vnni::kOffset<W>};
     using Input = Q8Lanes;
 
