@@ -6,6 +6,7 @@
 # an inline function or a std:: template compiled there for AVX-512 can then never be the copy the rest
 # of the program calls on a CPU without it. The objects are linked into whatever links <target>, whose
 # models then choose the best set the CPU runs when they load (forge/cpu/dispatch/select.hpp).
+# Sets FORGE_CPU_KERNEL_SET_AMX_FLAGS, the avx512-amx set's flags, where that set is compiled.
 # OPTIONS names an INTERFACE target whose options the objects also take (warnings, sanitizers).
 function(forge_add_cpu_kernel_sets)
   cmake_parse_arguments(arg "" "TARGET;SOURCE;OPTIONS" "" ${ARGN})
@@ -26,6 +27,7 @@ function(forge_add_cpu_kernel_sets)
   check_cxx_compiler_flag("-mamx-tile -mamx-int8" FORGE_COMPILER_HAS_AMX)
   if(FORGE_COMPILER_HAS_AMX)
     list(APPEND sets amx)
+    set(FORGE_CPU_KERNEL_SET_AMX_FLAGS ${flags_amx} PARENT_SCOPE)
   endif()
   set(objects)
   foreach(set IN LISTS sets)

@@ -1,7 +1,7 @@
 // The CPU kernel sets (cpu/dispatch/): which sets this program can run on this CPU, that
 // FORGE_CPU_KERNELS picks each and that each matches llama.cpp on every test model, that a build for no
 // target and a native build compute the same bits with each set, and that a set compiled apart exports
-// nothing but its entry.
+// nothing but its entry; and the AMX kernel on emulated tiles where the CPU has none.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -151,6 +151,24 @@ TEST(KernelSets, ASetCompiledApartExportsOnlyItsEntry) {
     }
     for (const char* set : {"portable", "avx2", "avx512"}) EXPECT_EQ(entries.count(std::string("forge_cpu_kernel_set_") + set), 1u) << set;
     for (const std::string& e : entries) EXPECT_EQ(e.rfind("forge_cpu_kernel_set_", 0), 0u) << e;
+}
+
+// The AMX kernel with its tile instructions emulated (tests/amx_emulated_tiles.cpp) gives the VNNI
+// batch kernel's bits: its tile shapes, block layout, pipelined steps and edge rows, checked on CPUs
+// without AMX too.
+TEST(KernelSets, TheAmxKernelOnEmulatedTilesComputesTheVnniKernelsBits) {
+#ifndef FORGE_AMX_EMULATED_TILES
+    GTEST_SKIP() << "the emulated-tile program is built only where the avx512-amx kernel set is (x86-64 Linux, a compiler with -mamx-int8)";
+#else
+    if (!cpu::cpu_features().avx512) GTEST_SKIP() << "the CPU has no AVX-512 VNNI, which the kernel the tiles are checked against needs";
+    const ProcessResult r = run_process({FORGE_AMX_EMULATED_TILES});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    std::istringstream lines(r.out);
+    int same = 0, cases = 0;
+    for (std::string line; std::getline(lines, line); ++cases) same += line.ends_with(": same bits");
+    EXPECT_EQ(cases, 14) << r.out;
+    EXPECT_EQ(same, cases) << r.out;
+#endif
 }
 
 // The AMX tiles compute the VNNI batch kernel's exact block dots and scale them in the same order: the
