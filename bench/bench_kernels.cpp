@@ -96,6 +96,14 @@ BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::F16, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::F32, cpu::isa::Native>)->Apply(gemm_shapes);
+// Prefill batches long enough for the AMX tiles (amx::kMinTokens) where the CPU has them: Qwen2.5-0.5B's
+// FFN up (4864x896) and down (896x4864), 512 tokens.
+void long_batch_shapes(benchmark::internal::Benchmark* b) {
+    for (const auto& [r, c] : {std::pair{4864, 896}, {896, 4864}}) b->Args({r, c, 512});
+    b->UseRealTime();
+}
+BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Native>)->Apply(long_batch_shapes);
+BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Native>)->Apply(long_batch_shapes);
 BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Portable>)->Args({5632, 2048, 1})->Args({5632, 2048, 64})->UseRealTime();
 BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Portable>)->Args({5632, 2048, 1})->Args({5632, 2048, 64})->UseRealTime();
 
