@@ -346,9 +346,12 @@ private:
             const std::size_t heads = std::size_t(s.heads), Q = std::size_t(s.q_dim()), C = std::size_t(context_);
             const std::size_t units = groups_.size() * heads;
             const int parts = pool_.parts_for(units);
-            pool_.run(parts, [&](int part, int thread) {
+            pool_.run(parts, [&](int claimed, int thread) {
+                // Parts are claimed in order and a later position attends over more: the last part goes first,
+                // so the longest work is not what the other threads wait on at the end.
+                const std::size_t part = std::size_t(parts - 1 - claimed);
                 float* scores = &scores_[std::size_t(thread) * 4 * C];
-                for (std::size_t i = units * std::size_t(part) / std::size_t(parts); i < units * std::size_t(part + 1) / std::size_t(parts); ++i) {
+                for (std::size_t i = units * part / std::size_t(parts); i < units * (part + 1) / std::size_t(parts); ++i) {
                     const int h = int(i % heads);
                     const auto [t, count] = groups_[i / heads];
                     const Row& r = rows[t];
