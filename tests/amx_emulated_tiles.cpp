@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "forge/cpu/simd/x86.hpp"  // <immintrin.h>, whose tile intrinsics are replaced below
@@ -91,7 +90,7 @@ inline void dpbssd(int c, int a, int b) {
 #define _tile_dpbssd(c, a, b) emulated::dpbssd(c, a, b)
 
 #include "forge/cpu/kernels/gemm.hpp"
-#include "forge/quant/row.hpp"
+#include "random_gemm_case.hpp"
 
 #if !FORGE_HAVE_AMX
 #error "build this program with the AMX flags (-mamx-tile -mamx-int8) and AVX-512 VNNI's"
@@ -100,7 +99,6 @@ inline void dpbssd(int c, int a, int b) {
 int main() {
     using namespace forge;
     std::mt19937 rng(5);
-    std::normal_distribution<float> dist(0.0f, 1.0f);
     int differ = 0;
     // rows x cols, tokens: pairs of row tiles and one tile more (80, 48 rows), rows past the last tile
     // (35, 100), one and odd block counts (32, 96, 608 columns), odd and partial token groups (33, 201 tokens).
@@ -108,16 +106,11 @@ int main() {
         for (const auto& shape : {std::array{16, 32, 192}, std::array{100, 576, 300}, std::array{64, 608, 512}, std::array{35, 96, 201},
                                   std::array{48, 64, 33}, std::array{80, 896, 17}, std::array{32, 32, 16}}) {
             const int rows = shape[0], cols = shape[1], tokens = shape[2];
-            std::vector<float> w(std::size_t(rows) * std::size_t(cols)), x(std::size_t(tokens) * std::size_t(cols));
-            for (auto& v : w) v = dist(rng);
-            for (auto& v : x) v = dist(rng);
-            const std::size_t row = row_bytes(type, std::size_t(cols));
-            std::vector<std::byte> data(std::size_t(rows) * row);
-            for (int r = 0; r < rows; ++r) quantize_row(type, &w[std::size_t(r) * std::size_t(cols)], &data[std::size_t(r) * row], std::size_t(cols));
-            const cpu::WeightView view{data.data(), type, rows, cols};
+            const test::RandomGemmCase c = test::random_gemm_case(type, rows, cols, tokens, rng);
+            const cpu::WeightView& view = c.view;
             cpu::Q8Lanes in;
             in.prepare(tokens, cols, cpu::LanesLayout{type == DType::Q8_0 ? cpu::vnni::kOffset<DType::Q8_0> : cpu::vnni::kOffset<DType::Q4_0>});
-            in.quantize(x.data(), cols, 0, tokens);
+            in.quantize(c.inputs.data(), cols, 0, tokens);
             std::vector<float> tiles(std::size_t(tokens) * std::size_t(rows)), lanes(tiles.size());
             if (type == DType::Q8_0) {
                 cpu::amx::tile_rows<DType::Q8_0>(view, in, 0, rows, tiles.data(), std::size_t(rows));

@@ -19,7 +19,7 @@
 #include "error_of.hpp"
 #include "forge/cpu/dispatch/select.hpp"
 #include "forge/model/model.hpp"
-#include "forge/quant/row.hpp"
+#include "random_gemm_case.hpp"
 #include "reference.hpp"
 #include "reference_cases.hpp"
 #include "run_process.hpp"
@@ -183,18 +183,13 @@ TEST(KernelSets, TheAmxTilesComputeTheVnniKernelsBits) {
                         "system did not grant the tiles, or the compiler had no AMX";
     const cpu::KernelSet amx = *find("avx512-amx"), vnni = *find("avx512-vnni");
     std::mt19937 rng(11);
-    std::normal_distribution<float> dist(0.0f, 1.0f);
     cpu::ThreadPool pool(2);
     for (const DType type : {DType::Q8_0, DType::Q4_0})
         for (const auto& shape : {std::array{16, 32, 192}, std::array{100, 576, 300}, std::array{64, 608, 512}, std::array{35, 96, 201}, std::array{35, 96, 9}}) {
             const int rows = shape[0], cols = shape[1], tokens = shape[2];  // named, not bound: Clang 14's lambdas cannot capture bindings
-            std::vector<float> w(std::size_t(rows) * std::size_t(cols)), x(std::size_t(tokens) * std::size_t(cols));
-            for (auto& v : w) v = dist(rng);
-            for (auto& v : x) v = dist(rng);
-            const std::size_t row = row_bytes(type, std::size_t(cols));
-            std::vector<std::byte> data(std::size_t(rows) * row);
-            for (int r = 0; r < rows; ++r) quantize_row(type, &w[std::size_t(r) * std::size_t(cols)], &data[std::size_t(r) * row], std::size_t(cols));
-            const cpu::WeightView view{data.data(), type, rows, cols};
+            const RandomGemmCase c = random_gemm_case(type, rows, cols, tokens, rng);
+            const cpu::WeightView& view = c.view;
+            const std::vector<float>& x = c.inputs;
             const auto product = [&](const cpu::KernelSet& set) {
                 std::vector<float> y(std::size_t(tokens) * std::size_t(rows));
                 cpu::GemmInput in;
