@@ -12,7 +12,8 @@
 //
 // A step is one block of 32 rows x 32 tokens: two weight tiles, two token tiles, four products. Block
 // b's products are scaled while the tiles multiply block b + 2's, so the vector units and the tiles work
-// at once; the scaling (three vector instructions per 16 dots) is what bounds the kernel.
+// at once. Scaling (three vector instructions per 16 dots) and the tile stores take more of the time than
+// the products themselves (docs/performance.md).
 //
 // Tiles take only batches of kMinTokens and more: below, the VNNI kernel was faster once four threads
 // or more shared the work (docs/performance.md). The operating system must grant a process the tile
@@ -50,7 +51,7 @@ struct alignas(64) TileConfig {
 };
 
 // A step's rows: RT row tiles of 16 (1 or 2) times G token groups (1 or 2). Rows are unpacked block
-// by block: block b's 16 * RT rows of 32 signed codes, then their scales, each block contiguous.
+// by block: block b's 16 * RT rows of 32 signed codes are contiguous, as are its 16 * RT scales.
 template <int RT, int G>
 struct Step {
     static constexpr int kRows = RT * kTileRows;
