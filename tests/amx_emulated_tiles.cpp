@@ -96,40 +96,39 @@ inline void dpbssd(int c, int a, int b) {
 #error "build this program with the AMX flags (-mamx-tile -mamx-int8) and AVX-512 VNNI's"
 #endif
 
-int main() {
+// Tile rows against the VNNI kernel on one random case of weight type W: prints a line, returns whether
+// every result had the same bits.
+template <forge::DType W>
+bool same_bits(int rows, int cols, int tokens, std::mt19937& rng) {
     using namespace forge;
+    const test::RandomGemmCase c = test::random_gemm_case(W, rows, cols, tokens, rng);
+    cpu::Q8Lanes in;
+    in.prepare(tokens, cols, cpu::LanesLayout{cpu::vnni::kOffset<W>});
+    in.quantize(c.inputs.data(), cols, 0, tokens);
+    std::vector<float> tiles(std::size_t(tokens) * std::size_t(rows)), lanes(tiles.size());
+    cpu::amx::tile_rows<W>(c.view, in, 0, rows, tiles.data(), std::size_t(rows));
+    cpu::vnni::by_lane<W>(c.view, in, 0, rows, lanes.data(), std::size_t(rows));
+    std::size_t first = tiles.size();
+    for (std::size_t i = 0; i < tiles.size() && first == tiles.size(); ++i)
+        if (std::memcmp(&tiles[i], &lanes[i], sizeof(float)) != 0) first = i;
+    std::printf("%s %d x %d, %d tokens: ", dtype_name(W).data(), rows, cols, tokens);
+    if (first == tiles.size()) {
+        std::printf("same bits\n");
+        return true;
+    }
+    std::printf("token %zu row %zu differs: tiles %.9g, VNNI %.9g\n", first / std::size_t(rows), first % std::size_t(rows), double(tiles[first]),
+                double(lanes[first]));
+    return false;
+}
+
+int main() {
+    using forge::DType;
     std::mt19937 rng(5);
     int differ = 0;
     // rows x cols, tokens: pairs of row tiles and one tile more (80, 48 rows), rows past the last tile
     // (35, 100), one and odd block counts (32, 96, 608 columns), odd and partial token groups (33, 201 tokens).
-    for (const DType type : {DType::Q8_0, DType::Q4_0})
-        for (const auto& shape : {std::array{16, 32, 192}, std::array{100, 576, 300}, std::array{64, 608, 512}, std::array{35, 96, 201},
-                                  std::array{48, 64, 33}, std::array{80, 896, 17}, std::array{32, 32, 16}}) {
-            const int rows = shape[0], cols = shape[1], tokens = shape[2];
-            const test::RandomGemmCase c = test::random_gemm_case(type, rows, cols, tokens, rng);
-            const cpu::WeightView& view = c.view;
-            cpu::Q8Lanes in;
-            in.prepare(tokens, cols, cpu::LanesLayout{type == DType::Q8_0 ? cpu::vnni::kOffset<DType::Q8_0> : cpu::vnni::kOffset<DType::Q4_0>});
-            in.quantize(c.inputs.data(), cols, 0, tokens);
-            std::vector<float> tiles(std::size_t(tokens) * std::size_t(rows)), lanes(tiles.size());
-            if (type == DType::Q8_0) {
-                cpu::amx::tile_rows<DType::Q8_0>(view, in, 0, rows, tiles.data(), std::size_t(rows));
-                cpu::vnni::by_lane<DType::Q8_0>(view, in, 0, rows, lanes.data(), std::size_t(rows));
-            } else {
-                cpu::amx::tile_rows<DType::Q4_0>(view, in, 0, rows, tiles.data(), std::size_t(rows));
-                cpu::vnni::by_lane<DType::Q4_0>(view, in, 0, rows, lanes.data(), std::size_t(rows));
-            }
-            std::size_t first = tiles.size();
-            for (std::size_t i = 0; i < tiles.size() && first == tiles.size(); ++i)
-                if (std::memcmp(&tiles[i], &lanes[i], sizeof(float)) != 0) first = i;
-            std::printf("%s %d x %d, %d tokens: ", dtype_name(type).data(), rows, cols, tokens);
-            if (first == tiles.size()) {
-                std::printf("same bits\n");
-            } else {
-                ++differ;
-                std::printf("token %zu row %zu differs: tiles %.9g, VNNI %.9g\n", first / std::size_t(rows), first % std::size_t(rows), double(tiles[first]),
-                            double(lanes[first]));
-            }
-        }
+    constexpr std::array<std::array<int, 3>, 7> kShapes{{{16, 32, 192}, {100, 576, 300}, {64, 608, 512}, {35, 96, 201}, {48, 64, 33}, {80, 896, 17}, {32, 32, 16}}};
+    for (const auto& [rows, cols, tokens] : kShapes) differ += !same_bits<DType::Q8_0>(rows, cols, tokens, rng);
+    for (const auto& [rows, cols, tokens] : kShapes) differ += !same_bits<DType::Q4_0>(rows, cols, tokens, rng);
     return differ == 0 ? 0 : 1;
 }

@@ -152,7 +152,7 @@ void tile_rows(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, 
     thread_local std::vector<std::int8_t> codes;
     thread_local std::vector<float> scales;
     codes.resize(std::max(codes.size(), blocks * Step<2, 1>::kBlockCodes));
-    scales.resize(std::max(scales.size(), blocks * std::size_t(2 * kTileRows)));
+    scales.resize(std::max(scales.size(), blocks * std::size_t(Step<2, 1>::kRows)));
     const TileConfig config;
     _tile_loadconfig(&config);
     int r = r0;
