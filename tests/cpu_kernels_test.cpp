@@ -26,7 +26,7 @@
 #include "forge/model/model.hpp"
 #include "forge/quant/row.hpp"
 #include "testdata.hpp"
-#include "block_fields.hpp"
+#include "random_gemm_case.hpp"
 
 // Counts heap allocations so the decode loop can be shown to make none. GCC cannot see that this
 // operator new is malloc and flags the matching free.
@@ -59,29 +59,7 @@ struct Matrix {
 };
 
 Matrix random_matrix(DType type, int rows, int cols, std::mt19937& rng) {
-    if (const auto fields = f16_fields(type); !fields.empty()) {
-        // Random codes and sub-block scales; the f16 scales random but small (random bits include NaNs).
-        Matrix m;
-        m.data.resize(std::size_t(rows) * row_bytes(type, std::size_t(cols)));
-        for (auto& b : m.data) b = std::byte(rng() & 0xff);
-        std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
-        const std::size_t block = dtype_info(type).block_bytes;
-        for (std::size_t b = 0; b < m.data.size(); b += block)
-            for (const int f : fields) {
-                const std::uint16_t h = f32_to_f16(scale(rng));
-                std::memcpy(&m.data[b + std::size_t(f)], &h, 2);
-            }
-        m.view = {m.data.data(), type, rows, cols};
-        return m;
-    }
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    std::vector<float> f(std::size_t(rows) * std::size_t(cols));
-    for (auto& v : f) v = dist(rng);
-    Matrix m;
-    m.data.resize(std::size_t(rows) * row_bytes(type, std::size_t(cols)));
-    for (int r = 0; r < rows; ++r)
-        quantize_row(type, &f[std::size_t(r) * std::size_t(cols)], m.data.data() + std::size_t(r) * row_bytes(type, std::size_t(cols)),
-                     std::size_t(cols));
+    Matrix m{random_weights(type, rows, cols, rng), {}};
     m.view = {m.data.data(), type, rows, cols};
     return m;
 }
@@ -124,8 +102,14 @@ int batch_kernel_min_tokens(DType type) {
     const auto of = [&]<DType W>() {
         if constexpr (requires { cpu::BatchKernel<Isa, W>::kMinTokens; }) min = cpu::BatchKernel<Isa, W>::kMinTokens;
     };
-    if (type == DType::Q8_0) of.template operator()<DType::Q8_0>();
-    if (type == DType::Q4_0) of.template operator()<DType::Q4_0>();
+    switch (type) {
+        case DType::Q8_0: of.template operator()<DType::Q8_0>(); break;
+        case DType::Q4_0: of.template operator()<DType::Q4_0>(); break;
+        case DType::Q4_K: of.template operator()<DType::Q4_K>(); break;
+        case DType::Q5_K: of.template operator()<DType::Q5_K>(); break;
+        case DType::Q6_K: of.template operator()<DType::Q6_K>(); break;
+        default: break;
+    }
     return min;
 }
 
