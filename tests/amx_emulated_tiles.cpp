@@ -130,6 +130,7 @@ int main() {
     constexpr std::array<std::array<int, 3>, 7> kShapes{{{16, 32, 192}, {100, 576, 300}, {64, 608, 512}, {35, 96, 201}, {48, 64, 33}, {80, 896, 17}, {32, 32, 16}}};
     for (const auto& [rows, cols, tokens] : kShapes) differ += !same_bits<DType::Q8_0>(rows, cols, tokens, rng);
     for (const auto& [rows, cols, tokens] : kShapes) differ += !same_bits<DType::Q4_0>(rows, cols, tokens, rng);
+    for (const auto& [rows, cols, tokens] : kShapes) differ += !same_bits<DType::Q5_0>(rows, cols, tokens, rng);
     // The K-quants: one to three super-blocks (Q6_K's blocks are 16 values, with tiles to match).
     constexpr std::array<std::array<int, 3>, 4> kKShapes{{{16, 256, 192}, {100, 512, 300}, {35, 768, 201}, {48, 256, 33}}};
     for (const auto& [rows, cols, tokens] : kKShapes) differ += !same_bits<DType::Q4_K>(rows, cols, tokens, rng);

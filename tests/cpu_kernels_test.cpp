@@ -105,6 +105,7 @@ int batch_kernel_min_tokens(DType type) {
     switch (type) {
         case DType::Q8_0: of.template operator()<DType::Q8_0>(); break;
         case DType::Q4_0: of.template operator()<DType::Q4_0>(); break;
+        case DType::Q5_0: of.template operator()<DType::Q5_0>(); break;
         case DType::Q4_K: of.template operator()<DType::Q4_K>(); break;
         case DType::Q5_K: of.template operator()<DType::Q5_K>(); break;
         case DType::Q6_K: of.template operator()<DType::Q6_K>(); break;

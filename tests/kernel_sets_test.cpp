@@ -166,13 +166,13 @@ TEST(KernelSets, TheAmxKernelOnEmulatedTilesComputesTheVnniKernelsBits) {
     std::istringstream lines(r.out);
     int same = 0, cases = 0;
     for (std::string line; std::getline(lines, line); ++cases) same += line.ends_with(": same bits");
-    EXPECT_EQ(cases, 26) << r.out;
+    EXPECT_EQ(cases, 33) << r.out;
     EXPECT_EQ(same, cases) << r.out;
 #endif
 }
 
 // The AMX tiles compute the VNNI batch kernel's exact block dots and scale them in the same order: the
-// same bits, for Q8_0, Q4_0 and the K-quants, whole tiles of 16 rows, the rows past the last (which the
+// same bits, for Q8_0, Q4_0, Q5_0 and the K-quants, whole tiles of 16 rows, the rows past the last (which the
 // VNNI kernel takes), odd block counts (one block without its pair) and a partial group of tokens. The tiles take batches of 192
 // tokens and more (amx::kMinTokens); the last shape is a shorter batch, which stays on the VNNI kernel.
 TEST(KernelSets, TheAmxTilesComputeTheVnniKernelsBits) {
@@ -186,7 +186,7 @@ TEST(KernelSets, TheAmxTilesComputeTheVnniKernelsBits) {
     cpu::ThreadPool pool(2);
     const std::vector<std::array<int, 3>> shapes{{16, 32, 192}, {100, 576, 300}, {64, 608, 512}, {35, 96, 201}, {35, 96, 9}};
     const std::vector<std::array<int, 3>> k_shapes{{16, 256, 192}, {100, 512, 300}, {35, 768, 201}, {35, 256, 9}};  // whole super-blocks
-    for (const DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    for (const DType type : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
         for (const auto& shape : dtype_info(type).block_elems == 256 ? k_shapes : shapes) {
             const int rows = shape[0], cols = shape[1], tokens = shape[2];  // named, not bound: Clang 14's lambdas cannot capture bindings
             const RandomGemmCase c = random_gemm_case(type, rows, cols, tokens, rng);

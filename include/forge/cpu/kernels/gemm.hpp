@@ -4,7 +4,7 @@
 // its rows in tiles of kRows, and for each tile every token tile of kTokens, so a tile's weights are
 // read from memory once per batch and reused from L1 by every token tile. Tile shapes are compile-time
 // constants of the kernel; the driver instantiates every smaller tile for the edges. Where an
-// instruction set has a batch kernel for a weight type (BatchKernel: AVX-512 Q8_0/Q4_0/Q4_K/Q5_K/Q6_K), batches of
+// instruction set has a batch kernel for a weight type (BatchKernel: AVX-512 Q8_0/Q4_0/Q5_0/Q4_K/Q5_K/Q6_K), batches of
 // its kMinTokens or more go to it instead; where it has no kernel for a type at all, the portable one runs.
 #include <algorithm>
 #include <array>
@@ -76,18 +76,21 @@ private:
     };
     // One slot per input type and layout an instruction set's kernels may use side by side: its Q4_0 layout
     // (offset 8), the plain layout (the portable kernels', which it may fall back to) and its Q8_0 layout;
-    // by lanes, Q8_0's and Q4_0's, and the K-quants' with mins (Q4_K, Q5_K) and with offsets (Q6_K).
+    // by lanes, one per layout of the AVX-512 batch kernels (Q8_0, Q4_0, Q5_0, the K-quants with mins, Q6_K).
     template <class K, class Self>
     static auto& slot_for(Self& self) {
         using In = typename K::Input;
         if constexpr (std::is_same_v<In, Q8KRows>) return self.q8k_rows_;
         else if constexpr (std::is_same_v<In, Q81Rows>) return self.q81_rows_;
-        else if constexpr (std::is_same_v<In, Q8Lanes>) return self.q8_lanes_[K::kLayout.k_codes ? 2 + K::kLayout.sums : K::kLayout.offset == 8];
+        else if constexpr (std::is_same_v<In, Q8Lanes>) return self.q8_lanes_[lanes_slot(K::kLayout)];
         else return self.q8_rows_[K::kLayout.offset == 8 ? 0 : K::kLayout == Q8Layout{} ? 1 : 2];
+    }
+    static constexpr std::size_t lanes_slot(LanesLayout l) {
+        return l.k_codes ? 3 + std::size_t(l.sums) : l.offset == 8 ? 1 : l.offset == 16 ? 2 : 0;
     }
     FloatRows rows_;
     Slot<Q8Rows> q8_rows_[3];
-    Slot<Q8Lanes> q8_lanes_[4];
+    Slot<Q8Lanes> q8_lanes_[5];
     Slot<Q8KRows> q8k_rows_;
     Slot<Q81Rows> q81_rows_;
 };

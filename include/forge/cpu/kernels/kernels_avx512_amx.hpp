@@ -1,5 +1,5 @@
 #pragma once
-// The AMX batch kernel for Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights (prefill on CPUs with AMX-INT8:
+// The AMX batch kernel for Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K weights (prefill on CPUs with AMX-INT8:
 // Sapphire Rapids and later), the VNNI batch kernel's loop with its dot products done by tiles. Included
 // by kernels_avx512_vnni.hpp, whose unpacking, Q8Lanes input, scaling and token stores it shares.
 //

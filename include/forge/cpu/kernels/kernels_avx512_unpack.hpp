@@ -4,7 +4,8 @@
 // rows are decoded once and reused by every group of tokens in the batch. A block is 32 values, or 16
 // for Q6_K, whose sub-blocks of 16 have scales of their own.
 //
-// Codes are unsigned w + offset (vpdpbusd's first operand; the activations carry the correction), or
+// Codes are unsigned w + offset (vpdpbusd's first operand; the activations carry the correction: Q8_0's
+// w ^ 0x80, the raw codes of Q4_0, Q5_0 and Q6_K), or
 // with kSigned the signed values w themselves (AMX's tdpbssd takes two signed operands). For Q4_K and
 // Q5_K the codes are q (0..31) in both, and a block's value is scale * q + min (min negative).
 #include "forge/cpu/kernels/kernels_avx512.hpp"
@@ -25,28 +26,34 @@ namespace forge::cpu::unpack {
 // How a weight type's blocks meet the batch kernels' activations (Q8Lanes).
 template <DType W>
 struct Format {
-    static_assert(W == DType::Q8_0 || W == DType::Q4_0 || W == DType::Q4_K || W == DType::Q5_K || W == DType::Q6_K,
-                  "the AVX-512 batch kernels unpack Q8_0, Q4_0, Q4_K, Q5_K and Q6_K rows");
+    static_assert(W == DType::Q8_0 || W == DType::Q4_0 || W == DType::Q5_0 || W == DType::Q4_K || W == DType::Q5_K || W == DType::Q6_K,
+                  "the AVX-512 batch kernels unpack Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K rows");
     static constexpr bool kK = W == DType::Q4_K || W == DType::Q5_K || W == DType::Q6_K;
     static constexpr bool kMins = W == DType::Q4_K || W == DType::Q5_K;
     static constexpr int kValues = W == DType::Q6_K ? 16 : 32;  // per block
-    static constexpr int kOffset = W == DType::Q8_0 ? 128 : W == DType::Q4_0 ? 8 : W == DType::Q6_K ? 32 : 0;
+    static constexpr int kOffset = W == DType::Q8_0 ? 128 : W == DType::Q4_0 ? 8 : W == DType::Q5_0 ? 16 : W == DType::Q6_K ? 32 : 0;
     static constexpr LanesLayout kLayout{.offset = kOffset, .block = kValues, .k_codes = kK, .sums = kMins};
 };
 
 inline float f16_scale(const std::byte* at) { return _cvtsh_ss(load_u16(at)); }
 
-// A Q8_0 / Q4_0 block's 32 codes in value order.
+// A Q8_0 / Q4_0 / Q5_0 block's 32 codes in value order.
 template <DType W, bool kSigned>
 inline __m256i block_codes(const std::byte* block) {
     if constexpr (W == DType::Q8_0) {
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
         return kSigned ? q : _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80)));
     } else {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+        constexpr int kQs = W == DType::Q4_0 ? 2 : 6;  // Q5_0: after the scale, 32 fifth bits
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQs));
         const __m128i low = _mm_set1_epi8(0x0f);
-        const __m256i u = _mm256_setr_m128i(_mm_and_si128(q, low), _mm_and_si128(_mm_srli_epi16(q, 4), low));
-        return kSigned ? _mm256_sub_epi8(u, _mm256_set1_epi8(8)) : u;
+        __m256i u = _mm256_setr_m128i(_mm_and_si128(q, low), _mm_and_si128(_mm_srli_epi16(q, 4), low));
+        if constexpr (W == DType::Q5_0) {
+            std::uint32_t high;
+            std::memcpy(&high, block + 2, 4);
+            u = _mm256_mask_add_epi8(u, __mmask32(high), u, _mm256_set1_epi8(16));
+        }
+        return kSigned ? _mm256_sub_epi8(u, _mm256_set1_epi8(char(Format<W>::kOffset))) : u;
     }
 }
 

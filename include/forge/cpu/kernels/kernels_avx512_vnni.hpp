@@ -1,5 +1,5 @@
 #pragma once
-// The AVX-512 VNNI batch kernel for Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights (prefill; decode's few
+// The AVX-512 VNNI batch kernel for Q8_0, Q4_0, Q5_0, Q4_K, Q5_K and Q6_K weights (prefill; decode's few
 // tokens use the micro-kernels in kernels_avx512.hpp and kernels_avx512_blocks.hpp; where AMX is compiled
 // in, kernels_avx512_amx.hpp takes whole tiles of rows). It puts 16 tokens side by side, one per 32-bit
 // lane (Q8Lanes): vpdpbusd of a broadcast of four codes of one weight row against four codes of each of
@@ -10,7 +10,7 @@
 // work is vpdpbusd itself (the micro-kernel spends three float operations per vpdpbusd).
 //
 // vpdpbusd multiplies unsigned by signed bytes: weight codes are read as w + offset (Q8_0: w ^ 0x80;
-// Q4_0, Q6_K: the raw codes) and the activations carry the offset's correction. A tile of kTileRows rows
+// Q4_0, Q5_0, Q6_K: the raw codes) and the activations carry the offset's correction. A tile of kTileRows rows
 // x kTileGroups groups of 16 tokens keeps its accumulators in registers; its rows are unpacked once
 // (kernels_avx512_unpack.hpp) into per-thread scratch and reused by every group of tokens. The K-quants'
 // activations are Q8_K's codes, as their one-token kernels read, so the two agree to rounding.
@@ -160,7 +160,7 @@ namespace forge::cpu {
 
 // With AMX compiled in (the avx512-amx set), long batches go to the tiles: the same bits.
 template <DType W>
-    requires(W == DType::Q8_0 || W == DType::Q4_0 || W == DType::Q4_K || W == DType::Q5_K || W == DType::Q6_K)
+    requires(W == DType::Q8_0 || W == DType::Q4_0 || W == DType::Q5_0 || W == DType::Q4_K || W == DType::Q5_K || W == DType::Q6_K)
 struct BatchKernel<isa::Avx512, W> {
     static constexpr int kMinTokens = 8;  // below this the micro-kernel's tiles waste fewer lanes
     static constexpr int kRows = vnni::kTileRows;
