@@ -97,13 +97,21 @@ BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::F16, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::F32, cpu::isa::Native>)->Apply(gemm_shapes);
 // Prefill batches long enough for the AMX tiles (amx::kMinTokens) where the CPU has them: Qwen2.5-0.5B's
-// FFN up (4864x896) and down (896x4864), 512 tokens.
+// FFN up (4864x896) and down (896x4864), 512 tokens; for the K-quants, whose rows are whole 256-value
+// super-blocks, TinyLlama's (5632x2048, 2048x5632).
 void long_batch_shapes(benchmark::internal::Benchmark* b) {
     for (const auto& [r, c] : {std::pair{4864, 896}, {896, 4864}}) b->Args({r, c, 512});
     b->UseRealTime();
 }
+void long_batch_k_shapes(benchmark::internal::Benchmark* b) {
+    for (const auto& [r, c] : {std::pair{5632, 2048}, {2048, 5632}}) b->Args({r, c, 512});
+    b->UseRealTime();
+}
 BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Native>)->Apply(long_batch_shapes);
 BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Native>)->Apply(long_batch_shapes);
+BENCHMARK(BM_Gemm<DType::Q5_0, cpu::isa::Native>)->Apply(long_batch_shapes);
+BENCHMARK(BM_Gemm<DType::Q4_K, cpu::isa::Native>)->Apply(long_batch_k_shapes);
+BENCHMARK(BM_Gemm<DType::Q6_K, cpu::isa::Native>)->Apply(long_batch_k_shapes);
 BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Portable>)->Args({5632, 2048, 1})->Args({5632, 2048, 64})->UseRealTime();
 BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Portable>)->Args({5632, 2048, 1})->Args({5632, 2048, 64})->UseRealTime();
 
