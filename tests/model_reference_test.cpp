@@ -323,12 +323,17 @@ TEST(RopeScaling, WhatForgeDoesNotComputeIsAnErrorNamingTheKey) {
 
 // Whole-prompt batches may take a batch kernel, which sums the same scaled block dots in another order.
 // The float difference is rounding-sized, but it can flip the Q8 rounding of an activation in a later
-// layer, which moves logits by up to a few hundredths of their std (0.027 measured), about what
-// quantizing activations costs at all (0.04 against llama.cpp); the tokens picked are the same.
+// layer, which moves logits by up to a few hundredths of their std (0.027 measured on Q8_0, 0.053-0.062
+// on the K-quant files, whose 256-value activation blocks move further per flipped code), about what
+// quantizing activations costs at all (0.04 and 0.08-0.09 against llama.cpp, from decode and batch alike);
+// the tokens picked are the same wherever the top two logits are further apart than that.
 TEST(ModelEntryPoints, BatchKernelPrefillAgreesWithDecode) {
-    for (const char* name : {"synth-llama-q8_0", "synth-llama-q4_0", "synth-qwen2-q8_0"}) {
+    const std::pair<const char*, double> files[] = {{"synth-llama-q8_0", 0.05},      {"synth-llama-q4_0", 0.05},      {"synth-qwen2-q8_0", 0.05},
+                                                    {"synth-llama256-Q4_K_M", 0.1}, {"synth-llama256-Q5_K_S", 0.1}, {"synth-llama256-Q6_K", 0.1}};
+    for (const auto& [name, tolerance] : files) {
         const Reference ref = load_reference(std::string(name) + ".json");
-        std::vector<std::int32_t> tokens;  // every step's input: 37-50 tokens, past one 16-token lane group
+        const double bound = tolerance * ref.logits_std;
+        std::vector<std::int32_t> tokens;  // every step's input: 37-100 tokens, past one 16-token lane group
         for (const auto& step : ref.steps) tokens.push_back(step.input);
         Model<> a(gguf::File::open(model_path(std::string(name) + ".gguf")));
         Model<> b(gguf::File::open(model_path(std::string(name) + ".gguf")));
@@ -336,14 +341,19 @@ TEST(ModelEntryPoints, BatchKernelPrefillAgreesWithDecode) {
         std::vector<float> batched(tokens.size() * std::size_t(V));
         a.prefill(tokens, batched.data());
         double worst = 0;
+        int checked = 0;
         for (std::size_t i = 0; i < tokens.size(); ++i) {
             const auto l = b.decode(tokens[i]);
             const float* p = &batched[i * std::size_t(V)];
             for (int v = 0; v < V; ++v) worst = std::max(worst, double(std::fabs(l[v] - p[v])));
+            if (top2_margin(l) <= 2 * bound) continue;
+            ++checked;
             EXPECT_EQ(std::max_element(l.begin(), l.end()) - l.begin(), std::max_element(p, p + V) - p) << name << " token " << i;
         }
-        EXPECT_LE(worst, 0.05 * ref.logits_std) << name;
-        std::printf("[ %s ] batch prefill vs decode: max deviation %.5f x std\n", name, worst / ref.logits_std);
+        EXPECT_LE(worst, bound) << name;
+        EXPECT_GT(checked, int(tokens.size()) / 4) << name;
+        std::printf("[ %s ] batch prefill vs decode: max deviation %.5f x std, %d of %zu argmax compared\n", name, worst / ref.logits_std,
+                    checked, tokens.size());
     }
 }
 

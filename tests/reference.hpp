@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <fstream>
 #include <sstream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -71,7 +72,7 @@ inline Reference load_reference_file(const std::string& path) {
 inline Reference load_reference(const std::string& name) { return load_reference_file(testdata("reference/" + name)); }
 
 // Margin between the largest and second-largest logit.
-inline float top2_margin(const std::vector<float>& l) {
+inline float top2_margin(std::span<const float> l) {
     float a = -INFINITY, b = -INFINITY;
     for (const float x : l) {
         if (x > a) {
