@@ -95,13 +95,14 @@ struct Step {
         const float* m = kMins ? mins + std::size_t(b) * kRows : nullptr;
         FORGE_UNROLL for (int j = 0; j < G; ++j) {
             const __m512 dx = _mm512_loadu_ps(x.d(g + j, b));
+            const __m512 sums = kMins ? _mm512_loadu_ps(x.sums(g + j, b)) : _mm512_setzero_ps();
             FORGE_UNROLL for (int t = 0; t < RT; ++t)
                 FORGE_UNROLL for (int i = 0; i < kTileRows; ++i) {
                     const int row = t * kTileRows + i;
                     float* a = acc + (std::size_t(row) * 2 + std::size_t(j)) * 16;
                     const __m512i dot = _mm512_load_si512(dots + (2 * t + j) * 256 + 16 * i);
                     __m512 sum = vnni::add_scaled_block(_mm512_load_ps(a), dot, s[row], dx);
-                    if constexpr (kMins) sum = vnni::add_block_min(sum, _mm512_loadu_ps(x.sums(g + j, b)), m[row]);
+                    if constexpr (kMins) sum = vnni::add_block_min(sum, sums, m[row]);
                     _mm512_store_ps(a, sum);
                 }
         }

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "forge/cpu/simd/x86.hpp"
 #include "forge/quant/k_quants.hpp"
@@ -76,6 +77,48 @@ inline __m128i k4_scales_and_mins(const std::uint8_t* scales) {
     return _mm_or_si128(low, _mm_and_si128(tops, _mm_setr_epi32(0, -1, 0, -1)));
 }
 
+// Values 128k .. 128k + 127 of a Q4_K / Q5_K super-block in value order, their low four bits, 64 a vector:
+// each 64 bytes of qs hold two 32-value chunks' low nibbles, then their high nibbles; a 128-bit-lane
+// shuffle puts them in value order.
+inline void k4_nibbles(const std::uint8_t* qs, int k, __m512i& first, __m512i& second) {
+    const __m512i nibble = _mm512_set1_epi8(0x0f);
+    const __m512i q = _mm512_loadu_si512(qs + 64 * k);
+    const __m512i lo = _mm512_and_si512(q, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+    first = _mm512_shuffle_i64x2(lo, hi, 0x44);
+    second = _mm512_shuffle_i64x2(lo, hi, 0xee);
+}
+
+// Q5_K's values 64j .. 64j + 63 from their nibbles: bit g of qh[l] is the fifth bit of value 32g + l
+// (bit_planes picks bits 2j and 2j + 1).
+inline __m512i q5_k_codes(const std::uint8_t* qh, int j, __m512i nibbles) {
+    return _mm512_mask_add_epi8(nibbles, bit_planes(qh, j), nibbles, _mm512_set1_epi8(16));
+}
+
+// Values 128h .. 128h + 127 of a Q6_K super-block as unsigned codes q + 32 (0..63) in value order, 64 a
+// vector: ql's 64 bytes hold values 0-63 of the half in their low nibbles and 64-127 in their high ones;
+// each value's two top bits sit in qh (32 bytes, read once at the shift its quarter needs: quarters 0, 1
+// take bits 0-1, 2-3, moved up to bits 4-5; quarters 2, 3 bits 4-5, 6-7).
+inline void q6_codes(const BlockQ6_K& b, int h, __m512i& first, __m512i& second) {
+    const __m512i nibble = _mm512_set1_epi8(0x0f), top = _mm512_set1_epi8(0x30);
+    const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i down = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
+    const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h)));
+    first = _mm512_or_si512(_mm512_and_si512(ql, nibble), _mm512_and_si512(_mm512_sllv_epi16(qh, up), top));
+    second = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble), _mm512_and_si512(_mm512_srlv_epi16(qh, down), top));
+}
+
+// A Q5_0 block's 32 codes q (0..31) in value order, the fifth bits spread to bytes by a mask move.
+inline __m256i q5_0_codes(const std::byte* blk) {
+    const auto& b = *reinterpret_cast<const BlockQ5_0*>(blk);
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+    const __m128i nibble = _mm_set1_epi8(0x0f);
+    const __m256i low = _mm256_setr_m128i(_mm_and_si128(qs, nibble), _mm_and_si128(_mm_srli_epi16(qs, 4), nibble));
+    std::uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    return _mm256_or_si256(low, _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(16)));
+}
+
 // Shared by the K-quant kernels: a step is one super-block, read in place.
 template <DType W>
 struct KQuantStep : BlockStepKernel<Q8KRows, kQK_K, dtype_info(W).block_bytes> {
@@ -88,9 +131,7 @@ struct KQuantStep : BlockStepKernel<Q8KRows, kQK_K, dtype_info(W).block_bytes> {
 
 }  // namespace avx512_blocks
 
-// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins. Each 64 bytes of qs hold sub-blocks 4k..4k+3 as
-// two groups' low nibbles (4k, 4k+2) and high nibbles (4k+1, 4k+3); a 128-bit-lane shuffle puts them in value
-// order. Q5_K adds bit g of qh[l] as the fifth bit of value 32g + l.
+// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins, codes as k4_nibbles (and q5_k_codes) read them.
 template <DType W>
     requires(W == DType::Q4_K || W == DType::Q5_K)
 struct Kernel<isa::Avx512, W> : avx512_blocks::KQuantStep<W> {
@@ -98,10 +139,10 @@ struct Kernel<isa::Avx512, W> : avx512_blocks::KQuantStep<W> {
     static void madd(Acc& a, const std::byte* block, const BlockQ8_K* x) {
         using namespace avx512_blocks;
         const auto& b = *reinterpret_cast<const std::conditional_t<W == DType::Q4_K, BlockQ4_K, BlockQ5_K>*>(block);
-        // Values 64j .. 64j + 63 with their fifth bits (Q5_K).
+        // Values 64j .. 64j + 63 with their fifth bits (Q5_K), added where they are used.
         const auto codes = [&](__m512i nibbles, int j) {
             if constexpr (W == DType::Q4_K) return nibbles;
-            else return _mm512_mask_add_epi8(nibbles, bit_planes(b.qh, j), nibbles, _mm512_set1_epi8(16));
+            else return q5_k_codes(b.qh, j, nibbles);
         };
         const __m256i sm = _mm256_cvtepu8_epi16(k4_scales_and_mins(b.scales));  // words 0-7 scales, 8-15 mins
         const __m512i scales = _mm512_zextsi256_si512(sm);
@@ -109,12 +150,10 @@ struct Kernel<isa::Avx512, W> : avx512_blocks::KQuantStep<W> {
         const __m256i mins = _mm256_permutexvar_epi16(_mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15), sm);
         const __m256i min_sums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->bsums)), mins);
 
-        const __m512i nibble = _mm512_set1_epi8(0x0f);
         __m512i sum = _mm512_setzero_si512();
         FORGE_UNROLL for (int k = 0; k < 2; ++k) {
-            const __m512i q = _mm512_loadu_si512(b.qs + 64 * k);
-            const __m512i lo = _mm512_and_si512(q, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
-            const __m512i first = _mm512_shuffle_i64x2(lo, hi, 0x44), second = _mm512_shuffle_i64x2(lo, hi, 0xee);
+            __m512i first, second;
+            k4_nibbles(b.qs, k, first, second);
             if (k == 0) {
                 sum = scaled_pairs(sum, codes(first, 0), x->qs, scale_words<0, 32>(scales));
                 sum = scaled_pairs(sum, codes(second, 1), x->qs + 64, scale_words<2, 32>(scales));
@@ -128,9 +167,7 @@ struct Kernel<isa::Avx512, W> : avx512_blocks::KQuantStep<W> {
     }
 };
 
-// Q6_K: 16 sub-blocks of 16 with int8 scales, codes q + 32 in 0..63. Per half of 128 values, the 64 bytes of
-// ql hold values 0-63 in their low nibbles and 64-127 in their high ones; each value's two top bits sit in qh
-// (32 bytes, read once for each 256-bit half at the shift its quarter needs).
+// Q6_K: 16 sub-blocks of 16 with int8 scales, codes q + 32 in 0..63 as q6_codes reads them.
 template <>
 struct Kernel<isa::Avx512, DType::Q6_K> : avx512_blocks::KQuantStep<DType::Q6_K> {
     static void madd(Acc& a, const std::byte* block, const BlockQ8_K* x) {
@@ -141,17 +178,10 @@ struct Kernel<isa::Avx512, DType::Q6_K> : avx512_blocks::KQuantStep<DType::Q6_K>
         // The codes' surplus: 32 * sum over sub-blocks of scale * activation sum.
         const __m256i surplus = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->bsums)), sc);
 
-        const __m512i nibble = _mm512_set1_epi8(0x0f), top = _mm512_set1_epi8(0x30);
-        // Quarters 0, 1 take qh bits 0-1, 2-3 (moved up to bits 4-5); quarters 2, 3 bits 4-5, 6-7.
-        const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-        const __m512i down = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
         __m512i sum = _mm512_setzero_si512();
         FORGE_UNROLL for (int h = 0; h < 2; ++h) {
-            const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
-            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h)));
-            const __m512i first = _mm512_or_si512(_mm512_and_si512(ql, nibble), _mm512_and_si512(_mm512_sllv_epi16(qh, up), top));
-            const __m512i second = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble),
-                                                   _mm512_and_si512(_mm512_srlv_epi16(qh, down), top));
+            __m512i first, second;
+            q6_codes(b, h, first, second);
             if (h == 0) {
                 sum = scaled_pairs(sum, first, x->qs, scale_words<0, 16>(scales));
                 sum = scaled_pairs(sum, second, x->qs + 64, scale_words<4, 16>(scales));
@@ -219,15 +249,7 @@ struct Kernel<isa::Avx512, W> : avx512_blocks::KQuantStep<W> {
 template <>
 struct Kernel<isa::Avx512, DType::Q5_0> : Kernel<isa::Avx512, DType::Q8_0> {
     static constexpr bool kGenericLength = true;
-    static __m256i block_codes(const std::byte* blk) {
-        const auto& b = *reinterpret_cast<const BlockQ5_0*>(blk);
-        const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-        const __m128i nibble = _mm_set1_epi8(0x0f);
-        const __m256i low = _mm256_setr_m128i(_mm_and_si128(qs, nibble), _mm_and_si128(_mm_srli_epi16(qs, 4), nibble));
-        std::uint32_t qh;
-        std::memcpy(&qh, b.qh, 4);
-        return _mm256_add_epi8(_mm256_or_si256(low, _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(16))), _mm256_set1_epi8(112));
-    }
+    static __m256i block_codes(const std::byte* blk) { return _mm256_add_epi8(avx512_blocks::q5_0_codes(blk), _mm256_set1_epi8(112)); }
     static WVec load_w(const std::byte* row, int s, int cols) {
         const std::byte* b0 = row + std::size_t(2 * s) * sizeof(BlockQ5_0);
         const std::byte* b1 = b0 + sizeof(BlockQ5_0);

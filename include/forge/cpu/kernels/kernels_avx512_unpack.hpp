@@ -44,53 +44,34 @@ inline __m256i block_codes(const std::byte* block) {
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
         return kSigned ? q : _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80)));
     } else {
-        constexpr int kQs = W == DType::Q4_0 ? 2 : 6;  // Q5_0: after the scale, 32 fifth bits
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQs));
-        const __m128i low = _mm_set1_epi8(0x0f);
-        __m256i u = _mm256_setr_m128i(_mm_and_si128(q, low), _mm_and_si128(_mm_srli_epi16(q, 4), low));
+        __m256i u;
         if constexpr (W == DType::Q5_0) {
-            std::uint32_t high;
-            std::memcpy(&high, block + 2, 4);
-            u = _mm256_mask_add_epi8(u, __mmask32(high), u, _mm256_set1_epi8(16));
+            u = avx512_blocks::q5_0_codes(block);
+        } else {
+            const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+            const __m128i low = _mm_set1_epi8(0x0f);
+            u = _mm256_setr_m128i(_mm_and_si128(q, low), _mm_and_si128(_mm_srli_epi16(q, 4), low));
         }
         return kSigned ? _mm256_sub_epi8(u, _mm256_set1_epi8(char(Format<W>::kOffset))) : u;
     }
 }
 
-// A K-quant super-block's 256 codes in value order (four vectors of 64), its blocks' scales and negated mins.
+// A K-quant super-block's 256 codes in value order (four vectors of 64, as its one-token kernel reads
+// them), its blocks' scales and negated mins.
 template <DType W, bool kSigned>
 inline void super_block(const std::byte* block, __m512i (&codes)[4], float* scales, float* mins) {
-    const __m512i nibble = _mm512_set1_epi8(0x0f);
     if constexpr (W == DType::Q6_K) {
         const auto& b = *reinterpret_cast<const BlockQ6_K*>(block);
-        const __m512i top = _mm512_set1_epi8(0x30);
-        // As the one-token kernel reads them: per half of 128 values, ql's low nibbles then its high ones,
-        // the two top bits from qh at the shift each quarter needs.
-        const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-        const __m512i down = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-        FORGE_UNROLL for (int h = 0; h < 2; ++h) {
-            const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
-            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h)));
-            codes[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, nibble), _mm512_and_si512(_mm512_sllv_epi16(qh, up), top));
-            codes[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble), _mm512_and_si512(_mm512_srlv_epi16(qh, down), top));
-            if constexpr (kSigned)
-                for (int k = 0; k < 2; ++k) codes[2 * h + k] = _mm512_sub_epi8(codes[2 * h + k], _mm512_set1_epi8(32));
-        }
+        FORGE_UNROLL for (int h = 0; h < 2; ++h) avx512_blocks::q6_codes(b, h, codes[2 * h], codes[2 * h + 1]);
+        if constexpr (kSigned)
+            for (auto& c : codes) c = _mm512_sub_epi8(c, _mm512_set1_epi8(32));
         const float d = f16_to_f32(b.d);
         for (int j = 0; j < 16; ++j) scales[j] = d * float(b.scales[j]);
     } else {
-        using Block = std::conditional_t<W == DType::Q4_K, BlockQ4_K, BlockQ5_K>;
-        const auto& b = *reinterpret_cast<const Block*>(block);
-        // Each 64 bytes of qs: two 32-value chunks' low nibbles, then their high nibbles (see the one-token kernel).
-        FORGE_UNROLL for (int k = 0; k < 2; ++k) {
-            const __m512i q = _mm512_loadu_si512(b.qs + 64 * k);
-            const __m512i lo = _mm512_and_si512(q, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
-            codes[2 * k] = _mm512_shuffle_i64x2(lo, hi, 0x44);
-            codes[2 * k + 1] = _mm512_shuffle_i64x2(lo, hi, 0xee);
-        }
+        const auto& b = *reinterpret_cast<const std::conditional_t<W == DType::Q4_K, BlockQ4_K, BlockQ5_K>*>(block);
+        FORGE_UNROLL for (int k = 0; k < 2; ++k) avx512_blocks::k4_nibbles(b.qs, k, codes[2 * k], codes[2 * k + 1]);
         if constexpr (W == DType::Q5_K)
-            FORGE_UNROLL for (int j = 0; j < 4; ++j)
-                codes[j] = _mm512_mask_add_epi8(codes[j], avx512_blocks::bit_planes(b.qh, j), codes[j], _mm512_set1_epi8(16));
+            FORGE_UNROLL for (int j = 0; j < 4; ++j) codes[j] = avx512_blocks::q5_k_codes(b.qh, j, codes[j]);
         alignas(16) std::uint8_t sm[16];  // 8 scales, then 8 mins
         _mm_store_si128(reinterpret_cast<__m128i*>(sm), avx512_blocks::k4_scales_and_mins(b.scales));
         const float d = f16_to_f32(b.d), dmin = f16_to_f32(b.dmin);

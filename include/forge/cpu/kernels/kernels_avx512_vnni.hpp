@@ -75,10 +75,11 @@ void lane_tile(const std::uint8_t* codes, const float* scales, const float* mins
         }
         FORGE_UNROLL for (int g = 0; g < G; ++g) {
             const __m512 dx = _mm512_loadu_ps(x.d(g0 + g, b));
+            const __m512 sums = kMins ? _mm512_loadu_ps(x.sums(g0 + g, b)) : _mm512_setzero_ps();
             FORGE_UNROLL for (int i = 0; i < R; ++i) {
                 const std::size_t at = std::size_t(i) * std::size_t(blocks) + std::size_t(b);
                 acc[i][g] = add_scaled_block(acc[i][g], dot[i][g], scales[at], dx);
-                if constexpr (kMins) acc[i][g] = add_block_min(acc[i][g], _mm512_loadu_ps(x.sums(g0 + g, b)), mins[at]);
+                if constexpr (kMins) acc[i][g] = add_block_min(acc[i][g], sums, mins[at]);
             }
         }
     }
