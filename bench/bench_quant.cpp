@@ -7,6 +7,8 @@
 #include <random>
 #include <vector>
 
+#include "forge/cpu/kernels/block_rows.hpp"
+#include "forge/quant/k_quants.hpp"
 #include "forge/quant/row.hpp"
 
 namespace {
@@ -47,6 +49,21 @@ void BM_Dequantize(benchmark::State& state) {
     state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(n * sizeof(float)));
 }
 
+// The K-quants' activations (Q8_K): the reference (0) against the form the kernels run (1).
+void BM_QuantizeActivationsQ8_K(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    const auto x = random_row(n);
+    std::vector<forge::BlockQ8_K> q(n / forge::kQK_K);
+    for (auto _ : state) {
+        if (state.range(1) == 0) forge::quantize_row_q8_K(x.data(), q.data(), n);
+        else forge::cpu::quantize_q8_K(x.data(), q.data(), n);
+        benchmark::DoNotOptimize(q.data());
+        benchmark::ClobberMemory();
+    }
+    state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(n * sizeof(float)));
+}
+
+BENCHMARK(BM_QuantizeActivationsQ8_K)->ArgsProduct({{2048, 5632}, {0, 1}});
 BENCHMARK(BM_Quantize<forge::DType::Q8_0>)->Arg(192)->Arg(4096)->Arg(11008);
 BENCHMARK(BM_Quantize<forge::DType::Q4_0>)->Arg(192)->Arg(4096)->Arg(11008);
 BENCHMARK(BM_Dequantize<forge::DType::Q8_0>)->Arg(192)->Arg(4096)->Arg(11008);

@@ -4,6 +4,7 @@
 // dequantize_row_q*_K do (same float operations in the same order), which is what the reference matmul and
 // `forge quantize` read; Q8_K is the activation format their dot products pair with.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -71,9 +72,12 @@ struct BlockQ8_K {
 };
 static_assert(sizeof(BlockQ8_K) == 292 && alignof(BlockQ8_K) == 4, "BlockQ8_K must match ggml's 292-byte layout");
 
-// Quantizes n activations (a multiple of 256) exactly as ggml's quantize_row_q8_K_ref: the value of largest
-// magnitude maps to -127 (so codes run -127..127, a +128 clamped), codes rounded to nearest-even, d = 1 / scale
-// unrounded, and each 16 codes' sum kept.
+// Quantizes n activations (a multiple of 256) as ggml's quantize_row_q8_K_ref: the value of largest magnitude
+// (the first, if several) maps to -127 (so codes run -127..127, a +128 clamped), codes are the float products
+// rounded to nearest-even, d = 1 / scale unrounded, and each 16 codes' sum kept. NaN is skipped when finding
+// the largest value, and a product that is not finite (a NaN, or a scale whose inverse overflowed) gives
+// code 0. The product is rounded by nearbyint, not by adding 1.5 * 2^23 as ggml does: under GCC's default
+// contraction that addition becomes an FMA where the target has one, and codes would depend on the flags.
 inline void quantize_row_q8_K(const float* x, BlockQ8_K* out, std::size_t n) {
     for (std::size_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
         float max = 0.0f, amax = 0.0f;
@@ -88,11 +92,8 @@ inline void quantize_row_q8_K(const float* x, BlockQ8_K* out, std::size_t n) {
         }
         const float iscale = -127.0f / max;
         for (int j = 0; j < kQK_K; ++j) {
-            // Adding 1.5 * 2^23 leaves the nearest-even integer in the low mantissa bits, as ggml's nearest_int.
-            const float v = iscale * x[j] + 12582912.0f;
-            std::int32_t i;
-            std::memcpy(&i, &v, sizeof i);
-            y.qs[j] = static_cast<std::int8_t>(std::min(127, (i & 0x007fffff) - 0x00400000));
+            const float v = std::nearbyint(iscale * x[j]);
+            y.qs[j] = std::isfinite(v) ? static_cast<std::int8_t>(std::min(127.0f, v)) : std::int8_t(0);
         }
         for (int j = 0; j < kQK_K / 16; ++j) {
             int sum = 0;
