@@ -15,6 +15,7 @@
 #include <new>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "forge/cpu/activation.hpp"
@@ -441,6 +442,86 @@ TEST(Q8Rows, QuantizeBlockOfDenormalsOrInfinitiesIsDefined) {
                 EXPECT_EQ(sum, 0) << "a scale whose inverse overflows quantizes to zeros";
             }
         }
+    }
+}
+
+// The K-quants' activation quantizer as the kernels run it gives the reference's codes, sums and scale
+// bit for bit: rows over many magnitudes, exact rounding ties, a largest magnitude held by a positive and a
+// negative value (the first decides the scale's sign), zeros, NaN, infinities and denormals.
+TEST(Q8KRows, QuantizeMatchesReference) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<std::array<float, forge::kQK_K>> blocks;
+    for (int e = -40; e <= 30; e += 5) {
+        std::array<float, forge::kQK_K> b{};
+        for (auto& v : b) v = std::ldexp(dist(rng), e);
+        blocks.push_back(b);
+    }
+    blocks.push_back({});
+    std::array<float, forge::kQK_K> ties{};
+    for (int j = 0; j < forge::kQK_K; ++j) ties[std::size_t(j)] = 0.5f * float(j % 200 - 100);  // scale 1: halves stay halves
+    ties[7] = -127.0f;
+    blocks.push_back(ties);
+    std::array<float, forge::kQK_K> both_signs = ties;
+    both_signs[3] = 127.0f;  // the same magnitude before -127: the scale is negative
+    const std::size_t both_at = blocks.size();
+    blocks.push_back(both_signs);
+    std::array<float, forge::kQK_K> odd = ties;
+    odd[0] = std::numeric_limits<float>::quiet_NaN();
+    odd[9] = -std::numeric_limits<float>::quiet_NaN();
+    blocks.push_back(odd);
+    odd[200] = std::numeric_limits<float>::infinity();
+    blocks.push_back(odd);
+    std::array<float, forge::kQK_K> tiny{};
+    for (int j = 0; j < forge::kQK_K; ++j) tiny[std::size_t(j)] = std::bit_cast<float>(std::uint32_t(j % 7 + 1)) * (j % 2 ? -1.0f : 1.0f);
+    blocks.push_back(tiny);
+    std::array<float, forge::kQK_K> nan_only{};
+    nan_only.fill(std::numeric_limits<float>::quiet_NaN());
+    blocks.push_back(nan_only);
+    std::vector<float> row;
+    for (const auto& b : blocks) row.insert(row.end(), b.begin(), b.end());
+    std::vector<forge::BlockQ8_K> want(blocks.size()), got(blocks.size());
+    forge::quantize_row_q8_K(row.data(), want.data(), row.size());
+    cpu::quantize_q8_K(row.data(), got.data(), row.size());
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+        ASSERT_EQ(std::bit_cast<std::uint32_t>(got[i].d), std::bit_cast<std::uint32_t>(want[i].d)) << "block " << i;
+        for (int j = 0; j < forge::kQK_K; ++j) ASSERT_EQ(got[i].qs[j], want[i].qs[j]) << "block " << i << " value " << j;
+        for (int j = 0; j < forge::kQK_K / 16; ++j) ASSERT_EQ(got[i].bsums[j], want[i].bsums[j]) << "block " << i << " sum " << j;
+    }
+    EXPECT_LT(want[both_at].d, 0.0f) << "127 before -127: the first of the largest magnitudes sets the sign";
+}
+
+// Quantizing by lanes in column ranges (the GEMM input splits a group's row between threads where the
+// groups are fewer than the threads) gives what quantizing whole rows gives, in every layout the batch
+// kernels read: codes, corrections, scales and scaled sums, whichever order the ranges come in.
+TEST(Q8Lanes, ColumnRangesQuantizeAsWholeRows) {
+    std::mt19937 rng(13);
+    const int tokens = 37, cols = 768;  // a partial group; three Q8_K super-blocks
+    const std::vector<float> x = random_rows(tokens, cols, rng);
+    const cpu::LanesLayout layouts[] = {{}, {.offset = 8}, {.block = 32, .k_codes = true, .sums = true}, {.offset = 32, .block = 16, .k_codes = true}};
+    for (const cpu::LanesLayout& layout : layouts) {
+        cpu::Q8Lanes whole, ranges;
+        whole.prepare(tokens, cols, layout);
+        whole.quantize(x.data(), cols, 0, tokens);
+        ranges.prepare(tokens, cols, layout);
+        const int q = ranges.quantum();
+        for (int g = ranges.groups() - 1; g >= 0; --g) {
+            const int t0 = g * cpu::Q8Lanes::kLanes, t1 = std::min(tokens, t0 + cpu::Q8Lanes::kLanes);
+            ranges.quantize(x.data(), cols, t0, t1, q, cols);
+            ranges.quantize(x.data(), cols, t0, t1, 0, q);
+        }
+        const std::size_t lanes = cpu::Q8Lanes::kLanes;
+        for (int g = 0; g < whole.groups(); ++g)
+            for (int b = 0; b < whole.blocks(); ++b) {
+                const std::string at = "offset " + std::to_string(layout.offset) + ", block " + std::to_string(layout.block) + ", group " +
+                                       std::to_string(g) + ", block " + std::to_string(b);
+                ASSERT_EQ(0, std::memcmp(whole.codes(g, b), ranges.codes(g, b), std::size_t(layout.block) * lanes)) << at;
+                ASSERT_EQ(0, std::memcmp(whole.corr(g, b), ranges.corr(g, b), lanes * sizeof(std::int32_t))) << at;
+                ASSERT_EQ(0, std::memcmp(whole.d(g, b), ranges.d(g, b), lanes * sizeof(float))) << at;
+                if (layout.sums) {
+                    ASSERT_EQ(0, std::memcmp(whole.sums(g, b), ranges.sums(g, b), lanes * sizeof(float))) << at;
+                }
+            }
     }
 }
 

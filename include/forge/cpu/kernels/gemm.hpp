@@ -50,9 +50,10 @@ public:
         if (slot.fresh && slot.rows.layout() == K::kLayout) return;
         slot.rows.prepare(rows_.n, rows_.cols, K::kLayout);
         if (rows_.n == 1) slot.rows.quantize(rows_.x, rows_.stride, 0, 1);
+        else if constexpr (std::is_same_v<typename K::Input, Q8Lanes>) quantize_by_lanes(slot.rows, pool);
         else pool.parallel_for(std::size_t(rows_.n), [&](std::size_t b, std::size_t e) {
             slot.rows.quantize(rows_.x, rows_.stride, int(b), int(e));
-        }, tokens_per_line<typename K::Input>());
+        });
         slot.fresh = true;
     }
     // The rows quantize<K>() made.
@@ -62,12 +63,18 @@ public:
     }
 
 private:
-    // Layouts that interleave tokens (Q8Lanes) are quantized a whole interleaved group per thread: two
-    // threads writing the tokens of one group would share every cache line it has.
-    template <class In>
-    static constexpr std::size_t tokens_per_line() {
-        if constexpr (requires { In::kLanes; }) return std::size_t(In::kLanes);
-        else return 1;
+    // Tokens interleaved by lanes are quantized a whole group of 16 per part (two threads writing tokens
+    // of one group would share every cache line it has), and where the groups are fewer than the pool's
+    // parts (128 tokens are 8 groups), each group's row is split into column ranges as well.
+    void quantize_by_lanes(Q8Lanes& lanes, ThreadPool& pool) const {
+        const int groups = lanes.groups(), units = rows_.cols / lanes.quantum();
+        const int splits = std::clamp(pool.parts_for(std::size_t(groups) * std::size_t(units)) / groups, 1, units);
+        pool.run(groups * splits, [&](int part, int) {
+            const int g = part / splits, s = part % splits;
+            const int t0 = g * Q8Lanes::kLanes, t1 = std::min(rows_.n, t0 + Q8Lanes::kLanes);
+            const int c0 = units * s / splits * lanes.quantum(), c1 = units * (s + 1) / splits * lanes.quantum();
+            lanes.quantize(rows_.x, rows_.stride, t0, t1, c0, c1);
+        });
     }
     template <class In>
     struct Slot {

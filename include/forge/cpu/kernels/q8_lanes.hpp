@@ -6,13 +6,14 @@
 // which makes the kernel's unsigned weight codes (w + offset) give the exact signed dot, each token's
 // scale, and for weights with a min per block (Q4_K, Q5_K) each token's scale times the block's sum.
 // Codes are those of the activations the weight type's one-token kernel reads: Q8_0 blocks
-// (Q8Rows::quantize_block, as llama.cpp rounds them) or Q8_K's 256-value blocks (quantize_row_q8_K).
+// (Q8Rows::quantize_block, as llama.cpp rounds them) or Q8_K's 256-value blocks (quantize_q8_K).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
+#include "forge/cpu/kernels/block_rows.hpp"
 #include "forge/cpu/kernels/q8_rows.hpp"
 #include "forge/quant/k_quants.hpp"
 
@@ -50,16 +51,21 @@ public:
             for (int b = 0; b < blocks_; ++b) put(t, b, zeros, 0.0f, 0, 0.0f);
     }
 
-    // Quantizes tokens [t0, t1) of x (rows `stride` floats apart); ranges may be done in parallel.
-    void quantize(const float* x, int stride, int t0, int t1) {
+    // Values quantized together (one activation scale): a row is split between threads in multiples of this.
+    int quantum() const { return layout_.k_codes ? kQK_K : 32; }
+
+    // Quantizes columns [c0, c1) (multiples of quantum(); c1 < 0: to the row's end) of tokens [t0, t1) of x
+    // (rows `stride` floats apart). Ranges may be done in parallel.
+    void quantize(const float* x, int stride, int t0, int t1, int c0 = 0, int c1 = -1) {
+        if (c1 < 0) c1 = cols_;
         const int B = layout_.block;
         if (layout_.k_codes) {
             thread_local std::vector<BlockQ8_K> row;
-            row.resize(std::size_t(cols_) / kQK_K);
+            row.resize(std::size_t(c1 - c0) / kQK_K);
             for (int t = t0; t < t1; ++t) {
-                quantize_row_q8_K(x + std::size_t(t) * std::size_t(stride), row.data(), std::size_t(cols_));
-                for (int b = 0; b < blocks_; ++b) {
-                    const BlockQ8_K& q = row[std::size_t(b * B / kQK_K)];
+                quantize_q8_K(x + std::size_t(t) * std::size_t(stride) + std::size_t(c0), row.data(), std::size_t(c1 - c0));
+                for (int b = c0 / B; b < c1 / B; ++b) {
+                    const BlockQ8_K& q = row[std::size_t((b * B - c0) / kQK_K)];
                     const int first = b * B % kQK_K;
                     std::int32_t sum = 0;
                     for (int j = first / 16; j < (first + B) / 16; ++j) sum += q.bsums[j];
@@ -69,7 +75,7 @@ public:
             return;
         }
         for (int t = t0; t < t1; ++t)
-            for (int b = 0; b < blocks_; ++b) {
+            for (int b = c0 / 32; b < c1 / 32; ++b) {
                 std::int8_t q[32];
                 std::int32_t sum = 0;
                 const float d = Q8Rows::quantize_block(x + std::size_t(t) * std::size_t(stride) + std::size_t(b) * 32, q, sum);
