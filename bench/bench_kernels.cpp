@@ -96,7 +96,7 @@ BENCHMARK(BM_Gemm<DType::Q8_0, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::Q4_0, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::F16, cpu::isa::Native>)->Apply(gemm_shapes);
 BENCHMARK(BM_Gemm<DType::F32, cpu::isa::Native>)->Apply(gemm_shapes);
-// Prefill batches long enough for the AMX tiles (amx::kMinTokens) where the CPU has them: Qwen2.5-0.5B's
+// Prefill batches long enough for the AMX tiles (amx::kMinTokens<W>) where the CPU has them: Qwen2.5-0.5B's
 // FFN up (4864x896) and down (896x4864), 512 tokens; for the K-quants, whose rows are whole 256-value
 // super-blocks, TinyLlama's (5632x2048, 2048x5632).
 void long_batch_shapes(benchmark::internal::Benchmark* b) {

@@ -173,8 +173,9 @@ TEST(KernelSets, TheAmxKernelOnEmulatedTilesComputesTheVnniKernelsBits) {
 
 // The AMX tiles compute the VNNI batch kernel's exact block dots and scale them in the same order: the
 // same bits, for Q8_0, Q4_0, Q5_0 and the K-quants, whole tiles of 16 rows, the rows past the last (which the
-// VNNI kernel takes), odd block counts (one block without its pair) and a partial group of tokens. The tiles take batches of 192
-// tokens and more (amx::kMinTokens); the last shape is a shorter batch, which stays on the VNNI kernel.
+// VNNI kernel takes), odd block counts (one block without its pair) and a partial group of tokens. The tiles take batches of
+// amx::kMinTokens<W> tokens and more (64; 192 for Q5_0 and Q6_K, whose 64- and 128-token shapes stay on the VNNI kernel);
+// the last shape is a shorter batch, which stays on the VNNI kernel for every type.
 TEST(KernelSets, TheAmxTilesComputeTheVnniKernelsBits) {
     const std::vector<cpu::KernelSet> sets = cpu::available_kernel_sets();
     const auto find = [&](std::string_view name) { return std::find_if(sets.begin(), sets.end(), [&](const auto& s) { return s.name == name; }); };
@@ -184,8 +185,8 @@ TEST(KernelSets, TheAmxTilesComputeTheVnniKernelsBits) {
     const cpu::KernelSet amx = *find("avx512-amx"), vnni = *find("avx512-vnni");
     std::mt19937 rng(11);
     cpu::ThreadPool pool(2);
-    const std::vector<std::array<int, 3>> shapes{{16, 32, 192}, {100, 576, 300}, {64, 608, 512}, {35, 96, 201}, {35, 96, 9}};
-    const std::vector<std::array<int, 3>> k_shapes{{16, 256, 192}, {100, 512, 300}, {35, 768, 201}, {35, 256, 9}};  // whole super-blocks
+    const std::vector<std::array<int, 3>> shapes{{16, 32, 192}, {100, 576, 300}, {64, 608, 512}, {35, 96, 201}, {48, 64, 64}, {35, 96, 9}};
+    const std::vector<std::array<int, 3>> k_shapes{{16, 256, 192}, {100, 512, 300}, {35, 768, 201}, {48, 512, 128}, {35, 256, 9}};  // whole super-blocks
     for (const DType type : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
         for (const auto& shape : dtype_info(type).block_elems == 256 ? k_shapes : shapes) {
             const int rows = shape[0], cols = shape[1], tokens = shape[2];  // named, not bound: Clang 14's lambdas cannot capture bindings

@@ -15,7 +15,7 @@
 // at once. Scaling (three vector instructions per 16 dots) and the tile stores take more of the time than
 // the products themselves (docs/performance.md).
 //
-// Tiles take only batches of kMinTokens and more: below, the VNNI kernel was faster once four threads
+// Tiles take only batches of kMinTokens<W> and more: below, the VNNI kernel was faster once four threads
 // or more shared the work (docs/performance.md). The operating system must grant a process the tile
 // registers before it uses them; a program that calls this kernel without the kernel-set selection
 // (which asks first) would fault, so the kernel asks too, once, and runs the VNNI kernel where refused.
@@ -30,8 +30,13 @@
 
 namespace forge::cpu::amx {
 
-inline constexpr int kTileRows = 16;    // weight rows per tile: the most a tile register holds
-inline constexpr int kMinTokens = 192;  // between the measured 128 (VNNI faster) and 512 (tiles faster)
+inline constexpr int kTileRows = 16;  // weight rows per tile: the most a tile register holds
+// The shortest batch the tiles take. Whole prefills of 64 and 128 tokens ran faster on them from 1 to 16
+// threads with Q8_0, Q4_0 and Q4_K_M files; Q6_K's 16-value blocks were slower from 4 threads on, and a
+// Q4_K_M file whose short rows fall back to Q5_0 slower at 1 thread, so those two wait for longer batches
+// (docs/performance.md).
+template <DType W>
+inline constexpr int kMinTokens = W == DType::Q6_K || W == DType::Q5_0 ? 192 : 64;
 
 inline bool tiles_granted() {
     static const bool granted = amx_granted();
@@ -39,7 +44,8 @@ inline bool tiles_granted() {
 }
 
 // Whether a batch of `tokens` goes to the tiles.
-inline bool takes(int tokens) { return tokens >= kMinTokens && tiles_granted(); }
+template <DType W>
+inline bool takes(int tokens) { return tokens >= kMinTokens<W> && tiles_granted(); }
 
 // For blocks of V values: tiles 0-3, int32 block dots [16 rows][16 tokens], product (row tile i, token
 // group j) in tile 2i + j; 4 and 5: two row tiles' 16 rows x V signed codes; 6 and 7: two token groups'
@@ -178,7 +184,7 @@ void tile_rows(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, 
 // the tiles are granted, else by the VNNI kernel.
 template <DType W>
 void by_tile(const WeightView& w, const Q8Lanes& x, int r0, int r1, float* y, std::size_t y_stride) {
-    if (!takes(x.tokens())) return vnni::by_lane<W>(w, x, r0, r1, y, y_stride);
+    if (!takes<W>(x.tokens())) return vnni::by_lane<W>(w, x, r0, r1, y, y_stride);
     tile_rows<W>(w, x, r0, r1, y, y_stride);
 }
 

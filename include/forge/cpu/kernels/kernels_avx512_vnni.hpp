@@ -168,7 +168,7 @@ struct BatchKernel<isa::Avx512, W> {
 #if FORGE_HAVE_AMX
     // Batches on the tiles share rows in whole tiles: in shares of the VNNI tile's 4 rows, a 896-row
     // matrix over 8 threads left 12 of every 28 rows to the VNNI kernel, and over 16 threads all of them.
-    static int row_grain(int tokens) { return amx::takes(tokens) ? amx::kTileRows : kRows; }
+    static int row_grain(int tokens) { return amx::takes<W>(tokens) ? amx::kTileRows : kRows; }
 #endif
     static constexpr LanesLayout kLayout = unpack::Format<W>::kLayout;
     using Input = Q8Lanes;
