@@ -15,8 +15,8 @@
 // at once. Scaling (three vector instructions per 16 dots) and the tile stores take more of the time than
 // the products themselves (docs/performance.md).
 //
-// Tiles take only batches of kMinTokens<W> and more: below, the VNNI kernel was faster once four threads
-// or more shared the work (docs/performance.md). The operating system must grant a process the tile
+// Tiles take only batches of kMinTokens<W> and more: below, the VNNI kernel measured faster (how much
+// shorter depends on the weight type, below). The operating system must grant a process the tile
 // registers before it uses them; a program that calls this kernel without the kernel-set selection
 // (which asks first) would fault, so the kernel asks too, once, and runs the VNNI kernel where refused.
 #if FORGE_HAVE_AMX
