@@ -32,7 +32,7 @@ namespace forge::cpu::amx {
 
 inline constexpr int kTileRows = 16;  // weight rows per tile: the most a tile register holds
 // The shortest batch the tiles take. Whole prefills of 64 and 128 tokens ran faster on them from 1 to 16
-// threads with Q8_0, Q4_0 and Q4_K_M files; Q6_K's 16-value blocks were slower from 4 threads on, and a
+// threads with Q8_0, Q4_0 and Q4_K_M files; Q6_K's 16-value blocks were no faster from 4 threads on, and a
 // Q4_K_M file whose short rows fall back to Q5_0 slower at 1 thread, so those two wait for longer batches
 // (docs/performance.md).
 template <DType W>
