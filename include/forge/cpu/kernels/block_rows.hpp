@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "forge/cpu/kernels/q8_rows.hpp"
 #include "forge/cpu/simd/isa.hpp"
 #if FORGE_HAVE_AVX512
 #include "forge/cpu/simd/x86.hpp"
@@ -19,9 +20,9 @@
 namespace forge::cpu {
 
 // quantize_row_q8_K (quant/k_quants.hpp) with AVX-512 where the kernels have it, the same bits: the largest
-// magnitude found as the maximum of the magnitudes' bit patterns (NaN's set to 0, so skipped), its first
-// occurrence giving the sign of the scale, and the products rounded by the conversion, which rounds to
-// nearest-even and turns a non-finite product into 0x80000000, whose low byte is the reference's code 0.
+// magnitude found as the maximum of magnitude_bits (NaN skipped), its first occurrence giving the sign of
+// the scale, and the products rounded by the conversion, which rounds to nearest-even and turns a
+// non-finite product into 0x80000000, whose low byte is the reference's code 0.
 inline void quantize_q8_K(const float* x, BlockQ8_K* out, std::size_t n) {
 #if FORGE_HAVE_AVX512
     constexpr int kVectors = kQK_K / 16;
@@ -29,8 +30,7 @@ inline void quantize_q8_K(const float* x, BlockQ8_K* out, std::size_t n) {
         __m512i mag[kVectors];
         __m512i top = _mm512_setzero_si512();
         for (int v = 0; v < kVectors; ++v) {
-            const __m512i m = _mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(x + 16 * v)), _mm512_set1_epi32(0x7fffffff));
-            mag[v] = _mm512_maskz_mov_epi32(_mm512_cmple_epu32_mask(m, _mm512_set1_epi32(0x7f800000)), m);
+            mag[v] = magnitude_bits(_mm512_loadu_ps(x + 16 * v));
             top = _mm512_max_epu32(top, mag[v]);
         }
         BlockQ8_K& y = out[b];

@@ -21,6 +21,15 @@
 
 namespace forge::cpu {
 
+#if FORGE_HAVE_AVX512
+// The magnitudes of 16 floats as bit patterns, NaN's as 0: non-negative floats order as their bits do, so
+// an unsigned maximum over these finds the largest magnitude and skips NaN, as the scalar quantizers do.
+inline __m512i magnitude_bits(__m512 v) {
+    const __m512i m = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff));
+    return _mm512_maskz_mov_epi32(_mm512_cmple_epu32_mask(m, _mm512_set1_epi32(0x7f800000)), m);
+}
+#endif
+
 struct Q8Layout {
     int step_blocks = 1;  // 32-value blocks per kernel step; a row's last step is zero-padded
     // Codes of a step's blocks side by side (false), or in two halves (true): values 0-15 of every block,
@@ -127,11 +136,7 @@ public:
     // maximum over magnitude bits, the same scale, codes rounded to nearest-even by the conversion.
     static float quantize_block(const float* x, std::int8_t* codes, std::int32_t& sum) {
         const __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
-        const auto magnitude = [](__m512 v) {
-            const __m512i m = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff));
-            return _mm512_maskz_mov_epi32(_mm512_cmple_epu32_mask(m, _mm512_set1_epi32(0x7f800000)), m);
-        };
-        const float amax = std::bit_cast<float>(_mm512_reduce_max_epu32(_mm512_max_epu32(magnitude(a), magnitude(b))));
+        const float amax = std::bit_cast<float>(_mm512_reduce_max_epu32(_mm512_max_epu32(magnitude_bits(a), magnitude_bits(b))));
         const float d = amax / 127.0f;
         const float id = inverse_scale(d);
         // NaN products become code 0, as in the portable form.
