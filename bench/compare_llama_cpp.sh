@@ -11,7 +11,8 @@
 # BUILD_DIR/bench/models (where bench_model writes them), written on first use. The 8B shape (a 4.5 GB
 # file) runs only when MODELS names it. Configure with -DFORGE_BUILD_ZOO=ON so that forge bench runs
 # these shapes with their compiled traits, as forge run would; without the zoo it runs them on the
-# runtime-shape path (its last line says which). llama.cpp is fetched and built once under BUILD_DIR/llama.cpp.
+# runtime-shape path; a line after each model's first forge rows says which path and kernels ran.
+# llama.cpp is fetched and built once under BUILD_DIR/llama.cpp.
 set -euo pipefail
 
 source "$(cd "$(dirname "$0")" && pwd)/llama_cpp_source.sh"
@@ -54,6 +55,7 @@ for spec in SmolLM2-135M-Q8_0:128 SmolLM2-135M-Q4_0:128 Qwen2.5-0.5B-Q8_0:512 Ti
     [[ $name == Llama-3.1-8B* && $only == . ]] && continue
     [[ $name == *_K* ]] || "$build/bench/write_models" "$models" "^$name\$" >/dev/null
     echo "== $name"
+    said=
     for t in ${threads//,/ }; do
         "$llama/build/bin/llama-bench" -m "$models/$name.gguf" -t "$t" -p "$prompts" -n 64 -r "$reps" 2>/dev/null | rows llama.cpp "$t"
         for k in ${kernel_sets//,/ }; do
@@ -63,8 +65,9 @@ for spec in SmolLM2-135M-Q8_0:128 SmolLM2-135M-Q4_0:128 Qwen2.5-0.5B-Q8_0:512 Ti
                 flags=()
                 [[ $load == mmap ]] || { label+=" --$load"; flags=(--"$load"); }
                 for p in ${prompts//,/ }; do
-                    FORGE_CPU_KERNELS=${k#best} "$build/forge" bench -m "$models/$name.gguf" -t "$t" -p "$p" -n 64 -r "$reps" "${flags[@]}" 2>/dev/null |
-                        rows "$label" "$t"
+                    out=$(FORGE_CPU_KERNELS=${k#best} "$build/forge" bench -m "$models/$name.gguf" -t "$t" -p "$p" -n 64 -r "$reps" "${flags[@]}" 2>/dev/null)
+                    rows "$label" "$t" <<< "$out"
+                    [[ $said == *"|$label|"* ]] || { sed -n "s/^peak RSS .*); /$label: /p" <<< "$out"; said+="|$label|"; }
                 done
             done
         done
