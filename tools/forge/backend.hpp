@@ -1,7 +1,8 @@
 #pragma once
 // --backend for every command that runs a model: cpu, metal (Apple GPUs, in builds with FORGE_METAL),
 // metal-emu (forge's Metal kernels run by the MSL emulator) or metal-cuda (the same kernels compiled by
-// nvcc for an NVIDIA GPU), passed to the library in ModelOptions; and --no-mmap, where the weights live.
+// nvcc for an NVIDIA GPU), passed to the library in ModelOptions; --no-mmap, where the weights live; and
+// --pin-threads.
 #include <string>
 
 #include "args.hpp"
@@ -19,16 +20,22 @@ inline gguf::File open_weights(const Args& args, const std::string& path) {
     return gguf::File::open(path, args.has("--no-mmap") ? Residency::own_memory : Residency::page_cache);
 }
 
+// --pin-threads: each CPU worker on a CPU of its own (ModelOptions::pin_threads).
+inline constexpr Option kPinThreads{"--pin-threads", "", false};
+
 // "mapped" or "read into memory": how the weights' bytes got there, for a command's report.
 inline const char* residency_name(const gguf::File& f) { return f.residency() == Residency::own_memory ? "read into memory" : "mapped"; }
 
 // "compiled traits X on cpu, avx2 kernels" / "runtime shape ... on cpu, ...": which path and kernels a
 // command took, for its report.
 inline std::string describe_path(const AnyModel& m) {
-    const std::string path = m.compiled_name().empty() ? (m.device_name() == "cpu" ? "runtime shape (no kernels compiled for its row lengths)"
-                                                                                  : "runtime shape (no compiled traits match this file)")
-                                                       : "compiled traits " + std::string(m.compiled_name());
-    return path + " on " + std::string(m.device_name()) + ", " + std::string(m.kernels()) + " kernels";
+    std::string path = "compiled traits " + std::string(m.compiled_name());
+    if (m.compiled_name().empty())
+        path = m.device_name() != "cpu"      ? "runtime shape (no compiled traits match this file)"
+               : m.row_length_kernels() ? "runtime shape, kernels compiled for its row lengths"
+                                        : "runtime shape (no kernels compiled for its row lengths)";
+    path += " on " + std::string(m.device_name()) + ", " + std::string(m.kernels()) + " kernels";
+    return m.threads_pinned() ? path + ", threads pinned" : path;
 }
 
 }  // namespace forge::cli
