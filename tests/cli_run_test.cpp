@@ -13,7 +13,6 @@
 #include <fstream>
 
 #include "forge/cpu/dispatch/select.hpp"
-#include "forge/cpu/thread_pinning.hpp"
 #include "gguf_fixtures.hpp"
 #include "reference.hpp"
 #include "run_process.hpp"
@@ -64,19 +63,6 @@ TEST(CliRun, SameSeedSameTextAndTheRuntimePathIsNamed) {
     ASSERT_EQ(c.exit_code, 0) << c.err;
     EXPECT_EQ(c.out, a.out) << "only the path differs, not the math";
     EXPECT_NE(c.err.find("runtime shape"), std::string::npos) << c.err;
-}
-
-// --pin-threads pins the workers, and the report says so.
-TEST(CliBench, PinThreadsIsReported) {
-    if (cpu::CpuTally::instance().usable().size() < 2) GTEST_SKIP() << "pinning needs two CPUs this process may use";
-    const std::vector<std::string> cmd = {FORGE_CLI, "bench", "-m", model_path("synth-llama-q4_0.gguf"), "-p", "8", "-n", "4", "-r", "1", "-t", "2"};
-    auto pin = cmd;
-    pin.emplace_back("--pin-threads");
-    const auto a = run_process(cmd), b = run_process(pin);
-    ASSERT_EQ(a.exit_code, 0) << a.err;
-    ASSERT_EQ(b.exit_code, 0) << b.err;
-    EXPECT_EQ(a.out.find("threads pinned"), std::string::npos) << a.out;
-    EXPECT_NE(b.out.find("kernels, threads pinned"), std::string::npos) << b.out;
 }
 
 // --no-mmap reads the weights into memory: the same text, and the report says where the weights were.

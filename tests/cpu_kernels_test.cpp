@@ -15,7 +15,6 @@
 #include <new>
 #include <limits>
 #include <random>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -660,54 +659,6 @@ TEST(ThreadPool, OtherThreadsTakeTheWorkOfABusyOne) {
     });
     EXPECT_FALSE(waited_out);
     EXPECT_EQ(others_done.load(), 7);
-}
-
-// With pin, every worker may run on one CPU only, a usable one, and no two workers share one, also across
-// two pools alive at once; the caller is left alone. A pool with more threads than usable CPUs pins none.
-TEST(ThreadPool, PinnedWorkersHaveACpuEach) {
-    const std::vector<int> usable = cpu::CpuTally::instance().usable();
-    if (usable.size() < 2) GTEST_SKIP() << "pinning needs two CPUs this process may use; it has " << usable.size();
-    const int threads = int(usable.size());
-    const auto is_usable = [&](int c) { return std::find(usable.begin(), usable.end(), c) != usable.end(); };
-    {
-        cpu::ThreadPool pool(threads, true);
-        ASSERT_TRUE(pool.pinned());
-        std::set<int> cpus;
-        for (int i = 1; i < threads; ++i) {
-            const int c = pool.worker_cpu(i);
-            EXPECT_TRUE(is_usable(c)) << "worker " << i << " on " << c;
-            EXPECT_TRUE(cpus.insert(c).second) << "two workers on CPU " << c;
-        }
-        std::vector<std::atomic<int>> hits(1000);
-        pool.parallel_for(hits.size(), [&](std::size_t b, std::size_t e) {
-            for (std::size_t i = b; i < e; ++i) hits[i].fetch_add(1);
-        });
-        for (const auto& h : hits) ASSERT_EQ(h.load(), 1);
-    }
-    {
-        cpu::ThreadPool a(2, true), b(2, true);
-        ASSERT_TRUE(a.pinned() && b.pinned());
-        EXPECT_NE(a.worker_cpu(1), b.worker_cpu(1)) << "two pools alive at once, " << usable.size() << " CPUs";
-    }
-    cpu::ThreadPool crowded(threads + 1, true), unpinned(2);
-    EXPECT_FALSE(crowded.pinned());
-    EXPECT_EQ(crowded.worker_cpu(1), -1);
-    EXPECT_FALSE(unpinned.pinned());
-    EXPECT_EQ(unpinned.worker_cpu(1), -1);
-}
-
-// ModelOptions::pin_threads reaches the model's pool and changes no result.
-TEST(ModelDecode, PinnedThreadsGiveTheSameLogits) {
-    if (cpu::CpuTally::instance().usable().size() < 2) GTEST_SKIP() << "pinning needs two CPUs this process may use";
-    const auto file = model_path("synth-llama-q4_0.gguf");
-    Model<> free(gguf::File::open(file), {.threads = 2}), pinned(gguf::File::open(file), {.threads = 2, .pin_threads = true});
-    EXPECT_FALSE(free.threads_pinned());
-    ASSERT_TRUE(pinned.threads_pinned());
-    const std::int32_t prompt[] = {1, 5, 9, 13, 2, 7, 11, 3, 4};
-    const auto a = free.prefill(prompt), b = pinned.prefill(prompt);
-    EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin(), b.end()));
-    const auto c = free.decode(3), d = pinned.decode(3);
-    EXPECT_TRUE(std::equal(c.begin(), c.end(), d.begin(), d.end()));
 }
 
 TEST(ModelDecode, AllocatesNothingAfterWarmUp) {

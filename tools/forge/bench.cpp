@@ -26,12 +26,10 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: forge bench -m MODEL.gguf [-t THREADS] [-p N_PROMPT] [-n N_GEN] [-r REPETITIONS] [--backend cpu|metal|metal-emu] [--no-mmap]\n"
-    "                   [--pin-threads]\n"
     "  ppN: N prompt tokens prefilled from an empty context (default 512; 0 skips)\n"
     "  tgN: N tokens decoded one at a time from an empty context (default 128; 0 skips)\n"
     "  each test runs once to warm up, then REPETITIONS times (default 5); threads default to the core count\n"
-    "  --no-mmap: the weights read into the process's own memory instead of mapped from the page cache\n"
-    "  --pin-threads: each worker thread on a CPU of its own (where there are enough)\n";
+    "  --no-mmap: the weights read into the process's own memory instead of mapped from the page cache\n";
 
 struct Stats {
     double mean = 0, stdev = 0;
@@ -58,7 +56,7 @@ std::string human_bytes(double b) {
 
 int bench(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--threads", "-t"}, {"--n-prompt", "-p"}, {"--n-gen", "-n"},
-                                 {"--repetitions", "-r"}, {"--backend", ""}, kNoMmap, kPinThreads, {"--help", "-h", false}});
+                                 {"--repetitions", "-r"}, {"--backend", ""}, kNoMmap, {"--help", "-h", false}});
     if (args.has("--help")) {
         std::fputs(kUsage, stdout);
         return 0;
@@ -75,7 +73,7 @@ int bench(int argc, char** argv) {
     if (reps < 1) throw Error("--repetitions must be at least 1");
 
     const Backend backend = parse_backend(args.get_or("--backend", "cpu"));
-    const auto opened = open_model(open_weights(args, *path), {.context = std::max(n_prompt, n_gen), .threads = threads, .pin_threads = args.has("--pin-threads"), .backend = backend});
+    const auto opened = open_model(open_weights(args, *path), {.context = std::max(n_prompt, n_gen), .threads = threads, .backend = backend});
     AnyModel& model = *opened;
     const ModelShape& s = model.shape();
     std::uint64_t params = 0;

@@ -19,11 +19,10 @@ namespace {
 constexpr const char* kRunUsage =
     "usage: forge run [-m MODEL.gguf] [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
     "                 [--repeat-penalty R] [--seed S] [--threads N] [-c CONTEXT] [--backend cpu|metal|metal-emu]\n"
-    "                 [--check-tensors] [--no-mmap] [--pin-threads]\n"
+    "                 [--check-tensors] [--no-mmap]\n"
     "  Sampling defaults are llama.cpp's: --temp 0.8 --top-k 40 --top-p 0.95 --min-p 0.05; --seed: random.\n"
     "  --threads: one per hardware thread. --check-tensors: scan the weights for NaN and infinity first.\n"
     "  --no-mmap: read the weights into the process's own memory instead of mapping them from the page cache.\n"
-    "  --pin-threads: each worker thread on a CPU of its own (where there are enough).\n"
     "  without -m: %s\n";
 
 }  // namespace
@@ -32,7 +31,7 @@ int run(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--prompt", "-p"}, {"--n-predict", "-n"}, {"--temp", ""},
                                  {"--top-k", ""}, {"--top-p", ""}, {"--min-p", ""}, {"--repeat-penalty", ""},
                                  {"--seed", "-s"}, {"--threads", "-t"}, {"--ctx-size", "-c"}, {"--backend", ""},
-                                 {"--check-tensors", "", false}, kNoMmap, kPinThreads, {"--help", "-h", false}});
+                                 {"--check-tensors", "", false}, kNoMmap, {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kRunUsage, FORGE_DEFAULT_MODEL);
         return 0;
@@ -52,7 +51,6 @@ int run(int argc, char** argv) {
     const std::string path = args.get_or("--model", FORGE_DEFAULT_MODEL);
     const auto t0 = std::chrono::steady_clock::now();
     LanguageModel lm = LanguageModel::open(open_weights(args, path), {.context = args.number("--ctx-size", 0), .threads = args.number("--threads", 0),
-                                                  .pin_threads = args.has("--pin-threads"),
                                                   .backend = parse_backend(args.get_or("--backend", "cpu")),
                                                   .check_tensors = args.has("--check-tensors")});
     const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -31,7 +31,7 @@ namespace {
 
 constexpr const char* kServeUsage =
     "usage: forge serve [-m MODEL.gguf] [--host 127.0.0.1] [--port 8080] [--parallel N] [--cache-ram MIB] [--threads N] [-c CONTEXT]\n"
-    "                   [--backend cpu|metal|metal-emu] [--check-tensors] [--no-mmap] [--pin-threads] [--api-key KEY] [--cors-origin ORIGIN]...\n"
+    "                   [--backend cpu|metal|metal-emu] [--check-tensors] [--no-mmap] [--api-key KEY] [--cors-origin ORIGIN]...\n"
     "                   [--chat-template-file FILE]\n"
     "                   [--max-connections N] [--max-body BYTES] [--timeout SECONDS] [--shutdown-timeout SECONDS]\n"
     "  --port 0 picks a free port; the address is printed on stderr once the server is ready.\n"
@@ -41,7 +41,6 @@ constexpr const char* kServeUsage =
     "                   (evicted least recently used; at most 1024 more; default 0).\n"
     "  --threads N kernel threads (default: one per core).\n"
     "  --no-mmap  read the weights into the process's own memory instead of mapping them from the page cache.\n"
-    "  --pin-threads  each kernel thread on a CPU of its own (where there are enough).\n"
     "  --max-body B largest request body in bytes (default 1048576); a request may send twice that plus\n"
     "                   its head in all, chunk framing included.\n"
     "  --timeout S read and write timeout for slow clients (default 10).\n"
@@ -81,7 +80,7 @@ std::pair<chat::Template, std::string> chat_template_of(const Args& args, const 
 int serve(int argc, char** argv) {
     const Args args(argc, argv, {{"--model", "-m"}, {"--host", ""}, {"--port", ""}, {"--parallel", "-np"}, {"--threads", "-t"}, {"--cache-ram", ""},
                                  {"--ctx-size", "-c"}, {"--backend", ""}, {"--max-connections", ""}, {"--max-body", ""}, {"--timeout", ""}, {"--shutdown-timeout", ""},
-                                 {"--check-tensors", "", false}, kNoMmap, kPinThreads, {"--api-key", ""}, {"--cors-origin", ""}, {"--chat-template-file", ""},
+                                 {"--check-tensors", "", false}, kNoMmap, {"--api-key", ""}, {"--cors-origin", ""}, {"--chat-template-file", ""},
                                  {"--help", "-h", false}});
     if (args.has("--help")) {
         std::printf(kServeUsage, FORGE_DEFAULT_MODEL);
@@ -124,7 +123,7 @@ int serve(int argc, char** argv) {
     const gguf::File file = open_weights(args, path);
     const Tokenizer tok = Tokenizer::from_gguf(file);
     auto [chat_template, template_source] = chat_template_of(args, file);
-    const ModelOptions model_options{.context = args.number("--ctx-size", 0), .threads = threads, .pin_threads = args.has("--pin-threads"), .backend = backend};
+    const ModelOptions model_options{.context = args.number("--ctx-size", 0), .threads = threads, .backend = backend};
     ModelOptions first_options = model_options;  // the weights are scanned once, by the first model
     first_options.check_tensors = args.has("--check-tensors");
     std::unique_ptr<AnyModel> first = open_model(file, first_options);
@@ -153,10 +152,10 @@ int serve(int argc, char** argv) {
     serve::Server server(api, opt);
 
     const auto stats = scheduler.stats();
-    std::fprintf(stderr, "forge serve: model %s, chat template %s, tool calls %s, %d slot(s) of %d tokens on %s (%d generating at once%s), %d thread(s)%s\n",
+    std::fprintf(stderr, "forge serve: model %s, chat template %s, tool calls %s, %d slot(s) of %d tokens on %s (%d generating at once%s), %d thread(s)\n",
                  printable(path).c_str(), template_source.c_str(), std::string(chat::tool_call_format_name(api.tool_call_format())).c_str(),
                  stats.slots, scheduler.context(), std::string(scheduler.front().device_name()).c_str(), stats.running,
-                 shared_passes ? ", in shared passes" : "", threads, scheduler.front().threads_pinned() ? ", pinned" : "");
+                 shared_passes ? ", in shared passes" : "", threads);
     // The cap is lowered where the open-file limit (raised to its hard limit) leaves room for fewer.
     std::fprintf(stderr, "forge serve: listening on http://%s:%d (at most %d connections%s)\n", opt.host.c_str(), server.port(),
                  server.max_connections(), server.max_connections() < opt.max_connections ? ", as the open-file limit allows" : "");

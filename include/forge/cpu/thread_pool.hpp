@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "forge/cpu/simd/x86.hpp"
-#include "forge/cpu/thread_pinning.hpp"
 
 namespace forge::cpu {
 
@@ -32,18 +31,9 @@ class ThreadPool {
 public:
     static constexpr int kPartsPerThread = 4;
 
-    // With `pin`, each worker is pinned to a CPU of its own where the process has enough of them
-    // (thread_pinning.hpp); the caller, thread 0, is never pinned.
-    explicit ThreadPool(int threads = 1, bool pin = false) : n_(std::max(1, threads)) {
-        if (pin) cpus_ = CpuTally::instance().take(n_ - 1, current_cpu());
+    explicit ThreadPool(int threads = 1) : n_(std::max(1, threads)) {
         workers_.reserve(std::size_t(n_ - 1));
-        for (int i = 1; i < n_; ++i) {
-            workers_.emplace_back([this, i] { work(i); });
-            if (!cpus_.empty() && !pin_thread(workers_.back(), cpus_[std::size_t(i - 1)])) {
-                CpuTally::instance().release(cpus_);  // refused: the pool does not count as pinned
-                cpus_.clear();
-            }
-        }
+        for (int i = 1; i < n_; ++i) workers_.emplace_back([this, i] { work(i); });
     }
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
@@ -52,14 +42,9 @@ public:
         generation_.fetch_add(1, std::memory_order_release);
         generation_.notify_all();
         for (auto& t : workers_) t.join();
-        CpuTally::instance().release(cpus_);
     }
 
     int size() const { return n_; }
-    // Whether the workers are pinned, each to a CPU of its own.
-    bool pinned() const { return !cpus_.empty(); }
-    // The only CPU worker `i` (1 to size() - 1) may run on, read back from the system; -1 if it may run on several.
-    int worker_cpu(int i) { return pinned_cpu(workers_.at(std::size_t(i - 1))); }
 
     // Calls fn(part, thread) once for every part in [0, parts), spread over the pool's threads (the
     // caller is thread 0; `thread` < size() indexes per-thread scratch), and waits for all of them.
@@ -156,7 +141,6 @@ private:
     int n_;
     void (*dispatch_)(ThreadPool&, int, void (*)(void*, int, int), void*) = &ThreadPool::dispatch;
     std::vector<std::thread> workers_;
-    std::vector<int> cpus_;  // worker i's CPU is cpus_[i - 1]; empty when not pinned
     // Written before the generation bump and read after seeing it.
     void (*task_)(void*, int, int) = nullptr;
     void* ctx_ = nullptr;

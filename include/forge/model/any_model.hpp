@@ -122,9 +122,8 @@ public:
     // The compiled traits' name, or empty on the runtime-shape path.
     virtual std::string_view compiled_name() const = 0;
     // On the CPU: whether every matmul runs kernels unrolled for its row length (compiled traits, or a
-    // runtime shape whose lengths the program registered), and whether the workers are pinned.
+    // runtime shape whose lengths the program registered).
     virtual bool row_length_kernels() const { return false; }
-    virtual bool threads_pinned() const { return false; }
     // What computes the model: "cpu", or the GPU device's name.
     virtual std::string_view device_name() const { return "cpu"; }
     // The kernels computing it: on the CPU the kernel set chosen when it loaded (portable, avx2,

@@ -188,7 +188,6 @@ public:
     std::string_view device_name() const override { return model_->device_name(); }
     std::string_view kernels() const override { return model_->kernels(); }
     bool row_length_kernels() const override { return model_->row_length_kernels(); }
-    bool threads_pinned() const override { return model_->threads_pinned(); }
 
 private:
     std::span<const float> feed(std::span<const std::int32_t> tokens, float* all_logits, const AbortCheck& abort) override {

@@ -57,8 +57,6 @@ public:
     int context() const { return core_->context_; }
     int position() const { return seq_.pos; }
     int threads() const { return core_->pool_.size(); }
-    // Whether its CPU workers are pinned (ModelOptions::pin_threads, where the machine has a CPU for each).
-    bool threads_pinned() const { return core_->pool_.pinned(); }
     std::size_t kv_cache_bytes() const { return seq_.cache.bytes(); }
     // Whether every matmul runs kernels unrolled for its row length (always with compiled traits).
     bool row_length_kernels() const { return core_->row_length_kernels(); }
@@ -167,7 +165,7 @@ private:
     public:
         Core(gguf::File file, ModelOptions opt)
             : file_(std::move(file)), shape_(checked_shape(file_)), context_(resolve_context(opt.context, shape())),
-              weights_(load_weights(file_, shape(), context_)), batch_(std::max(1, opt.max_batch)), pool_(resolve_threads(opt.threads), opt.pin_threads),
+              weights_(load_weights(file_, shape(), context_)), batch_(std::max(1, opt.max_batch)), pool_(resolve_threads(opt.threads)),
               kernels_(cpu::select_kernel_set()), rope_(batch_, shape().head_dim), gemm_hidden_(gemm_for(shape().hidden)), gemm_qdim_(gemm_for(shape().q_dim())),
               gemm_ffn_(gemm_for(shape().ffn)) {
             if constexpr (kCompiled) require_layer_type(weights_, Traits::shape.weights);

@@ -26,7 +26,6 @@ public:
     const gguf::File& file() const override { return m_.file(); }
     std::string_view kernels() const override { return m_.kernels(); }
     bool row_length_kernels() const override { return m_.row_length_kernels(); }
-    bool threads_pinned() const override { return m_.threads_pinned(); }
     // A runtime shape equal to compiled traits of the catalog, running the kernels registered for its
     // row lengths, is what those traits compile to: it carries their name.
     std::string_view compiled_name() const override {

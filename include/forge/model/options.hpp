@@ -39,7 +39,6 @@ inline Backend parse_backend(std::string_view name) {
 struct ModelOptions {
     int context = 0;      // KV-cache positions; 0 = the model's max_context, capped at kDefaultContextCap
     int threads = 0;      // worker threads for the CPU kernels; 0 = one per hardware thread
-    bool pin_threads = false;  // each CPU worker on a CPU of its own (cpu/thread_pinning.hpp), where there are enough
     int max_batch = 256;  // prefill processes tokens in batches of at most this many: a batch reads the weights once
     Backend backend = Backend::cpu;
     bool check_tensors = false;  // scan every weight for NaN and infinity before loading (as llama.cpp's --check-tensors)
