@@ -155,10 +155,10 @@ void gemm_rows(const WeightView& w, const typename K::Input& in, int r0, int r1,
         const int tokens = in.tokens();
         if (tokens <= K::kTokens) {
             // Decode: tile i takes row i of each of the rows' R quarters, as the Q4_0 kernel does (see
-            // kernels_avx512.hpp): R sequential streams the hardware prefetcher follows. Each is fetched
-            // as many rows ahead as R adjacent rows would be, at least kPrefetchBytes.
+            // kernels_avx512.hpp): R sequential streams the hardware prefetcher follows, each moving on
+            // one row per tile.
             const int full = (r1 - r0) / R, rest = (r1 - r0) % R;
-            const std::size_t ahead = prefetch_rows(R, stride) * stride;
+            const std::size_t ahead = prefetch_distance(stride);
             for (int i = 0; i < full; ++i) fn(R, tokens)(w.row(r0 + i), stride, full, ahead, w.cols, in, 0, y + r0 + i, y_stride);
             if (rest > 0) fn(rest, tokens)(w.row(r0 + full * R), stride, 1, std::size_t(rest) * stride, w.cols, in, 0, y + r0 + full * R, y_stride);
             return;

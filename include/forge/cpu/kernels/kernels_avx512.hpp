@@ -179,7 +179,7 @@ private:
         // Bytes between a tile's rows, and from one tile to the next.
         const std::size_t stride = rows.stride * std::size_t(rows.gap), tile_bytes = rows.stride * std::size_t(rows.step);
         const std::size_t row_bytes = std::size_t(blocks) * kBlockBytes;
-        const std::size_t prefetch_tiles = prefetch_rows(R, rows.stride) / std::size_t(rows.step);
+        const std::size_t prefetch_ahead = prefetch_distance(tile_bytes);
         __m512 d[R];  // weight scales of the next chunk to compute
         FORGE_UNROLL for (int r = 0; r < R; ++r) d[r] = chunk_scales(w0 + std::size_t(r) * stride, 0, row_bytes);
         for (int i = 0; i < tiles; ++i, w0 += tile_bytes, y += rows.step) {
@@ -189,7 +189,7 @@ private:
             // Rows ahead are also fetched in software while this tile computes: the hardware prefetcher
             // stops at page boundaries, and alone it was measured slower.
             const std::byte* next = w0 + tile_bytes;
-            const std::byte* ahead = w0 + prefetch_tiles * tile_bytes;
+            const std::byte* ahead = w0 + prefetch_ahead;
             for (int c = 0; c < blocks; c += kChunk) {
                 __m512 wd[R][T];  // weight scale x activation scale of each of the chunk's blocks
                 FORGE_UNROLL for (int r = 0; r < R; ++r)
