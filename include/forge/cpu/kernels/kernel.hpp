@@ -42,8 +42,8 @@
 namespace forge::cpu {
 
 // Decode's weight rows are fetched in software at least this far ahead in each sequential stream: less
-// is too little to cover the memory latency on short rows (SmolLM2's 576-value Q4_0 rows decoded 8%
-// slower one tile ahead); further ahead, the 8B shape's 2.3 KB rows decoded slower.
+// does not cover the memory latency on short rows, and further ahead was slower on long ones (both
+// measured in docs/performance.md).
 inline constexpr std::size_t kPrefetchBytes = 2048;
 
 // How far ahead a stream that moves on `advance` bytes from one tile to the next is fetched: whole tiles,
