@@ -627,6 +627,31 @@ TEST(ThreadPool, ParallelForCoversEveryIndexOnce) {
     }
 }
 
+// A full set of parts is rounds of one part a thread, each round half the one before, so the threads
+// that stream slower than the others hold the dispatch up by a small part, not a large one.
+TEST(ThreadPool, PartsShrinkByRoundsAndCoverTheWork) {
+    for (const int threads : {2, 3, 16}) {
+        cpu::ThreadPool pool(threads);
+        const auto n = std::size_t(threads);
+        const std::size_t last = 64, units = 15 * n * last;  // 15 parts of the last round's size a thread
+        const int parts = pool.parts_for(units);
+        ASSERT_EQ(parts, threads * cpu::ThreadPool::kPartsPerThread);
+        EXPECT_EQ(pool.part_begin(0, parts, units), 0u);
+        EXPECT_EQ(pool.part_begin(parts, parts, units), units);
+        for (int p = 0; p < parts; ++p) {
+            const std::size_t round = std::size_t(p) / n;
+            EXPECT_EQ(pool.part_begin(p + 1, parts, units) - pool.part_begin(p, parts, units), last << (3 - round))
+                << threads << " threads, part " << p;
+        }
+        // Any amount of work: parts in order, none past the end, together all of it.
+        for (const std::size_t u : {std::size_t(5), std::size_t(64), std::size_t(1001), std::size_t(7168)}) {
+            const int k = pool.parts_for(u);
+            for (int p = 0; p < k; ++p) ASSERT_LE(pool.part_begin(p, k, u), pool.part_begin(p + 1, k, u)) << u << " units, part " << p;
+            EXPECT_EQ(pool.part_begin(k, k, u), u);
+        }
+    }
+}
+
 TEST(ThreadPool, RunCallsEveryPartOnceAcrossManyDispatches) {
     cpu::ThreadPool pool(3);
     for (int i = 0; i < 5000; ++i) {

@@ -6,7 +6,10 @@
 //
 // The work is cut into more parts than threads and every thread, the caller included, claims parts
 // until none are left. So a worker the OS has not scheduled yet (a busy machine) delays nothing: the
-// others take its parts. Which thread computes a part never changes the result.
+// others take its parts. Parts shrink as the dispatch goes on (part_begin), so that the threads run out
+// of work at nearly the same moment: threads that share the memory bandwidth do not stream at one speed,
+// and with equal parts the fastest waited up to a whole part for the slowest. Which thread computes a
+// part never changes the result.
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -66,8 +69,8 @@ public:
         const std::size_t units = (count + grain - 1) / grain;
         const int parts = int(std::min<std::size_t>(units, std::size_t(n_) * kPartsPerThread));
         run(parts, [&](int p, int) {
-            const std::size_t b = std::min(count, units * std::size_t(p) / std::size_t(parts) * grain);
-            const std::size_t e = std::min(count, units * std::size_t(p + 1) / std::size_t(parts) * grain);
+            const std::size_t b = std::min(count, part_begin(p, parts, units) * grain);
+            const std::size_t e = std::min(count, part_begin(p + 1, parts, units) * grain);
             if (b < e) fn(b, e);
         });
     }
@@ -75,6 +78,21 @@ public:
     // How many parts run() should cut `units` of work into.
     int parts_for(std::size_t units) const {
         return int(std::min<std::size_t>(units, std::size_t(n_) * kPartsPerThread));
+    }
+
+    // Where part p of `parts` (as parts_for gave) begins in `units` of work; part_begin(parts) is `units`.
+    // A full set of parts is kPartsPerThread rounds of one part a thread, each round half the work of
+    // the round before (8/15, 4/15, 2/15 and 1/15 of it), so the parts claimed last are the smallest;
+    // fewer parts than that are equal.
+    std::size_t part_begin(int p, int parts, std::size_t units) const {
+        if (p >= parts) return units;
+        const auto P = std::size_t(p), n = std::size_t(n_);
+        if (parts != n_ * kPartsPerThread) return units * P / std::size_t(parts);
+        constexpr std::size_t R = kPartsPerThread, whole = (std::size_t(1) << R) - 1;
+        const std::size_t round = P / n, k = P % n;
+        // In units of one part of the last round: the rounds before this one, then k parts of this one.
+        const std::size_t done = n * (whole + 1 - (std::size_t(1) << (R - round))) + (std::size_t(1) << (R - 1 - round)) * k;
+        return units * done / (whole * n);
     }
 
 private:

@@ -254,8 +254,8 @@ void gemm(std::initializer_list<GemmJob> jobs, GemmInput& in, ThreadPool& pool) 
             detail::with_kernel<Isa>(j.w.type, in.rows().n, [&]<class K>() {
                 const std::size_t grain = std::size_t(detail::row_grain<K>(in.rows().n)), rows = std::size_t(j.w.rows);
                 const std::size_t tiles = (rows + grain - 1) / grain;
-                const int b = int(std::min(rows, tiles * std::size_t(part) / std::size_t(parts) * grain));
-                const int e = int(std::min(rows, tiles * std::size_t(part + 1) / std::size_t(parts) * grain));
+                const int b = int(std::min(rows, pool.part_begin(part, parts, tiles) * grain));
+                const int e = int(std::min(rows, pool.part_begin(part + 1, parts, tiles) * grain));
                 if (b >= e) return;
                 // Float weights keep the runtime row length: not measured to gain, and one kernel set fewer
                 // for every compiled model to instantiate.
