@@ -67,7 +67,7 @@ public:
     void parallel_for(std::size_t count, Fn&& fn, std::size_t grain = 1) {
         if (count == 0) return;
         const std::size_t units = (count + grain - 1) / grain;
-        const int parts = int(std::min<std::size_t>(units, std::size_t(n_) * kPartsPerThread));
+        const int parts = parts_for(units);
         run(parts, [&](int p, int) {
             const std::size_t b = std::min(count, part_begin(p, parts, units) * grain);
             const std::size_t e = std::min(count, part_begin(p + 1, parts, units) * grain);
